@@ -1,0 +1,118 @@
+"""HTTP for wucme: the transport interface and its two implementations.
+
+wµCME carries its own HTTP/1.1 client because cURL was not available on VMS;
+`wucme.http.client` is that client (the default).  `wucme.http.reqs` is a
+second transport on `requests`, selected by the logical name WUCME_HTTP=requests.
+Both pass one conformance suite (tests/loopback/test_transport_conformance.py).
+
+This package imports nothing of wucme above it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from wucme import __version__
+
+USER_AGENT = f"wucme/{__version__} (wuCME; uacme-compatible ACME client)"
+#: Default bound on a response body; a larger one raises ResponseTooLarge.
+MAX_BODY = 4 * 1024 * 1024
+
+
+class HttpError(Exception):
+    """A transport-level failure: no usable HTTP response was received."""
+
+
+class ConnectError(HttpError):
+    """The TCP connection (or the proxy's CONNECT) could not be made."""
+
+
+class HttpTimeout(HttpError):
+    """Connecting or reading took longer than the configured timeout."""
+
+
+class TLSError(HttpError):
+    """The TLS handshake failed, including certificate verification."""
+
+
+class ProtocolError(HttpError):
+    """The peer's bytes were not valid HTTP/1.1."""
+
+
+class ResponseTooLarge(HttpError):
+    """The response body exceeded HttpConfig.max_body."""
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Everything a transport needs to know; built by the caller from logical names."""
+
+    ca_bundle: str | None = None  # PEM file of trusted roots (WUCME_CA_BUNDLE, UACME_CAINFO)
+    ca_path: str | None = None  # directory of hashed roots (UACME_CAPATH)
+    proxy: str | None = None  # http://[user:pass@]host:port, used through CONNECT (UACME_PROXY)
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_body: int = MAX_BODY
+    user_agent: str = USER_AGENT
+
+
+@dataclass
+class Response:
+    """One HTTP response, body fully read."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    url: str = ""
+
+    def header(self, name: str) -> str | None:
+        """First value of a header, case-insensitively (uacme's find_header)."""
+        low = name.lower()
+        for k, v in self.headers:
+            if k.lower() == low:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of a repeated header, in order (e.g. several Link lines)."""
+        low = name.lower()
+        return [v for k, v in self.headers if k.lower() == low]
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("Content-Type") or "").split(";")[0].strip().lower()
+
+
+class Transport(Protocol):
+    """What the ACME layer needs from HTTP: one request, one fully read response."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+def make_transport(kind: str = "builtin", config: HttpConfig | None = None) -> Transport:
+    """The transport named `kind`: "builtin" (own client) or "requests"."""
+    config = config or HttpConfig()
+    k = (kind or "builtin").strip().lower()
+    if k in ("builtin", "wucme", "own", ""):
+        from wucme.http.client import HttpClient
+
+        return HttpClient(config)
+    if k == "requests":
+        from wucme.http.reqs import RequestsTransport
+
+        return RequestsTransport(config)
+    raise ValueError(f"unknown HTTP transport {kind!r} (builtin or requests)")
+
+
+__all__ = [
+    "USER_AGENT", "MAX_BODY", "HttpError", "ConnectError", "HttpTimeout", "TLSError",
+    "ProtocolError", "ResponseTooLarge", "HttpConfig", "Response", "Transport", "make_transport",
+]
