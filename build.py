@@ -24,7 +24,8 @@ NATIVE = HERE / "native"
 
 #: Debian packages the tests and the demo use (real parts, not mocks).
 DEBIAN_PACKAGES = ["pebble", "uacme", "apache2", "nginx", "openssl", "ca-certificates"]
-PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4"]
+PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "setuptools>=61", "wheel", "cffi>=1.15",
+                        "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4"]
 
 
 def _native_names() -> list[str]:
