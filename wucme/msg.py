@@ -1,0 +1,34 @@
+"""Progress and diagnostics by verbosity level (port of uacme's msg.c).
+
+Level 0 always shows; -v raises the level: 1 progress, 2 payloads and JSON,
+3 headers, bodies and whole JWS.  Private keys never reach this module.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+
+class Msg:
+    """A `msg(level, text)` writer, safe to call from the authorization threads."""
+
+    def __init__(self, level: int = 0, stream: TextIO | None = None, prog: str = "wucme"):
+        self.level = level
+        self.stream = stream
+        self.prog = prog
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, text: str) -> None:
+        if level <= self.level:
+            self.write(text)
+
+    def write(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        with self._lock:
+            stream.write(f"{self.prog}: {text}\n")
+            stream.flush()
+
+    def warn(self, text: str) -> None:
+        """uacme's warnx(): shown at every level."""
+        self.write(text)

@@ -1,0 +1,265 @@
+"""The ACME session and its requests: uacme's acme_t, acme_get(), acme_post().
+
+Differences from uacme, each deliberate:
+- nonces are pooled (every response's Replay-Nonce is kept, RFC 8555 §6.5), so
+  the authorization threads rarely wait for newNonce;
+- rateLimited is retried on 429 as well as 503 (Let's Encrypt answers 429);
+- a badNonce retry is bounded by `max_badnonce` tries, each with the nonce the
+  error carried (RFC 8555 §6.5);
+- URLs the CA hands out must keep the directory's scheme: no signed POST ever
+  goes to plain http when the directory is https.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wucme.core import jws
+from wucme.core.b64 import is_b64url
+from wucme.core.problem import AcmeProblem, BadNonce, RateLimited
+from wucme.core.retry import Backoff, retry_after
+from wucme.errors import ProtocolViolation, WucmeError
+from wucme.http import HttpError, Response, Transport
+from wucme.msg import Msg
+
+PRODUCTION_URL = "https://acme-v02.api.letsencrypt.org/directory"
+STAGING_URL = "https://acme-staging-v02.api.letsencrypt.org/directory"
+JOSE_JSON = "application/jose+json"
+PEM_CHAIN = "application/pem-certificate-chain"
+
+
+@dataclass
+class AcmeReply:
+    """One CA answer: uacme keeps these in acme_t (json, headers, body, type)."""
+
+    status: int
+    response: Response
+    json: Any = None
+
+    @property
+    def location(self) -> str | None:
+        return self.response.header("Location")
+
+    def header(self, name: str) -> str | None:
+        return self.response.header(name)
+
+    @property
+    def body(self) -> bytes:
+        return self.response.body
+
+    def problem(self) -> AcmeProblem | None:
+        """Port of acme_error(): the problem document, if this answer carries one."""
+        is_problem = self.response.content_type == "application/problem+json"
+        if not is_problem and isinstance(self.json, dict) and isinstance(
+            self.json.get("error"), dict
+        ):
+            return AcmeProblem.from_json(self.status, self.json["error"])
+        if not is_problem:
+            return None
+        ra = retry_after(self.header("Retry-After"), 0) or None
+        if isinstance(self.json, dict):
+            return AcmeProblem.from_json(self.status, self.json, ra)
+        return AcmeProblem.from_body(self.status, self.body, ra)
+
+    def expect(self, *statuses: int, what: str) -> "AcmeReply":
+        """The reply itself when its status is one of `statuses`; otherwise raise."""
+        if self.status in statuses:
+            return self
+        prob = self.problem()
+        if prob is not None:
+            prob.text = f"failed to {what}: {prob.text}"
+            raise prob
+        raise ProtocolViolation(f"failed to {what}: unexpected HTTP {self.status} from {self.response.url}")
+
+    def jstr(self, key: str) -> str | None:
+        """uacme's json_find_string() on the top object."""
+        if isinstance(self.json, dict) and isinstance(self.json.get(key), str):
+            return str(self.json[key])
+        return None
+
+
+@dataclass
+class AcmeSession:
+    """Port of uacme's acme_t: the account key, the directory and the pieces of state."""
+
+    transport: Transport
+    directory: str = PRODUCTION_URL
+    key: Any = None  # account key (or the certificate key, for revoke with CERTKEYFILE)
+    kid: str | None = None  # account URL (RFC 8555 §7.3)
+    dir: dict[str, Any] = field(default_factory=dict)
+    account: dict[str, Any] | None = None
+    order: dict[str, Any] | None = None
+    hook: str | None = None
+    email: str | None = None
+    eab_keyid: str | None = None
+    eab_key: bytes | None = None
+    eab_bits: int = 256
+    alternate: int | bytes | None = None  # -l N, or a SHA-256/AKI prefix
+    profile: str | None = None
+    confdir: str | None = None
+    log: Msg = field(default_factory=Msg)
+    sleep: Callable[[float], None] = time.sleep
+    #: Seconds between the three tries on a transport failure (uacme: 5).
+    transport_retry_delay: float = 5.0
+    #: Wait when a rateLimited answer has no usable Retry-After (uacme: 60).
+    rate_limit_default: float = 60.0
+    #: Tries on rateLimited before giving up (uacme: 3).
+    rate_limit_tries: int = 3
+    max_badnonce: int = 20
+    #: Polling: first wait, ceiling, deadline (see core.retry.Backoff).
+    poll_first: float = 0.25
+    poll_ceiling: float = 30.0
+    poll_deadline: float = 1800.0
+    #: Parallel workers for authorizations and hooks (uacme: 1).
+    workers: int = 16
+    _nonces: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.poll_first, self.poll_ceiling, self.poll_deadline)
+
+    def url(self, name: str) -> str:
+        """A directory member (RFC 8555 §7.1.1), or a clear error when the CA lacks it."""
+        u = self.dir.get(name)
+        if not isinstance(u, str) or not u:
+            raise ProtocolViolation(f"failed to find {name} URL in directory")
+        return u
+
+    def _take_nonce(self) -> str | None:
+        with self._lock:
+            return self._nonces.pop() if self._nonces else None
+
+    def _keep_nonce(self, resp: Response) -> None:
+        nonce = resp.header("Replay-Nonce")
+        if nonce and is_b64url(nonce.strip()):  # RFC 8555 §6.5.1
+            with self._lock:
+                self._nonces.append(nonce.strip())
+                del self._nonces[:-64]
+
+
+def _check_url(a: AcmeSession, url: str) -> None:
+    if a.directory.startswith("https:") and not url.startswith("https:"):
+        raise ProtocolViolation(f"refusing non-https URL from the CA: {url[:200]}")
+
+
+def _transport(a: AcmeSession, method: str, url: str, body: bytes | None = None,
+               headers: dict[str, str] | None = None) -> Response:
+    """Port of curlwrap.c's three tries on transport errors, without the last idle sleep."""
+    tries = 3
+    for i in range(tries):
+        try:
+            resp = a.transport.request(method, url, body, headers)
+        except HttpError as e:
+            if i == tries - 1:
+                raise WucmeError(f"{method} {url} failed: {e}", ident="NETERR") from None
+            a.log.warn(f"{method} {url} failed: {e}, retrying in {a.transport_retry_delay:g} s")
+            a.sleep(a.transport_retry_delay)
+            continue
+        a.log(3, f"{method} {url} -> {resp.status}\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers))
+        return resp
+    raise AssertionError("unreachable")
+
+
+def _reply(a: AcmeSession, resp: Response) -> AcmeReply:
+    a._keep_nonce(resp)
+    data: Any = None
+    if "json" in resp.content_type and resp.body:
+        try:
+            data = json.loads(resp.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise ProtocolViolation(f"unparsable JSON from {resp.url}") from None
+        a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
+    return AcmeReply(resp.status, resp, data)
+
+
+def _rate_limit_wait(a: AcmeSession, r: AcmeReply, tries_left: int) -> bool:
+    """Sleep out a rateLimited answer (RFC 8555 §6.6) when tries remain; True if slept."""
+    if r.status not in (429, 503) or tries_left <= 0:
+        return False
+    if not isinstance(r.problem(), RateLimited):
+        return False
+    wait = retry_after(r.header("Retry-After"), a.rate_limit_default)
+    a.log.warn(f"rate limited at {r.response.url}, waiting {wait:g} seconds")
+    a.sleep(wait)
+    return True
+
+
+def acme_get(a: AcmeSession, url: str, accept: str | None = None) -> AcmeReply:
+    """Port of uacme.c:acme_get(): an unauthenticated GET (directory, newNonce, ARI)."""
+    if url == a.directory:
+        a.log(1, f"querying {url}")
+    headers = {"Accept": accept} if accept else None
+    for left in range(a.rate_limit_tries - 1, -1, -1):
+        r = _reply(a, _transport(a, "GET", url, None, headers))
+        if not _rate_limit_wait(a, r, left):
+            return r
+    raise AssertionError("unreachable")
+
+
+def acme_nonce(a: AcmeSession) -> str:
+    """Port of uacme.c:acme_nonce(): a fresh nonce from newNonce (RFC 8555 §7.2)."""
+    url = a.url("newNonce")
+    r = _reply(a, _transport(a, "HEAD", url))
+    if r.status not in (200, 204):
+        r.expect(204, what="retrieve nonce")
+    nonce = a._take_nonce()
+    if nonce is None:
+        raise ProtocolViolation(f"no Replay-Nonce from {url}")
+    return nonce
+
+
+def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
+              accept: str | None = None) -> AcmeReply:
+    """Port of uacme.c:acme_post(): a JWS POST (RFC 8555 §6.2), or POST-as-GET for "".
+
+    Signed with `kid` once the account is known, otherwise with the `jwk`
+    (newAccount, revoke with the certificate key; RFC 8555 §6.2).
+    """
+    _check_url(a, url)
+    if payload not in (None, ""):
+        a.log(2, f"POST {url}: {json.dumps(payload)}")
+    headers = {"Content-Type": JOSE_JSON}
+    if accept:
+        headers["Accept"] = accept
+    badnonce = 0
+    rl_left = a.rate_limit_tries - 1
+    while True:
+        nonce = a._take_nonce() or acme_nonce(a)
+        if a.kid:
+            protected = jws.jws_protected_kid(nonce, url, a.kid, a.key)
+        else:
+            protected = jws.jws_protected_jwk(nonce, url, a.key)
+        body = jws.jws_encode(protected, payload, a.key)
+        a.log(3, f"JWS {body.decode()}")
+        r = _reply(a, _transport(a, "POST", url, body, headers))
+        if r.status == 400 and isinstance(r.problem(), BadNonce):
+            badnonce += 1
+            if badnonce < a.max_badnonce:
+                a.log(1, f"bad nonce at {url}, retrying ({badnonce})")
+                continue
+            raise r.problem() or ProtocolViolation("badNonce")
+        if _rate_limit_wait(a, r, rl_left):
+            rl_left -= 1
+            continue
+        return r
+
+
+def acme_bootstrap(a: AcmeSession) -> None:
+    """Port of uacme.c:acme_bootstrap(): fetch the directory (RFC 8555 §7.1.1)."""
+    r = acme_get(a, a.directory).expect(200, what=f"retrieve directory at {a.directory}")
+    if not isinstance(r.json, dict):
+        raise ProtocolViolation(f"directory at {a.directory} is not a JSON object")
+    a.dir = r.json
+    for name in ("newNonce", "newAccount", "newOrder"):
+        a.url(name)
+    if a.profile:
+        profiles = (a.dir.get("meta") or {}).get("profiles") or {}
+        if a.profile not in profiles:
+            offered = ", ".join(sorted(profiles)) or "none"
+            raise WucmeError(
+                f"profile {a.profile!r} not offered by the CA (offered: {offered})", ident="NOPROFILE"
+            )

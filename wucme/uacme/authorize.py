@@ -1,0 +1,199 @@
+"""Authorizations and challenges (RFC 8555 §7.5, §8): port of uacme.c:authorize().
+
+uacme walks the authorizations one at a time: fetch, offer challenges to the
+hook, start one, poll it to the end, next.  A 100-name order then costs a
+hundred sequential round-trip-and-poll cycles.  This port keeps uacme's hook
+protocol and its decisions per authorization, but runs the phases across all
+authorizations at once:
+
+1. fetch every authorization (concurrently);
+2. offer each pending one's challenges to the hook in server order (`begin`;
+   0 accepts, >0 declines so the next is offered, a signal aborts);
+3. start every accepted challenge (POST {}, RFC 8555 §7.5.1);
+4. poll them together until each is valid or invalid, honouring Retry-After;
+5. run `done` or `failed` for each accepted challenge.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from wucme.core import jws
+from wucme.core.retry import retry_after
+from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
+from wucme.uacme.acme import AcmeReply, AcmeSession, acme_post
+from wucme.uacme.hook import hook_run
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # base64url (RFC 8555 §8.1: >= 128 bits)
+
+
+@dataclass
+class Challenge:
+    """One accepted challenge and what the hook must be told at the end."""
+
+    authz_url: str
+    url: str
+    type: str
+    ident: str
+    token: str
+    key_auth: str
+    status: str = "pending"
+    error: Any = None
+
+
+def key_auth_for(type: str, token: str, thumbprint: str) -> str:
+    """What the hook gets as AUTH: raw for http-01, digest for dns-01 and tls-alpn-01."""
+    if not _TOKEN.match(token):
+        raise ProtocolViolation(f"failed to validate token {token[:64]!r} from the CA")
+    ka = jws.key_authorization(token, thumbprint)
+    if type in ("dns-01", "tls-alpn-01"):
+        return jws.key_authorization_digest(ka)
+    return ka
+
+
+def _map(a: AcmeSession, fn: Any, items: list[Any]) -> list[Any]:
+    if len(items) <= 1 or a.workers <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(a.workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _fetch_authz(a: AcmeSession, url: str) -> dict[str, Any]:
+    a.log(1, f"retrieving authorization at {url}")
+    r = acme_post(a, url, "").expect(200, what=f"retrieve auth {url}")
+    if not isinstance(r.json, dict):
+        raise ProtocolViolation(f"authorization at {url} is not a JSON object")
+    return r.json
+
+
+def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) -> Challenge:
+    """Offer the authorization's challenges in server order until one is accepted."""
+    ident = authz.get("identifier") or {}
+    itype, value = ident.get("type"), ident.get("value")
+    if itype not in ("dns", "ip") or not isinstance(value, str) or not value:
+        raise ProtocolViolation(f"no valid identifier in auth {url}")
+    chlgs = authz.get("challenges")
+    if not isinstance(chlgs, list):
+        raise ProtocolViolation(f"no challenges in auth {url}")
+    for ch in chlgs:
+        if not isinstance(ch, dict) or ch.get("status") not in ("pending", "processing"):
+            continue
+        ctype, curl, token = ch.get("type"), ch.get("url"), ch.get("token")
+        if not (isinstance(ctype, str) and isinstance(curl, str) and isinstance(token, str)):
+            raise ProtocolViolation("failed to parse challenge")
+        key_auth = key_auth_for(ctype, token, thumbprint)
+        if a.hook:
+            a.log(1, f"running {a.hook} begin {ctype} {value} {token} {key_auth}")
+            rc = hook_run(a.hook, "begin", ctype, value, token, key_auth)
+            a.log(2, f"hook returned {rc}")
+            if rc < 0:
+                raise WucmeError(f"hook {a.hook} ended abnormally", ident="HOOKERR")
+            if rc > 0:
+                a.log(1, f"challenge {ctype} declined")
+                continue
+        else:
+            a.log.warn(f"challenge={ctype} ident={value} token={token} key_auth={key_auth}")
+            a.log.warn("type 'y' followed by a newline to accept challenge, anything else to skip")
+            if sys.stdin.readline().strip()[:1].lower() != "y":
+                continue
+        return Challenge(url, curl, ctype, value, token, key_auth)
+    raise WucmeError(f"no challenge accepted for {value}", ident="NOCHALLENGE")
+
+
+def _start(a: AcmeSession, ch: Challenge) -> None:
+    a.log(1, f"starting challenge at {ch.url}")
+    r = acme_post(a, ch.url, {}).expect(200, what=f"start challenge at {ch.url}")
+    ch.status = r.jstr("status") or "pending"
+
+
+def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
+    """One poll; returns the server's Retry-After (if any) while still pending."""
+    r = acme_post(a, ch.url, "").expect(200, what=f"poll challenge status at {ch.url}")
+    ch.status = r.jstr("status") or "unknown"
+    if ch.status in ("pending", "processing"):
+        return retry_after(r.header("Retry-After"), 0) or None
+    if ch.status != "valid":
+        ch.error = (r.json or {}).get("error")
+    return None
+
+
+def authorize(a: AcmeSession, authz_urls: list[str]) -> None:
+    """Satisfy every authorization of the order, or raise (port of uacme.c:authorize())."""
+    thumbprint = jws.jws_thumbprint(a.key)
+    authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
+    pending = []
+    for url, authz in authzs:
+        status = authz.get("status")
+        if status == "valid":
+            continue
+        if status != "pending":
+            raise WucmeError(f"unexpected auth status ({status}) at {url}", ident="AUTHSTATUS")
+        pending.append((url, authz))
+    if not pending:
+        return
+    def choose(p: tuple[str, dict[str, Any]]) -> Challenge | WucmeError:
+        try:
+            return _choose(a, p[0], p[1], thumbprint)
+        except WucmeError as e:
+            return e
+
+    chosen = _map(a, choose, pending)
+    accepted = [c for c in chosen if isinstance(c, Challenge)]
+    errors = [c for c in chosen if isinstance(c, WucmeError)]
+    if errors:
+        # Hooks that accepted must hear the end of their challenge (uacme's `failed`).
+        _finish(a, accepted, force_failed=True)
+        raise errors[0]
+    try:
+        _map(a, lambda ch: _start(a, ch), accepted)
+        _poll_all(a, accepted)
+    finally:
+        _finish(a, accepted)
+    failed = [ch for ch in accepted if ch.status != "valid"]
+    if failed:
+        lines = []
+        for ch in failed:
+            err = ch.error if isinstance(ch.error, dict) else {}
+            lines.append(f"{ch.ident} ({ch.type}): {ch.status}: {err.get('type', '')} {err.get('detail', '')}".rstrip())
+        raise WucmeError("challenge failed:\n  " + "\n  ".join(lines), ident="CHALLFAIL")
+
+
+def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
+    backoff = a.backoff()
+    while True:
+        live = [c for c in chs if c.status in ("pending", "processing")]
+        if not live:
+            return
+        if any(c.status not in ("pending", "processing", "valid") for c in chs):
+            return  # one failed: the order cannot become ready, stop polling the rest
+        hints = _map(a, lambda c: _poll_one(a, c), live)
+        live = [c for c in chs if c.status in ("pending", "processing")]
+        if not live:
+            return
+        hint = max((h for h in hints if h), default=None)
+        wait = backoff.next(hint)
+        if wait is None:
+            for c in live:
+                c.status = "timeout"
+            raise PollTimeout("timeout while polling challenge status, giving up")
+        a.log(2 if wait <= 40 else 1, f"{len(live)} challenge(s) pending, waiting {wait:g} seconds")
+        a.sleep(wait)
+
+
+def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) -> None:
+    if not a.hook:
+        return
+    def run(ch: Challenge) -> None:
+        method = "done" if ch.status == "valid" and not force_failed else "failed"
+        a.log(1, f"running {a.hook} {method} {ch.type} {ch.ident} {ch.token} {ch.key_auth}")
+        try:
+            hook_run(a.hook or "", method, ch.type, ch.ident, ch.token, ch.key_auth)
+        except WucmeError as e:
+            a.log.warn(e.text)
+    _map(a, run, chs)
+
+
+__all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply"]

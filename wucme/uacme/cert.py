@@ -1,0 +1,276 @@
+"""Orders, certificates and revocation: ports of uacme.c:cert_issue(), cert_revoke()
+and crypto.c:cert_valid().
+
+Beyond uacme: a polling timeout never goes on to finalize a stale order; the
+chain is checked before it is saved (only CERTIFICATE blocks, the leaf carries
+the CSR's key and every requested name: RFC 8555 §7.4.2, §11.4); `replaces`
+(RFC 9773 §5) is sent when renewing and dropped once if the CA refuses it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from wucme import crypto
+from wucme.core.b64 import b64url_encode
+from wucme.core.ident import identifiers
+from wucme.core.retry import retry_after
+from wucme.errors import FileError, PollTimeout, ProtocolViolation, WucmeError
+from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_post
+from wucme.uacme.ari import ari_check
+from wucme.uacme.authorize import authorize
+
+_LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+
+
+def _poll_order(a: AcmeSession, url: str, waiting: tuple[str, ...], want: str) -> dict[str, Any]:
+    """POST-as-GET the order until it leaves `waiting` (RFC 8555 §7.4); it must reach `want`."""
+    backoff = a.backoff()
+    while True:
+        r = acme_post(a, url, "").expect(200, what=f"poll order status at {url}")
+        order = r.json if isinstance(r.json, dict) else {}
+        status = order.get("status")
+        if status == want:
+            a.order = order
+            return order
+        if status not in waiting:
+            err = order.get("error") or {}
+            raise WucmeError(
+                f"order at {url} is {status}, expected {want}"
+                + (f": {err.get('type', '')} {err.get('detail', '')}" if err else ""),
+                ident="ORDERSTATUS",
+            )
+        wait = backoff.next(retry_after(r.header("Retry-After"), 0) or None)
+        if wait is None:
+            raise PollTimeout(f"timeout while polling order status at {url}, giving up")
+        a.log(2, f"order {status}, waiting {wait:g} seconds")
+        a.sleep(wait)
+
+
+def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeReply:
+    url = a.url("newOrder")
+    payload: dict[str, Any] = {}
+    if a.profile:
+        payload["profile"] = a.profile
+    payload["identifiers"] = identifiers(names)
+    if replaces:
+        payload["replaces"] = replaces
+    a.log(1, f"creating new order for {', '.join(names)} at {url}")
+    r = acme_post(a, url, payload)
+    if replaces and r.status != 201 and r.problem() is not None:
+        a.log.warn(f"CA refused replaces={replaces} ({r.problem()}), retrying without it")
+        del payload["replaces"]
+        r = acme_post(a, url, payload)
+    return r.expect(201, what=f"submit order at {url}")
+
+
+def cert_issue(a: AcmeSession, names: list[str], csr: bytes, certprefix: str,
+               replaces: str | None = None, csr_key: Any = None) -> str:
+    """Order, authorize, finalize, download and save; returns the certificate file."""
+    r = _new_order(a, names, replaces)
+    orderurl = r.location
+    if not orderurl:
+        raise ProtocolViolation("order location not found")
+    order = r.json if isinstance(r.json, dict) else {}
+    a.order = order
+    status = order.get("status")
+    if status not in ("pending", "ready"):
+        raise WucmeError(f"invalid order status ({status})", ident="ORDERSTATUS")
+    if status == "pending":
+        authz = order.get("authorizations")
+        if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
+            raise ProtocolViolation("failed to parse authorizations URL")
+        authorize(a, authz)
+        order = _poll_order(a, orderurl, ("pending",), "ready")
+    finalize = order.get("finalize")
+    if not isinstance(finalize, str):
+        raise ProtocolViolation("failed to find finalize URL")
+    a.log(1, f"finalizing order at {finalize}")
+    r = acme_post(a, finalize, {"csr": b64url_encode(csr)}).expect(200, what=f"finalize order at {finalize}")
+    order = r.json if isinstance(r.json, dict) else {}
+    if order.get("status") != "valid":
+        order = _poll_order(a, orderurl, ("ready", "processing"), "valid")
+    certurl = order.get("certificate")
+    if not isinstance(certurl, str):
+        raise ProtocolViolation("failed to parse certificate url")
+    pem = _download(a, certurl)
+    _check_chain(pem, names, csr, csr_key)
+    return cert_save(a, certprefix, pem)
+
+
+def _download(a: AcmeSession, certurl: str) -> bytes:
+    """The certificate chain, an alternate one if -l asks for it (RFC 8555 §7.4.2)."""
+    a.log(1, f"retrieving certificate at {certurl}")
+    r = acme_post(a, certurl, "", accept=PEM_CHAIN).expect(200, what=f"retrieve certificate at {certurl}")
+    pem = r.body
+    if a.alternate is None:
+        return pem
+    alts = [m.group(1) for v in r.response.header_all("Link") for m in _LINK_ALT.finditer(v)]
+    if isinstance(a.alternate, int):
+        if a.alternate <= len(alts):
+            url = alts[a.alternate - 1]
+            a.log(1, f"retrieving alternate certificate chain {a.alternate} at {url}")
+            return acme_post(a, url, "", accept=PEM_CHAIN).expect(200, what=f"retrieve certificate at {url}").body
+        a.log.warn(f"alternate chain {a.alternate} not found, using the default chain")
+        return pem
+    if crypto.cert_match(pem, a.alternate):
+        return pem
+    for url in alts:
+        a.log(1, f"retrieving alternate certificate chain at {url}")
+        alt = acme_post(a, url, "", accept=PEM_CHAIN).expect(200, what=f"retrieve certificate at {url}").body
+        if crypto.cert_match(alt, a.alternate):
+            return alt
+    a.log.warn(f"no chain matches {a.alternate.hex(':')}, using the default chain")
+    return pem
+
+
+def _check_chain(pem: bytes, names: list[str], csr: bytes, csr_key: Any) -> None:
+    """Refuse a chain that is not what was asked for (RFC 8555 §11.4): nothing is written."""
+    blocks = _PEM_BLOCK.findall(pem)
+    if not blocks or any(b != b"CERTIFICATE" for b in blocks):
+        raise ProtocolViolation("certificate response is not a chain of CERTIFICATE blocks")
+    try:
+        leaf = x509.load_pem_x509_certificate(pem)
+        req = x509.load_der_x509_csr(csr)
+    except ValueError as e:
+        raise ProtocolViolation(f"certificate response does not parse: {e}") from None
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if leaf.public_key().public_bytes(*fmt) != req.public_key().public_bytes(*fmt):
+        raise ProtocolViolation("issued certificate does not carry the CSR's key")
+    have = set(crypto.cert_names(leaf))
+    missing = [n for n in names if n.lower() not in have]
+    if missing:
+        raise ProtocolViolation(f"issued certificate lacks {', '.join(missing)}")
+
+
+def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
+    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename."""
+    certfile = f"{certprefix}cert.pem"
+    tmp = f"{certfile}.tmp"
+    bak = f"{certprefix}cert-{int(time.time())}.pem"
+    try:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        _unlink(tmp)
+        raise FileError(f"failed to write {tmp}: {e.strerror}") from None
+    linked = False
+    try:
+        os.link(certfile, bak)
+        linked = True
+        a.log(1, f"backed up {certfile} as {bak}")
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        a.log.warn(f"failed to link {bak} to {certfile}: {e.strerror}")
+    try:
+        os.rename(tmp, certfile)
+    except OSError as e:
+        _unlink(tmp)
+        if linked:
+            _unlink(bak)
+        raise FileError(f"failed to rename {tmp} to {certfile}: {e.strerror}") from None
+    _fsync_dir(os.path.dirname(certfile) or ".")
+    a.log(1, f"certificate saved to {certfile}")
+    return certfile
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
+    """Port of uacme.c:cert_revoke() (RFC 8555 §7.6); the file becomes revoked-EPOCH.pem."""
+    certs = crypto.cert_load(certfile)
+    if not certs:
+        raise FileError(f"no certificate in {certfile}")
+    der = certs[0].public_bytes(serialization.Encoding.DER)
+    url = a.url("revokeCert")
+    a.log(1, f"revoking {certfile} at {url}")
+    acme_post(a, url, {"certificate": b64url_encode(der), "reason": reason}).expect(
+        200, what=f"revoke {certfile}")
+    dest = os.path.join(os.path.dirname(certfile) or ".", f"revoked-{int(time.time())}.pem")
+    try:
+        os.rename(certfile, dest)
+    except OSError as e:
+        a.log.warn(f"failed to rename {certfile} to {dest}: {e.strerror}")
+        return certfile
+    a.log(1, f"{certfile} revoked, renamed to {dest}")
+    return dest
+
+
+def cert_valid(a: AcmeSession, certfile: str, names: list[str], ari_url: str | None,
+               days: int, status_check: bool) -> bool:
+    """Port of crypto.c:cert_valid(): True when the certificate needs no reissue."""
+    try:
+        certs = crypto.cert_load(certfile)
+    except crypto.CryptoError as e:
+        a.log(1, f"{certfile}: {e}")
+        return False
+    if not certs:
+        return False
+    leaf = certs[0]
+    days_left = int(crypto.cert_days_left(leaf))
+    a.log(1, f"{certfile} expires in {days_left} days")
+    ari = ari_check(a, leaf, ari_url) if days_left > 0 else -1
+    if ari > 0 or (ari < 0 and days_left < days):
+        a.log(1, f"{certfile} is due for renewal")
+        return False
+    have = set(crypto.cert_names(leaf))
+    for n in names:
+        if n.lower() not in have:
+            a.log(1, f"{certfile} does not include {n}")
+            return False
+    if status_check:
+        if len(certs) < 2:
+            a.log.warn(f"no issuer certificate in {certfile}, skipping OCSP check")
+        elif ocsp_check(a, certs) == "revoked":
+            a.log.warn(f"{certfile} is revoked")
+            return False
+    return True
+
+
+def ocsp_check(a: AcmeSession, certs: list[Any]) -> str:
+    """Port of crypto.c:ocsp_check(): "good", "revoked" or "unknown" (fails open like uacme)."""
+    req = crypto.ocsp_request(certs)
+    if req is None:
+        return "unknown"
+    url, der = req
+    try:
+        resp = a.transport.request("POST", url, der, {"Content-Type": "application/ocsp-request"})
+    except Exception as e:  # noqa: BLE001 - any failure fails open, as uacme does
+        a.log(1, f"OCSP request to {url} failed: {e}")
+        return "unknown"
+    if resp.status != 200:
+        return "unknown"
+    status = crypto.ocsp_status(resp.body, certs)
+    a.log(1, f"OCSP status {status} from {url}")
+    return status

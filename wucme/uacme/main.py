@@ -1,0 +1,385 @@
+"""`wucme --uacme ...`: uacme's command line, option for option (port of uacme.c:main()).
+
+Same options, configuration directory layout, file names, modes and exit
+codes (0 done, 1 certificate still current, 2 failure), so a directory written
+by uacme works here and the other way round.
+"""
+from __future__ import annotations
+
+import getopt
+import os
+import stat
+import sys
+import time
+from typing import Any
+
+from wucme import UACME_VERSION, __version__, crypto
+from wucme.core.ident import validate_identifiers
+from wucme.errors import FileError, UsageError, WucmeError
+from wucme.http import HttpConfig, make_transport
+from wucme.msg import Msg
+from wucme.uacme import account as acct
+from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
+from wucme.uacme.ari import ari_cert_id
+from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
+from wucme.vms.lnm import trnlnm
+
+DEFAULT_CONFDIR = "/etc/ssl/uacme"
+#: uacme creates keys under umask 0377: owner read only.
+KEY_MODE = 0o400
+
+SHORT = "a:b:c:d:e:f?h:ikl:mnop:r:st:vVy"
+LONG = ["acme-url=", "bits=", "confdir=", "days=", "eab=", "force", "help", "hook=", "no-ari",
+        "rotate-key", "alternate=", "must-staple", "never-create", "no-ocsp", "profile=",
+        "reason=", "staging", "type=", "verbose", "version", "yes"]
+
+USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confdir DIR]
+\t[-d|--days DAYS] [-e|--eab KEYID:KEY[:BITS]] [-f|--force] [-h|--hook PROG]
+\t[-i|--no-ari] [-k|--rotate-key] [-l|--alternate [N | SHA256]]
+\t[-m|--must-staple] [-n|--never-create] [-o|--no-ocsp] [-p|--profile PROFILE]
+\t[-r|--reason CODE] [-s|--staging] [-t|--type RSA | EC] [-v|--verbose ...]
+\t[-V|--version] [-y|--yes] [-?|--help]
+\tnew [EMAIL] | update [EMAIL] | deactivate | newkey |
+\tissue IDENTIFIER [ALTNAME ...]] | issue CSRFILE |
+\tcheck IDENTIFIER [ALTNAME ...]] | check CSRFILE |
+\trevoke CERTFILE [CERTKEYFILE]"""
+
+
+def http_config() -> HttpConfig:
+    """The transport settings from logical names (uacme's UACME_* variables honoured)."""
+    return HttpConfig(
+        ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
+        ca_path=trnlnm("UACME_CAPATH"),
+        proxy=trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY"),
+    )
+
+
+def new_session(directory: str, log: Msg) -> AcmeSession:
+    transport = make_transport(trnlnm("WUCME_HTTP") or "builtin", http_config())
+    return AcmeSession(transport=transport, directory=directory, log=log)
+
+
+def alt_parse(s: str) -> int | bytes:
+    """Port of uacme.c:alt_parse(): a positive N, or a hex prefix xx:yy:.. of 2 to 32 bytes."""
+    if s.isdigit() and int(s) > 0:
+        return int(s)
+    parts = s.split(":")
+    try:
+        if not 2 <= len(parts) <= 32 or any(len(p) != 2 for p in parts):
+            raise ValueError
+        return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raise UsageError("-l takes a positive number or a fingerprint prefix like 4a:3b:..") from None
+
+
+def check_or_mkdir(create: bool, path: str, mode: int) -> None:
+    """Port of uacme.c:check_or_mkdir()."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if not create:
+            raise FileError(f"failed to access {path}: no such directory") from None
+        try:
+            os.mkdir(path, mode)
+        except OSError as e:
+            raise FileError(f"failed to create {path}: {e.strerror}") from None
+        return
+    except OSError as e:
+        raise FileError(f"failed to access {path}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise FileError(f"{path} is not a directory")
+
+
+class Options:
+    def __init__(self) -> None:
+        self.directory = PRODUCTION_URL
+        self.custom_directory = self.staging = False
+        self.bits = 0
+        self.confdir = DEFAULT_CONFDIR
+        self.days = 30
+        self.eab: str | None = None
+        self.force = self.never = self.yes = self.rotate = self.status_req = False
+        self.status_check = self.ari = True
+        self.hook: str | None = None
+        self.alternate: int | bytes | None = None
+        self.profile: str | None = None
+        self.reason = 0
+        self.type = "RSA"
+        self.verbose = 0
+
+
+def _int(value: str, what: str, positive: bool = True) -> int:
+    try:
+        n = int(value, 0) if not positive else int(value)
+    except ValueError:
+        n = -1
+    if n < (1 if positive else 0):
+        raise UsageError(f"{what} must be a {'positive' if positive else 'non-negative'} integer")
+    return n
+
+
+def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
+    o = Options()
+    try:
+        opts, args = getopt.gnu_getopt(argv, SHORT, LONG)
+    except getopt.GetoptError as e:
+        raise UsageError(f"{e}\n{USAGE}") from None
+    for opt, val in opts:
+        if opt in ("-a", "--acme-url"):
+            if o.staging:
+                raise UsageError("-a,--acme-url is incompatible with -s,--staging")
+            o.custom_directory, o.directory = True, val
+        elif opt in ("-b", "--bits"):
+            o.bits = _int(val, "BITS")
+        elif opt in ("-c", "--confdir"):
+            o.confdir = val
+        elif opt in ("-d", "--days"):
+            o.days = _int(val, "DAYS")
+        elif opt in ("-e", "--eab"):
+            o.eab = val
+        elif opt in ("-f", "--force"):
+            o.force = True
+        elif opt in ("-h", "--hook"):
+            o.hook = val
+        elif opt in ("-i", "--no-ari"):
+            o.ari = False
+        elif opt in ("-k", "--rotate-key"):
+            o.rotate = True
+        elif opt in ("-l", "--alternate"):
+            o.alternate = alt_parse(val)
+        elif opt in ("-m", "--must-staple"):
+            o.status_req = True
+        elif opt in ("-n", "--never-create"):
+            o.never = True
+        elif opt in ("-o", "--no-ocsp"):
+            o.status_check = False
+        elif opt in ("-p", "--profile"):
+            o.profile = val
+        elif opt in ("-r", "--reason"):
+            o.reason = _int(val, "CODE", positive=False)
+        elif opt in ("-s", "--staging"):
+            if o.custom_directory:
+                raise UsageError("-s,--staging is incompatible with -a,--acme-url")
+            o.staging, o.directory = True, STAGING_URL
+        elif opt in ("-t", "--type"):
+            if val.upper() not in ("RSA", "EC"):
+                raise UsageError("type must be either RSA or EC")
+            o.type = val.upper()
+        elif opt in ("-v", "--verbose"):
+            o.verbose += 1
+        elif opt in ("-V", "--version"):
+            raise _Version()
+        elif opt in ("-y", "--yes"):
+            o.yes = True
+        else:  # -? / --help
+            raise UsageError(USAGE)
+    if o.type == "RSA":
+        if o.bits == 0:
+            o.bits = 2048
+        elif not 2048 <= o.bits <= 8192:
+            raise UsageError("BITS must be between 2048 and 8192 for RSA keys")
+        elif o.bits % 8:
+            raise UsageError("BITS must be a multiple of 8 for RSA keys")
+    else:
+        if o.bits == 0:
+            o.bits = 256
+        elif o.bits not in (256, 384):
+            raise UsageError("BITS must be either 256 or 384 for EC keys")
+    return o, args
+
+
+class _Version(Exception):
+    pass
+
+
+def main(argv: list[str], stdin: Any = None) -> int:
+    """Run one uacme command line; the exit status is uacme's (0, 1 or 2)."""
+    log = Msg(0, prog="wucme")
+    try:
+        o, args = parse_options(argv)
+        log.level = o.verbose
+        return _run(o, args, log, stdin)
+    except _Version:
+        print(f"wucme {__version__} (uacme {UACME_VERSION} port)")
+        return 2
+    except WucmeError as e:
+        log.write(e.message())
+        return 2
+    except KeyboardInterrupt:
+        log.write("%WUCME-F-ABORT, interrupted")
+        return 2
+
+
+def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
+    if not args:
+        raise UsageError(USAGE)
+    action, rest = args[0], args[1:]
+    names: list[str] = []
+    csrfile: str | None = None
+    certfile: str | None = None
+    certkey: Any = None
+    if action in ("new", "update"):
+        if len(rest) > 1:
+            raise UsageError(USAGE)
+    elif action in ("newkey", "deactivate"):
+        if rest:
+            raise UsageError(USAGE)
+    elif action in ("issue", "check"):
+        if not rest:
+            raise UsageError(USAGE)
+        if os.path.isfile(rest[0]):
+            if len(rest) > 1:
+                raise UsageError(USAGE)
+            csrfile = rest[0]
+        else:
+            names = validate_identifiers(rest)
+    elif action == "revoke":
+        if not rest or len(rest) > 2:
+            raise UsageError(USAGE)
+        certfile = rest[0]
+        if not os.access(certfile, os.R_OK):
+            raise FileError(f"failed to read {certfile}")
+        if len(rest) == 2:
+            certkey = crypto.key_load(rest[1])
+    else:
+        raise UsageError(USAGE)
+
+    log(1, f"version {__version__} (uacme {UACME_VERSION}) starting on "
+           f"{time.strftime('%a, %d %b %Y %H:%M:%S %z')}")
+    os.environ["UACME_VERBOSE"] = str(o.verbose)
+    os.environ["UACME_CONFDIR"] = o.confdir
+    if o.hook and not os.access(o.hook, os.R_OK | os.X_OK):
+        raise FileError(f"{o.hook}: not executable")
+
+    a = new_session(o.directory, log)
+    a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
+    if o.eab:
+        acct.eab_parse(a, o.eab)
+    if action in ("new", "update") and rest:
+        a.email = rest[0]
+    try:
+        return _act(a, o, action, names, csrfile, certfile, certkey, stdin)
+    finally:
+        a.transport.close()
+
+
+def _act(a: AcmeSession, o: Options, action: str, names: list[str], csrfile: str | None,
+         certfile: str | None, certkey: Any, stdin: Any) -> int:
+    keyprefix = os.path.join(o.confdir, "private")
+    if certkey is not None:
+        a.key = certkey  # revoke signed by the certificate key: no account involved
+    else:
+        is_new = action == "new"
+        check_or_mkdir(is_new and not o.never, o.confdir, 0o755)
+        check_or_mkdir(is_new and not o.never, keyprefix, 0o700)
+        a.key = crypto.key_load(os.path.join(keyprefix, "key.pem"),
+                                o.type if is_new and not o.never else None, o.bits, mode=KEY_MODE)
+
+    if action == "new":
+        acme_bootstrap(a)
+        acct.account_new(a, o.yes, stdin)
+        return 0
+    if action == "update":
+        acme_bootstrap(a)
+        acct.account_retrieve(a)
+        acct.account_update(a)
+        return 0
+    if action == "newkey":
+        acme_bootstrap(a)
+        acct.account_retrieve(a)
+        acct.account_keychange(a, o.never, o.type, o.bits, keyprefix, KEY_MODE)
+        return 0
+    if action == "deactivate":
+        acme_bootstrap(a)
+        acct.account_retrieve(a)
+        acct.account_deactivate(a)
+        return 0
+    if action == "revoke":
+        assert certfile
+        acme_bootstrap(a)
+        if certkey is None:
+            acct.account_retrieve(a)
+        cert_revoke(a, certfile, o.reason)
+        return 0
+    return _issue(a, o, action == "check", names, csrfile)
+
+
+def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: str | None) -> int:
+    newkeyfile = keyfile = None
+    key = None
+    csr: bytes | None = None
+    if csrfile:
+        csr, names = crypto.csr_load(csrfile)
+        names = validate_identifiers(names)
+        base = csrfile.rsplit(".", 1)[0] if "." in os.path.basename(csrfile) else csrfile
+        certprefix = f"{base}-"
+        if o.status_req:
+            a.log.warn("-m, --must-staple is ignored with a CSR")
+        if o.rotate:
+            a.log.warn("-k, --rotate-key is ignored with a CSR")
+    else:
+        ident = names[0][2:] if names[0].startswith("*.") else names[0]
+        rotate = o.rotate
+        if rotate and o.never:
+            raise UsageError("-k, --rotate-key and -n, --never-create are incompatible")
+        if rotate and check:
+            a.log.warn("-k, --rotate-key is ignored with check")
+            rotate = False
+        keyprefix = os.path.join(o.confdir, "private", ident)
+        certprefix = os.path.join(o.confdir, ident) + "/"
+        check_or_mkdir(not (o.never or check), keyprefix, 0o700)
+        check_or_mkdir(not (o.never or check), certprefix, 0o755)
+        keyfile = os.path.join(keyprefix, "key.pem")
+        if rotate:
+            newkeyfile = os.path.join(keyprefix, "newkey.pem")
+        key = crypto.key_load(newkeyfile or keyfile, None if (o.never or check) else o.type,
+                              o.bits, mode=KEY_MODE)
+    try:
+        return _issue_with_key(a, o, check, names, csr, certprefix, key, keyfile, newkeyfile)
+    finally:
+        if newkeyfile and os.path.exists(newkeyfile):
+            os.unlink(newkeyfile)
+
+
+def _issue_with_key(a: AcmeSession, o: Options, check: bool, names: list[str],
+                    csr: bytes | None, certprefix: str, key: Any, keyfile: str | None,
+                    newkeyfile: str | None) -> int:
+    filename = f"{certprefix}cert.pem"
+    acme_bootstrap(a)
+    ari_url = a.dir.get("renewalInfo") if o.ari else None
+    a.log(1, f"checking existence and expiration of {filename}")
+    if cert_valid(a, filename, names, ari_url, o.days, o.status_check):
+        if check:
+            a.log(1, f"{filename} is valid")
+            return 1
+        if not o.force:
+            a.log(1, f"skipping {filename}")
+            return 1
+        a.log(1, f"forcing reissue of {filename}")
+    elif check:
+        return 0
+    if csr is None:
+        a.log(1, "generating certificate request")
+        csr = crypto.csr_gen(names, o.status_req, a.profile is not None, key)
+    replaces = None
+    if ari_url:
+        old = crypto.cert_load(filename) if os.path.exists(filename) else []
+        if old:
+            try:
+                replaces = ari_cert_id(old[0])
+            except (ValueError, crypto.CryptoError):
+                replaces = None
+    acct.account_retrieve(a)
+    cert_issue(a, names, csr, certprefix, replaces, key)
+    if newkeyfile and keyfile:
+        bak = keyfile[:-len(".pem")] + f"-{int(time.time())}.pem"
+        try:
+            os.link(keyfile, bak)
+            a.log(1, f"backed up {keyfile} as {bak}")
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            a.log.warn(f"failed to link {bak} to {keyfile}: {e.strerror}")
+        a.log(1, f"renaming {newkeyfile} to {keyfile}")
+        os.rename(newkeyfile, keyfile)
+    return 0
