@@ -1,0 +1,586 @@
+"""Keys, CSRs, certificates and OCSP: the file-handling half of uacme's crypto.c (no network).
+
+JWS and hashing live in wucme.core.jws; this module reads and writes PEM files, builds CSRs and
+inspects certificates for renewal (ARI identifiers, OCSP requests and responses). The HTTP
+exchanges of ari_check() and ocsp_check() belong to callers with a transport.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import os
+import re
+import secrets
+from typing import Union
+
+import idna
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from wucme.core.b64 import b64url_encode
+from wucme.core.jws import PrivateKey
+from wucme.errors import WucmeError
+
+__all__ = [
+    "CryptoError",
+    "key_gen",
+    "key_save",
+    "key_load",
+    "write_atomic",
+    "is_ip",
+    "csr_gen",
+    "csr_load",
+    "cert_load",
+    "cert_match",
+    "crt_ari_url",
+    "cert_names",
+    "cert_days_left",
+    "ocsp_request",
+    "ocsp_status",
+    "parse_rfc3339_timestamp",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_CURVES: dict[int, ec.EllipticCurve] = {256: ec.SECP256R1(), 384: ec.SECP384R1()}
+_CURVE_BITS = {"secp256r1": 256, "secp384r1": 384}
+_RSA_MIN, _RSA_MAX = 2048, 8192
+
+
+class CryptoError(WucmeError):
+    """A key, CSR or certificate could not be made, read or trusted. Messages never hold key bytes."""
+
+    ident = "CRYPTO"
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's parameter name
+    """Port of crypto.c:key_gen(): a new RSA (2048..8192, multiple of 8) or EC (256/384) key.
+
+    Differs: generation only; key_save() writes the file (uacme's key_gen did both).
+    """
+    if type == "RSA":
+        if not (_RSA_MIN <= bits <= _RSA_MAX and bits % 8 == 0):
+            raise CryptoError(
+                f"RSA key size must be {_RSA_MIN}..{_RSA_MAX} and a multiple of 8, not {bits}"
+            )
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    if type == "EC":
+        curve = _CURVES.get(bits)
+        if curve is None:
+            raise CryptoError(f"EC key size must be 256 or 384, not {bits}")
+        return ec.generate_private_key(curve)
+    raise CryptoError(f"key type must be RSA or EC, not {type!r}")
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename durable; some platforms (and VMS) cannot open a directory: best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
+    """Write *data* to *path* so that readers see the old file or the new one, never a torn one.
+
+    The temporary file is created with O_EXCL and *mode* (then fchmod'ed, so neither umask 0 nor
+    a stricter umask changes it), fsync'ed, renamed over *path* (a symlink there is replaced,
+    not followed) and the directory fsync'ed. On failure the temporary file is removed.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    # Same prefix as wucme.vms.atomic, so repository listings skip a leftover temporary file.
+    tmp = os.path.join(directory, f".wucme-tmp-{secrets.token_hex(8)}")
+    flags = (
+        os.O_CREAT
+        | os.O_EXCL
+        | os.O_WRONLY
+        | getattr(os, "O_BINARY", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+    )
+    try:
+        fd = os.open(tmp, flags, mode)
+    except OSError as exc:
+        raise CryptoError(f"cannot create a file in {directory}: {exc.strerror}") from None
+    try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise CryptoError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+    _fsync_dir(directory)
+
+
+def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
+    """Write *key* as unencrypted PKCS#8 PEM, atomically and with *mode* (uacme uses 0400).
+
+    Port of the writing half of crypto.c:key_gen(); differs in being atomic (write_atomic()).
+    """
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_atomic(path, pem, mode)
+
+
+def _check_key(key: object, path: str) -> PrivateKey:
+    """Port of crypto.c:rsa_params()/ec_params() as key_load() uses them: supported keys only."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        if not _RSA_MIN <= key.key_size <= _RSA_MAX:
+            raise CryptoError(
+                f"{path}: RSA key size {key.key_size} is outside {_RSA_MIN}..{_RSA_MAX}"
+            )
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in _CURVE_BITS:
+            raise CryptoError(f"{path}: EC curve {key.curve.name} is not P-256 or P-384")
+        return key
+    raise CryptoError(f"{path}: only RSA and EC keys are supported")
+
+
+def key_load(
+    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600
+) -> PrivateKey:  # noqa: A002
+    """Port of crypto.c:key_load(): read a PEM private key, generating it first if missing.
+
+    A missing file is generated (key_gen + key_save) only when *type* is given. Anything else
+    that is not a usable key (garbage, DER, encrypted, a certificate, a weak key) raises
+    CryptoError and the file is left alone, never regenerated over.
+    """
+    path = os.fspath(path)
+    for _ in range(2):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            if type is None:
+                raise CryptoError(f"key_load: {path} does not exist") from None
+            key_save(path, key_gen(type, bits), mode)
+            continue
+        except OSError as exc:
+            raise CryptoError(f"key_load: cannot read {path}: {exc.strerror}") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except TypeError:
+            raise CryptoError(
+                f"key_load: {path} is encrypted; wucme needs an unencrypted key"
+            ) from None
+        except (ValueError, UnsupportedAlgorithm):
+            raise CryptoError(f"key_load: {path} is not a PEM private key") from None
+        return _check_key(key, path)
+    raise CryptoError(f"key_load: {path} vanished after it was generated")
+
+
+# --- identifiers and CSRs ------------------------------------------------------------------
+
+
+def is_ip(s: str) -> bool:
+    """Port of crypto.c:is_ip(): True for an IPv4 or IPv6 literal (RFC 8738 identifiers).
+
+    Differs: stricter than getaddrinfo(AI_NUMERICHOST): no "127.1" shorthand, no "%scope".
+    """
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return "%" not in s
+
+
+def _dns_alabel(name: str) -> str:
+    """A DNS name in ASCII (A-label) form; a leading "*." wildcard label is kept."""
+    if name.isascii():
+        return name
+    prefix, rest = ("*.", name[2:]) if name.startswith("*.") else ("", name)
+    try:
+        return prefix + idna.encode(rest, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise CryptoError(f"invalid domain name {name!r}") from None
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    if is_ip(name):
+        return x509.IPAddress(ipaddress.ip_address(name))
+    return x509.DNSName(_dns_alabel(name))
+
+
+def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: PrivateKey) -> bytes:
+    """Port of crypto.c:csr_gen(): a DER PKCS#10 request for *names*, signed by *key*.
+
+    CN is names[0] unless it is an IP address (RFC 8738 leaves IPs to the SAN); SAN lists
+    every name as DNS: or IP:; keyUsage is critical digitalSignature, plus keyEncipherment
+    for RSA, unless *no_key_usage*; *status_req* adds TLS Feature status_request (RFC 7633).
+    SHA-384 for P-384 keys, else SHA-256. Differs: returns DER (callers base64url it) and
+    omits a CN longer than the 64 characters X.520 allows instead of failing.
+    """
+    if not names:
+        raise CryptoError("csr_gen: no names")
+    digest: hashes.HashAlgorithm
+    if isinstance(key, rsa.RSAPrivateKey):
+        usage_encipher, digest = True, hashes.SHA256()
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_BITS:
+        usage_encipher = False
+        digest = hashes.SHA384() if _CURVE_BITS[key.curve.name] == 384 else hashes.SHA256()
+    else:
+        raise CryptoError("csr_gen: only RSA and EC P-256/P-384 keys are supported")
+    attrs = []
+    if not is_ip(names[0]):
+        cn = _dns_alabel(names[0])
+        if len(cn) <= 64:
+            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    builder = builder.add_extension(
+        x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+    )
+    if not no_key_usage:
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=usage_encipher,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        builder = builder.add_extension(usage, critical=True)
+    if status_req:
+        builder = builder.add_extension(
+            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
+        )
+    try:
+        csr = builder.sign(key, digest)
+    except ValueError as exc:
+        raise CryptoError(f"csr_gen: {exc}") from None
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def _dedup(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            out.append(name)
+    return out
+
+
+def _subject_names(cn_source: x509.Name, extensions: x509.Extensions) -> list[str]:
+    """CN values, then SAN DNS and IP entries, in order (crypto.c:csr_names() order)."""
+    names = [str(a.value) for a in cn_source.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return names
+    names += san.get_values_for_type(x509.DNSName)
+    names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return names
+
+
+def csr_load(path: PathLike) -> tuple[bytes, list[str]]:
+    """Port of crypto.c:csr_load() with csr_names(): a PEM CSR file -> (DER, names).
+
+    Names are the CN(s) then SAN DNS/IP entries, deduplicated case-insensitively.
+    Differs: the CSR's self-signature must verify (uacme leaves that to the CA).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CryptoError(f"csr_load: cannot read {path}: {exc.strerror}") from None
+    try:
+        csr = x509.load_pem_x509_csr(data)
+        valid = csr.is_signature_valid
+        names = _dedup(_subject_names(csr.subject, csr.extensions))
+    except (ValueError, UnsupportedAlgorithm):
+        raise CryptoError(f"csr_load: {path} is not a valid PEM certificate request") from None
+    if not valid:
+        raise CryptoError(f"csr_load: {path}: signature does not verify")
+    if not names:
+        raise CryptoError(f"csr_load: {path} names no identifiers")
+    return csr.public_bytes(serialization.Encoding.DER), names
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----")
+
+
+def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
+    """Port of crypto.c:cert_load(): every certificate in a PEM chain, leaf first.
+
+    *path_or_pem* is a file name, or the PEM bytes themselves. A missing file gives []; other
+    PEM blocks (the private key wucme appends) are skipped; a file with no readable
+    certificate raises CryptoError. Differs: reads the whole chain, not just two certificates.
+    """
+    if isinstance(path_or_pem, bytes):
+        data, where = path_or_pem, "PEM data"
+    else:
+        where = os.fspath(path_or_pem)
+        try:
+            with open(where, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise CryptoError(f"cert_load: cannot read {where}: {exc.strerror}") from None
+    if not _PEM_CERT.search(data):
+        raise CryptoError(f"cert_load: {where} holds no PEM certificate")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
+
+
+def _aki_keyid(cert: x509.Certificate) -> bytes | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    return aki.key_identifier or None
+
+
+def cert_match(pem: bytes, prefix: bytes) -> bool:
+    """Port of crypto.c:cert_match() (uacme -l FP): does any certificate in the chain have a
+    SHA-256 fingerprint, or an Authority Key Identifier keyid, starting with *prefix*?
+
+    Differs: an empty prefix or an unreadable chain matches nothing.
+    """
+    if not prefix:
+        return False
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return False
+    for cert in certs:
+        if cert.fingerprint(hashes.SHA256()).startswith(prefix):
+            return True
+        keyid = _aki_keyid(cert)
+        if keyid is not None and keyid.startswith(prefix):
+            return True
+    return False
+
+
+def _der_integer_content(value: int) -> bytes:
+    """The content octets of a DER INTEGER: minimal two's complement, so 0x80.. gains a 0x00."""
+    magnitude = value if value >= 0 else ~value
+    return value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True)
+
+
+def crt_ari_url(cert: x509.Certificate, base: str) -> str:
+    """Port of crypto.c:crt_ari_url(): the renewalInfo URL for *cert* (RFC 9773 §4.1).
+
+    base/ + b64url(AKI keyIdentifier) + "." + b64url(serial DER INTEGER content octets).
+    Differs: keeps the serial's leading 0x00 when its high bit is set, as RFC 9773 requires
+    (uacme's OpenSSL BN_bn2bin drops it); a trailing "/" on *base* is not doubled; a
+    certificate without an AKI keyIdentifier raises CryptoError (uacme returned NULL).
+    """
+    keyid = _aki_keyid(cert)
+    if keyid is None:
+        raise CryptoError("crt_ari_url: certificate has no Authority Key Identifier")
+    serial = _der_integer_content(cert.serial_number)
+    return f"{base.rstrip('/')}/{b64url_encode(keyid)}.{b64url_encode(serial)}"
+
+
+def cert_names(cert: x509.Certificate) -> list[str]:
+    """The names *cert* covers, lower-cased: CN then SAN DNS and IP (crypto.c:cert_valid() check)."""
+    try:
+        extensions = cert.extensions
+    except ValueError:
+        extensions = x509.Extensions([])
+    return _dedup([n.lower() for n in _subject_names(cert.subject, extensions)])
+
+
+def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> float:
+    """Days until notAfter, fractional and negative once expired (crypto.c:cert_valid() days_left)."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return (cert.not_valid_after_utc - now).total_seconds() / 86400.0
+
+
+# --- OCSP (RFC 6960) --------------------------------------------------------------------------
+
+
+def _ocsp_url(cert: x509.Certificate) -> str | None:
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    for desc in aia:
+        loc = desc.access_location
+        if desc.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
+            loc, x509.UniformResourceIdentifier
+        ):
+            if loc.value:
+                return str(loc.value)
+    return None
+
+
+def ocsp_request(certs: list[x509.Certificate]) -> tuple[str, bytes] | None:
+    """Port of the request half of crypto.c:ocsp_check(): (responder URL, DER OCSPRequest).
+
+    One SHA-1 CertID for certs[0] issued by certs[1], plus a random nonce as uacme sends.
+    None when there is no issuer or no OCSP URL in the AIA extension (nothing to ask).
+    """
+    if len(certs) < 2:
+        return None
+    url = _ocsp_url(certs[0])
+    if url is None:
+        return None
+    builder = ocsp.OCSPRequestBuilder().add_certificate(
+        certs[0], certs[1], hashes.SHA1()
+    )  # noqa: S303
+    builder = builder.add_extension(x509.OCSPNonce(secrets.token_bytes(16)), critical=False)
+    return url, builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _verify(
+    public_key: object, signature: bytes, data: bytes, digest: hashes.HashAlgorithm | None
+) -> bool:
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey) and digest is not None:
+            public_key.verify(signature, data, padding.PKCS1v15(), digest)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and digest is not None:
+            public_key.verify(signature, data, ec.ECDSA(digest))
+        elif isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            public_key.verify(signature, data)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _responder_keys(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> list[object]:
+    """The issuer's key, plus keys of delegated responders the issuer signed (RFC 6960 §4.2.2.2)."""
+    keys: list[object] = [issuer.public_key()]
+    for cert in resp.certificates:
+        try:
+            cert.verify_directly_issued_by(issuer)
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except (
+            ValueError,
+            TypeError,
+            InvalidSignature,
+            UnsupportedAlgorithm,
+            x509.ExtensionNotFound,
+        ):
+            continue
+        if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
+            keys.append(cert.public_key())
+    return keys
+
+
+def ocsp_status(
+    der_response: bytes, certs: list[x509.Certificate], request: bytes | None = None
+) -> str:
+    """Port of the response half of crypto.c:ocsp_check(): "good", "revoked" or "unknown".
+
+    The response must be successful, signed by the issuer (certs[1]) or a responder it
+    delegated to, and answer for certs[0]; when *request* (the DER from ocsp_request) is given
+    and the response echoes a nonce, it must match. Any failure is "unknown": like uacme,
+    only a verified REVOKED stops a certificate from counting as valid (fail open).
+    """
+    if len(certs) < 2:
+        return "unknown"
+    leaf, issuer = certs[0], certs[1]
+    try:
+        resp = ocsp.load_der_ocsp_response(der_response)
+        if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return "unknown"
+        if not any(
+            _verify(k, resp.signature, resp.tbs_response_bytes, resp.signature_hash_algorithm)
+            for k in _responder_keys(resp, issuer)
+        ):
+            return "unknown"
+        if request is not None and not _nonce_ok(resp, ocsp.load_der_ocsp_request(request)):
+            return "unknown"
+        for single in resp.responses:
+            want = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(leaf, issuer, single.hash_algorithm)
+                .build()
+            )
+            if (
+                single.serial_number == leaf.serial_number
+                and single.issuer_key_hash == want.issuer_key_hash
+                and single.issuer_name_hash == want.issuer_name_hash
+            ):
+                if single.certificate_status == ocsp.OCSPCertStatus.GOOD:
+                    return "good"
+                if single.certificate_status == ocsp.OCSPCertStatus.REVOKED:
+                    return "revoked"
+                return "unknown"
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return "unknown"
+    return "unknown"
+
+
+def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
+    """uacme's OCSP_check_nonce(): a response without a nonce passes; a different one fails."""
+    try:
+        got = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return True
+    try:
+        sent = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return False
+    return got == sent
+
+
+# --- time -------------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+def parse_rfc3339_timestamp(s: str) -> _dt.datetime:
+    """Port of crypto.c:parse_rfc3339_timestamp(): RFC 3339 date-time -> aware UTC datetime.
+
+    Used for ARI suggestedWindow (RFC 9773 §4.2). Accepts "Z" or "±hh:mm" and any number of
+    fractional digits (kept to the microsecond); a leap second 60 is read as 59. Differs:
+    uacme used mktime() and so read the time as local time; raises ValueError, not -1.
+    """
+    m = _RFC3339.fullmatch(s)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {s!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    if m.group(8):
+        offset = _dt.timedelta(0)
+    else:
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise ValueError(f"bad UTC offset in {s!r}")
+        offset = _dt.timedelta(hours=oh, minutes=om) * (1 if m.group(9) == "+" else -1)
+    tz = _dt.timezone(offset)
+    stamp = _dt.datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
+    return stamp.astimezone(_dt.timezone.utc)
