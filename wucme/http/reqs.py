@@ -1,0 +1,124 @@
+"""The second transport, on `requests` (WUCME_HTTP=requests): same contract as HttpClient.
+
+Nothing from the environment leaks in (trust_env=False): trust roots and the proxy come
+from HttpConfig only, as with the builtin client.  Redirects are never followed.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+
+import requests
+import urllib3.exceptions as u3
+
+from wucme.http import (
+    ConnectError, HttpConfig, HttpError, HttpTimeout, ProtocolError, Response,
+    ResponseTooLarge, TLSError,
+)
+
+_CHUNK = 64 * 1024
+
+
+def _too_large(limit: int) -> ResponseTooLarge:
+    return ResponseTooLarge(f"response body larger than the limit of {limit} bytes (max_body)")
+
+
+def _translate(exc: Exception, url: str) -> HttpError:
+    """requests' and urllib3's exceptions onto the wucme.http classes (order matters)."""
+    text = f"{url}: {exc}"
+    if isinstance(exc, (requests.exceptions.SSLError, u3.SSLError)):
+        return TLSError(text)
+    if isinstance(exc, (requests.exceptions.Timeout, u3.TimeoutError, TimeoutError)):
+        return HttpTimeout(text)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return ConnectError(text)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        # A malformed status line arrives as ConnectionError(ProtocolError(BadStatusLine)).
+        inner = exc.args[0] if exc.args else None
+        reason = inner.args[-1] if isinstance(inner, u3.ProtocolError) and inner.args else None
+        if isinstance(reason, http.client.HTTPException) and not isinstance(reason, OSError):
+            return ProtocolError(text)
+        return ConnectError(text)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, u3.ProtocolError,
+                        u3.DecodeError, http.client.HTTPException)):
+        return ProtocolError(text)
+    if isinstance(exc, OSError):
+        return ConnectError(text)
+    return HttpError(text)
+
+
+class _Session(requests.Session):
+    """A Session that sees no redirect target: even with allow_redirects=False, requests
+    would otherwise read a 3xx body in full (unbounded) while looking for the next hop."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
+class RequestsTransport:
+    """A requests.Session configured from HttpConfig; bodies read with the max_body bound."""
+
+    def __init__(self, config: HttpConfig) -> None:
+        self.config = config
+        session = _Session()
+        session.trust_env = False
+        session.verify = config.ca_bundle or config.ca_path or True
+        session.proxies = {"http": config.proxy, "https": config.proxy} if config.proxy else {}
+        # Only what the builtin client sends: no Accept-Encoding, so no decompression bombs.
+        session.headers.clear()
+        session.headers.update({"User-Agent": config.user_agent, "Connection": "keep-alive"})
+        self.session = session
+
+    def _check_trust(self, url: str) -> None:
+        """requests raises a bare OSError for a missing CA file; make it the TLS failure it is."""
+        where = self.config.ca_bundle or self.config.ca_path
+        if url.lower().startswith("https:") and where and not os.path.exists(where):
+            raise TLSError(f"cannot load trusted certificates from {where}: no such file")
+
+    def _read(self, resp: requests.Response) -> bytes:
+        limit = self.config.max_body
+        length = resp.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > limit:
+            raise _too_large(limit)
+        parts: list[bytes] = []
+        total = 0
+        for data in resp.raw.stream(_CHUNK, decode_content=False):
+            total += len(data)
+            if total > limit:
+                raise _too_large(limit)
+            parts.append(data)
+        return b"".join(parts)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """One request, whole response read, no redirects followed."""
+        self._check_trust(url)
+        cfg = self.config
+        try:
+            resp = self.session.request(
+                method, url, data=body, headers=headers, allow_redirects=False, stream=True,
+                timeout=(cfg.connect_timeout, cfg.read_timeout),
+            )
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader):
+            raise  # the caller's mistake (ValueError), as with the builtin client
+        except (requests.exceptions.RequestException, u3.HTTPError, OSError) as exc:
+            raise _translate(exc, url) from exc
+        try:
+            content = self._read(resp)
+        except (u3.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise _translate(exc, url) from exc
+        finally:
+            resp.close()
+        return Response(resp.status_code, list(resp.raw.headers.items()), content, url)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+__all__ = ["RequestsTransport"]
