@@ -121,7 +121,10 @@ def account_update(a: AcmeSession) -> None:
         a.log(1, f"email is already up to date for account at {a.kid}")
         return
     payload = {"contact": [f"mailto:{a.email}"] if a.email else []}
-    a.log(1, f"updating account email at {a.kid}")
+    if a.email:
+        a.log(1, f"updating account email to {a.email} at {a.kid}")
+    else:
+        a.log(1, f"removing account email at {a.kid}")
     r = acme_post(a, a.kid, payload).expect(200, what=f"update account email at {a.kid}")
     a.account = r.json
     a.log(1, f"account at {a.kid} updated")
