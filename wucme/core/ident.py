@@ -18,7 +18,7 @@ from wucme.errors import BadIdentifier
 #: Let's Encrypt's limit on identifiers in one order (Pebble does not enforce it).
 MAX_IDENTIFIERS = 100
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def is_ip(value: str) -> bool:
@@ -65,7 +65,7 @@ def validate_identifier_str(name: str, wildcard: bool = True) -> str:
     if len(labels) < 2:
         raise BadIdentifier(f"invalid identifier {_show(raw)}: needs at least one dot")
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise BadIdentifier(f"invalid identifier {_show(raw)}: bad label {_show(label)}")
         if label.startswith("xn--"):
             try:

@@ -27,7 +27,7 @@ from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeReply, AcmeSession, acme_post
 from wucme.uacme.hook import hook_run
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # base64url (RFC 8555 §8.1: >= 128 bits)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Challenge:
 
 def key_auth_for(type: str, token: str, thumbprint: str) -> str:
     """What the hook gets as AUTH: raw for http-01, digest for dns-01 and tls-alpn-01."""
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):
         raise ProtocolViolation(f"failed to validate token {token[:64]!r} from the CA")
     ka = jws.key_authorization(token, thumbprint)
     if type in ("dns-01", "tls-alpn-01"):
