@@ -1,9 +1,504 @@
-"""Logical names (placeholder: process table only, until the full tables land)."""
+"""Logical names: process, system and cluster tables, iterative translation, search lists.
+
+The process table is the environment (a variable is a one-element logical name);
+the system and cluster tables are JSON files in WUCME_LNM_DIR (cluster: in
+WUCME_LNM_CLUSTER_DIR when set, meant to be shared storage).  Tables are searched
+process, system, cluster, and re-read whenever their file changes, so a DEFINE
+made by another process is seen by a running one (the seed on WUCME_VERBOSE).
+"""
+
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from wucme.vms.atomic import atomic_write
+from wucme.vms.dclquote import split_search_list
+from wucme.vms.msg import VmsError
+
+try:  # not on OpenVMS, where $CRELNM would do this work
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_LNM_DIR",
+    "DEFAULT_ORDER",
+    "MAX_DEPTH",
+    "TABLE_NAMES",
+    "LogicalName",
+    "LogicalNameError",
+    "LogicalLoopError",
+    "LogicalDepthError",
+    "NoLogicalNameError",
+    "concealed_devices",
+    "deassign",
+    "define",
+    "format_show",
+    "lookup",
+    "show",
+    "table_path",
+    "translate",
+    "translate_items",
+    "trnlnm",
+]
+
+#: Where the system table (and, unless WUCME_LNM_CLUSTER_DIR is set, the cluster table) lives.
+DEFAULT_LNM_DIR = "/var/lib/wucme/lnm"
+#: The order of a lookup with no explicit tables.
+DEFAULT_ORDER = ("process", "system", "cluster")
+#: LNM$C_MAXDEPTH: translations allowed for one name, counting the first.
+MAX_DEPTH = 10
+#: LNM$C_NAMLENGTH: the longest name or equivalence string.
+MAX_LENGTH = 255
+TABLE_NAMES = {
+    "process": "LNM$PROCESS_TABLE",
+    "system": "LNM$SYSTEM_TABLE",
+    "cluster": "LNM$SYSCLUSTER_TABLE",
+}
+_MODES = {"USER": "USER", "SUPERVISOR": "SUPERVISOR", "SUPER": "SUPERVISOR",
+          "EXECUTIVE": "EXECUTIVE", "EXEC": "EXECUTIVE", "KERNEL": "KERNEL"}
+_MODE_SHOW = {"USER": "user", "SUPERVISOR": "super", "EXECUTIVE": "exec", "KERNEL": "kernel"}
+# A value that looks like this may itself be a logical name and is translated again.
+_NAME_SYNTAX = re.compile(r"[A-Za-z0-9_$-]{1,255}")
+_BAD_NAME = re.compile(r'[\s=",\x00]')
+# An environment variable carrying what a variable cannot: more elements, attributes, mode.
+_COMPANION = "_WUCME_LNM_"
 
 
-def trnlnm(name: str) -> str | None:
-    """The translation of logical `name`, or None when it is not defined."""
-    return os.environ.get(name)
+class LogicalNameError(VmsError):
+    """A logical name operation that failed (bad name, unreadable table, no privilege)."""
+
+    ident = "LNMERR"
+
+
+class NoLogicalNameError(LogicalNameError):
+    """DEASSIGN of a name the table does not hold (SS$_NOLOGNAM)."""
+
+    ident = "NOLOGNAM"
+
+
+class LogicalLoopError(LogicalNameError):
+    """A name whose translation comes back to itself."""
+
+    ident = "LNMLOOP"
+
+
+class LogicalDepthError(LogicalLoopError):
+    """More than MAX_DEPTH levels of translation (SS$_TOOMANYLNAM), VMS's own loop guard."""
+
+    ident = "TOOMANYLNAM"
+
+
+@dataclass(frozen=True)
+class LogicalName:
+    """One logical name in one table: its equivalence strings and attributes."""
+
+    name: str
+    values: tuple[str, ...]
+    table: str = "process"
+    concealed: bool = False
+    terminal: bool = False
+    mode: str | None = None
+    #: Where the entry came from (the table file or "environment"); for display only.
+    source: str = field(default="", compare=False)
+
+    @property
+    def table_name(self) -> str:
+        return TABLE_NAMES[self.table]
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(a for a, on in (("CONCEALED", self.concealed), ("TERMINAL", self.terminal)) if on)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"values": list(self.values)}
+        if self.attributes:
+            out["attributes"] = list(self.attributes)
+        if self.mode:
+            out["mode"] = self.mode
+        return out
+
+    @classmethod
+    def from_json(cls, name: str, obj: Any, table: str, source: str) -> LogicalName:
+        if not isinstance(obj, dict) or not isinstance(obj.get("values"), list) or not obj["values"]:
+            raise ValueError(f"entry {name!r} has no list of values")
+        values = tuple(str(v) for v in obj["values"])
+        attrs = {str(a).upper() for a in obj.get("attributes", ())}
+        mode = obj.get("mode")
+        return cls(name, values, table, "CONCEALED" in attrs, "TERMINAL" in attrs,
+                   str(mode) if mode else None, source)
+
+
+# --- the process table: the environment -------------------------------------------
+
+
+def _env_entry(key: str) -> LogicalName | None:
+    value = os.environ.get(key)
+    if not value:  # an empty variable counts as undefined: VMS has no empty equivalence
+        return None
+    extra = os.environ.get(_COMPANION + key)
+    if extra:
+        try:
+            entry = LogicalName.from_json(key, json.loads(extra), "process", "environment")
+        except (ValueError, TypeError):
+            entry = None
+        # The companion is stale if someone set the variable by other means since.
+        if entry is not None and entry.values[0] == value:
+            return entry
+    return LogicalName(key, (value,), "process", source="environment")
+
+
+def _env_lookup(name: str, exact: bool) -> LogicalName | None:
+    for key in (name,) if exact else dict.fromkeys((name, name.upper())):
+        if key.startswith(_COMPANION):
+            continue
+        entry = _env_entry(key)
+        if entry is not None:
+            return entry
+    return None
+
+
+def _env_all() -> list[LogicalName]:
+    out = []
+    for key in os.environ:
+        if key.startswith(_COMPANION):
+            continue
+        entry = _env_entry(key)
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
+# --- the file tables ------------------------------------------------------------------
+
+
+def table_path(table: str) -> Path:
+    """The file holding *table* ("system" or "cluster"); its directory comes from the environment."""
+    _check_table(table)
+    if table == "process":
+        raise LogicalNameError("the process table is the environment, not a file", "BADTABLE")
+    base = os.environ.get("WUCME_LNM_DIR") or DEFAULT_LNM_DIR
+    if table == "cluster":
+        base = os.environ.get("WUCME_LNM_CLUSTER_DIR") or base
+    return Path(base) / f"{table}.json"
+
+
+# path -> (stat key, fd held open, entries).  Holding the fd of the file we parsed
+# keeps its inode alive, so a new file can never reuse the inode number and fool
+# the stat comparison; writers always rename a new file in, never edit in place.
+_cache: dict[Path, tuple[tuple[int, int, int, int], int, dict[str, LogicalName]]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 8
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _forget(path: Path) -> None:
+    with _cache_lock:
+        old = _cache.pop(path, None)
+    if old is not None:
+        os.close(old[1])
+
+
+def _parse_table(data: bytes, table: str, path: Path) -> dict[str, LogicalName]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+        names = obj["names"]
+        if not isinstance(names, dict):
+            raise ValueError("'names' is not an object")
+        return {k.upper(): LogicalName.from_json(k.upper(), v, table, str(path)) for k, v in names.items()}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise LogicalNameError(f"logical name table {path} is damaged: {exc}", "BADTABLE") from exc
+
+
+def _load(table: str) -> dict[str, LogicalName]:
+    """The entries of a file table, parsed again only when the file has changed."""
+    path = table_path(table)
+    try:
+        key = _stat_key(os.stat(path))
+    except FileNotFoundError:
+        _forget(path)
+        return {}
+    except PermissionError as exc:
+        raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
+    with _cache_lock:
+        hit = _cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[2]
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return {}
+    except PermissionError as exc:
+        raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
+    try:
+        key = _stat_key(os.fstat(fd))
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        entries = _parse_table(b"".join(chunks), table, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    with _cache_lock:
+        old = _cache.pop(path, None)
+        if old is not None:
+            os.close(old[1])
+        while len(_cache) >= _CACHE_MAX:
+            os.close(_cache.pop(next(iter(_cache)))[1])
+        _cache[path] = (key, fd, entries)
+    return entries
+
+
+def _dump(table: str, entries: dict[str, LogicalName]) -> bytes:
+    obj = {"table": TABLE_NAMES[table],
+           "names": {k: entries[k].to_json() for k in sorted(entries)}}
+    return (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName | None]) -> LogicalName | None:
+    """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
+    path = table_path(table)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError as exc:
+        raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = dict(_load(table))
+        result = change(entries)
+        try:
+            atomic_write(path, _dump(table, entries), 0o644)
+        except PermissionError as exc:
+            raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
+        return result
+    finally:
+        os.close(lock)  # releases the flock
+
+
+# --- lookup and translation ---------------------------------------------------------------
+
+
+def _check_table(table: str) -> str:
+    if table not in TABLE_NAMES:
+        raise LogicalNameError(f"no such logical name table {table!r} (process, system, cluster)", "NOSUCHTABLE")
+    return table
+
+
+def _tables(tables: Iterable[str] | str | None) -> tuple[str, ...]:
+    if tables is None:
+        return DEFAULT_ORDER
+    if isinstance(tables, str):
+        tables = (tables,)
+    return tuple(_check_table(t) for t in tables)
+
+
+def lookup(name: str, tables: Iterable[str] | str | None = None, exact: bool = False) -> LogicalName | None:
+    """One level: the first definition of *name* in *tables* (default process, system, cluster).
+
+    Unless *exact*, the name is tried as given and then upper-cased (DCL upper-cases
+    names; environment variables are case-sensitive).
+    """
+    for table in _tables(tables):
+        if table == "process":
+            entry = _env_lookup(name, exact)
+        else:
+            entries = _load(table)
+            entry = entries.get(name if exact else name.upper())
+            if exact and entry is not None and entry.name != name:
+                entry = None
+        if entry is not None:
+            return entry
+    return None
+
+
+def _translate(entry: LogicalName, tables: tuple[str, ...], chain: list[str]) -> list[str]:
+    if len(chain) > MAX_DEPTH:
+        raise LogicalDepthError(f"more than {MAX_DEPTH} levels of logical name translation: {' -> '.join(chain)}")
+    out: list[str] = []
+    for value in entry.values:
+        nxt = None
+        if not entry.terminal and _NAME_SYNTAX.fullmatch(value):
+            nxt = lookup(value, tables, exact=True)
+        if nxt is None:
+            out.append(value)
+            continue
+        if nxt.name.upper() in chain:
+            raise LogicalLoopError(f"logical name loop: {' -> '.join(chain + [nxt.name.upper()])}")
+        out.extend(_translate(nxt, tables, chain + [nxt.name.upper()]))
+    return out
+
+
+def translate(name: str, tables: Iterable[str] | str | None = None) -> list[str]:
+    """The full search list of *name*, each element translated again while it names a logical.
+
+    Every element iterates (VMS iterates only the first, for devices); an element
+    that is itself a search list is expanded in place.  Values are matched as names
+    case-sensitively, as VMS does, and only when they look like a name (so a value
+    ``ELSE:`` or ``/srv/x`` is final).  A TERMINAL name is not iterated.  An
+    undefined name gives [].  Raises LogicalLoopError / LogicalDepthError.
+    """
+    order = _tables(tables)
+    entry = lookup(name, order)
+    if entry is None:
+        return []
+    return _translate(entry, order, [entry.name.upper()])
+
+
+def trnlnm(name: str, tables: Iterable[str] | str | None = None) -> str | None:
+    """The first equivalence string of the fully translated *name*, or None when undefined."""
+    values = translate(name, tables)
+    return values[0] if values else None
+
+
+def translate_items(name: str, tables: Iterable[str] | str | None = None) -> list[str]:
+    """Every item of a list-valued name (WUCME_MAIL, WUCME_OPCOM): elements split at commas outside quotes."""
+    return [item for value in translate(name, tables) for item in split_search_list(value)]
+
+
+# --- DEFINE, DEASSIGN, SHOW ----------------------------------------------------------------
+
+
+def _check_name(name: str) -> str:
+    if not name or len(name) > MAX_LENGTH or _BAD_NAME.search(name):
+        raise LogicalNameError(f"invalid logical name {name!r}", "IVLOGNAM")
+    if name.upper().startswith(_COMPANION):
+        raise LogicalNameError(f"logical name prefix {_COMPANION} is reserved", "IVLOGNAM")
+    return name.upper()
+
+
+def define(
+    name: str,
+    values: Sequence[str] | str,
+    table: str = "process",
+    concealed: bool = False,
+    terminal: bool = False,
+    mode: str | None = None,
+) -> LogicalName | None:
+    """DEFINE /PROCESS|/SYSTEM|/CLUSTER: set *name* (upper-cased) to *values*; return the superseded entry.
+
+    /PROCESS sets the environment of this process (and of children started later):
+    it lasts for the process only.  /SYSTEM and /CLUSTER write their table file
+    atomically under a lock, and are seen by every process at its next lookup.
+    """
+    key = _check_name(name)
+    _check_table(table)
+    vals = [values] if isinstance(values, str) else list(values)
+    if not vals:
+        raise LogicalNameError(f"no equivalence string for {key}", "NULLEQV")
+    for v in vals:
+        if not isinstance(v, str) or not v or len(v) > MAX_LENGTH or "\x00" in v:
+            raise LogicalNameError(f"invalid equivalence string {v!r} for {key}", "IVEQVNAM")
+    canon_mode = None
+    if mode:
+        canon_mode = _MODES.get(mode.upper())
+        if canon_mode is None:
+            raise LogicalNameError(f"invalid access mode {mode!r}", "IVMODE")
+    entry = LogicalName(key, tuple(vals), table, concealed, terminal, canon_mode)
+    if table == "process":
+        old = _env_lookup(key, exact=True)
+        os.environ[key] = vals[0]
+        if len(vals) > 1 or concealed or terminal or canon_mode:
+            os.environ[_COMPANION + key] = json.dumps(entry.to_json())
+        else:
+            os.environ.pop(_COMPANION + key, None)
+        return old
+
+    def change(entries: dict[str, LogicalName]) -> LogicalName | None:
+        old = entries.get(key)
+        entries[key] = entry
+        return old
+
+    return _modify(table, change)
+
+
+def deassign(name: str, table: str = "process") -> LogicalName:
+    """DEASSIGN: remove *name* from *table*; return what was removed or raise NoLogicalNameError."""
+    _check_table(table)
+    if table == "process":
+        old = _env_lookup(name, exact=False)
+        if old is None:
+            raise NoLogicalNameError(f"no logical name match for {name.upper()} in {TABLE_NAMES[table]}")
+        os.environ.pop(old.name, None)
+        os.environ.pop(_COMPANION + old.name, None)
+        return old
+    key = name.upper()
+
+    def change(entries: dict[str, LogicalName]) -> LogicalName | None:
+        return entries.pop(key, None)
+
+    if key not in _load(table):  # cheap check first: no lock, no rewrite
+        raise NoLogicalNameError(f"no logical name match for {key} in {TABLE_NAMES[table]}")
+    old = _modify(table, change)
+    if old is None:
+        raise NoLogicalNameError(f"no logical name match for {key} in {TABLE_NAMES[table]}")
+    return old
+
+
+def _wild(pattern: str) -> re.Pattern[str]:
+    """VMS wildcards: ``*`` any run, ``%`` one character; case-insensitive."""
+    parts = [".*" if c == "*" else "." if c == "%" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def show(pattern: str = "*", table: str | None = None) -> list[LogicalName]:
+    """SHOW LOGICAL [pattern]: the matching entries, table by table, names sorted."""
+    rx = _wild(pattern or "*")
+    out: list[LogicalName] = []
+    for t in _tables(table):
+        entries = _env_all() if t == "process" else list(_load(t).values())
+        out.extend(sorted((e for e in entries if rx.fullmatch(e.name)), key=lambda e: e.name))
+    return out
+
+
+def _show_lines(entry: LogicalName, level: int, tables: tuple[str, ...], chain: list[str]) -> list[str]:
+    lead = "   " if level == 0 else f"{level:<3}"
+    mode = f" [{_MODE_SHOW[entry.mode]}]" if entry.mode else ""
+    attrs = f" [{','.join(a.lower() for a in entry.attributes)}]" if entry.attributes else ""
+    lines = [f'{lead}"{entry.name}"{mode} = "{entry.values[0]}"{attrs} ({entry.table_name})']
+    lines += [f'        = "{v}"' for v in entry.values[1:]]
+    if level + 1 >= MAX_DEPTH or entry.terminal:
+        return lines
+    for value in entry.values:
+        if _NAME_SYNTAX.fullmatch(value):
+            nxt = lookup(value, tables, exact=True)
+            if nxt is not None and nxt.name.upper() not in chain:
+                lines += _show_lines(nxt, level + 1, tables, chain + [nxt.name.upper()])
+    return lines
+
+
+def format_show(entries: Iterable[LogicalName], iterate: bool = False) -> list[str]:
+    """SHOW LOGICAL's lines: ``   "NAME" = "value" (LNM$SYSTEM_TABLE)``, then ``        = "next"``.
+
+    With *iterate*, names that a value translates to follow, numbered by level as
+    VMS numbers them (``1  "SYS$COMMON" = ...``).
+    """
+    lines: list[str] = []
+    for entry in entries:
+        if iterate:
+            lines += _show_lines(entry, 0, DEFAULT_ORDER, [entry.name.upper()])
+        else:
+            lines += _show_lines(entry, 0, (), [])  # no tables: no iteration
+    return lines
+
+
+def concealed_devices() -> list[LogicalName]:
+    """Names whose effective definition (first in table order) is CONCEALED: devices to_vms may show."""
+    seen: dict[str, LogicalName] = {}
+    for t in DEFAULT_ORDER:
+        entries = _env_all() if t == "process" else list(_load(t).values())
+        for e in entries:
+            seen.setdefault(e.name.upper(), e)
+    return [e for e in seen.values() if e.concealed]

@@ -1,0 +1,173 @@
+"""VMS file specifications: parsing, mapping through logical names to paths, and back for display."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wucme.vms import lnm
+from wucme.vms.filespec import FileSpec, FileSpecError, is_vms_spec, parse_filespec, to_path, to_paths, to_vms
+
+DEVICES = ["WASD_ROOT", "ELSE", "DKA0", "WASD2", "NR", "WUCME_HERE", "SL", "LOOPDEV", "LOOPDEV2"]
+
+
+@pytest.fixture(autouse=True)
+def tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
+    monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
+    for name in DEVICES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("spec, fields", [
+    ("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;3", (None, "WASD_ROOT", ("LOCAL",), "WUCME_C_X", "PEM", 3, False, False)),
+    ("else:[where]", (None, "ELSE", ("WHERE",), "", None, None, False, False)),
+    ("NODE::DKA0:<A.B>N.T;", ("NODE", "DKA0", ("A", "B"), "N", "T", 0, False, False)),
+    ("[.a.b]x.y", (None, None, ("A", "B"), "X", "Y", None, True, False)),
+    ("[-]", (None, None, ("-",), "", None, None, True, False)),
+    ("[--.SUB]", (None, None, ("-", "-", "SUB"), "", None, None, True, False)),
+    ("[]", (None, None, (), "", None, None, True, False)),
+    ("[000000]", (None, None, (), "", None, None, False, False)),
+    ("[000000.A]", (None, None, ("A",), "", None, None, False, False)),
+    ("DKA0:[WASD.]", (None, "DKA0", ("WASD",), "", None, None, False, True)),
+    ("DKA0:[WASD.][LOCAL]", (None, "DKA0", ("WASD", "LOCAL"), "", None, None, False, False)),
+    ("X.Y;-1", (None, None, None, "X", "Y", -1, False, False)),
+    ("DEV:NAME.", (None, "DEV", None, "NAME", "", None, False, False)),
+    ("A.B.7", (None, None, None, "A", "B", 7, False, False)),
+])
+def test_parse(spec: str, fields: tuple[object, ...]) -> None:
+    fs = parse_filespec(spec)
+    assert (fs.node, fs.device, fs.directory, fs.name, fs.type, fs.version, fs.relative, fs.rooted) == fields
+    assert parse_filespec(str(fs)) == fs  # formatting round-trips
+
+
+@pytest.mark.parametrize("spec", ["/etc/x", "dev:[a b]", "[A.-.B]", "[-A]", "dev:[a]]", "a:b:c", "x[y]"])
+def test_parse_refuses(spec: str) -> None:
+    with pytest.raises(FileSpecError):
+        parse_filespec(spec)
+
+
+@pytest.mark.parametrize("spec, vms", [
+    ("WASD_ROOT:[LOCAL]", True), ("X.PEM", False), ("/srv/a:b", False), ("certs/x.pem", False),
+    ("ELSE:[WHERE]", True), ("dev:", True), ("[.A]", True), ("C:\\x", False),
+])
+def test_is_vms_spec(spec: str, vms: bool) -> None:
+    assert is_vms_spec(spec) is vms
+
+
+def test_linux_paths_pass_through() -> None:
+    assert to_path("/srv/certs/x.pem") == Path("/srv/certs/x.pem")
+    assert to_path("certs/x.pem") == Path("certs/x.pem")
+
+
+def test_concealed_root_linux_path(tmp_path: Path) -> None:
+    (tmp_path / "wasd" / "LOCAL").mkdir(parents=True)
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    assert to_path("WASD_ROOT:[LOCAL]") == tmp_path / "wasd" / "LOCAL"  # existing case kept
+    assert to_path("wasd_root:[local]wucme_c_x.pem") == tmp_path / "wasd" / "LOCAL" / "WUCME_C_X.PEM"
+    assert to_path("WASD_ROOT:[000000]") == tmp_path / "wasd"
+    assert to_path("WASD_ROOT:[NEW.SUB]A.B") == tmp_path / "wasd" / "new" / "sub" / "A.B"
+    (tmp_path / "wasd" / "LOCAL" / "mixed.Pem").write_text("x")
+    assert to_path("WASD_ROOT:[LOCAL]MIXED.PEM") == tmp_path / "wasd" / "LOCAL" / "mixed.Pem"
+    with pytest.raises(FileSpecError) as err:
+        to_path("WASD_ROOT:[-]")
+    assert err.value.ident == "DIRUNDERFLOW"
+
+
+def test_else_where_and_wucme_here(tmp_path: Path) -> None:
+    lnm.define("ELSE", [str(tmp_path / "else")], "process")
+    lnm.define("WUCME_HERE", ["ELSE:[WHERE]"], "system")
+    here = lnm.trnlnm("WUCME_HERE")
+    assert here == "ELSE:[WHERE]"
+    assert to_path(here) == tmp_path / "else" / "where"
+    assert to_path("WUCME_HERE:WUCME_C_A.PEM") == tmp_path / "else" / "where" / "WUCME_C_A.PEM"
+    assert to_path("WUCME_HERE:[.SUB]") == tmp_path / "else" / "where" / "sub"
+    assert to_path("WUCME_HERE:[OTHER]") == tmp_path / "else" / "other"  # VMS: explicit directory replaces
+
+
+def test_rooted_vms_value(tmp_path: Path) -> None:
+    lnm.define("DKA0", [str(tmp_path)], "system")
+    lnm.define("WASD2", ["DKA0:[WASD.]"], "cluster", concealed=True)
+    assert to_path("WASD2:[LOCAL]X.PEM") == tmp_path / "wasd" / "local" / "X.PEM"
+    assert to_path("WASD2:[000000]") == tmp_path / "wasd"
+    lnm.define("NR", ["DKA0:"], "system")  # a device name translated again
+    assert to_path("NR:[A]") == tmp_path / "a"
+
+
+def test_search_list_device(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    lnm.define("SL", [str(tmp_path / "one"), str(tmp_path / "two")], "system")
+    assert to_paths("SL:F.TXT") == [tmp_path / "one" / "F.TXT", tmp_path / "two" / "F.TXT"]
+    assert to_path("SL:F.TXT") == tmp_path / "one" / "F.TXT"  # nothing exists: where to create
+    (tmp_path / "two" / "F.TXT").write_text("x")
+    assert to_path("SL:F.TXT") == tmp_path / "two" / "F.TXT"
+
+
+def test_device_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileSpecError) as err:
+        to_path("NOSUCH_DEVICE_X:[A]")
+    assert err.value.ident == "NOSUCHDEV"
+    lnm.define("LOOPDEV", ["LOOPDEV2:"], "system")
+    lnm.define("LOOPDEV2", ["LOOPDEV"], "system")
+    with pytest.raises(FileSpecError) as err:
+        to_path("LOOPDEV:[A]")
+    assert err.value.ident == "LNMLOOP"
+    lnm.define("NR", ["just words"], "system")
+    with pytest.raises(FileSpecError):
+        to_path("NR:[A]")
+    with pytest.raises(FileSpecError):
+        to_path("REMOTE::DKA0:[A]")
+
+
+def test_no_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert to_path("[.SUB]X.Y") == tmp_path / "sub" / "X.Y"
+    assert to_path("[A.B]") == Path("/a/b")
+
+
+def test_versions_through_specs(tmp_path: Path) -> None:
+    from wucme.vms.files import write_versioned
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    (tmp_path / "wasd" / "local").mkdir(parents=True)
+    target = to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM")
+    for i in range(3):
+        write_versioned(target, b"v%d" % i, keep=5)
+    assert to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;3") == target
+    assert to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;0") == target
+    assert to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;1").read_bytes() == b"v0"
+    assert to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;-1").read_bytes() == b"v1"
+    with pytest.raises(FileSpecError):
+        to_path("WASD_ROOT:[LOCAL]WUCME_C_X.PEM;-3")
+    assert to_vms(target) == "WASD_ROOT:[LOCAL]WUCME_C_X.PEM;3"
+    assert to_vms(target, version=False) == "WASD_ROOT:[LOCAL]WUCME_C_X.PEM"
+    assert to_vms(f"{target};2") == "WASD_ROOT:[LOCAL]WUCME_C_X.PEM;2"
+
+
+def test_to_vms(tmp_path: Path) -> None:
+    (tmp_path / "wasd" / "local").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    lnm.define("ELSE", [str(tmp_path / "other")], "system")  # not concealed: not shown
+    assert to_vms(tmp_path / "wasd" / "local") == "WASD_ROOT:[LOCAL]"
+    assert to_vms(tmp_path / "wasd") == "WASD_ROOT:[000000]"
+    assert to_vms(tmp_path / "wasd" / "local" / "new.pem") == "WASD_ROOT:[LOCAL]NEW.PEM"
+    assert to_vms(tmp_path / "other" / "x.pem") == str(tmp_path / "other" / "x.pem")
+    assert to_vms(tmp_path / "other" / "x.pem", devices=["ELSE"]) == "ELSE:[000000]X.PEM"
+    odd = tmp_path / "wasd" / "local" / "a.b.c"
+    assert to_vms(odd) == str(odd)  # ODS-2 cannot spell it
+    # a round trip: display form maps back to the same path
+    p = tmp_path / "wasd" / "local" / "WUCME_C_WWW_EXAMPLE_ORG.PEM"
+    assert to_path(to_vms(p)) == p
+    # the process table overrides: a plain WASD_ROOT there is not concealed
+    os.environ["WASD_ROOT"] = f"{tmp_path}/wasd/"
+    assert to_vms(p) == str(p)
+
+
+def test_filespec_is_value() -> None:
+    fs = FileSpec(None, "DEV", ("A",), "N", "T", None)
+    assert str(fs) == "DEV:[A]N.T" and fs.filename == "N.T"

@@ -1,0 +1,279 @@
+"""Logical names: tables and their order, iterative translation, search lists, DCL quoting, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wucme.vms import lnm
+from wucme.vms.dclquote import QuoteError, parse_equivalence_list, quote, split_search_list
+
+NAMES = ["WUCME_T_A", "WUCME_T_B", "WUCME_T_C", "WUCME_HERE", "WUCME_MAIL", "WUCME_T_LOOP1", "WUCME_T_LOOP2",
+         "WUCME_KEEP", "WASD_ROOT", "ELSE", "wucme_t_lower"] + [f"WUCME_T_L{i}" for i in range(13)]
+
+
+@pytest.fixture(autouse=True)
+def tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private table directory and a process table free of the names these tests use."""
+    monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
+    monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
+    return tmp_path / "lnm"
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True,
+                          text=True, timeout=60, check=True)
+
+
+# --- DCL quoting ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, upcase, expected", [
+    ('"system,smtp%""a@b"""', False, ['system,smtp%"a@b"']),
+    ('system,smtp%"a@b"', False, ["system", "smtp%a@b"]),
+    ('system,smtp%"a@b"', True, ["SYSTEM", "SMTP%a@b"]),
+    ("/srv/certs", False, ["/srv/certs"]),
+    ("/srv/certs", True, ["/SRV/CERTS"]),
+    (" a , b ", False, ["a", "b"]),
+    ('abc"Def"', True, ["ABCDef"]),
+    ('"a, b"', False, ["a, b"]),
+    ('""""', False, ['"']),
+    ("central,software,oper2", False, ["central", "software", "oper2"]),
+    ("", False, []),
+])
+def test_parse_equivalence_list(text: str, upcase: bool, expected: list[str]) -> None:
+    assert parse_equivalence_list(text, upcase=upcase) == expected
+
+
+def test_unterminated_quote() -> None:
+    with pytest.raises(QuoteError) as err:
+        parse_equivalence_list('"abc')
+    assert err.value.message().startswith("%WUCME-E-UNDQUOTE, ")
+
+
+@pytest.mark.parametrize("value", ['system,smtp%"a@b"', 'a"b""c', "", "x,y"])
+def test_quote_round_trip(value: str) -> None:
+    assert parse_equivalence_list(quote(value)) == [value]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('system,smtp%"a@b"', ["system", 'smtp%"a@b"']),
+    ('smtp%"x,y"@z, other', ['smtp%"x,y"@z', "other"]),
+    ("CENTRAL,NETWORK", ["CENTRAL", "NETWORK"]),
+    (" a ,, b ,", ["a", "b"]),
+    ('a,"open', ["a", '"open']),
+])
+def test_split_search_list(value: str, expected: list[str]) -> None:
+    assert split_search_list(value) == expected
+
+
+# --- tables ------------------------------------------------------------------------------
+
+def test_undefined() -> None:
+    assert lnm.trnlnm("WUCME_T_A") is None
+    assert lnm.translate("WUCME_T_A") == []
+
+
+def test_precedence_process_system_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["cluster"], "cluster")
+    assert lnm.trnlnm("WUCME_T_A") == "cluster"
+    lnm.define("WUCME_T_A", ["system"], "system")
+    assert lnm.trnlnm("WUCME_T_A") == "system"
+    monkeypatch.setenv("WUCME_T_A", "process")
+    assert lnm.trnlnm("WUCME_T_A") == "process"
+    assert lnm.trnlnm("WUCME_T_A", tables=["cluster"]) == "cluster"
+    assert lnm.trnlnm("WUCME_T_A", tables="system") == "system"
+    lnm.deassign("WUCME_T_A", "process")
+    lnm.deassign("WUCME_T_A", "system")
+    assert lnm.trnlnm("WUCME_T_A") == "cluster"
+
+
+def test_names_case_insensitive_values_keep_case() -> None:
+    lnm.define("wucme_t_a", ["/srv/Certs"], "system")
+    assert lnm.trnlnm("WUCME_T_A") == "/srv/Certs"
+    assert lnm.trnlnm("Wucme_T_A") == "/srv/Certs"
+    assert lnm.show("WUCME_T_A", "system")[0].name == "WUCME_T_A"
+
+
+def test_define_process_sets_environment() -> None:
+    old = lnm.define("WUCME_T_A", ["/srv/x"], "process")
+    assert old is None and os.environ["WUCME_T_A"] == "/srv/x"
+    old = lnm.define("WUCME_T_A", ["/srv/y", "/srv/z"], "process", concealed=True)
+    assert old is not None and old.values == ("/srv/x",)
+    assert os.environ["WUCME_T_A"] == "/srv/y"
+    assert lnm.translate("WUCME_T_A") == ["/srv/y", "/srv/z"]
+    assert lnm.lookup("WUCME_T_A").concealed  # type: ignore[union-attr]
+    # a child process inherits the process table, as a spawned subprocess does on VMS
+    out = run_python("from wucme.vms.lnm import translate; print(translate('WUCME_T_A'))").stdout
+    assert out.strip() == "['/srv/y', '/srv/z']"
+    # someone resets the variable by other means: the stale extra elements are ignored
+    os.environ["WUCME_T_A"] = "/srv/w"
+    assert lnm.translate("WUCME_T_A") == ["/srv/w"]
+
+
+def test_environment_value_is_one_element(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_MAIL", 'system,smtp%"a@b"')
+    assert lnm.translate("WUCME_MAIL") == ['system,smtp%"a@b"']
+    assert lnm.translate_items("WUCME_MAIL") == ["system", 'smtp%"a@b"']
+
+
+def test_empty_environment_variable_is_undefined(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_T_A", "")
+    lnm.define("WUCME_T_A", ["sys"], "system")
+    assert lnm.trnlnm("WUCME_T_A") == "sys"
+
+
+def test_dcl_quoted_mail_value_in_system_table() -> None:
+    values = parse_equivalence_list('"system,smtp%""whomever@wherever"""')
+    lnm.define("WUCME_MAIL", values, "system", mode="EXECUTIVE")
+    assert lnm.trnlnm("WUCME_MAIL") == 'system,smtp%"whomever@wherever"'
+    assert lnm.translate_items("WUCME_MAIL") == ["system", 'smtp%"whomever@wherever"']
+
+
+def test_search_list_and_iteration() -> None:
+    lnm.define("WUCME_T_A", ["WUCME_T_B", "/last"], "system")
+    lnm.define("WUCME_T_B", ["WUCME_T_C", "/middle"], "cluster")
+    lnm.define("WUCME_T_C", ["/first"], "process")
+    assert lnm.translate("WUCME_T_A") == ["/first", "/middle", "/last"]
+    assert lnm.trnlnm("WUCME_T_A") == "/first"
+
+
+def test_terminal_stops_iteration() -> None:
+    lnm.define("WUCME_T_B", ["/b"], "system")
+    lnm.define("WUCME_T_A", ["WUCME_T_B"], "system", terminal=True)
+    assert lnm.translate("WUCME_T_A") == ["WUCME_T_B"]
+
+
+def test_values_match_names_case_sensitively() -> None:
+    lnm.define("WUCME_T_B", ["/b"], "system")
+    lnm.define("WUCME_T_A", ["wucme_t_b", "WUCME_T_B:", "WUCME_T_B"], "system")
+    assert lnm.translate("WUCME_T_A") == ["wucme_t_b", "WUCME_T_B:", "/b"]
+
+
+def test_loop_detected() -> None:
+    lnm.define("WUCME_T_LOOP1", ["WUCME_T_LOOP2"], "system")
+    lnm.define("WUCME_T_LOOP2", ["x", "WUCME_T_LOOP1"], "process")
+    with pytest.raises(lnm.LogicalLoopError) as err:
+        lnm.trnlnm("WUCME_T_LOOP1")
+    assert "WUCME_T_LOOP1 -> WUCME_T_LOOP2 -> WUCME_T_LOOP1" in err.value.text
+    assert err.value.ident == "LNMLOOP"
+    lnm.define("WUCME_T_LOOP1", ["WUCME_T_LOOP1"], "system")
+    with pytest.raises(lnm.LogicalLoopError):
+        lnm.translate("WUCME_T_LOOP1")
+
+
+def test_ten_levels_allowed_eleven_refused() -> None:
+    # L0 -> L1 -> ... -> L9 -> "/end": ten translations.
+    for i in range(9):
+        lnm.define(f"WUCME_T_L{i}", [f"WUCME_T_L{i + 1}"], "system")
+    lnm.define("WUCME_T_L9", ["/end"], "system")
+    assert lnm.trnlnm("WUCME_T_L0") == "/end"
+    lnm.define("WUCME_T_L9", ["WUCME_T_L10"], "system")
+    lnm.define("WUCME_T_L10", ["/end"], "system")
+    with pytest.raises(lnm.LogicalDepthError) as err:
+        lnm.trnlnm("WUCME_T_L0")
+    assert err.value.ident == "TOOMANYLNAM"
+    assert lnm.trnlnm("WUCME_T_L1") == "/end"
+
+
+def test_define_validation() -> None:
+    for bad in ["", "A=B", "A B", "x" * 256]:
+        with pytest.raises(lnm.LogicalNameError):
+            lnm.define(bad, ["v"], "system")
+    with pytest.raises(lnm.LogicalNameError):
+        lnm.define("WUCME_T_A", [], "system")
+    with pytest.raises(lnm.LogicalNameError):
+        lnm.define("WUCME_T_A", ["ok", ""], "system")
+    with pytest.raises(lnm.LogicalNameError) as err:
+        lnm.define("WUCME_T_A", ["v"], "group")
+    assert err.value.ident == "NOSUCHTABLE"
+    with pytest.raises(lnm.LogicalNameError):
+        lnm.define("WUCME_T_A", ["v"], "system", mode="ROOT")
+
+
+def test_deassign_missing() -> None:
+    for table in ("process", "system", "cluster"):
+        with pytest.raises(lnm.NoLogicalNameError) as err:
+            lnm.deassign("WUCME_T_A", table)
+        assert err.value.message().startswith("%WUCME-E-NOLOGNAM, ")
+
+
+def test_table_file_and_cluster_dir(tables: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["/s"], "system", concealed=True, mode="exec")
+    obj = json.loads((tables / "system.json").read_text())
+    assert obj["names"]["WUCME_T_A"] == {"values": ["/s"], "attributes": ["CONCEALED"], "mode": "EXECUTIVE"}
+    assert (tables / "system.json").stat().st_mode & 0o777 == 0o644
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("WUCME_LNM_CLUSTER_DIR", str(shared))
+    lnm.define("WUCME_T_B", ["/c"], "cluster")
+    assert (shared / "cluster.json").exists() and not (tables / "cluster.json").exists()
+    assert lnm.table_path("cluster") == shared / "cluster.json"
+
+
+def test_damaged_table_is_reported(tables: Path) -> None:
+    tables.mkdir(parents=True)
+    (tables / "system.json").write_text("{not json")
+    with pytest.raises(lnm.LogicalNameError) as err:
+        lnm.trnlnm("WUCME_T_A")
+    assert err.value.ident == "BADTABLE"
+
+
+def test_define_in_another_process_seen_without_restart() -> None:
+    assert lnm.trnlnm("WUCME_T_A") is None
+    run_python("from wucme.vms.lnm import define; define('WUCME_T_A', ['one'], 'system')")
+    assert lnm.trnlnm("WUCME_T_A") == "one"
+    # same size, same second: still seen (the cache keys on the inode it holds open)
+    for value in ("two", "six", "ten"):
+        run_python(f"from wucme.vms.lnm import define; define('WUCME_T_A', ['{value}'], 'system')")
+        assert lnm.trnlnm("WUCME_T_A") == value
+    run_python("from wucme.vms.lnm import deassign; deassign('WUCME_T_A', 'system')")
+    assert lnm.trnlnm("WUCME_T_A") is None
+
+
+def test_rapid_rewrites_in_process_are_seen() -> None:
+    for i in range(200):
+        lnm.define("WUCME_T_A", [f"v{i % 10}"], "system")
+        assert lnm.trnlnm("WUCME_T_A") == f"v{i % 10}"
+
+
+def test_concurrent_defines_lose_nothing(tables: Path) -> None:
+    code = (
+        "import sys\n"
+        "from wucme.vms.lnm import define\n"
+        "for i in range(50):\n"
+        "    define(f'WUCME_P{sys.argv[1]}_{i}', [f'/v/{sys.argv[1]}/{i}'], 'system')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], env=dict(os.environ)) for n in (1, 2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    entries = {e.name: e.values for e in lnm.show("WUCME_P*", "system")}
+    assert len(entries) == 100
+    assert entries["WUCME_P2_49"] == ("/v/2/49",)
+    assert not [p for p in tables.iterdir() if p.name.startswith(".wucme-tmp-")]
+
+
+def test_show_and_format() -> None:
+    lnm.define("WUCME_T_A", ["/srv/x"], "system")
+    lnm.define("WUCME_T_B", ["WUCME_T_A", "/second"], "cluster", concealed=True, terminal=True, mode="EXECUTIVE")
+    lnm.define("WUCME_T_C", ["WUCME_T_A"], "process")
+    entries = lnm.show("WUCME_T_%")
+    assert [(e.name, e.table) for e in entries] == [
+        ("WUCME_T_C", "process"), ("WUCME_T_A", "system"), ("WUCME_T_B", "cluster")]
+    assert lnm.format_show(entries) == [
+        '   "WUCME_T_C" = "WUCME_T_A" (LNM$PROCESS_TABLE)',
+        '   "WUCME_T_A" = "/srv/x" (LNM$SYSTEM_TABLE)',
+        '   "WUCME_T_B" [exec] = "WUCME_T_A" [concealed,terminal] (LNM$SYSCLUSTER_TABLE)',
+        '        = "/second"',
+    ]
+    assert lnm.format_show(lnm.show("wucme_t_c"), iterate=True) == [
+        '   "WUCME_T_C" = "WUCME_T_A" (LNM$PROCESS_TABLE)',
+        '1  "WUCME_T_A" = "/srv/x" (LNM$SYSTEM_TABLE)',
+    ]
+    assert lnm.show("nothing*") == []
+    assert [e.name for e in lnm.show("*T_?", "system")] == []  # ? is no VMS wildcard
