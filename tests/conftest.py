@@ -1,0 +1,97 @@
+"""Fixtures for tests that need the real-parts environment: Pebble, responders, the fault proxy.
+
+Pebble fixtures skip (with the reason) when the Debian `pebble` package is missing;
+`system_trust` skips unless running as root.  Every process a fixture starts is
+stopped at teardown, also after a failing test.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from wucme.testing.faultproxy import FaultProxy
+from wucme.testing.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
+from wucme.testing.responders import ChallengeDirServer, Ualpn, write_hook_scripts
+
+
+def _need_pebble() -> None:
+    if not pebble_available():
+        pytest.skip("pebble / pebble-challtestsrv not installed (Debian package pebble)")
+
+
+@pytest.fixture(scope="session")
+def pebble_ca() -> TestCA:
+    """The run-wide test CA (WUCME_TEST_CA_DIR or a stable temp dir) shared by all Pebbles."""
+    return stable_test_ca()
+
+
+@pytest.fixture(scope="session")
+def system_trust(pebble_ca: TestCA) -> TestCA:
+    """The test CA installed in the system store, for the real uacme (root only)."""
+    if not install_system_trust(pebble_ca.cert):
+        pytest.skip("adding the test CA to the system store needs root and update-ca-certificates")
+    return pebble_ca
+
+
+@pytest.fixture(scope="session")
+def pebble(pebble_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """One Pebble for the session with default knobs (5% badNonce, no VA sleep, strict)."""
+    _need_pebble()
+    p = Pebble(tmp_path_factory.mktemp("pebble"), ca=pebble_ca)
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def pebble_factory(pebble_ca: TestCA,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Pebble]]:
+    """`pebble_factory(validity=600, nonce_reject=0, ...)` starts an extra Pebble, stopped at teardown."""
+    _need_pebble()
+    started: list[Pebble] = []
+
+    def make(**kw: Any) -> Pebble:
+        kw.setdefault("ca", pebble_ca)
+        p = Pebble(kw.pop("workdir", None) or tmp_path_factory.mktemp("pebble-extra"), **kw)
+        started.append(p)
+        return p.start()
+
+    try:
+        yield make
+    finally:
+        for p in started:
+            p.stop()
+
+
+@pytest.fixture
+def challenge_dir_server(pebble: Pebble, tmp_path: Path) -> Iterator[ChallengeDirServer]:
+    """A webroot http-01 responder on the session Pebble's http_port; files go in .root_dir."""
+    with ChallengeDirServer(tmp_path / "acme-challenge", pebble.http_port) as server:
+        yield server
+
+
+@pytest.fixture
+def ualpn(pebble: Pebble, tmp_path: Path) -> Iterator[Ualpn]:
+    """The real ualpn answering tls-alpn-01 on the session Pebble's tls_port."""
+    if shutil.which("ualpn") is None:
+        pytest.skip("ualpn not installed (Debian package uacme)")
+    with Ualpn(pebble.tls_port, tmp_path / "ualpn") as u:
+        yield u
+
+
+@pytest.fixture
+def hook_scripts(tmp_path: Path) -> dict[str, str]:
+    """uacme-style hook scripts by name (see wucme.testing.responders.write_hook_scripts)."""
+    return write_hook_scripts(tmp_path / "hooks")
+
+
+@pytest.fixture
+def fault_proxy(pebble: Pebble) -> Iterator[FaultProxy]:
+    """A fault-injecting HTTPS proxy in front of the session Pebble (fresh rules per test)."""
+    with FaultProxy(pebble) as proxy:
+        yield proxy
