@@ -69,6 +69,17 @@ def _fetch_authz(a: AcmeSession, url: str) -> dict[str, Any]:
     return r.json
 
 
+def _hook(a: AcmeSession, method: str, ch_type: str, ident: str, token: str, key_auth: str) -> int:
+    """The hook program (uacme's -h), or the in-process responder wucme's verbs install."""
+    a.log(1, f"running {a.hook or 'responder'} {method} {ch_type} {ident} {token} {key_auth}")
+    if a.responder is not None:
+        rc = a.responder(method, ch_type, ident, token, key_auth)
+    else:
+        rc = hook_run(a.hook or "", method, ch_type, ident, token, key_auth)
+    a.log(2, f"hook returned {rc}")
+    return rc
+
+
 def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) -> Challenge:
     """Offer the authorization's challenges in server order until one is accepted."""
     ident = authz.get("identifier") or {}
@@ -85,10 +96,8 @@ def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) ->
         if not (isinstance(ctype, str) and isinstance(curl, str) and isinstance(token, str)):
             raise ProtocolViolation("failed to parse challenge")
         key_auth = key_auth_for(ctype, token, thumbprint)
-        if a.hook:
-            a.log(1, f"running {a.hook} begin {ctype} {value} {token} {key_auth}")
-            rc = hook_run(a.hook, "begin", ctype, value, token, key_auth)
-            a.log(2, f"hook returned {rc}")
+        if a.hook or a.responder:
+            rc = _hook(a, "begin", ctype, value, token, key_auth)
             if rc < 0:
                 raise WucmeError(f"hook {a.hook} ended abnormally", ident="HOOKERR")
             if rc > 0:
@@ -184,15 +193,16 @@ def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
 
 
 def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) -> None:
-    if not a.hook:
+    if not (a.hook or a.responder):
         return
+
     def run(ch: Challenge) -> None:
         method = "done" if ch.status == "valid" and not force_failed else "failed"
-        a.log(1, f"running {a.hook} {method} {ch.type} {ch.ident} {ch.token} {ch.key_auth}")
         try:
-            hook_run(a.hook or "", method, ch.type, ch.ident, ch.token, ch.key_auth)
+            _hook(a, method, ch.type, ch.ident, ch.token, ch.key_auth)
         except WucmeError as e:
             a.log.warn(e.text)
+
     _map(a, run, chs)
 
 

@@ -71,8 +71,15 @@ def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeRe
 
 
 def cert_issue(a: AcmeSession, names: list[str], csr: bytes, certprefix: str,
-               replaces: str | None = None, csr_key: Any = None) -> str:
-    """Order, authorize, finalize, download and save; returns the certificate file."""
+               replaces: str | None = None) -> str:
+    """Port of uacme.c:cert_issue(): order, authorize, finalize, download, save.
+
+    Returns the certificate file (uacme's layout: CERTPREFIXcert.pem)."""
+    return cert_save(a, certprefix, cert_order(a, names, csr, replaces))
+
+
+def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | None = None) -> bytes:
+    """Everything cert_issue does but the saving: the checked PEM chain (RFC 8555 §7.4)."""
     r = _new_order(a, names, replaces)
     orderurl = r.location
     if not orderurl:
@@ -100,8 +107,8 @@ def cert_issue(a: AcmeSession, names: list[str], csr: bytes, certprefix: str,
     if not isinstance(certurl, str):
         raise ProtocolViolation("failed to parse certificate url")
     pem = _download(a, certurl)
-    _check_chain(pem, names, csr, csr_key)
-    return cert_save(a, certprefix, pem)
+    _check_chain(pem, names, csr)
+    return pem
 
 
 def _download(a: AcmeSession, certurl: str) -> bytes:
@@ -130,7 +137,7 @@ def _download(a: AcmeSession, certurl: str) -> bytes:
     return pem
 
 
-def _check_chain(pem: bytes, names: list[str], csr: bytes, csr_key: Any) -> None:
+def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
     """Refuse a chain that is not what was asked for (RFC 8555 §11.4): nothing is written."""
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks or any(b != b"CERTIFICATE" for b in blocks):

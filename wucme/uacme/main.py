@@ -370,7 +370,7 @@ def _issue_with_key(a: AcmeSession, o: Options, check: bool, names: list[str],
             except (ValueError, crypto.CryptoError):
                 replaces = None
     acct.account_retrieve(a)
-    cert_issue(a, names, csr, certprefix, replaces, key)
+    cert_issue(a, names, csr, certprefix, replaces)
     if newkeyfile and keyfile:
         bak = keyfile[:-len(".pem")] + f"-{int(time.time())}.pem"
         try:
