@@ -55,8 +55,16 @@ def http_config() -> HttpConfig:
 
 
 def new_session(directory: str, log: Msg) -> AcmeSession:
+    """A session on the transport WUCME_HTTP names; WUCME_POLL_TIMEOUT bounds each polling loop."""
     transport = make_transport(trnlnm("WUCME_HTTP") or "builtin", http_config())
-    return AcmeSession(transport=transport, directory=directory, log=log)
+    a = AcmeSession(transport=transport, directory=directory, log=log)
+    timeout = trnlnm("WUCME_POLL_TIMEOUT")
+    if timeout:
+        try:
+            a.poll_deadline = max(1.0, float(timeout))
+        except ValueError:
+            raise UsageError(f"WUCME_POLL_TIMEOUT must be a number of seconds, not {timeout!r}") from None
+    return a
 
 
 def alt_parse(s: str) -> int | bytes:
