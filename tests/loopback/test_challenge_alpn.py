@@ -1,0 +1,304 @@
+"""`wucme alpn`, the ualpn port, as a real process in front of a real TLS backend."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from wucme.challenge.alpn import AlpnControl, alpn_main, parse_options
+from wucme.challenge.alpnauth import AUTH_LIFETIME, AuthTable, handle_command
+from wucme.challenge.alpnproxy import proxy_header
+from wucme.challenge.tlsalpn import auth_digest
+
+from .test_challenge_support import (
+    PYTHON, TlsBackend, free_port, python_env, s_client, tls_get, wait_for, write_self_signed,
+)
+from .test_challenge_tlsalpn import assert_validation_cert
+
+KEYAUTH = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+DIGEST = auth_digest(KEYAUTH)
+
+
+@dataclass
+class Alpn:
+    proc: subprocess.Popen[bytes]
+    port: int
+    sock: Path
+    pidfile: Path
+    log: Path
+    backend: TlsBackend
+
+    def control(self) -> AlpnControl:
+        return AlpnControl(self.sock)
+
+
+def start_alpn(tmp_path: Path, backend_port: int, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path, Path, Path]:
+    port = free_port()
+    sock, pidfile, log = tmp_path / "alpn.sock", tmp_path / "alpn.pid", tmp_path / "alpn.log"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-b", f"127.0.0.1@{port}", "-c", f"127.0.0.1@{backend_port}",
+         "-s", str(sock), "-p", str(pidfile), "-l", str(log), "-vv", *extra],
+        env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    wait_for(lambda: AlpnControl(sock).available() and pidfile.exists() or proc.poll() is not None,
+             what="wucme alpn to start")
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    return proc, port, sock, pidfile, log
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+@pytest.fixture
+def alpn(tmp_path: Path) -> Iterator[Alpn]:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port)
+    try:
+        yield Alpn(proc, port, sock, pidfile, log, backend)
+    finally:
+        stop(proc)
+        backend.close()
+
+
+def test_ordinary_clients_reach_backend_with_proxy_v1(alpn: Alpn) -> None:
+    with socket.create_connection(("127.0.0.1", alpn.port)) as probe:
+        pass
+    for alpn_list in (None, ["h2", "http/1.1"], ["acme-tls/1"]):  # acme-tls/1 with no auth: proxied
+        reply, _ = tls_get(alpn.port, "www.example.org", alpn_list)
+        assert reply == b"backend says hello to GET / HTTP/1.0"
+    assert len(alpn.backend.headers) == 3
+    for header in alpn.backend.headers:
+        proto, src, dst, sport, dport = header.decode().split()[1:]
+        assert (proto, src, dst, int(dport)) == ("TCP4", "127.0.0.1", "127.0.0.1", alpn.port)
+        assert 0 < int(sport) < 65536
+    del probe
+
+
+def test_validation_through_proxy_front(alpn: Alpn) -> None:
+    ctl = alpn.control()
+    assert ctl.auth("www.example.org", DIGEST) == "OK"
+    out, cert = s_client(alpn.port, ["-servername", "www.example.org", "-alpn", "acme-tls/1"])
+    assert "ALPN protocol: acme-tls/1" in out
+    assert cert is not None
+    assert_validation_cert(cert, x509.DNSName("www.example.org"), KEYAUTH)
+    # same name, other ALPN: the real site still answers
+    reply, chosen = tls_get(alpn.port, "www.example.org", ["h2", "http/1.1"])
+    assert reply.startswith(b"backend says hello") and chosen is None
+    # other name with acme-tls/1: proxied, never the validation certificate
+    out, cert = s_client(alpn.port, ["-servername", "other.example.org", "-alpn", "acme-tls/1"])
+    assert cert is not None and cert.subject.rfc4514_string() == "CN=backend.test"
+    assert ctl.unauth("www.example.org") == "OK"
+    out, cert = s_client(alpn.port, ["-servername", "www.example.org", "-alpn", "acme-tls/1"])
+    assert cert is not None and cert.subject.rfc4514_string() == "CN=backend.test"
+    log = alpn.log.read_text()
+    assert "acme-tls/1 handshake with auth " + DIGEST + " for www.example.org completed" in log
+
+
+def test_ip_identifier_reverse_dns(alpn: Alpn) -> None:
+    assert alpn.control().auth("127.0.0.1", DIGEST) == "OK"
+    out, cert = s_client(alpn.port, ["-servername", "1.0.0.127.in-addr.arpa", "-alpn", "acme-tls/1"])
+    assert "ALPN protocol: acme-tls/1" in out
+    assert cert is not None
+    import ipaddress
+
+    assert_validation_cert(cert, x509.IPAddress(ipaddress.ip_address("127.0.0.1")), KEYAUTH)
+    assert alpn.control().unauth("127.0.0.1") == "OK"
+
+
+def test_control_replies(alpn: Alpn) -> None:
+    ctl = alpn.control()
+    assert ctl.command("hello") == "ERR usage: auth <ident> <auth> | unauth <ident>"
+    assert ctl.command("") == "ERR usage: auth <ident> <auth> | unauth <ident>"
+    assert ctl.auth("bad/ident", DIGEST) == "ERR invalid ident"
+    assert ctl.auth("x" * 251, DIGEST) == "ERR invalid ident"
+    assert ctl.auth("a.example", "notbase64!") == "ERR invalid auth"
+    assert ctl.auth("a.example", DIGEST[:-2]) == "ERR invalid auth"
+    assert ctl.auth("a.example", DIGEST + "=") == "ERR invalid auth"
+    assert ctl.command("auth a.example") == "ERR invalid auth"
+    assert ctl.auth("a.example", DIGEST) == "OK"
+    assert ctl.auth("A.EXAMPLE", DIGEST) == "ERR already inserted"
+    assert ctl.auth("a.example", auth_digest("other")) == "OK"  # replaces
+    assert ctl.command("unauth a.example extra") == "ERR too many parameters"
+    assert ctl.unauth("a.example") == "OK"
+    assert ctl.unauth("a.example") == "ERR not found"
+    with socket.socket(socket.AF_UNIX) as s:  # several lines in one write, CRLF tolerated
+        s.connect(str(alpn.sock))
+        s.sendall(f"auth b.example {DIGEST}\r\nunauth b.example\nunauth b.example\n".encode())
+        time.sleep(0.3)
+        assert s.recv(1000) == b"OK\nOK\nERR not found\n"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(alpn.sock))
+        s.sendall(b"a" * 600)
+        assert s.recv(100) == b"ERR too long\n"
+
+
+def test_too_many_auths(tmp_path: Path) -> None:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-m", "2")
+    try:
+        ctl = AlpnControl(sock)
+        assert ctl.auth("a.example", DIGEST) == "OK"
+        assert ctl.auth("b.example", DIGEST) == "OK"
+        assert ctl.auth("c.example", DIGEST) == "ERR too many auths"
+        assert ctl.auth("a.example", auth_digest("x")) == "OK"  # replacing is not adding
+    finally:
+        stop(proc)
+        backend.close()
+
+
+def test_client_mode_via_stdin(alpn: Alpn) -> None:
+    p = subprocess.run(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-s", str(alpn.sock)],
+        input=f"auth c.example {DIGEST}\nbogus\nunauth c.example\n".encode(),
+        capture_output=True, env=python_env(), timeout=20,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().splitlines() == ["OK", "ERR usage: auth <ident> <auth> | unauth <ident>", "OK"]
+
+
+def test_debian_ualpn_client_talks_to_wucme_alpn(alpn: Alpn) -> None:
+    """uacme's ualpn.sh runs `ualpn -s SOCK` with `auth IDENT AUTH` on stdin: it must work unchanged."""
+    if not os.path.exists("/usr/bin/ualpn"):
+        pytest.skip("Debian package uacme (ualpn) not installed")
+    p = subprocess.run(
+        ["/usr/bin/ualpn", "-s", str(alpn.sock)],
+        input=f"auth d.example {DIGEST}\n".encode(), capture_output=True, timeout=20,
+    )
+    # ualpn.sh looks only at the reply; Debian's ualpn 1.7.4 client exits 1 even when its own
+    # server answers OK, so its status proves nothing here.
+    assert p.stdout == b"OK\n", p.stderr
+    out, cert = s_client(alpn.port, ["-servername", "d.example", "-alpn", "acme-tls/1"])
+    assert "ALPN protocol: acme-tls/1" in out
+    p = subprocess.run(["/usr/bin/ualpn", "-s", str(alpn.sock)], input=b"unauth d.example\n",
+                       capture_output=True, timeout=20)
+    assert p.stdout == b"OK\n"
+
+
+def test_terminate_via_pidfile(alpn: Alpn) -> None:
+    assert alpn.pidfile.read_text().strip() == str(alpn.proc.pid)
+    reaper = threading.Thread(target=alpn.proc.wait)  # a zombie child would look alive to kill(pid, 0)
+    reaper.start()
+    p = subprocess.run(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-t", "-p", str(alpn.pidfile), "-s", str(alpn.sock)],
+        capture_output=True, env=python_env(), timeout=30,
+    )
+    assert p.returncode == 0, p.stderr
+    reaper.join(5)
+    assert alpn.proc.returncode == 0
+    assert not alpn.pidfile.exists() and not alpn.sock.exists()
+    p = subprocess.run(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-t", "-p", str(alpn.pidfile)],
+        capture_output=True, env=python_env(), timeout=30,
+    )
+    assert p.returncode == 1 and b"failed to open" in p.stderr
+
+
+def test_second_instance_refused(alpn: Alpn, tmp_path: Path) -> None:
+    p = subprocess.run(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-b", f"127.0.0.1@{free_port()}", "-c", "127.0.0.1@1",
+         "-s", str(alpn.sock), "-p", str(alpn.pidfile)],
+        capture_output=True, env=python_env(), timeout=30,
+    )
+    assert p.returncode == 1
+    assert f"another instance (pid {alpn.proc.pid}) is already running".encode() in p.stderr
+    assert alpn.control().auth("e.example", DIGEST) == "OK"  # the first one is unharmed
+
+
+def test_socket_mode(alpn: Alpn) -> None:
+    assert (alpn.sock.stat().st_mode & 0o777) == 0o644  # connect needs write: owner only
+
+
+def test_idle_and_junk_clients_do_not_block_validation(alpn: Alpn) -> None:
+    assert alpn.control().auth("www.example.org", DIGEST) == "OK"
+    idle = [socket.create_connection(("127.0.0.1", alpn.port)) for _ in range(100)]
+    try:
+        for i, s in enumerate(idle[:50]):
+            s.sendall(b"\x16\x03\x01\x02\x00" if i % 2 else b"\x16")  # unfinished ClientHellos
+        start = time.monotonic()
+        out, cert = s_client(alpn.port, ["-servername", "www.example.org", "-alpn", "acme-tls/1"])
+        assert "ALPN protocol: acme-tls/1" in out
+        reply, _ = tls_get(alpn.port, "www.example.org")
+        assert reply.startswith(b"backend says hello")
+        assert time.monotonic() - start < 5
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_plain_http_is_proxied_too(tmp_path: Path) -> None:
+    """Non-TLS bytes are relayed untouched (ualpn's STATE_INIT check), here without a PROXY header."""
+    with socket.socket() as back:
+        back.bind(("127.0.0.1", 0))
+        back.listen(1)
+        proc, port, sock, pidfile, log = start_alpn(tmp_path, back.getsockname()[1], "-P", "0")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                conn, _ = back.accept()
+                with conn:
+                    conn.settimeout(5)
+                    assert conn.recv(100) == b"GET / HTTP/1.0\r\n\r\n"
+                    conn.sendall(b"HTTP/1.0 204 No Content\r\n\r\n")
+                    conn.shutdown(socket.SHUT_WR)
+                    assert c.recv(100) == b"HTTP/1.0 204 No Content\r\n\r\n"
+        finally:
+            stop(proc)
+
+
+def test_options_and_usage_errors(tmp_path: Path) -> None:
+    assert parse_options(["-c", "127.0.0.1@8443"]).server
+    assert not parse_options(["-s", "/tmp/x.sock", "-v"]).server
+    o = parse_options(["-S", "666", "-P", "2", "-m", "5", "-b", "::1@4443", "-c", "127.0.0.1"])
+    assert (o.sock_mode, o.proxy, o.max_auths, o.bind, o.server) == (0o666, 2, 5, ["::1@4443"], True)
+    assert parse_options(["--connect=127.0.0.1@1", "--proxy", "0"]).proxy == 0
+    err = io.StringIO()
+    for bad in (["-P", "3"], ["-S", "999"], ["-m", "0"], ["-c", "not-an-address"], ["-t", "-c", "127.0.0.1"],
+                ["-b", "127.0.0.1@1"]):  # the last: server mode without -c
+        assert alpn_main(bad + ["-s", str(tmp_path / "s"), "-p", str(tmp_path / "p")]) == 1, bad
+    del err
+
+
+def test_proxy_v2_header() -> None:
+    v2 = proxy_header(2, ("192.0.2.1", 50000), ("198.51.100.2", 443))
+    assert v2[:12] == b"\r\n\r\n\x00\r\nQUIT\n" and v2[12:14] == b"\x21\x11" and v2[14:16] == b"\x00\x0c"
+    assert v2[16:] == bytes([192, 0, 2, 1, 198, 51, 100, 2]) + (50000).to_bytes(2, "big") + (443).to_bytes(2, "big")
+    v26 = proxy_header(2, ("2001:db8::1", 1), ("2001:db8::2", 2))
+    assert v26[13] == 0x21 and len(v26) == 16 + 36
+    assert proxy_header(1, ("2001:db8::1", 1), ("2001:db8::2", 2)) == b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n"
+    assert proxy_header(0, ("192.0.2.1", 1), ("192.0.2.2", 2)) == b""
+    with pytest.raises(ValueError):
+        proxy_header(1, ("192.0.2.1", 1), ("2001:db8::2", 2))
+
+
+def test_auths_expire_after_an_hour() -> None:
+    now = [1000.0]
+    table = AuthTable(clock=lambda: now[0])
+    assert handle_command(table, f"auth 192.0.2.9 {DIGEST}") == "OK"
+    assert table.get("9.2.0.192.in-addr.arpa") is not None
+    assert table.get("192.0.2.9") is None  # a literal IP is never an SNI
+    now[0] += AUTH_LIFETIME - 1
+    assert table.get("9.2.0.192.in-addr.arpa") is not None and table.expire() == []
+    now[0] += 2
+    assert table.get("9.2.0.192.in-addr.arpa") is None
+    assert [a.ident for a in table.expire()] == ["192.0.2.9"] and len(table) == 0

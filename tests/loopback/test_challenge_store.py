@@ -1,0 +1,140 @@
+"""The challenge store: the on-disk contract between `issue` and the responders."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from wucme.challenge.store import ChallengeStore, default_store_dir, is_token
+
+TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+
+
+def test_put_get_remove_roundtrip(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path / "ch")
+    assert store.get(TOKEN) is None
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01")
+    assert store.get(TOKEN) == KEYAUTH
+    assert ChallengeStore(tmp_path / "ch").get(TOKEN) == KEYAUTH  # another process's view
+    store.remove(TOKEN)
+    assert store.get(TOKEN) is None
+    store.remove(TOKEN)  # idempotent
+
+
+def test_permissions_and_names(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path / "ch")
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01")
+    store.alpn_put("www.example.org", KEYAUTH)
+    assert stat.S_IMODE(os.stat(store.directory).st_mode) == 0o755
+    names = os.listdir(store.directory)
+    assert len(names) == 2
+    for name in names:
+        assert TOKEN not in name and "example" not in name.lower()
+        assert len(name) <= 39 + 4 and name.upper() == name  # ODS-2 safe
+        assert stat.S_IMODE(os.stat(store.directory / name).st_mode) == 0o644
+
+
+def test_refuses_world_writable_directory_it_owns_by_fixing_it(tmp_path: Path) -> None:
+    d = tmp_path / "ch"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    ChallengeStore(d).put(TOKEN, KEYAUTH, "a.example", "http-01")
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o755
+
+
+@pytest.mark.parametrize(
+    "token", ["", "../x", "a/b", "%2e%2e", "..", "a b", "a=", "x" * 257, "tok\n", "é"]
+)
+def test_invalid_tokens(tmp_path: Path, token: str) -> None:
+    store = ChallengeStore(tmp_path)
+    assert not is_token(token)
+    with pytest.raises(ValueError):
+        store.put(token, KEYAUTH, "a.example", "http-01")
+    assert store.get(token) is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_expiry_and_purge(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path)
+    store.put("old", "old.k", "a.example", "http-01", ttl=-1)
+    store.put("new", "new.k", "a.example", "http-01", ttl=60)
+    store.alpn_put("b.example", "x.y", ttl=-1)
+    (tmp_path / "H_GARBAGE.DAT").write_text("{not json")
+    debris = tmp_path / "T_crash.TMP"
+    debris.write_text("partial")
+    os.utime(debris, (time.time() - 3600, time.time() - 3600))
+    assert store.get("old") is None  # expired entries are ignored before any purge
+    assert store.alpn_get("b.example") is None
+    assert len(store) == 1
+    assert store.purge() == 4
+    assert len(os.listdir(tmp_path)) == 1
+    assert store.get("new") == "new.k"
+    assert store.purge(now=time.time() + 120) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_entry_carries_expiry_and_token(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path)
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01", ttl=100)
+    (entry,) = tmp_path.iterdir()
+    record = json.loads(entry.read_text())
+    assert record["token"] == TOKEN and record["keyauth"] == KEYAUTH
+    assert time.time() + 90 < record["expires"] <= time.time() + 100
+
+
+def test_alpn_keys_by_sni(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path)
+    store.alpn_put("WWW.Example.ORG", "k.1")
+    store.alpn_put("192.0.2.7", "k.2")
+    store.alpn_put("2001:db8::1", "k.3")
+    assert store.alpn_get("www.example.org") == "k.1"
+    assert store.alpn_get("www.example.org.") == "k.1"
+    assert store.alpn_get("7.2.0.192.in-addr.arpa") == "k.2"
+    assert store.alpn_get("192.0.2.7") == "k.2"
+    entry = store.alpn_lookup("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
+    assert entry is not None and entry.ident == "2001:db8::1" and entry.key_authorization == "k.3"
+    assert store.alpn_get("other.example.org") is None
+    assert store.alpn_get("../../etc/passwd") is None
+    store.alpn_remove("192.0.2.7")
+    assert store.alpn_get("7.2.0.192.in-addr.arpa") is None
+    with pytest.raises(ValueError):
+        store.alpn_put("bad/ident", "k")
+
+
+def test_default_store_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WUCME_CHALLENGES", raising=False)
+    monkeypatch.delenv("WUCME_HERE", raising=False)
+    assert default_store_dir() == Path("/var/lib/wucme/WUCME_CHALLENGES")
+    monkeypatch.setenv("WUCME_HERE", str(tmp_path))
+    assert default_store_dir() == tmp_path / "WUCME_CHALLENGES"
+    monkeypatch.setenv("WUCME_CHALLENGES", str(tmp_path / "x"))
+    assert default_store_dir() == tmp_path / "x"
+    assert ChallengeStore().directory == tmp_path / "x"
+
+
+def test_concurrent_writers_never_expose_partial_entries(tmp_path: Path) -> None:
+    import threading
+
+    store = ChallengeStore(tmp_path)
+    values = [f"{TOKEN}.{i:04d}" + "x" * 2000 for i in range(50)]
+    seen: set[str | None] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.add(store.get(TOKEN))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for v in values:
+        store.put(TOKEN, v, "a.example", "http-01")
+    stop.set()
+    t.join()
+    assert seen - {None} <= set(values)
+    assert store.get(TOKEN) == values[-1]

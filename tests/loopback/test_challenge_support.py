@@ -1,0 +1,143 @@
+"""Shared helpers for the challenge responder tests (no tests here): backends, processes, clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from wucme.challenge.tlsalpn import make_self_signed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def write_self_signed(directory: Path, name: str = "backend.test") -> Path:
+    """A PEM file with a self-signed certificate followed by its key."""
+    cert, key = make_self_signed(name)
+    path = directory / f"{name}.pem"
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+class TlsBackend:
+    """The real server behind `wucme alpn`: reads an optional PROXY v1 line, then speaks TLS."""
+
+    def __init__(self, pem: Path, expect_proxy: bool = True) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pem)
+        self.expect_proxy = expect_proxy
+        self.headers: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            if self.expect_proxy:
+                header = b""
+                while not header.endswith(b"\r\n"):
+                    byte = conn.recv(1)
+                    if not byte:
+                        return
+                    header += byte
+                self.headers.append(header)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                request = tls.recv(4096)
+                tls.sendall(b"backend says hello to " + request.split(b"\r\n")[0])
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def tls_get(port: int, server_name: str, alpn: list[str] | None = None) -> tuple[bytes, str | None]:
+    """A plain TLS client through the front end: (reply, negotiated ALPN)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data, tls.selected_alpn_protocol()
+
+
+def s_client(port: int, args: list[str]) -> tuple[str, x509.Certificate | None]:
+    """Run the real `openssl s_client`; return its output and the certificate it was shown."""
+    p = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+        input=b"", capture_output=True, timeout=20,
+    )
+    out = p.stdout.decode("utf-8", "replace")
+    start = out.find("-----BEGIN CERTIFICATE-----")
+    cert = None
+    if start >= 0:
+        end = out.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+        cert = x509.load_pem_x509_certificate(out[start:end].encode())
+    return out, cert
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,614 @@
+"""`wucme alpn`: a port of uacme's ualpn, the proxying tls-alpn-01 responder (RFC 8737, RFC 8738).
+
+Option for option as ualpn(1): any of -4 -6 -b -c -d -m -n -P -r -S -u selects server mode;
+otherwise the command is a client that feeds stdin lines to a running server's control socket
+and prints the replies; -t stops a server through its pidfile. The control protocol is
+ualpn's (see wucme.challenge.alpnauth), so uacme's ualpn.sh hook drives `wucme alpn` unchanged.
+
+Deliberate differences: one process with a thread per connection instead of ualpn's libev
+master and -n worker processes (-n is accepted and ignored); the default socket and pidfile are
+the logical names WUCME_ALPN_SOCKET and WUCME_ALPN_PIDFILE, else /run/wucme-alpn.sock and .pid.
+"""
+
+from __future__ import annotations
+
+import getopt
+import grp
+import os
+import pwd
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO
+
+from wucme.challenge.alpnauth import AuthTable
+from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
+from wucme.challenge.tlsalpn import auth_digest
+from wucme.vms.lnm import trnlnm
+
+__all__ = [
+    "alpn_main",
+    "AlpnControl",
+    "AlpnError",
+    "default_socket_path",
+    "default_pidfile",
+    "parse_options",
+    "Options",
+]
+
+PROGNAME = "wucme-alpn"
+_SHORT = "46b:c:dl:m:n:p:P:r:s:S:tu:vVh?"
+_LONG = [
+    "ipv4", "ipv6", "bind=", "connect=", "daemon", "logfile=", "max-auths=", "num-workers=",
+    "pidfile=", "proxy=", "chroot=", "sock=", "sock-mode=", "user=", "terminate", "verbose",
+    "version", "help",
+]
+_LONG_TO_SHORT = {
+    "--ipv4": "-4", "--ipv6": "-6", "--bind": "-b", "--connect": "-c", "--daemon": "-d",
+    "--logfile": "-l", "--max-auths": "-m", "--num-workers": "-n", "--pidfile": "-p",
+    "--proxy": "-P", "--chroot": "-r", "--sock": "-s", "--sock-mode": "-S", "--user": "-u",
+    "--terminate": "-t", "--verbose": "-v", "--version": "-V", "--help": "-h",
+}
+_SERVER_OPTIONS = set("46bcdmnPrSu")
+USAGE = (
+    "usage: wucme alpn [-?|--help] [-V|--version] [-4|--ipv4] [-6|--ipv6]\n"
+    "\t[-b|--bind address[@port] [-c|--connect address[@port]\n"
+    "\t[-d|--daemon] [-l|--logfile file] [-m|--max-auths N]\n"
+    "\t[-n|--num-workers N] [-p|--pidfile file] [-P|--proxy N]\n"
+    "\t[-r|--chroot dir] [-s|--sock path] [-S|--sock-mode mode]\n"
+    "\t[-t|--terminate] [-u|--user user[:group]] [-v|--verbose ...]\n"
+)
+
+
+class AlpnError(Exception):
+    """A `wucme alpn` failure with ualpn's wording; the exit status is 1."""
+
+
+def default_socket_path() -> str:
+    """The control socket: logical WUCME_ALPN_SOCKET, else /run/wucme-alpn.sock."""
+    return trnlnm("WUCME_ALPN_SOCKET") or "/run/wucme-alpn.sock"
+
+
+def default_pidfile() -> str:
+    """The pidfile: logical WUCME_ALPN_PIDFILE, else /run/wucme-alpn.pid."""
+    return trnlnm("WUCME_ALPN_PIDFILE") or "/run/wucme-alpn.pid"
+
+
+@dataclass
+class Options:
+    """ualpn's options after parsing, defaults included."""
+
+    server: bool = False
+    family: int = socket.AF_UNSPEC
+    bind: list[str] = field(default_factory=list)
+    connect: list[str] = field(default_factory=list)
+    daemon: bool = False
+    logfile: str | None = None
+    max_auths: int = 100
+    num_workers: int = 2
+    pidfile: str | None = None
+    proxy: int = 1
+    chroot: str | None = None
+    socket: str | None = None
+    sock_mode: int = 0o644
+    stop: bool = False
+    user: str | None = None
+    verbose: int = 0
+    version: bool = False
+    help: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def _positive(option: str, value: str) -> int:
+    try:
+        n = int(value, 10)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise AlpnError(f"{option}: N must be a positive integer")
+    return n
+
+
+def parse_options(argv: list[str]) -> Options:
+    """Parse ualpn's command line (GNU getopt, long options included); raise AlpnError."""
+    try:
+        pairs, extra = getopt.gnu_getopt(argv, _SHORT, _LONG)
+    except getopt.GetoptError as exc:
+        raise AlpnError(f"{exc}\n{USAGE.rstrip()}") from None
+    o = Options()
+    for opt, value in pairs:
+        opt = _LONG_TO_SHORT.get(opt, opt)
+        letter = opt[1]
+        if letter in _SERVER_OPTIONS:
+            o.server = True
+        if letter == "4":
+            o.family = socket.AF_UNSPEC if o.family == socket.AF_INET6 else socket.AF_INET
+        elif letter == "6":
+            o.family = socket.AF_UNSPEC if o.family == socket.AF_INET else socket.AF_INET6
+        elif letter == "b":
+            _addresses(value, o.family, passive=True)
+            o.bind.append(value)
+        elif letter == "c":
+            _addresses(value, o.family, passive=False)
+            o.connect.append(value)
+        elif letter == "d":
+            o.daemon = True
+        elif letter == "l":
+            if o.logfile:
+                raise AlpnError("-l,--logfile can only be specified once")
+            o.logfile = value
+        elif letter == "m":
+            o.max_auths = _positive("-m,--max-auths", value)
+        elif letter == "n":
+            o.num_workers = _positive("-n,--num-workers", value)
+        elif letter == "p":
+            if o.pidfile:
+                raise AlpnError("-p,--pidfile can only be specified once")
+            o.pidfile = value
+        elif letter == "P":
+            if value not in ("0", "1", "2"):
+                raise AlpnError("-P,--proxy: must be 0 (disabled), 1 or 2")
+            o.proxy = int(value)
+        elif letter == "r":
+            if o.chroot:
+                raise AlpnError("-r,--chroot can only be specified once")
+            if os.geteuid() != 0:
+                o.warnings.append("-r,--chroot requires running as root - ignored")
+            else:
+                o.chroot = value
+        elif letter == "s":
+            if o.socket:
+                raise AlpnError("-s,--sock can only be specified once")
+            o.socket = value
+        elif letter == "S":
+            try:
+                mode = int(value, 8)
+            except ValueError:
+                mode = -1
+            if mode < 0 or mode & 0o777 != mode:
+                raise AlpnError("-S,--sock-mode: invalid mode")
+            o.sock_mode = mode
+        elif letter == "t":
+            o.stop = True
+        elif letter == "u":
+            if o.user:
+                raise AlpnError("-u,--user can only be specified once")
+            if os.geteuid() != 0:
+                o.warnings.append("-u,--user requires running as root - ignored")
+            else:
+                o.user = value
+        elif letter == "v":
+            o.verbose += 1
+        elif letter == "V":
+            o.version = True
+        else:
+            o.help = True
+    if o.stop and o.daemon:
+        raise AlpnError("-d,--daemon and -t,--stop are mutually exclusive")
+    if o.stop and o.server:
+        raise AlpnError("-t,--stop is incompatible with server mode")
+    o.warnings += [f"extra argument ignored: {a}" for a in extra]
+    o.socket = o.socket or default_socket_path()
+    o.pidfile = o.pidfile or default_pidfile()
+    if len(o.socket.encode()) > 107:
+        raise AlpnError(f"socket name is too long ({o.socket})")
+    return o
+
+
+def _addresses(spec: str, family: int, *, passive: bool) -> list[tuple[int, tuple[str, int]]]:
+    """Numeric ``address[@port]`` (port 443 by default) to (family, sockaddr) pairs, as ualpn's parse_addr."""
+    node, sep, service = spec.rpartition("@")
+    if not sep:
+        node, service = spec, "443"
+    if not node:
+        raise AlpnError(f"failed to parse address '{spec}': Name or service not known")
+    flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV | (socket.AI_PASSIVE if passive else 0)
+    try:
+        infos = socket.getaddrinfo(node, service, family, socket.SOCK_STREAM, 0, flags)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise AlpnError(f"failed to parse address '{spec}': {exc}") from None
+    return [(fam, (str(sa[0]), int(sa[1]))) for fam, _, _, _, sa in infos]
+
+
+class AlpnLog:
+    """ualpn's log lines (``Mon DD HH:MM:SS prog/pid: [LEVEL] text``) to a file, stderr or syslog.
+
+    Warnings and worse always show; -v adds notices, -vv info, -vvv debug.
+    """
+
+    _RANK = {"CRIT": 0, "ERR": 0, "WARNING": 0, "NOTICE": 1, "INFO": 2, "DEBUG": 3}
+
+    def __init__(self, verbose: int, stream: IO[str] | None = None) -> None:
+        self.verbose = verbose
+        self.stream: IO[str] | None = stream if stream is not None else sys.stderr
+        self.syslog = False
+        self._lock = threading.Lock()
+
+    def use_syslog(self) -> None:
+        import syslog
+
+        syslog.openlog(f"{PROGNAME}/{os.getpid()}", 0, syslog.LOG_DAEMON)
+        self.syslog = True
+
+    def __call__(self, level: str, message: str) -> None:
+        if self._RANK.get(level, 0) > self.verbose:
+            return
+        if self.stream is not None:
+            stamp = time.strftime("%b %d %H:%M:%S")
+            with self._lock:
+                try:
+                    self.stream.write(f"{stamp} {PROGNAME}/{os.getpid()}: [{level}] {message}\n")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass
+        if self.syslog:
+            import syslog
+
+            priority = getattr(syslog, f"LOG_{level}", syslog.LOG_NOTICE)
+            syslog.syslog(priority, f"[{level}] {message}")
+
+
+# -- client side -----------------------------------------------------------------------------
+
+
+class AlpnControl:
+    """A client of a running `wucme alpn` (or ualpn) control socket, for `issue` and the agent.
+
+    Each call opens its own connection, since the server drops controllers idle for 5 s.
+    Raises OSError when no server listens; the reply string says whether the command worked.
+    """
+
+    def __init__(self, socket_path: str | os.PathLike[str] | None = None, timeout: float = 5.0) -> None:
+        self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
+        self.timeout = timeout
+
+    def command(self, line: str) -> str:
+        """Send one control line; return the server's reply line without its newline."""
+        if "\n" in line or "\r" in line:
+            raise ValueError("a control command is a single line")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(self.timeout)
+            s.connect(self.socket_path)
+            s.sendall(line.encode("ascii") + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                data = s.recv(512)
+                if not data:
+                    break
+                reply += data
+        if not reply:
+            raise ConnectionError(f"no reply from unix://{self.socket_path}")
+        return reply.decode("ascii", "replace").rstrip("\r\n")
+
+    def auth(self, ident: str, digest: str) -> str:
+        """``auth IDENT AUTH``: *digest* is base64url SHA-256 of the key authorization (43 chars)."""
+        return self.command(f"auth {ident} {digest}")
+
+    def auth_key_authorization(self, ident: str, key_authorization: str) -> str:
+        """``auth`` computing the digest from the key authorization (RFC 8737 §3)."""
+        return self.auth(ident, auth_digest(key_authorization))
+
+    def unauth(self, ident: str) -> str:
+        """``unauth IDENT``."""
+        return self.command(f"unauth {ident}")
+
+    def available(self) -> bool:
+        """True when a server accepts connections on the socket (so `issue` hands it the challenge)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(self.timeout)
+            try:
+                s.connect(self.socket_path)
+            except OSError:
+                return False
+        return True
+
+
+def client_main(o: Options, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """ualpn's client mode: each stdin line goes to the server, each reply line to stdout."""
+    assert o.socket is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(o.socket)
+        except OSError as exc:
+            raise AlpnError(f"failed to connect to unix://{o.socket}: {exc.strerror or exc}") from None
+        reader = s.makefile("rb")
+        try:
+            for line in stdin:
+                if not line.endswith(b"\n"):
+                    line += b"\n"
+                s.sendall(line)
+                reply = reader.readline()
+                if not reply:
+                    break
+                stdout.write(reply)
+                stdout.flush()
+        except OSError as exc:
+            raise AlpnError(f"failed to talk to unix://{o.socket}: {exc}") from None
+        finally:
+            reader.close()
+    return 0
+
+
+def _read_pid(path: str) -> int | None:
+    """The pid in *path*; None when the file does not exist."""
+    try:
+        text = open(path).read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AlpnError(f"failed to read {path}: {exc.strerror}") from None
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        raise AlpnError(f"failed to parse {path}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate(o: Options, log: AlpnLog) -> int:
+    """-t: SIGTERM the server named by the pidfile (three tries, 5 s each), then tidy up."""
+    assert o.pidfile is not None and o.socket is not None
+    pid = _read_pid(o.pidfile)
+    if pid is None:
+        raise AlpnError(f"failed to open {o.pidfile}: No such file or directory")
+    for attempt in range(3):
+        if attempt:
+            log("INFO", f"resending SIGTERM to process {pid}")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except OSError as exc:
+            raise AlpnError(f"failed to send SIGTERM to process {pid}: {exc.strerror}") from None
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            if not _alive(pid):
+                for path in (o.pidfile, o.socket):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                return 0
+            time.sleep(0.05)
+    raise AlpnError(f"failed to stop process {pid}")
+
+
+# -- server side -----------------------------------------------------------------------------
+
+
+def _control_socket(o: Options) -> socket.socket:
+    """Bind the control socket with mode -S (connecting needs write access: 0644 = owner only)."""
+    assert o.socket is not None
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(o.socket)
+    except OSError:
+        pass
+    else:
+        raise AlpnError(f"another instance is already listening to unix://{o.socket}")
+    finally:
+        probe.close()
+    try:
+        os.unlink(o.socket)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise AlpnError(f"failed to unlink {o.socket}: {exc.strerror}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(~o.sock_mode & 0o666)
+    try:
+        sock.bind(o.socket)
+        os.chmod(o.socket, o.sock_mode)  # exactly -S; the umask already kept others out meanwhile
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        raise AlpnError(f"failed to bind to unix://{o.socket}: {exc.strerror}") from None
+    finally:
+        os.umask(old)
+    return sock
+
+
+def _front_listeners(o: Options, log: AlpnLog) -> list[socket.socket]:
+    """Bind every -b address (default: the wildcard, v4 and v6 apart, port 443)."""
+    specs: list[tuple[str, int]] = []
+    if o.bind:
+        specs = [(b, o.family) for b in o.bind]
+    elif o.family == socket.AF_UNSPEC:
+        specs = [("::@443", socket.AF_INET6), ("0.0.0.0@443", socket.AF_INET)]
+    else:
+        specs = [("::@443" if o.family == socket.AF_INET6 else "0.0.0.0@443", o.family)]
+    listeners = []
+    for spec, family in specs:
+        try:
+            candidates = _addresses(spec, family, passive=True)
+        except AlpnError as exc:
+            log("WARNING", str(exc))
+            continue
+        for fam, (host, port) in candidates:
+            sock = socket.socket(fam, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if fam == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+                sock.listen(socket.SOMAXCONN)
+            except OSError as exc:
+                log("WARNING", f"failed to bind to {host}:{port}: {exc.strerror}")
+                sock.close()
+                continue
+            log("NOTICE", f"frontend listening to {host}:{port}")
+            listeners.append(sock)
+            break
+    return listeners
+
+
+def _backends(o: Options) -> list[Backend]:
+    return [_addresses(c, o.family, passive=False)[0][1] for c in o.connect]
+
+
+def _drop_privileges(o: Options, log: AlpnLog) -> None:
+    """-u and -r, after every privileged bind (ualpn's order: chown, chroot, setgid, setuid)."""
+    uid = gid = -1
+    user = group = None
+    if o.user:
+        user, _, group = o.user.partition(":")
+        try:
+            pw = pwd.getpwnam(user)
+            gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
+        except KeyError as exc:
+            raise AlpnError(f"unknown user or group: {exc}") from None
+        uid = pw.pw_uid
+        for path in (o.socket, o.pidfile, o.logfile):
+            if path:
+                try:
+                    os.chown(path, uid, gid)
+                except OSError:
+                    log("WARNING", f"failed to change owner/group of {path}")
+    if o.chroot:
+        log("NOTICE", f"changing root directory ({o.chroot})")
+        os.chdir(o.chroot)
+        os.chroot(".")
+    if o.user and user:
+        log("NOTICE", f"changing user ({o.user})")
+        os.setgid(gid)
+        try:
+            os.initgroups(user, gid)
+        except OSError:
+            log("WARNING", f"initgroups(\"{user}\", {gid}) failed")
+        os.setuid(uid)
+
+
+def server_main(o: Options, log: AlpnLog) -> int:
+    """Run the responder until SIGTERM or SIGINT."""
+    assert o.pidfile is not None and o.socket is not None
+    if not o.connect:
+        raise AlpnError("-c,--connect must be specified at least once in server mode")
+    pid = _read_pid(o.pidfile)
+    if pid is not None and _alive(pid):
+        raise AlpnError(f"another instance (pid {pid}) is already running")
+    ready_fd = _daemonize(log) if o.daemon else None
+    control_sock = _control_socket(o)
+    log("NOTICE", f"version {_version()} starting")
+    log("NOTICE", f"control interface listening to unix://{o.socket}")
+    stopping = threading.Event()
+    cleanup_paths = [o.socket]
+    try:
+        listeners = _front_listeners(o, log)
+        if not listeners:
+            raise AlpnError("failed to listen to all address")
+        with open(o.pidfile, "w") as f:
+            f.write(str(os.getpid()))
+        cleanup_paths.append(o.pidfile)
+        if o.user or o.chroot:
+            _drop_privileges(o, log)
+        if o.chroot:
+            cleanup_paths = []  # the paths are outside the new root (ualpn leaves them too)
+        table = AuthTable(o.max_auths)
+        proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
+        control = ControlServer(control_sock, table, log)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+        control.start()
+        proxy.start()
+        if ready_fd is not None:
+            os.write(ready_fd, b"OK")
+            os.close(ready_fd)
+            ready_fd = None
+        while not stopping.wait(1.0):
+            for auth in table.expire():
+                log("NOTICE", f"auth {auth.auth} for {auth.ident} expired")
+        log("NOTICE", "terminating")
+        proxy.stop()
+        control.stop()
+        return 0
+    finally:
+        control_sock.close()
+        for path in cleanup_paths:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if ready_fd is not None:
+            os.write(ready_fd, b"ERR")
+            os.close(ready_fd)
+
+
+def _daemonize(log: AlpnLog) -> int:
+    """-d: fork; the parent exits 0 once the child reports "OK" on a pipe (as ualpn)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        answer = os.read(r, 16)
+        os.close(r)
+        if answer != b"OK":
+            log("ERR", "daemon failed to start")
+            os._exit(1)
+        log("NOTICE", f"daemon started (pid {pid})")
+        os._exit(0)
+    os.close(r)
+    os.setsid()
+    if log.stream is sys.stderr:
+        log.stream = None
+        log.use_syslog()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    return w
+
+
+def _version() -> str:
+    from wucme import UACME_VERSION, __version__
+
+    return f"{__version__} (ualpn {UACME_VERSION} port)"
+
+
+def alpn_main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
+    """`wucme alpn ARGS`: ualpn's command line; 0 on success, 1 on failure (as ualpn)."""
+    log = AlpnLog(0)
+    try:
+        o = parse_options(argv)
+        log.verbose = o.verbose
+        for warning in o.warnings:
+            log("WARNING", warning)
+        if o.version:
+            sys.stderr.write(f"{PROGNAME}: version {_version()}\n")
+            return 1
+        if o.help:
+            sys.stderr.write(USAGE)
+            return 1
+        if o.logfile:
+            try:
+                log.stream = open(o.logfile, "a", encoding="utf-8")
+            except OSError as exc:
+                raise AlpnError(f"failed to open {o.logfile}: {exc.strerror}") from None
+            log("NOTICE", f"logging to file {o.logfile}")
+        if o.stop:
+            return terminate(o, log)
+        if not o.server:
+            return client_main(o, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        return server_main(o, log)
+    except AlpnError as exc:
+        log("ERR", str(exc))
+        if log.stream is not sys.stderr:
+            sys.stderr.write(f"{PROGNAME}/{os.getpid()}: [ERR] {exc}\n")
+        return 1
+    finally:
+        if log.stream not in (None, sys.stderr):
+            log.stream.close()  # type: ignore[union-attr]
+
+
+if __name__ == "__main__":
+    sys.exit(alpn_main(sys.argv[1:]))

@@ -1,0 +1,333 @@
+"""`wucme alpn` servers: the front end that answers or proxies each connection, and the control socket.
+
+Each connection's ClientHello is read and parsed before anything is sent back (ualpn's
+ACME_MAYBE state). A ClientHello offering ``acme-tls/1`` for an SNI with a pending auth gets the
+validation handshake and is closed (RFC 8737 §3); every other connection is relayed untouched,
+ClientHello included, to a backend, optionally behind a PROXY protocol header so the backend
+still sees the client's address.
+
+Concurrency: a thread per connection (the TLS work runs in OpenSSL without the GIL), bounded
+by *max_clients*; one thread relays both directions of a proxied connection with selectors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+
+from OpenSSL import SSL
+
+from wucme.challenge._net import Acceptor, HandshakeFailed, close_tls, handshake
+from wucme.challenge.alpnauth import MAX_LINE, AuthTable, Log, handle_command
+from wucme.challenge.clienthello import NOT_TLS, ClientHello, looks_like_tls, parse_client_hello
+from wucme.challenge.tlsalpn import ACME_TLS_1
+
+__all__ = ["AlpnProxy", "ControlServer", "proxy_header", "Backend"]
+
+Backend = tuple[str, int]
+#: ualpn's per-client inactivity limit.
+CLIENT_IDLE = 60.0
+#: ualpn's control connection inactivity limit.
+CONTROL_IDLE = 5.0
+_PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_header(version: int, src: tuple[str, int], dst: tuple[str, int]) -> bytes:
+    """The PROXY protocol header (haproxy's proxy-protocol.txt, v1 text or v2 binary) for a TCP stream.
+
+    *src* is the client as the front end saw it, *dst* the front end's own address.
+    """
+    if version == 0:
+        return b""
+    s_ip, d_ip = ipaddress.ip_address(src[0]), ipaddress.ip_address(dst[0])
+    if s_ip.version != d_ip.version:
+        raise ValueError("mixed IPv4/IPv6 addresses")
+    if version == 1:
+        proto = "TCP4" if s_ip.version == 4 else "TCP6"
+        return f"PROXY {proto} {s_ip} {d_ip} {src[1]} {dst[1]}\r\n".encode("ascii")
+    family = 0x11 if s_ip.version == 4 else 0x21  # AF_INET/AF_INET6 over STREAM
+    body = s_ip.packed + d_ip.packed + struct.pack("!HH", src[1], dst[1])
+    return _PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(body)) + body
+
+
+class AlpnProxy:
+    """The front end: route every accepted connection to the validation handshake or a backend."""
+
+    def __init__(
+        self,
+        listeners: list[socket.socket],
+        backends: list[Backend],
+        table: AuthTable,
+        *,
+        proxy: int = 1,
+        log: Log,
+        idle: float = CLIENT_IDLE,
+        max_clients: int = 1024,
+        on_loop: Callable[[], None] | None = None,
+    ) -> None:
+        self.backends = list(backends)
+        self.table = table
+        self.proxy = proxy
+        self.log = log
+        self.idle = idle
+        self.on_loop = on_loop or (lambda: None)
+        self._rotate = threading.Lock()
+        self._next_id = 0
+        self._acceptor = Acceptor(
+            listeners, self._serve, max_clients=max_clients, name="wucme-alpn",
+            log=lambda m: log("WARNING", m),
+        )
+
+    def start(self) -> None:
+        self._acceptor.start()
+
+    def stop(self) -> None:
+        self._acceptor.stop()
+
+    def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        cid = f"{int.from_bytes(os.urandom(4), 'big'):08x}"
+        local = sock.getsockname()[:2]
+        self.log("NOTICE", f"new client {cid}: frontend connection to {local[0]}:{local[1]} "
+                 f"from {addr[0]}:{addr[1]}")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffered, hello = self._read_hello(sock, cid)
+        if buffered is None:
+            return
+        if isinstance(hello, ClientHello) and ACME_TLS_1 in hello.alpn and hello.server_name:
+            auth = self.table.get(hello.server_name)
+            if auth is not None:
+                self._validate(sock, cid, buffered, auth.context, auth.ident, auth.auth)
+                return
+            self.log("INFO", f"client {cid}: acme-tls/1 handshake: no auth for {hello.server_name}")
+        self._proxy(sock, cid, buffered, (addr[0], addr[1]), (local[0], local[1]))
+
+    def _read_hello(self, sock: socket.socket, cid: str) -> tuple[bytes | None, object]:
+        """Read until the ClientHello is complete or the stream is plainly not TLS."""
+        buffered = b""
+        sock.settimeout(self.idle)
+        while True:
+            try:
+                data = sock.recv(16384)
+            except OSError:
+                self.log("INFO", f"client {cid}: closing due to activity timeout or error")
+                return None, None
+            if not data:
+                if buffered:
+                    return buffered, NOT_TLS  # a half-closed client still gets its bytes proxied
+                self.log("INFO", f"client {cid}: connection closed by client")
+                return None, None
+            buffered += data
+            if len(buffered) >= 3 and not looks_like_tls(buffered):
+                return buffered, NOT_TLS
+            hello = parse_client_hello(buffered)
+            if hello is NOT_TLS or isinstance(hello, ClientHello):
+                return buffered, hello
+
+    def _validate(
+        self, sock: socket.socket, cid: str, buffered: bytes, ctx: SSL.Context, ident: str, auth: str
+    ) -> None:
+        conn = SSL.Connection(ctx, None)
+        conn.set_accept_state()
+        deadline = time.monotonic() + self.idle
+        try:
+            handshake(conn, sock, buffered, deadline)
+        except HandshakeFailed as exc:
+            self.log("WARNING", f"client {cid}: acme-tls/1 handshake with auth {auth} for {ident} "
+                     f"failed: {exc}")
+            return
+        self.log("NOTICE", f"client {cid}: acme-tls/1 handshake with auth {auth} for {ident} completed")
+        close_tls(conn, sock, time.monotonic() + 1.0)
+
+    def _connect_backend(self, cid: str, local: tuple[str, int]) -> socket.socket | None:
+        """Connect to the first backend that answers, rotating the one used to the end (as ualpn)."""
+        with self._rotate:
+            order = list(self.backends)
+        for backend in order:
+            if _same_address(backend, local):
+                self.log("CRIT", f"client {cid}: loop detected: connection back to self "
+                         f"({backend[0]}:{backend[1]}), terminating")
+                self.on_loop()
+                return None
+            for attempt in range(3):
+                try:
+                    back = socket.create_connection(backend, timeout=10)
+                except OSError as exc:
+                    if attempt == 2:
+                        self.log("WARNING", f"client {cid}: backend failed to connect to "
+                                 f"{backend[0]}:{backend[1]}: {exc}")
+                    continue
+                with self._rotate:
+                    if backend in self.backends and self.backends[-1] != backend:
+                        self.backends.remove(backend)
+                        self.backends.append(backend)
+                back.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return back
+        self.log("WARNING", f"client {cid}: all backend connections failed")
+        return None
+
+    def _proxy(
+        self, sock: socket.socket, cid: str, buffered: bytes, peer: tuple[str, int], local: tuple[str, int]
+    ) -> None:
+        try:
+            header = proxy_header(self.proxy, peer, local)
+        except ValueError:
+            self.log("WARNING", f"client {cid}: unsupported protocol")
+            return
+        back = self._connect_backend(cid, local)
+        if back is None:
+            return
+        with back:
+            self.log("INFO", f"client {cid}: proxying to {back.getpeername()[0]}:{back.getpeername()[1]}")
+            relay(sock, back, header + buffered, self.idle)
+        self.log("INFO", f"client {cid}: connection closed")
+
+
+def _same_address(backend: Backend, local: tuple[str, int]) -> bool:
+    try:
+        return ipaddress.ip_address(backend[0]) == ipaddress.ip_address(local[0]) and backend[1] == local[1]
+    except ValueError:
+        return False
+
+
+def relay(front: socket.socket, back: socket.socket, to_back: bytes, idle: float) -> None:
+    """Copy bytes both ways until both sides finish, any side fails, or nothing moves for *idle* s.
+
+    Half-closes are passed on (EOF from one side becomes shutdown(SHUT_WR) on the other), and a
+    side's reading pauses while 256 KiB wait for the other side, so memory stays bounded.
+    """
+    limit = 256 * 1024
+    front.setblocking(False)
+    back.setblocking(False)
+    other = {front: back, back: front}
+    pending = {front: bytearray(), back: bytearray(to_back)}  # bytes waiting to be sent to key
+    eof = {front: False, back: False}
+    shut = {front: False, back: False}
+    sel = selectors.DefaultSelector()
+    registered: dict[socket.socket, int] = {}
+    last = time.monotonic()
+    try:
+        while True:
+            for s in (front, back):
+                events = 0
+                if not eof[s] and len(pending[other[s]]) < limit:
+                    events |= selectors.EVENT_READ
+                if pending[s]:
+                    events |= selectors.EVENT_WRITE
+                if events != registered.get(s, 0):
+                    if s in registered and events:
+                        sel.modify(s, events)
+                    elif s in registered:
+                        sel.unregister(s)
+                    else:
+                        sel.register(s, events)
+                    if events:
+                        registered[s] = events
+                    else:
+                        registered.pop(s, None)
+            if not registered:
+                return
+            ready = sel.select(timeout=max(0.0, last + idle - time.monotonic()))
+            if not ready:
+                return
+            last = time.monotonic()
+            for key, events in ready:
+                s = front if key.fileobj is front else back
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        sent = s.send(pending[s])
+                        del pending[s][:sent]
+                    if events & selectors.EVENT_READ:
+                        data = s.recv(65536)
+                        if data:
+                            pending[other[s]] += data
+                        else:
+                            eof[s] = True
+                except (BlockingIOError, InterruptedError):
+                    continue
+            for s in (front, back):
+                if eof[other[s]] and not pending[s] and not shut[s]:
+                    shut[s] = True
+                    try:
+                        s.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+            if all(eof.values()) and not pending[front] and not pending[back]:
+                return
+    except OSError:  # reset by either side: the relay is over
+        return
+    finally:
+        sel.close()
+
+
+class ControlServer:
+    """ualpn's control interface on a unix socket: a thread per controller, 5 s idle limit."""
+
+    def __init__(self, sock: socket.socket, table: AuthTable, log: Log) -> None:
+        self.sock = sock
+        self.table = table
+        self.log = log
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        sock.settimeout(0.2)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._accept_loop, name="wucme-alpn-control", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.sock.close()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        cid = f"{int.from_bytes(os.urandom(4), 'big'):08x}"
+        self.log("NOTICE", f"new controller {cid}: handling connection")
+
+        def log(level: str, message: str) -> None:
+            self.log(level, f"controller {cid}: {message}")
+
+        buf = b""
+        with conn:
+            conn.settimeout(CONTROL_IDLE)
+            try:
+                while True:
+                    while b"\n" not in buf:
+                        if len(buf) >= MAX_LINE - 1:
+                            conn.sendall(b"ERR too long\n")
+                            return
+                        data = conn.recv(MAX_LINE)
+                        if not data:
+                            return
+                        buf += data
+                    line, _, buf = buf.partition(b"\n")
+                    if len(line) >= MAX_LINE - 1:
+                        conn.sendall(b"ERR too long\n")
+                        return
+                    reply = handle_command(self.table, line.decode("latin-1"), log)
+                    conn.sendall(reply.encode("ascii") + b"\n")
+            except TimeoutError:
+                log("INFO", "disconnecting due to timeout")
+            except OSError:
+                pass
+            finally:
+                log("INFO", "connection closed")

@@ -1,0 +1,352 @@
+"""http-01 (RFC 8555 §8.3): the WSGI application, the CGI entry and wucme's own listener.
+
+One WSGI application answers in all three settings, so the web server's script, wucme's
+listener and any WSGI server give byte-identical answers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import unquote
+
+from wucme.challenge.store import ChallengeStore, is_token
+
+__all__ = [
+    "CHALLENGE_PREFIX",
+    "SCRIPT_PREFIX",
+    "NO_SUCH_TOKEN",
+    "challenge_token",
+    "make_wsgi_app",
+    "cgi_main",
+    "Http01Listener",
+]
+
+CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+SCRIPT_PREFIX = "/cgi-bin/wucme"
+#: wµCME's answer for a path it owns but a token it does not know (the administrator's curl test).
+NO_SUCH_TOKEN = "Challenge received but no such token."
+
+_ALLOWED = "GET, HEAD"
+_CHALLENGE_PATH = re.compile(r"(?:" + re.escape(SCRIPT_PREFIX) + r")?/\.well-known/acme-challenge/?(.*)", re.S)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def challenge_token(environ: Mapping[str, Any]) -> str | None:
+    """The token part of a challenge request ("" for the bare directory), or None if not one.
+
+    Servers split the URL differently: Apache's ScriptAlias gives SCRIPT_NAME=/cgi-bin/wucme
+    and PATH_INFO=/.well-known/acme-challenge/TOKEN, a WSGI server mounted at / gives it all
+    in PATH_INFO, and a ScriptAliasMatch may leave it all in SCRIPT_NAME.
+    """
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    match = _CHALLENGE_PATH.fullmatch(path)
+    return match.group(1) if match else None
+
+
+def make_wsgi_app(store: ChallengeStore) -> WsgiApp:
+    """A WSGI application answering http-01 challenges from *store*.
+
+    The token is checked against the base64url alphabet before any look-up (RFC 8555 §8.3), so a
+    request never reaches the file system with a path of its own making.
+    """
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        token = challenge_token(environ)
+        if token is None:
+            return _respond(start_response, method, "404 Not Found", "Not found.")
+        if method not in ("GET", "HEAD"):
+            return _respond(
+                start_response, method, "405 Method Not Allowed", "Method not allowed.",
+                [("Allow", _ALLOWED)],
+            )
+        keyauth = store.get(token) if is_token(token) else None
+        if keyauth is None:
+            return _respond(start_response, method, "404 Not Found", NO_SUCH_TOKEN)
+        return _respond(start_response, method, "200 OK", keyauth)
+
+    return app
+
+
+def _respond(
+    start_response: StartResponse,
+    method: str,
+    status: str,
+    text: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    body = text.encode("utf-8")
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
+    start_response(status, headers + (extra or []))
+    return [b""] if method == "HEAD" else [body]
+
+
+# -- CGI (RFC 3875) ----------------------------------------------------------------------------
+
+
+def cgi_main(
+    environ: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    store: ChallengeStore | None = None,
+) -> int:
+    """Run the challenge application once as a CGI script (RFC 3875 §6: a Status header, not a status line).
+
+    The wucme executable calls this when GATEWAY_INTERFACE is set, as WASD runs the same image
+    both as a command and as a script.
+    """
+    env: dict[str, Any] = dict(os.environ if environ is None else environ)
+    out = stdout if stdout is not None else sys.stdout.buffer
+    env.setdefault("SCRIPT_NAME", "")
+    env.setdefault("PATH_INFO", "")
+    env["wsgi.input"] = stdin if stdin is not None else io.BytesIO()
+    env["wsgi.errors"] = sys.stderr
+    env["wsgi.version"] = (1, 0)
+    env["wsgi.url_scheme"] = "https" if env.get("HTTPS", "").lower() in ("on", "1") else "http"
+    env["wsgi.multithread"] = env["wsgi.multiprocess"] = False
+    env["wsgi.run_once"] = True
+    captured: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        lines = [f"Status: {status}"] + [f"{k}: {v}" for k, v in headers]
+        captured.append(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    body = b"".join(make_wsgi_app(store or ChallengeStore())(env, start_response))
+    out.write(captured[0] + body)
+    out.flush()
+    return 0
+
+
+# -- wucme's own listener (WUCME_HTTP01, `check /http01`) ---------------------------------------
+
+
+@dataclass
+class _Client:
+    sock: socket.socket
+    peer: str
+    deadline: float
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytes = b""
+    answered: bool = False
+
+
+class Http01Listener:
+    """A small HTTP/1.1 server for http-01 alone: one request per connection, then close.
+
+    One thread multiplexes all connections with selectors, so idle or trickling clients cost a
+    file descriptor each, not a thread: every connection gets *timeout* seconds in total to send
+    its request head (at most *max_head* bytes), and past *max_clients* the client closest to
+    its deadline is dropped, so a crowd of slowloris connections never starves a real validation.
+    """
+
+    def __init__(
+        self,
+        store: ChallengeStore,
+        host: str = "0.0.0.0",
+        port: int = 80,
+        *,
+        timeout: float = 10.0,
+        max_head: int = 8192,
+        max_clients: int = 1024,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.app = make_wsgi_app(store)
+        self.timeout = timeout
+        self.max_head = max_head
+        self.max_clients = max_clients
+        self.log = log or (lambda message: None)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._listener.bind((host, port))
+            self._listener.listen(socket.SOMAXCONN)
+        except OSError:
+            self._listener.close()
+            raise
+        self._listener.setblocking(False)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._clients: dict[int, _Client] = {}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); the port is the real one when 0 was asked for."""
+        return self.host, self.port
+
+    def start(self) -> Http01Listener:
+        """Serve in a background thread (the `issue` case)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="wucme-http01", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every socket; safe to call twice."""
+        self._stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        self._thread = None
+
+    def __enter__(self) -> Http01Listener:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Serve until `stop` (the `check /http01` foreground case)."""
+        sel = selectors.DefaultSelector()
+        sel.register(self._listener, selectors.EVENT_READ, None)
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                wait = min((c.deadline for c in self._clients.values()), default=now + 1.0) - now
+                for key, events in sel.select(max(0.0, min(wait, 1.0))):
+                    if key.fileobj is self._listener:
+                        self._accept(sel)
+                    elif key.fileobj is self._wake_r:
+                        self._wake_r.recv(64)
+                    else:
+                        self._service(sel, key.data, events)
+                self._expire(sel, time.monotonic())
+        finally:
+            for client in list(self._clients.values()):
+                self._close(sel, client)
+            sel.close()
+            self._listener.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _accept(self, sel: selectors.BaseSelector) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: shed load, keep serving
+                self.log(f"accept failed: {exc}")
+                if self._clients:
+                    self._close(sel, min(self._clients.values(), key=lambda c: c.deadline))
+                return
+            if len(self._clients) >= self.max_clients:
+                self._close(sel, min(self._clients.values(), key=lambda c: c.deadline))
+            sock.setblocking(False)
+            client = _Client(sock, f"{addr[0]}:{addr[1]}", time.monotonic() + self.timeout)
+            self._clients[sock.fileno()] = client
+            sel.register(sock, selectors.EVENT_READ, client)
+
+    def _service(self, sel: selectors.BaseSelector, client: _Client, events: int) -> None:
+        try:
+            if events & selectors.EVENT_READ and not client.answered:
+                data = client.sock.recv(4096)
+                if not data:
+                    self._close(sel, client)
+                    return
+                client.inbuf += data
+                self._maybe_answer(sel, client)
+            if client.answered and client.outbuf:
+                sent = client.sock.send(client.outbuf)
+                client.outbuf = client.outbuf[sent:]
+            if client.answered and not client.outbuf:
+                self._close(sel, client)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._close(sel, client)
+
+    def _maybe_answer(self, sel: selectors.BaseSelector, client: _Client) -> None:
+        end = client.inbuf.find(b"\r\n\r\n")
+        if end < 0:
+            end = client.inbuf.find(b"\n\n")
+        if end < 0:
+            if len(client.inbuf) > self.max_head:
+                self._answer(sel, client, _simple(431, "Request Header Fields Too Large"))
+            return
+        if end > self.max_head:
+            self._answer(sel, client, _simple(431, "Request Header Fields Too Large"))
+            return
+        self._answer(sel, client, self._handle(bytes(client.inbuf[:end]), client.peer))
+
+    def _handle(self, head: bytes, peer: str) -> bytes:
+        """Turn one request head into a response by way of the WSGI application."""
+        try:
+            request_line = head.split(b"\n", 1)[0].decode("latin-1").rstrip("\r")
+            method, target, version = request_line.split(" ")
+        except ValueError:
+            return _simple(400, "Bad Request")
+        if not version.startswith("HTTP/1.") or not method.isalpha():
+            return _simple(400, "Bad Request")
+        if "://" in target:  # absolute-form (RFC 9112 §3.2.2)
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
+        path = target.split("?", 1)[0]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, encoding="latin-1"),
+            "QUERY_STRING": target.partition("?")[2],
+            "SERVER_PROTOCOL": version,
+            "REMOTE_ADDR": peer.rsplit(":", 1)[0],
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+        }
+        status_headers: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            status_headers[:] = [status, headers]
+
+        body = b"".join(self.app(environ, start_response))
+        status, headers = status_headers
+        self.log(f"{peer} {method} {path[:200]} {status.split()[0]}")
+        lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers] + ["Connection: close"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    def _answer(self, sel: selectors.BaseSelector, client: _Client, response: bytes) -> None:
+        client.answered = True
+        client.outbuf = response
+        client.deadline = time.monotonic() + self.timeout
+        sel.modify(client.sock, selectors.EVENT_WRITE, client)
+
+    def _expire(self, sel: selectors.BaseSelector, now: float) -> None:
+        for client in [c for c in self._clients.values() if c.deadline <= now]:
+            self._close(sel, client)
+
+    def _close(self, sel: selectors.BaseSelector, client: _Client) -> None:
+        self._clients.pop(client.sock.fileno(), None)
+        try:
+            sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        client.sock.close()
+
+
+def _simple(code: int, reason: str) -> bytes:
+    body = f"{reason}.".encode()
+    return (
+        f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode() + body

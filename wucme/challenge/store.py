@@ -1,0 +1,279 @@
+"""The challenge store: pending key authorizations on disk, shared by `issue` and the responders.
+
+The web server runs the http-01 script as another user in another process, so the store is a
+directory: written only by wucme (0755), each entry readable by all (0644). A key authorization
+is public by design (RFC 8555 §8.3 serves it to anyone who asks); the account key is the secret
+and never comes near this directory.
+
+Each entry is one small JSON file, written atomically (temporary file, fsync, rename) and named
+by a digest of its token or identifier, never by the token itself, so no request can name a path.
+Every entry carries its own expiry: after a crash, stale entries are ignored by readers and
+removed by the next `purge`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wucme.challenge.names import is_ip, sni_key
+from wucme.vms.lnm import trnlnm
+
+__all__ = [
+    "ChallengeStore",
+    "AlpnEntry",
+    "default_store_dir",
+    "is_token",
+    "DEFAULT_TTL",
+]
+
+#: An authorization is pending for at most this long (ualpn forgets auths after 1 h too).
+DEFAULT_TTL = 3600.0
+
+# RFC 8555 §8.3: a token is base64url without padding and carries at least 128 bits of entropy;
+# the upper bound keeps a hostile request from making us hash megabytes.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# ualpn's identifier alphabet (controller_handle_cmd), kept so both stores accept the same names.
+_IDENT = re.compile(r"[A-Za-z0-9._:-]{1,250}")
+
+_HTTP_PREFIX = "H_"
+_ALPN_PREFIX = "A_"
+_TEMP_PREFIX = "T_"
+_SUFFIX = ".DAT"
+#: A temporary file older than this is debris from a crashed writer.
+_TEMP_GRACE = 60.0
+
+
+def is_token(token: object) -> bool:
+    """True when *token* is a well-formed ACME challenge token (base64url, 1..256 characters)."""
+    return isinstance(token, str) and _TOKEN.fullmatch(token) is not None
+
+
+def default_store_dir() -> Path:
+    """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/.
+
+    Without WUCME_HERE the repository defaults to /var/lib/wucme on Linux.
+    """
+    explicit = trnlnm("WUCME_CHALLENGES")
+    if explicit:
+        return Path(explicit)
+    here = trnlnm("WUCME_HERE") or "/var/lib/wucme"
+    return Path(here) / "WUCME_CHALLENGES"
+
+
+def _entry_name(prefix: str, key: str) -> str:
+    """An ODS-2-safe file name (34.3 characters) derived from *key* by SHA-256."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()[:20]
+    return prefix + base64.b32encode(digest).decode("ascii") + _SUFFIX
+
+
+@dataclass(frozen=True)
+class AlpnEntry:
+    """A pending tls-alpn-01 authorization: the identifier as ordered and its key authorization."""
+
+    ident: str
+    key_authorization: str
+    expires: float
+
+
+class ChallengeStore:
+    """Pending challenges in *directory*; readers need only read access, writers own the directory."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_store_dir()
+
+    # -- http-01 (RFC 8555 §8.3) ------------------------------------------------------------
+
+    def put(
+        self, token: str, key_authorization: str, ident: str, type: str, ttl: float = DEFAULT_TTL
+    ) -> None:
+        """Publish *key_authorization* for *token* until *ttl* seconds from now.
+
+        Raises ValueError for a malformed token, so nothing a CA sends can pick a file name.
+        """
+        if not is_token(token):
+            raise ValueError(f"invalid challenge token {token!r}")
+        if not isinstance(key_authorization, str) or not key_authorization.isprintable():
+            raise ValueError("invalid key authorization")
+        record = {
+            "v": 1,
+            "type": type,
+            "token": token,
+            "ident": ident,
+            "keyauth": key_authorization,
+            "expires": time.time() + ttl,
+        }
+        self._write(_entry_name(_HTTP_PREFIX, token), record)
+
+    def get(self, token: str) -> str | None:
+        """The key authorization for *token*, or None when unknown, expired or malformed."""
+        if not is_token(token):
+            return None
+        record = self._read(_entry_name(_HTTP_PREFIX, token))
+        if record is None or record.get("token") != token:
+            return None
+        value = record.get("keyauth")
+        return value if isinstance(value, str) else None
+
+    def remove(self, token: str) -> None:
+        """Withdraw *token* (challenge over); a missing entry is not an error."""
+        if is_token(token):
+            self._unlink(_entry_name(_HTTP_PREFIX, token))
+
+    # -- tls-alpn-01 (RFC 8737 §3, RFC 8738 §6) ---------------------------------------------
+
+    def alpn_put(self, ident: str, key_authorization: str, ttl: float = DEFAULT_TTL) -> None:
+        """Publish *key_authorization* for identifier *ident* (a host name or an IP address).
+
+        The entry is keyed by the SNI the validation server will send: the host name, or the
+        reverse-DNS name of an IP address.
+        """
+        if not isinstance(ident, str) or _IDENT.fullmatch(ident) is None:
+            raise ValueError(f"invalid identifier {ident!r}")
+        if not isinstance(key_authorization, str) or not key_authorization.isprintable():
+            raise ValueError("invalid key authorization")
+        key = sni_key(ident)
+        record = {
+            "v": 1,
+            "type": "tls-alpn-01",
+            "sni": key,
+            "ident": ident.rstrip(".") if not is_ip(ident) else ident,
+            "keyauth": key_authorization,
+            "expires": time.time() + ttl,
+        }
+        self._write(_entry_name(_ALPN_PREFIX, key), record)
+
+    def alpn_lookup(self, ident_or_sni: str, *, sni: bool = False) -> AlpnEntry | None:
+        """The pending entry for an identifier or an SNI host name, or None.
+
+        With *sni*, the name came from a ClientHello: a literal IP address is then refused, as
+        validation servers send the reverse-DNS name (RFC 8738 §6; RFC 6066 §3 bars IPs in SNI).
+        """
+        if not isinstance(ident_or_sni, str) or not ident_or_sni or len(ident_or_sni) > 253:
+            return None
+        if sni and is_ip(ident_or_sni):
+            return None
+        try:
+            key = sni_key(ident_or_sni)
+        except ValueError:
+            return None
+        record = self._read(_entry_name(_ALPN_PREFIX, key))
+        if record is None or record.get("sni") != key:
+            return None
+        ident, keyauth = record.get("ident"), record.get("keyauth")
+        if not isinstance(ident, str) or not isinstance(keyauth, str):
+            return None
+        expires = record["expires"]
+        assert isinstance(expires, (int, float))  # checked by _read
+        return AlpnEntry(ident, keyauth, float(expires))
+
+    def alpn_get(self, ident_or_sni: str) -> str | None:
+        """The key authorization pending for an identifier or its SNI, or None."""
+        entry = self.alpn_lookup(ident_or_sni)
+        return entry.key_authorization if entry else None
+
+    def alpn_remove(self, ident: str) -> None:
+        """Withdraw the tls-alpn-01 entry of *ident*; a missing entry is not an error."""
+        try:
+            key = sni_key(ident)
+        except ValueError:
+            return
+        self._unlink(_entry_name(_ALPN_PREFIX, key))
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def purge(self, now: float | None = None) -> int:
+        """Remove expired or unreadable entries and a crashed writer's debris; return how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            path = self.directory / name
+            if name.startswith(_TEMP_PREFIX):
+                try:
+                    stale = path.stat().st_mtime < now - _TEMP_GRACE
+                except FileNotFoundError:
+                    continue
+                if stale and self._unlink(name):
+                    removed += 1
+                continue
+            if not (name.startswith((_HTTP_PREFIX, _ALPN_PREFIX)) and name.endswith(_SUFFIX)):
+                continue
+            record = self._read(name, live=False)
+            if record is None or not isinstance(exp := record["expires"], (int, float)) or exp <= now:
+                if self._unlink(name):
+                    removed += 1
+        return removed
+
+    def __len__(self) -> int:
+        """How many unexpired entries are pending (for `check` and the tests)."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return 0
+        return sum(
+            1
+            for n in names
+            if n.startswith((_HTTP_PREFIX, _ALPN_PREFIX)) and self._read(n) is not None
+        )
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _ensure_directory(self) -> None:
+        """Create the directory 0755; refuse one that others may write into."""
+        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = self.directory.stat()
+        if st.st_mode & 0o022:
+            if st.st_uid != os.geteuid():
+                raise PermissionError(f"challenge store {self.directory} is writable by others")
+            os.chmod(self.directory, 0o755)
+
+    def _write(self, name: str, record: dict[str, object]) -> None:
+        self._ensure_directory()
+        data = json.dumps(record, separators=(",", ":")).encode("utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".TMP", dir=self.directory)
+        try:
+            os.fchmod(fd, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.directory / name)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def _read(self, name: str, *, live: bool = True) -> dict[str, object] | None:
+        """The record in *name*; None if absent, corrupt or (when *live*) expired."""
+        try:
+            with open(self.directory / name, "rb") as f:
+                data = f.read(64 * 1024)
+            record = json.loads(data)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("expires"), (int, float)):
+            return None
+        if live and record["expires"] <= time.time():
+            return None
+        return record
+
+    def _unlink(self, name: str) -> bool:
+        try:
+            os.unlink(self.directory / name)
+        except FileNotFoundError:
+            return False
+        return True
+
