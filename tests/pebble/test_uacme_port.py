@@ -300,3 +300,17 @@ def test_half_of_all_nonces_rejected(pebble_factory: object, hook_scripts: dict[
         out = ok(r("-h", hook_scripts["http-01"], "issue", "a.example.org", "b.example.org"))
         assert "bad nonce" in out.stderr
         ok(r("revoke", str(tmp_path / "conf" / "a.example.org" / "cert.pem")))
+
+
+def test_two_renewals_within_one_second_lose_no_certificate(run: UacmeRun,
+                                                            hook_scripts: dict[str, str]) -> None:
+    # uacme 1.7.4 fails the second one ("File exists") and drops the new certificate.
+    hook = hook_scripts["http-01"]
+    ok(run("-h", hook, "issue", "quick.example.org"))
+    cert = run.confdir / "quick.example.org" / "cert.pem"
+    seen = [cert.read_bytes()]
+    for _ in range(2):
+        ok(run("-f", "-h", hook, "issue", "quick.example.org"))
+        seen.append(cert.read_bytes())
+    backups = sorted(p.read_bytes() for p in cert.parent.glob("cert-*.pem"))
+    assert len(set(seen)) == 3 and backups == sorted(seen[:2])

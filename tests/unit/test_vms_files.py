@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,8 +122,14 @@ def test_readers_always_see_a_whole_file(tmp_path: Path) -> None:
         "    d = open(p, 'rb').read()\n"
         "    assert len(d) == 100000 and len(set(d)) == 1, len(d)\n"
         "    n += 1\n"
+        "    if n == 1:\n"
+        "        open(stop + '.READY', 'w').close()\n"
         "print(n)\n"
     ), str(p), str(stop)], stdout=subprocess.PIPE, text=True)
+    ready = tmp_path / "STOP.READY"
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:  # writes must overlap reads
+        time.sleep(0.01)
     for i in range(25):
         write_versioned(p, bytes([66 + i % 20]) * 100_000, keep=2)
     stop.write_text("")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import ssl
 
 import requests
 import urllib3.exceptions as u3
@@ -62,7 +63,9 @@ class RequestsTransport:
         self.config = config
         session = _Session()
         session.trust_env = False
-        session.verify = config.ca_bundle or config.ca_path or True
+        # The system store, as the builtin client uses, rather than requests' own certifi copy.
+        session.verify = (config.ca_bundle or config.ca_path
+                          or ssl.get_default_verify_paths().cafile or True)
         session.proxies = {"http": config.proxy, "https": config.proxy} if config.proxy else {}
         # Only what the builtin client sends: no Accept-Encoding, so no decompression bombs.
         session.headers.clear()

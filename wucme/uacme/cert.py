@@ -157,15 +157,16 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
 
 
 def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
-    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename."""
+    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename.
+
+    uacme gives up (and loses the new certificate) when cert-EPOCH.pem exists
+    already, i.e. on a second renewal within one second; here the backup waits
+    for the next second instead, so no certificate is ever lost.
+    """
     certfile = f"{certprefix}cert.pem"
     tmp = f"{certfile}.tmp"
-    bak = f"{certprefix}cert-{int(time.time())}.pem"
     try:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink(tmp)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         try:
             os.write(fd, pem)
@@ -175,25 +176,37 @@ def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
     except OSError as e:
         _unlink(tmp)
         raise FileError(f"failed to write {tmp}: {e.strerror}") from None
-    linked = False
-    try:
-        os.link(certfile, bak)
-        linked = True
-        a.log(1, f"backed up {certfile} as {bak}")
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        a.log.warn(f"failed to link {bak} to {certfile}: {e.strerror}")
+    bak = _backup(a, certprefix, certfile, tmp)
     try:
         os.rename(tmp, certfile)
     except OSError as e:
         _unlink(tmp)
-        if linked:
+        if bak:
             _unlink(bak)
         raise FileError(f"failed to rename {tmp} to {certfile}: {e.strerror}") from None
     _fsync_dir(os.path.dirname(certfile) or ".")
     a.log(1, f"certificate saved to {certfile}")
     return certfile
+
+
+def _backup(a: AcmeSession, certprefix: str, certfile: str, tmp: str) -> str | None:
+    """Hard-link the current certificate as cert-EPOCH.pem; None when there is none yet."""
+    for _ in range(3):
+        bak = f"{certprefix}cert-{int(time.time())}.pem"
+        try:
+            os.link(certfile, bak)
+        except FileNotFoundError:
+            return None
+        except FileExistsError:
+            time.sleep(1.0 - time.time() % 1.0 + 0.001)
+            continue
+        except OSError as e:
+            _unlink(tmp)
+            raise FileError(f"failed to link {bak} to {certfile}: {e.strerror}") from None
+        a.log(1, f"backed up {certfile} as {bak}")
+        return bak
+    _unlink(tmp)
+    raise FileError(f"failed to back up {certfile}: backup names in use")
 
 
 def _unlink(path: str) -> None:
