@@ -314,3 +314,36 @@ def test_two_renewals_within_one_second_lose_no_certificate(run: UacmeRun,
         seen.append(cert.read_bytes())
     backups = sorted(p.read_bytes() for p in cert.parent.glob("cert-*.pem"))
     assert len(set(seen)) == 3 and backups == sorted(seen[:2])
+
+
+def test_ip_identifier_through_http01(run: UacmeRun, hook_scripts: dict[str, str]) -> None:
+    # RFC 8738: Pebble's VA connects to the address itself; the certificate has an IP SAN, no CN.
+    ok(run("-h", hook_scripts["http-01"], "issue", "127.0.0.1"))
+    cert = leaf(run.confdir / "127.0.0.1" / "cert.pem")
+    assert sans(cert) == {"127.0.0.1"}
+
+
+def test_corrupt_account_key_is_an_error_not_a_new_account(run: UacmeRun,
+                                                           hook_scripts: dict[str, str]) -> None:
+    key = run.confdir / "private" / "key.pem"
+    key.chmod(0o600)
+    key.write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+    for args in (("-y", "new"), ("-h", hook_scripts["http-01"], "issue", "k.example.org")):
+        r = ok(run(*args), 2)
+        assert "%WUCME-E-CRYPTO" in r.stderr and "garbage" not in r.stderr
+        assert "creating new account" not in r.stderr and "querying" not in r.stderr
+    assert "garbage" in key.read_text()
+
+
+def test_external_account_binding(pebble_factory: object, tmp_path: Path) -> None:
+    mac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    p: Pebble = pebble_factory(eab_keys={"kid-1": mac})  # type: ignore[operator]
+    r = UacmeRun(p.directory_url, p.ca_bundle, tmp_path / "conf")
+    assert "EABREQ" in ok(r("-y", "new"), 2).stderr
+    assert "EAB" in ok(r("-y", "-e", "kid-1:not base64!", "new"), 2).stderr
+    assert ok(r("-y", "-e", "kid-1:" + mac[:-4] + "AAAA", "new"), 2).returncode == 2
+    ok(r("-y", "-e", f"kid-1:{mac}", "new"))
+    for bits in ("256", "384", "512"):  # HS256/384/512 (uacme HEAD; its parser is fixed here)
+        other = UacmeRun(p.directory_url, p.ca_bundle, tmp_path / f"conf{bits}")
+        ok(other("-y", "-e", f"kid-1:{mac}:{bits}", "new"))
+    assert "256, 384 or 512" in ok(r("-y", "-e", f"kid-1:{mac}:128", "new"), 2).stderr

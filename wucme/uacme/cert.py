@@ -290,7 +290,8 @@ def ocsp_check(a: AcmeSession, certs: list[Any]) -> str:
         a.log(1, f"OCSP request to {url} failed: {e}")
         return "unknown"
     if resp.status != 200:
+        a.log(1, f"OCSP request to {url} failed: HTTP status {resp.status}")
         return "unknown"
-    status = crypto.ocsp_status(resp.body, certs)
+    status = crypto.ocsp_status(resp.body, certs, der)  # with the request: the nonce is checked
     a.log(1, f"OCSP status {status} from {url}")
     return status
