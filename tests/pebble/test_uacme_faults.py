@@ -196,18 +196,19 @@ def test_hostile_token_aborts_before_any_hook(run: UacmeRun, fault_proxy: FaultP
     assert fault_proxy.requests_to("/chalZ/") == []
 
 
-def test_challenge_polling_honours_retry_after(run: UacmeRun, fault_proxy: FaultProxy) -> None:
+def test_polling_honours_retry_after(run: UacmeRun, fault_proxy: FaultProxy) -> None:
     polls: list[float] = []
 
     def slow(req: ProxyRequest, st: int, h: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        chal = json.loads(body)
-        if st == 200 and req.jws_payload() is None:  # a poll (POST-as-GET), not the start
-            polls.append(req.time)
-            if len(polls) == 1:
-                chal["status"] = "processing"
-                return st, {**h, "Retry-After": "2"}, json.dumps(chal).encode()
+        if st != 200:
+            return st, h, body
+        polls.append(req.time)
+        if len(polls) == 1:  # the first poll after the challenge started: not yet
+            order = json.loads(body)
+            order["status"] = "pending"
+            return st, {**h, "Retry-After": "2"}, json.dumps(order).encode()
         return st, h, body
 
-    fault_proxy.add_rule(match_path("POST", "/chalZ/"), rewrite=slow)
+    fault_proxy.add_rule(match_path("POST", "/my-order/"), rewrite=slow)
     issue(run, "patient.example.org")
     assert len(polls) >= 2 and polls[1] - polls[0] >= 1.9

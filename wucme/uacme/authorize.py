@@ -10,7 +10,11 @@ authorizations at once:
 2. offer each pending one's challenges to the hook in server order (`begin`;
    0 accepts, >0 declines so the next is offered, a signal aborts);
 3. start every accepted challenge (POST {}, RFC 8555 §7.5.1);
-4. poll them together until each is valid or invalid, honouring Retry-After;
+4. poll until each is valid or invalid, honouring Retry-After: given the order
+   URL, the order alone is polled (one request a round, whatever the number of
+   names: the order is `pending` until every authorization is valid and
+   `invalid` once one fails, RFC 8555 §7.1.6), and the challenges are read
+   once more only when it failed; otherwise every challenge is polled;
 5. run `done` or `failed` for each accepted challenge.
 """
 from __future__ import annotations
@@ -129,7 +133,7 @@ def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
     return None
 
 
-def authorize(a: AcmeSession, authz_urls: list[str]) -> None:
+def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None) -> None:
     """Satisfy every authorization of the order, or raise (port of uacme.c:authorize())."""
     thumbprint = jws.jws_thumbprint(a.key)
     authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
@@ -158,7 +162,10 @@ def authorize(a: AcmeSession, authz_urls: list[str]) -> None:
         raise errors[0]
     try:
         _map(a, lambda ch: _start(a, ch), accepted)
-        _poll_all(a, accepted)
+        if order_url:
+            _poll_order(a, order_url, accepted)
+        else:
+            _poll_all(a, accepted)
     finally:
         _finish(a, accepted)
     failed = [ch for ch in accepted if ch.status != "valid"]
@@ -190,6 +197,28 @@ def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
             raise PollTimeout("timeout while polling challenge status, giving up")
         a.log(2 if wait <= 40 else 1, f"{len(live)} challenge(s) pending, waiting {wait:g} seconds")
         a.sleep(wait)
+
+
+def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
+    """Poll the order until it leaves `pending`; read the challenges only if it failed."""
+    backoff = a.backoff()
+    while True:
+        r = acme_post(a, order_url, "").expect(200, what=f"poll order status at {order_url}")
+        status = r.jstr("status")
+        if status != "pending":
+            break
+        wait = backoff.next(retry_after(r.header("Retry-After"), 0) or None)
+        if wait is None:
+            for c in chs:
+                c.status = "timeout"
+            raise PollTimeout("timeout while polling order status, giving up")
+        a.log(2, f"order pending, waiting {wait:g} seconds")
+        a.sleep(wait)
+    if status in ("ready", "processing", "valid"):
+        for c in chs:
+            c.status = "valid"
+        return
+    _map(a, lambda c: _poll_one(a, c), chs)  # which failed, and why
 
 
 def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) -> None:

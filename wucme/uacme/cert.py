@@ -93,7 +93,7 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         authz = order.get("authorizations")
         if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
             raise ProtocolViolation("failed to parse authorizations URL")
-        authorize(a, authz)
+        authorize(a, authz, orderurl)
         order = _poll_order(a, orderurl, ("pending",), "ready")
     finalize = order.get("finalize")
     if not isinstance(finalize, str):
