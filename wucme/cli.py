@@ -1,14 +1,33 @@
-"""The `wucme` command: the face that dispatches to the uacme port, alpn and the verbs.
+"""The `wucme` command: the face that dispatches to the verbs, the uacme port and alpn.
 
-When a web server runs the image as a CGI script (GATEWAY_INTERFACE set), it
-answers http-01 challenges, as WASD runs the same wucme image as a script.
+When a web server runs the image as a CGI script (GATEWAY_INTERFACE set), it answers http-01
+challenges, as WASD runs the same wucme image as a script.  Errors are shown as VMS messages and
+mapped to exit statuses; a traceback is shown only for a bug, and only with WUCME_VERBOSE defined.
 """
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
-from wucme import UACME_VERSION, __version__
+from wucme.errors import WucmeError
+from wucme.vms.msg import VmsError, exit_status, format_message
+
+
+def _verbose() -> bool:
+    try:
+        from wucme.vms.lnm import trnlnm
+
+        return bool(trnlnm("WUCME_VERBOSE"))
+    except Exception:  # noqa: BLE001 - a broken table must not hide the original error
+        return bool(os.environ.get("WUCME_VERBOSE"))
+
+
+def _error(severity: str, ident: str, text: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(format_message(severity, ident, text) + "\n")
+    sys.stderr.flush()
+    return exit_status(severity)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +44,25 @@ def main(argv: list[str] | None = None) -> int:
         from wucme.challenge.alpn import alpn_main
 
         return alpn_main(args[1:])
-    if args and args[0].lower().startswith("vers"):
-        print(f"%WUCME-I-VERSION, wucme {__version__} (uacme {UACME_VERSION} port)")
-        return 0
-    sys.stderr.write(
-        "%WUCME-E-IVVERB, unrecognized command verb; this build offers: "
-        "--uacme, alpn, version\n"
-    )
-    return 2
+    if args and args[0] in ("--version", "-V"):
+        args = ["version"]
+    if args and args[0] in ("--help", "-h", "-?"):
+        args = ["help"]
+    try:
+        from wucme.verbs import dispatch
+
+        return dispatch(args)
+    except (WucmeError, VmsError) as e:
+        return _error(e.severity, e.ident, e.text)
+    except KeyboardInterrupt:
+        return _error("F", "ABORT", "interrupted")
+    except Exception as e:  # noqa: BLE001 - the face never shows a bare traceback
+        if _verbose():
+            traceback.print_exc()
+            hint = "the traceback is above"
+        else:
+            hint = "define WUCME_VERBOSE and run it again for the traceback"
+        return _error("F", "BUG", f"unexpected {type(e).__name__}: {e} ({hint})")
 
 
 if __name__ == "__main__":

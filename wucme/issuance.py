@@ -1,0 +1,249 @@
+"""Issuing one certificate into the repository, and answering its challenges in-process.
+
+Shared by `issue` and the renewal function (so neither imports the other).  The `Responder` is
+what the uacme port calls in place of a hook program (same protocol: begin, done, failed); it
+answers the one challenge type WUCME_CHALLENGE names and declines the others:
+- tls-alpn-01 (RFC 8737): handed to a running `wucme alpn` through its control socket when one
+  answers, otherwise to wucme's own TlsAlpnResponder on WUCME_ALPN for the duration;
+- http-01 (RFC 8555 §8.3): entries in the challenge store, served by wucme's Http01Listener on
+  WUCME_HTTP01 when that is defined, else by the web server running the wucme script.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wucme import crypto
+from wucme.challenge.alpn import AlpnControl, default_socket_path
+from wucme.challenge.http01 import Http01Listener
+from wucme.challenge.store import ChallengeStore, default_store_dir
+from wucme.challenge.tlsalpn import TlsAlpnResponder
+from wucme.core import jws
+from wucme.errors import UsageError, WucmeError
+from wucme.progress import Progress
+from wucme.repository import CertState, Repository
+from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession
+from wucme.uacme.cert import cert_order
+from wucme.vms.lnm import trnlnm
+
+CHALLENGES = ("tls-alpn-01", "http-01")
+DEFAULT_ALPN = "443"
+LOAD_TIMEOUT = 120.0
+
+
+def ca_directory() -> str:
+    """WUCME_CA: a directory URL, or PRODUCTION / STAGING for Let's Encrypt (default production)."""
+    v = (trnlnm("WUCME_CA") or "").strip()
+    if not v or v.upper() == "PRODUCTION":
+        return PRODUCTION_URL
+    if v.upper() == "STAGING":
+        return STAGING_URL
+    if not v.lower().startswith(("https://", "http://")):
+        raise UsageError(f"WUCME_CA {v!r} is neither a directory URL nor PRODUCTION or STAGING",
+                         ident="BADCA")
+    return v
+
+
+def verbosity() -> int:
+    """WUCME_VERBOSE: undefined 0; a number is the level; anything else (`*`) is 1."""
+    v = trnlnm("WUCME_VERBOSE")
+    if not v:
+        return 0
+    return int(v) if v.strip().isdigit() else 1
+
+
+def key_spec() -> tuple[str, int]:
+    """WUCME_KEY_TYPE (`EC` or `RSA`, default EC) and WUCME_KEY_BITS (EC 256/384, RSA 2048..8192)."""
+    ktype = (trnlnm("WUCME_KEY_TYPE") or "EC").strip().upper()
+    if ktype not in ("EC", "RSA"):
+        raise UsageError(f"WUCME_KEY_TYPE {ktype!r} must be EC or RSA", ident="BADKEYTYPE")
+    raw = (trnlnm("WUCME_KEY_BITS") or "").strip()
+    bits = int(raw) if raw.isdigit() else (256 if ktype == "EC" else 2048)
+    if ktype == "EC" and bits not in (256, 384):
+        raise UsageError("WUCME_KEY_BITS must be 256 or 384 for EC keys", ident="BADKEYTYPE")
+    if ktype == "RSA" and (not 2048 <= bits <= 8192 or bits % 8):
+        raise UsageError("WUCME_KEY_BITS must be 2048..8192 (a multiple of 8) for RSA keys",
+                         ident="BADKEYTYPE")
+    return ktype, bits
+
+
+def new_key() -> crypto.PrivateKey:
+    return crypto.key_gen(*key_spec())
+
+
+def parse_hostport(value: str, what: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """`[addr:]port` (an IPv6 address in brackets: `[::1]:443`)."""
+    v = value.strip()
+    host = default_host
+    if v.startswith("["):
+        host, _, v = v[1:].partition("]")
+        v = v.lstrip(":")
+    elif ":" in v:
+        host, _, v = v.rpartition(":")
+    if not v.isdigit() or not 0 < int(v) < 65536 or not host:
+        raise UsageError(f"{what} {value!r} must be [addr:]port", ident="BADPORT")
+    return host, int(v)
+
+
+@dataclass
+class ChallengeConfig:
+    """WUCME_CHALLENGE and where wucme answers it."""
+
+    type: str
+    http01: tuple[str, int] | None = None
+    alpn: tuple[str, int] = ("0.0.0.0", 443)
+
+    @classmethod
+    def from_logicals(cls) -> ChallengeConfig:
+        raw = (trnlnm("WUCME_CHALLENGE") or "tls-alpn-01").strip().lower()
+        if raw not in CHALLENGES:
+            raise UsageError(f"WUCME_CHALLENGE {raw!r} must be tls-alpn-01 or http-01",
+                             ident="BADCHALLENGE")
+        http01 = trnlnm("WUCME_HTTP01")
+        return cls(raw, parse_hostport(http01, "WUCME_HTTP01") if http01 else None,
+                   parse_hostport(trnlnm("WUCME_ALPN") or DEFAULT_ALPN, "WUCME_ALPN"))
+
+
+def challenge_store(repo: Repository | None = None) -> ChallengeStore:
+    """The store the web server's wucme script reads (`default_store_dir`): WUCME_CHALLENGES,
+    else WUCME_CHALLENGES/ under WUCME_HERE.  Always that one, so `issue` and the script agree."""
+    return ChallengeStore(default_store_dir())
+
+
+class Responder:
+    """The in-process hook: a context manager that runs what answers, and the callable itself."""
+
+    def __init__(self, a: AcmeSession, repo: Repository, config: ChallengeConfig,
+                 log: Callable[[str], None] = lambda s: None):
+        self.a = a
+        self.config = config
+        self.store = challenge_store(repo)
+        self.log = log
+        self.progress: dict[str, Progress] = {}
+        self._server: Any = None
+        self._alpn: AlpnControl | None = None
+
+    def __enter__(self) -> Responder:
+        cfg = self.config
+        try:
+            if cfg.type == "tls-alpn-01":
+                ctl = AlpnControl(default_socket_path())
+                if ctl.available():
+                    self._alpn = ctl
+                    self.log(f"tls-alpn-01 answered by the wucme alpn server at {ctl.socket_path}")
+                else:
+                    self._server = TlsAlpnResponder(self.store, *cfg.alpn).start()
+                    self.log(f"tls-alpn-01 answered on {cfg.alpn[0]}:{cfg.alpn[1]}")
+            elif cfg.http01 is not None:
+                self._server = Http01Listener(self.store, *cfg.http01).start()
+                self.log(f"http-01 answered on {cfg.http01[0]}:{cfg.http01[1]}")
+            else:
+                self.log(f"http-01 answered by the web server from {self.store.directory}")
+        except OSError as e:
+            where = cfg.alpn if cfg.type == "tls-alpn-01" else cfg.http01
+            raise WucmeError(f"cannot answer {cfg.type} on {where[0]}:{where[1]}: {e.strerror or e}"
+                             if where else f"cannot answer {cfg.type}: {e}", ident="NOLISTEN") from None
+        self.a.responder = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.a.responder = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def _key_authorization(self, token: str) -> str:
+        return jws.key_authorization(token, jws.jws_thumbprint(self.a.key))
+
+    def _progress(self, ident: str, state: str, detail: str = "") -> None:
+        for p in self.progress.values():
+            if ident in p.state:
+                p.update(ident, state, detail)
+
+    def __call__(self, method: str, type: str, ident: str, token: str, auth: str) -> int:
+        """uacme's hook protocol: 0 accepted, >0 declined (the next challenge is offered)."""
+        if type != self.config.type:
+            return 1
+        try:
+            if method == "begin":
+                if type == "http-01":
+                    self.store.put(token, auth, ident, type)
+                elif self._alpn is not None:
+                    reply = self._alpn.auth(ident, auth)
+                    if not reply.upper().startswith("OK"):
+                        raise WucmeError(f"wucme alpn refused {ident}: {reply}", ident="ALPNERR")
+                else:
+                    self.store.alpn_put(ident, self._key_authorization(token))
+                self._progress(ident, "answering", type)
+                return 0
+            if type == "http-01":
+                self.store.remove(token)
+            elif self._alpn is not None:
+                self._alpn.unauth(ident)
+            else:
+                self.store.alpn_remove(ident)
+            self._progress(ident, "valid" if method == "done" else "invalid")
+            return 0
+        except (OSError, ValueError) as e:
+            raise WucmeError(f"cannot answer {type} for {ident}: {e}", ident="CHALLERR") from None
+
+
+def issue_certificate(a: AcmeSession, repo: Repository, responder: Responder, names: list[str],
+                      *, replaces: str | None = None, status: str = "issued",
+                      progress: Progress | None = None) -> CertState:
+    """Order a certificate for *names* with a fresh key and save it; the state on success.
+
+    Nothing is written unless the CA issued a chain that carries the key and every name.
+    """
+    key = new_key()
+    csr = crypto.csr_gen(names, False, False, key)
+    if progress is not None:
+        responder.progress[names[0]] = progress
+    try:
+        pem = cert_order(a, names, csr, replaces)
+    except BaseException:
+        if progress is not None:
+            progress.finish(False)
+        raise
+    finally:
+        responder.progress.pop(names[0], None)
+    if progress is not None:
+        progress.finish(True)
+    return repo.save_certificate(names, key, pem, responder.config.type, status)
+
+
+def run_load() -> tuple[bool, str] | None:
+    """Run WUCME_LOAD (no shell: split as a shell would, run directly), or None when undefined.
+
+    Returns (ok, message); a failure is reported by the caller, never fatal to the saved files.
+    """
+    cmd = trnlnm("WUCME_LOAD")
+    if not cmd:
+        return None
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        return False, f"WUCME_LOAD {cmd!r} does not parse: {e}"
+    if not argv:
+        return None
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=LOAD_TIMEOUT, errors="replace")
+    except FileNotFoundError:
+        return False, f"WUCME_LOAD command {argv[0]} not found"
+    except subprocess.TimeoutExpired:
+        return False, f"WUCME_LOAD {cmd!r} did not finish in {LOAD_TIMEOUT:g} s"
+    except OSError as e:
+        return False, f"WUCME_LOAD {cmd!r} failed: {e.strerror}"
+    out = (r.stdout + r.stderr).strip()
+    if r.returncode != 0:
+        return False, f"WUCME_LOAD {cmd!r} exited with status {r.returncode}" + (f": {out[-500:]}" if out else "")
+    return True, f"certificates loaded by {cmd!r}"
+
+
+def host_list(state: CertState) -> str:
+    n = len(state.hosts)
+    return f"{state.hosts[0]} ({n} name{'s' if n != 1 else ''})"

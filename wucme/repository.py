@@ -1,0 +1,357 @@
+"""The certificate repository in WUCME_HERE: account key, certificates, keys and their state.
+
+Files (ODS-2 names, docs/commands.md "The repository"):
+- `WUCME_ACCOUNT.PEM`: the account key (0600);
+- `WUCME_C_<HOST>.PEM`: the chain with the private key appended, the file a server uses (0600);
+- `WUCME_K_<HOST>.PEM`: the private key alone (0600);
+- `WUCME_S_<HOST>.JSON`: what wucme knows of the certificate (hosts, key and challenge type,
+  last result, attempts, serial, not-after).
+
+Every write goes through `write_versioned` (atomic, fsynced, earlier versions kept).  State is
+advisory: a state file that does not parse is treated as "needs issuance", never a crash, and the
+certificate file itself stays the truth for serial and expiry.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from wucme import crypto
+from wucme.errors import WucmeError
+from wucme.vms.atomic import write_temp
+from wucme.vms.files import write_versioned
+from wucme.vms.filespec import is_vms_spec, to_path
+from wucme.vms.lnm import trnlnm
+from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
+
+#: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
+DEFAULT_LINUX_HERE = "/var/lib/wucme"
+ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
+STATE_PREFIX = "WUCME_S_"
+STATE_TYPE = ".JSON"
+LOG_PREFIX = "WUCME_LOG_"
+KEY_MODE = 0o600
+STATE_MODE = 0o644
+
+_C_FILE = re.compile(r"WUCME_C_([A-Z0-9_$-]{1,31})\.PEM")
+_S_FILE = re.compile(r"WUCME_S_([A-Z0-9_$-]{1,31})\.JSON")
+
+
+class NoPrivilege(WucmeError):
+    """The repository cannot be written: the SYSPRV of the seed, checked before any CA traffic."""
+
+    ident = "NOPRIV"
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def iso(t: _dt.datetime | None) -> str | None:
+    """A timestamp as the state file keeps it: ISO 8601 UTC to the second."""
+    if t is None:
+        return None
+    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(s: Any) -> _dt.datetime | None:
+    if not isinstance(s, str):
+        return None
+    try:
+        t = _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return t.replace(tzinfo=_dt.timezone.utc)
+
+
+def key_pem(key: crypto.PrivateKey) -> bytes:
+    """Unencrypted PKCS#8 PEM, the form uacme and the servers read."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def key_description(key: Any) -> str:
+    """`EC P-256`, `RSA 2048`: what the state file and `certificates` show."""
+    size = getattr(key, "key_size", 0)
+    return f"EC P-{size}" if hasattr(key, "curve") else f"RSA {size}"
+
+
+@dataclass
+class CertState:
+    """The state of one managed certificate (`WUCME_S_<HOST>.JSON`)."""
+
+    hosts: list[str]
+    key_type: str = ""
+    challenge: str = ""
+    #: "issued", "renewed", "failed", "revoked", or "" before the first attempt.
+    status: str = ""
+    last_result: str = ""
+    last_attempt: str | None = None
+    next_attempt: str | None = None
+    serial: str | None = None
+    not_after: str | None = None
+    #: Set when the state file could not be read: the certificate needs issuance.
+    corrupt: bool = field(default=False, compare=False)
+
+    def to_json(self) -> bytes:
+        d = asdict(self)
+        d.pop("corrupt")
+        d["version"] = 1
+        return (json.dumps(d, indent=1) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> CertState:
+        """Parse a state file; ValueError for anything that is not a well-formed state."""
+        try:
+            d = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"not JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        hosts = d.get("hosts")
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+            raise ValueError("no list of hosts")
+        st = cls(hosts=list(hosts))
+        for k in ("key_type", "challenge", "status", "last_result"):
+            if isinstance(d.get(k), str):
+                setattr(st, k, d[k])
+        for k in ("last_attempt", "next_attempt", "serial", "not_after"):
+            if isinstance(d.get(k), str):
+                setattr(st, k, d[k])
+        return st
+
+
+@dataclass
+class Managed:
+    """One certificate of the repository as `certificates` and the renewal function see it."""
+
+    host_part: str
+    state: CertState
+    cert_path: Path
+    key_path: Path
+    state_path: Path
+    chain: list[x509.Certificate] = field(default_factory=list)
+    problem: str = ""
+
+    @property
+    def leaf(self) -> x509.Certificate | None:
+        return self.chain[0] if self.chain else None
+
+    @property
+    def hosts(self) -> list[str]:
+        return self.state.hosts
+
+    def days_left(self, now: _dt.datetime | None = None) -> float | None:
+        return crypto.cert_days_left(self.leaf, now) if self.leaf is not None else None
+
+
+def default_here() -> str:
+    """WUCME_HERE, else WASD_ROOT:[LOCAL] when WASD_ROOT is defined, else DEFAULT_LINUX_HERE."""
+    here = trnlnm("WUCME_HERE")
+    if here:
+        return here
+    if trnlnm("WASD_ROOT"):
+        return "WASD_ROOT:[LOCAL]"
+    return DEFAULT_LINUX_HERE
+
+
+def _dir_path(spec: str) -> Path:
+    """A directory from a path or a VMS directory spec (`ELSE:[WHERE]`)."""
+    return to_path(spec) if is_vms_spec(spec) else Path(spec)
+
+
+class Repository:
+    """The files of WUCME_HERE; `Repository.here()` resolves the logical when used."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    @classmethod
+    def here(cls) -> Repository:
+        return cls(_dir_path(default_here()))
+
+    def __repr__(self) -> str:
+        return f"Repository({str(self.path)!r})"
+
+    # --- names -----------------------------------------------------------------------------
+
+    @property
+    def account_key_path(self) -> Path:
+        return self.path / ACCOUNT_KEY
+
+    def cert_path(self, host: str) -> Path:
+        return self.path / cert_file_name(host)
+
+    def key_path(self, host: str) -> Path:
+        return self.path / key_file_name(host)
+
+    def state_path(self, host: str) -> Path:
+        return self.path / f"{STATE_PREFIX}{ods2_name(host)}{STATE_TYPE}"
+
+    def _paths(self, part: str) -> tuple[Path, Path, Path]:
+        return (self.path / f"WUCME_C_{part}.PEM", self.path / f"WUCME_K_{part}.PEM",
+                self.path / f"{STATE_PREFIX}{part}{STATE_TYPE}")
+
+    # --- access ------------------------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        """Create the directory if needed and prove a file can be written there, or NOPRIV.
+
+        Called before any CA traffic, so a user without access learns it at once, not after
+        the CA has issued a certificate that cannot be saved.
+        """
+        why = ""
+        try:
+            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            if not self.path.is_dir():
+                why = "not a directory"
+            else:
+                tmp = write_temp(self.path, b"", KEY_MODE)
+                os.unlink(tmp)
+        except OSError as e:
+            why = e.strerror or str(e)
+        if why:
+            raise NoPrivilege(f"cannot write the certificate repository {self.path}: {why} "
+                              "(wucme needs write access to WUCME_HERE, the SYSPRV of VMS)")
+
+    # --- the account key --------------------------------------------------------------------
+
+    def load_account_key(self) -> crypto.PrivateKey:
+        """The account key; a missing or unreadable key is an error, never replaced here."""
+        path = self.account_key_path
+        if not path.exists():
+            raise WucmeError(f"no account key {path}: register an account first (wucme register)",
+                             ident="NOACCOUNT")
+        try:
+            return crypto.key_load(path)
+        except crypto.CryptoError as e:
+            raise WucmeError(
+                f"account key {path} is unusable ({e.text}); it is never replaced silently: "
+                f"restore an earlier version ({ACCOUNT_KEY};N) or run wucme register for a new account",
+                ident="BADACCKEY") from None
+
+    def save_account_key(self, key: crypto.PrivateKey) -> Path:
+        """Write a new account key, keeping the previous one as an earlier version."""
+        return write_versioned(self.account_key_path, key_pem(key), KEY_MODE)
+
+    # --- certificates -----------------------------------------------------------------------
+
+    def save_certificate(self, hosts: list[str], key: crypto.PrivateKey, chain_pem: bytes,
+                         challenge: str, status: str = "issued") -> CertState:
+        """Write WUCME_K (key), WUCME_C (chain + key) and the state, in that order.
+
+        The key goes first: a crash between the two leaves a new key beside the old
+        certificate, which a server never reads alone, rather than a certificate whose key is lost.
+        """
+        pem = key_pem(key)
+        chain = chain_pem if chain_pem.endswith(b"\n") else chain_pem + b"\n"
+        leaf = crypto.cert_load(chain)[0]
+        write_versioned(self.key_path(hosts[0]), pem, KEY_MODE)
+        write_versioned(self.cert_path(hosts[0]), chain + pem, KEY_MODE)
+        state = self.load_state(hosts[0])
+        state.hosts = list(hosts)
+        state.key_type = key_description(key)
+        state.challenge = challenge
+        state.status = status
+        state.serial = format(leaf.serial_number, "x")
+        state.not_after = iso(leaf.not_valid_after_utc)
+        state.last_attempt = iso(utc_now())
+        state.last_result = f"{status} {state.last_attempt}"
+        state.next_attempt = None
+        state.corrupt = False
+        self.save_state(state)
+        return state
+
+    def load_state(self, host: str) -> CertState:
+        return self._read_state(self.state_path(host), [host])
+
+    def _read_state(self, path: Path, fallback_hosts: list[str]) -> CertState:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return CertState(hosts=list(fallback_hosts))
+        except OSError as e:
+            return CertState(hosts=list(fallback_hosts), corrupt=True,
+                             last_result=f"state file unreadable: {e.strerror}")
+        try:
+            return CertState.from_json(data)
+        except ValueError as e:
+            return CertState(hosts=list(fallback_hosts), corrupt=True,
+                             last_result=f"state file unreadable: {e}")
+
+    def save_state(self, state: CertState) -> Path:
+        return write_versioned(self.state_path(state.hosts[0]), state.to_json(), STATE_MODE)
+
+    def record_attempt(self, state: CertState, status: str, result: str,
+                       next_attempt: _dt.datetime | None = None) -> None:
+        """Note an attempt's outcome in the state file (a failure keeps the old certificate)."""
+        state.status = status
+        state.last_attempt = iso(utc_now())
+        state.last_result = result
+        state.next_attempt = iso(next_attempt)
+        state.corrupt = False
+        self.save_state(state)
+
+    def managed(self) -> list[Managed]:
+        """Every certificate of the repository: those with a state file, and WUCME_C files
+        without one (their hosts are read from the certificate).  Sorted by file name."""
+        try:
+            names = os.listdir(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as e:
+            raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
+        parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
+        return [self._managed(p) for p in sorted(parts)]
+
+    def _managed(self, part: str) -> Managed:
+        cpath, kpath, spath = self._paths(part)
+        chain: list[x509.Certificate] = []
+        problem = ""
+        try:
+            chain = crypto.cert_load(cpath)
+            if not chain:
+                problem = f"{cpath.name} missing"
+        except crypto.CryptoError as e:
+            problem = f"{cpath.name} unreadable: {e.text}"
+        names = crypto.cert_names(chain[0]) if chain else []
+        state = self._read_state(spath, names or [part.lower()])
+        if not spath.exists() and not chain:
+            state.corrupt = True
+        if state.corrupt and not names and state.hosts == [part.lower()]:
+            problem = problem or "state unreadable and no certificate"
+        return Managed(part, state, cpath, kpath, spath, chain, problem)
+
+    def find(self, certfile: Path) -> Managed | None:
+        """The managed certificate whose WUCME_C file is *certfile*, or whose serial it carries."""
+        try:
+            serial = format(crypto.cert_load(certfile)[0].serial_number, "x")
+        except (crypto.CryptoError, IndexError):
+            serial = None
+        for m in self.managed():
+            if m.cert_path == certfile or (serial and m.leaf is not None
+                                           and format(m.leaf.serial_number, "x") == serial):
+                return m
+        return None
+
+    def newest_log(self) -> Path | None:
+        """The most recent agent log (WUCME_LOG_*), or None."""
+        try:
+            logs = [self.path / n for n in os.listdir(self.path) if n.upper().startswith(LOG_PREFIX)]
+        except OSError:
+            return None
+        logs = [p for p in logs if p.is_file()]
+        return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

@@ -1,0 +1,44 @@
+"""What every verb shares: VMS messages on the right stream, the log, the ACME session."""
+from __future__ import annotations
+
+import sys
+
+from wucme.issuance import verbosity
+from wucme.msg import Msg
+from wucme.uacme.acme import AcmeSession
+from wucme.uacme.main import new_session
+from wucme.vms.msg import exit_status, format_message
+
+
+def say(severity: str, ident: str, text: str) -> int:
+    """Print `%WUCME-S-IDENT, text` (S and I on stdout, W, E, F on stderr); return its exit status."""
+    line = format_message(severity, ident, text)
+    stream = sys.stdout if severity.upper() in ("S", "I") else sys.stderr
+    stream.write(line + "\n")
+    stream.flush()
+    return exit_status(severity)
+
+
+def line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+class VerbLog(Msg):
+    """The uacme port's log for the verbs: level from WUCME_VERBOSE (read when the verb runs).
+
+    uacme's "terms autoaccepted (-y)" warning is dropped: `register` shows the terms itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(verbosity(), prog="wucme")
+
+    def warn(self, text: str) -> None:
+        if "autoaccepted" in text:
+            return
+        super().warn(text)
+
+
+def session(directory: str, log: Msg) -> AcmeSession:
+    """An ACME session on the transport WUCME_HTTP names, trusting WUCME_CA_BUNDLE."""
+    return new_session(directory, log)

@@ -1,0 +1,80 @@
+"""`wucme issue host[,host...]`: the initial certification of up to 100 names.
+
+Everything that can be checked locally is checked before the CA hears of it: the names (IDNA2008
+A-labels, no wildcards, at most 100), the challenge settings, write access to the repository and
+the account key.  The first name names the files.
+"""
+from __future__ import annotations
+
+from wucme import crypto
+from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
+from wucme.dcl import Command, Qualifier, Verb, split_list
+from wucme.errors import BadIdentifier, WucmeError
+from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, key_spec, run_load
+from wucme.progress import Progress
+from wucme.repository import Repository, utc_now
+from wucme.renewal import RETRY_AFTER_FAILURE
+from wucme.uacme.account import account_retrieve
+from wucme.uacme.acme import acme_bootstrap
+from wucme.uacme.ari import ari_cert_id
+from wucme.verbs.common import VerbLog, say, session
+
+VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
+                                           help="show each authorization's state (default)"),),
+            min_params=1, max_params=None,
+            help="Request a certificate for the host or comma-separated list of hosts.")
+
+
+def names_from(params: list[str]) -> list[str]:
+    """The host list as the CA will see it: A-labels, duplicates removed, no wildcards."""
+    raw = split_list(params)
+    for n in raw:
+        if n.startswith("*"):
+            raise BadIdentifier(f"{n!r}: wucme does not support wildcard certificates", ident="WILDCARD")
+    names = validate_identifiers(raw, wildcard=False)
+    if len(names) > MAX_IDENTIFIERS:  # validate_identifiers enforces it too; be explicit
+        raise BadIdentifier(f"{len(names)} names: at most {MAX_IDENTIFIERS}", ident="TOOMANY")
+    return names
+
+
+def run(cmd: Command) -> int:
+    names = names_from(cmd.params)
+    config = ChallengeConfig.from_logicals()
+    key_spec()
+    directory = ca_directory()
+    repo = Repository.here()
+    repo.ensure_writable()
+    account_key = repo.load_account_key()
+    managed_before = repo.state_path(names[0]).exists()
+    log = VerbLog()
+    progress = Progress(names) if cmd.qualifiers.get("progress", True) else None
+    a = session(directory, log)
+    try:
+        a.key = account_key
+        acme_bootstrap(a)
+        account_retrieve(a)
+        replaces = None
+        old = repo.cert_path(names[0])
+        if a.dir.get("renewalInfo") and old.exists():
+            try:
+                replaces = ari_cert_id(crypto.cert_load(old)[0])
+            except (IndexError, ValueError, crypto.CryptoError):
+                replaces = None
+        if progress is not None:
+            say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
+        with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
+            state = issue_certificate(a, repo, responder, names, replaces=replaces, progress=progress)
+    except WucmeError as e:
+        if managed_before:  # a managed certificate: note the failure beside it
+            st = repo.load_state(names[0])
+            if not st.corrupt:
+                repo.record_attempt(st, "failed", f"failed: {e.text}", utc_now() + RETRY_AFTER_FAILURE)
+        raise
+    finally:
+        a.transport.close()
+    status = say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
+                 f"expires {state.not_after}")
+    load = run_load()
+    if load is not None:
+        status = say("I", "LOADED", load[1]) if load[0] else say("W", "LOADFAIL", load[1])
+    return status

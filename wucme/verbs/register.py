@@ -1,0 +1,59 @@
+"""`wucme register [email]`: a new account key and a new account (RFC 8555 §7.3).
+
+The terms of service are accepted (the seed: registration is the administrator's agreement) and
+their URL shown.  Run again, it makes a NEW key and a NEW account; the previous key is kept as an
+earlier version of WUCME_ACCOUNT.PEM.  The new key is written only once the CA has made the
+account, so a failed registration leaves the old account in use.
+"""
+from __future__ import annotations
+
+import re
+
+from wucme.dcl import Command, Verb
+from wucme.errors import UsageError
+from wucme.issuance import ca_directory, key_spec, new_key
+from wucme.repository import Repository, key_description
+from wucme.uacme.account import account_new, eab_parse
+from wucme.uacme.acme import acme_bootstrap
+from wucme.verbs.common import VerbLog, say, session
+from wucme.vms.lnm import trnlnm
+
+VERB = Verb("register", min_params=0, max_params=1,
+            help="Create the account key and register an account with the CA.")
+
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+")
+
+
+def run(cmd: Command) -> int:
+    email = cmd.params[0] if cmd.params else None
+    if email is not None:
+        if email.lower().startswith("mailto:"):
+            email = email[7:]
+        if not _EMAIL.fullmatch(email):
+            raise UsageError(f"{email!r} is not an email address", ident="BADEMAIL")
+    repo = Repository.here()
+    repo.ensure_writable()
+    key_spec()
+    directory = ca_directory()
+    had_account = repo.account_key_path.exists()
+    log = VerbLog()
+    a = session(directory, log)
+    try:
+        a.key, a.email = new_key(), email
+        eab = trnlnm("WUCME_EAB")
+        if eab:
+            eab_parse(a, eab)
+        acme_bootstrap(a)
+        account_new(a, yes=True)
+    finally:
+        a.transport.close()
+    repo.save_account_key(a.key)
+    terms = (a.dir.get("meta") or {}).get("termsOfService")
+    if isinstance(terms, str) and terms:
+        say("I", "TERMS", f"terms of service at {terms} accepted")
+    say("S", "REGISTERED", f"account {a.kid}{' for ' + email if email else ''}, "
+        f"{key_description(a.key)} key in {repo.account_key_path}")
+    if had_account:
+        say("I", "NEWACCOUNT", "the previous account key is kept as an earlier version; "
+            "issue the managed certificates again under the new account")
+    return 0

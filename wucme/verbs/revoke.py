@@ -1,0 +1,90 @@
+"""`wucme revoke file [/reason=...]`: revoke the certificate in a file (RFC 8555 §7.6).
+
+The file is a repository WUCME_C file (by name or path) or any PEM certificate; the request is
+signed by the account key.  The file itself is left in place (a server may still point at it);
+the repository's state marks the certificate revoked, and `manage` leaves it alone until
+`wucme issue` replaces it.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from wucme import crypto
+from wucme.dcl import Command, Qualifier, Verb, match_keyword
+from wucme.errors import FileError, UsageError
+from wucme.issuance import ca_directory
+from wucme.repository import Repository, iso, utc_now
+from wucme.uacme.account import account_retrieve
+from wucme.uacme.acme import acme_bootstrap
+from wucme.uacme.cert import cert_revoke
+from wucme.verbs.common import VerbLog, say, session
+from wucme.vms.filespec import is_vms_spec, to_path
+
+#: RFC 5280 §5.3.1 CRLReason codes (7 is unused).
+REASONS = {"unspecified": 0, "keyCompromise": 1, "cACompromise": 2, "affiliationChanged": 3,
+           "superseded": 4, "cessationOfOperation": 5, "certificateHold": 6, "removeFromCRL": 8,
+           "privilegeWithdrawn": 9, "aACompromise": 10}
+
+VERB = Verb("revoke", qualifiers=(Qualifier("reason", "required",
+                                            help="KEYCOMPROMISE, SUPERSEDED, ... or a number"),),
+            min_params=1, max_params=1,
+            help="Request the CA to revoke the certificate contained in the specified file.")
+
+
+def reason_code(value: str | None) -> tuple[int, str]:
+    if value is None:
+        return 0, "unspecified"
+    if value.isdigit():
+        n = int(value)
+        names = {v: k for k, v in REASONS.items()}
+        if n not in names:
+            raise UsageError(f"revocation reason {n} is not an RFC 5280 code", ident="BADREASON")
+        return n, names[n]
+    name = match_keyword(value, list(REASONS), "revocation reason", ident="IVKEYW")
+    return REASONS[name], name
+
+
+def find_file(spec: str, repo: Repository) -> Path:
+    path = to_path(spec) if is_vms_spec(spec) else Path(spec)
+    if not path.exists() and not path.is_absolute():
+        for cand in (repo.path / spec, repo.path / spec.upper()):
+            if cand.exists():
+                return cand
+    if not path.is_file():
+        raise FileError(f"no such file {spec}", ident="NOFILE")
+    return path
+
+
+def run(cmd: Command) -> int:
+    code, name = reason_code(cmd.value("reason"))
+    repo = Repository.here()
+    path = find_file(cmd.params[0], repo)
+    try:
+        certs = crypto.cert_load(path)
+    except crypto.CryptoError as e:
+        raise FileError(f"{path}: {e.text}", ident="NOCERT") from None
+    if not certs:
+        raise FileError(f"no certificate in {path}", ident="NOCERT")
+    managed = repo.find(path)
+    if managed is not None:
+        repo.ensure_writable()
+    key = repo.load_account_key()
+    log = VerbLog()
+    a = session(ca_directory(), log)
+    serial = format(certs[0].serial_number, "x")
+    try:
+        a.key = key
+        acme_bootstrap(a)
+        account_retrieve(a)
+        with tempfile.TemporaryDirectory(prefix="wucme-revoke-") as tmp:
+            leaf = Path(tmp) / "cert.pem"
+            leaf.write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
+            cert_revoke(a, str(leaf), code)
+    finally:
+        a.transport.close()
+    if managed is not None:
+        repo.record_attempt(managed.state, "revoked", f"revoked ({name}) {iso(utc_now())}")
+    return say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")

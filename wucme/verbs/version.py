@@ -1,0 +1,12 @@
+"""`wucme version`: the executable version."""
+from __future__ import annotations
+
+from wucme import UACME_VERSION, __version__
+from wucme.dcl import Command, Verb
+from wucme.verbs.common import say
+
+VERB = Verb("version", help="Display the executable version.")
+
+
+def run(cmd: Command) -> int:
+    return say("I", "VERSION", f"wucme {__version__} (uacme {UACME_VERSION} port)")
