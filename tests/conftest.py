@@ -6,6 +6,7 @@ stopped at teardown, also after a failing test.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,6 +16,14 @@ import pytest
 from wucme.testing.faultproxy import FaultProxy
 from wucme.testing.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
 from wucme.testing.responders import ChallengeDirServer, Ualpn, write_hook_scripts
+
+
+@pytest.fixture(autouse=True)
+def _own_logical_name_tables(tmp_path_factory: pytest.TempPathFactory,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the machine's system and cluster tables (/var/lib/wucme/lnm)."""
+    if "WUCME_LNM_DIR" not in os.environ:
+        monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path_factory.mktemp("lnm")))
 
 
 def _need_pebble() -> None:

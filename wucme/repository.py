@@ -29,12 +29,10 @@ from wucme import crypto
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
 from wucme.vms.files import write_versioned
-from wucme.vms.filespec import is_vms_spec, to_path
-from wucme.vms.lnm import trnlnm
+from wucme.vms.here import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
-DEFAULT_LINUX_HERE = "/var/lib/wucme"
 ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
 STATE_PREFIX = "WUCME_S_"
 STATE_TYPE = ".JSON"
@@ -154,21 +152,6 @@ class Managed:
         return crypto.cert_days_left(self.leaf, now) if self.leaf is not None else None
 
 
-def default_here() -> str:
-    """WUCME_HERE, else WASD_ROOT:[LOCAL] when WASD_ROOT is defined, else DEFAULT_LINUX_HERE."""
-    here = trnlnm("WUCME_HERE")
-    if here:
-        return here
-    if trnlnm("WASD_ROOT"):
-        return "WASD_ROOT:[LOCAL]"
-    return DEFAULT_LINUX_HERE
-
-
-def _dir_path(spec: str) -> Path:
-    """A directory from a path or a VMS directory spec (`ELSE:[WHERE]`)."""
-    return to_path(spec) if is_vms_spec(spec) else Path(spec)
-
-
 class Repository:
     """The files of WUCME_HERE; `Repository.here()` resolves the logical when used."""
 
@@ -177,7 +160,7 @@ class Repository:
 
     @classmethod
     def here(cls) -> Repository:
-        return cls(_dir_path(default_here()))
+        return cls(here_path())
 
     def __repr__(self) -> str:
         return f"Repository({str(self.path)!r})"

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess

@@ -110,6 +110,7 @@ def test_alpn_keys_by_sni(tmp_path: Path) -> None:
 def test_default_store_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("WUCME_CHALLENGES", raising=False)
     monkeypatch.delenv("WUCME_HERE", raising=False)
+    monkeypatch.delenv("WASD_ROOT", raising=False)
     assert default_store_dir() == Path("/var/lib/wucme/WUCME_CHALLENGES")
     monkeypatch.setenv("WUCME_HERE", str(tmp_path))
     assert default_store_dir() == tmp_path / "WUCME_CHALLENGES"

@@ -17,7 +17,7 @@ from wucme.challenge.clienthello import NEED_MORE, NOT_TLS, ClientHello, parse_c
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, TlsAlpnResponder, auth_digest, make_validation_cert
 
-from .test_challenge_support import s_client, tls_get
+from .test_challenge_support import s_client
 
 KEYAUTH = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 IP_KEYAUTH = "ip-token.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"

@@ -11,7 +11,6 @@ from cryptography import x509
 
 from wucme.core.b64 import b64url_decode
 from wucme.testing.faultproxy import FaultProxy, ProxyRequest, match_path, problem
-from wucme.testing.pebble import Pebble
 from wucme.testing.responders import ChallengeDirServer
 from wucme.uacme.ari import ari_cert_id
 

@@ -1,9 +1,7 @@
 """`wucme --uacme` against a real Pebble: every uacme action, both transports."""
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -148,7 +147,7 @@ def test_versions_through_specs(tmp_path: Path) -> None:
     assert to_vms(f"{target};2") == "WASD_ROOT:[LOCAL]WUCME_C_X.PEM;2"
 
 
-def test_to_vms(tmp_path: Path) -> None:
+def test_to_vms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "wasd" / "local").mkdir(parents=True)
     (tmp_path / "other").mkdir()
     lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
@@ -164,7 +163,7 @@ def test_to_vms(tmp_path: Path) -> None:
     p = tmp_path / "wasd" / "local" / "WUCME_C_WWW_EXAMPLE_ORG.PEM"
     assert to_path(to_vms(p)) == p
     # the process table overrides: a plain WASD_ROOT there is not concealed
-    os.environ["WASD_ROOT"] = f"{tmp_path}/wasd/"
+    monkeypatch.setenv("WASD_ROOT", f"{tmp_path}/wasd/")
     assert to_vms(p) == str(p)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wucme.challenge.names import is_ip, sni_key
+from wucme.vms.here import dir_path, here_path
 from wucme.vms.lnm import trnlnm
 
 __all__ = [
@@ -59,13 +60,12 @@ def is_token(token: object) -> bool:
 def default_store_dir() -> Path:
     """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/.
 
-    Without WUCME_HERE the repository defaults to /var/lib/wucme on Linux.
+    WUCME_HERE is resolved as the repository resolves it (wucme.vms.here).
     """
     explicit = trnlnm("WUCME_CHALLENGES")
     if explicit:
-        return Path(explicit)
-    here = trnlnm("WUCME_HERE") or "/var/lib/wucme"
-    return Path(here) / "WUCME_CHALLENGES"
+        return dir_path(explicit)
+    return here_path() / "WUCME_CHALLENGES"
 
 
 def _entry_name(prefix: str, key: str) -> str:

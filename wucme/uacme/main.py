@@ -9,7 +9,6 @@ from __future__ import annotations
 import getopt
 import os
 import stat
-import sys
 import time
 from typing import Any
 

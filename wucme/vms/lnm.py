@@ -9,7 +9,6 @@ made by another process is seen by a running one (the seed on WUCME_VERBOSE).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re

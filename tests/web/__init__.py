@@ -1,0 +1,1 @@
+"""Real web servers (Apache, nginx) and wucme's responders validated by Pebble."""
