@@ -59,3 +59,17 @@ def test_agent_refuses_unknown_names(tmp_path: Path) -> None:
         assert p.stderr.startswith(b"%WUCME-E-NOAUTH, ")
     p = agent(store, env={"WUCME_SNI": "", "SERVER_NAME": ""})
     assert p.returncode == 1 and p.stderr.startswith(b"%WUCME-E-NOSNI, ")
+
+
+def test_the_wucme_command_runs_the_agent(tmp_path: Path) -> None:
+    store = ChallengeStore(tmp_path / "ch")
+    store.alpn_put("www.example.org", KEYAUTH)
+    env = python_env()
+    env["WUCME_CHALLENGES"] = str(store.directory)
+    p = subprocess.run([PYTHON, "-m", "wucme", "acme_tls_1", "www.example.org"], env=env,
+                       capture_output=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert_validation_cert(x509.load_pem_x509_certificate(p.stdout), x509.DNSName("www.example.org"),
+                           KEYAUTH)
+    assert b"NOAUTH" in subprocess.run([PYTHON, "-m", "wucme", "acme_tls_1", "none.example.org"],
+                                       env=env, capture_output=True, timeout=20).stderr

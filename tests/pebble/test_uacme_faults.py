@@ -147,7 +147,7 @@ def test_certificate_with_a_private_key_block_is_refused_and_nothing_written(
         run: UacmeRun, fault_proxy: FaultProxy) -> None:
     key_block = b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
     fault_proxy.add_rule(match_path("POST", "/certZ/"),
-                         rewrite=lambda req, st, h, body: (st, h, body + key_block))
+                         rewrite=lambda req, st, h, body: (st, h, body + key_block if st == 200 else body))
     out = issue(run, "keyed.example.org", code=2)
     assert "CERTIFICATE blocks" in out
     assert not (run.confdir / "keyed.example.org" / "cert.pem").exists()

@@ -51,5 +51,6 @@ def show_help(cmd: Command) -> int:
             line(f"      /{neg}{q.name.upper()}{val}  {q.help}")
     line("  --uacme ARGS  uacme's command line, option for option")
     line("  alpn ARGS     the ualpn port (tls-alpn-01 responder), taking ualpn's options")
+    line("  acme_tls_1 SNI  the ACME_TLS_1 agent: validation certificate and key for a host")
     line("Manual: docs/commands.md")
     return 0
