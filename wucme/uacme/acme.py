@@ -22,7 +22,7 @@ from wucme.core import jws
 from wucme.core.b64 import is_b64url
 from wucme.core.problem import AcmeProblem, BadNonce, RateLimited
 from wucme.core.retry import Backoff, retry_after
-from wucme.errors import ProtocolViolation, WucmeError
+from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.http import HttpError, Response, Transport
 from wucme.msg import Msg
 
@@ -249,6 +249,24 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
             rl_left -= 1
             continue
         return r
+
+
+def acme_poll(a: AcmeSession, url: str, waiting: tuple[str, ...], what: str) -> AcmeReply:
+    """POST-as-GET `url` until its status leaves `waiting` (RFC 8555 §7.1.6, §7.5.1).
+
+    Waits follow the session's backoff, or the server's Retry-After when it gives one.
+    """
+    backoff = a.backoff()
+    while True:
+        r = acme_post(a, url, "").expect(200, what=f"poll {what} status at {url}")
+        status = r.jstr("status")
+        if status not in waiting:
+            return r
+        wait = backoff.next(retry_after(r.header("Retry-After"), 0) or None)
+        if wait is None:
+            raise PollTimeout(f"timeout while polling {what} status at {url}, giving up")
+        a.log(2, f"{what} {status}, waiting {wait:g} seconds")
+        a.sleep(wait)
 
 
 def acme_bootstrap(a: AcmeSession) -> None:

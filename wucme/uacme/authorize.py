@@ -28,7 +28,7 @@ from typing import Any
 from wucme.core import jws
 from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
-from wucme.uacme.acme import AcmeReply, AcmeSession, acme_post
+from wucme.uacme.acme import AcmeReply, AcmeSession, acme_poll, acme_post
 from wucme.uacme.hook import hook_run
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
@@ -201,19 +201,12 @@ def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
 
 def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
     """Poll the order until it leaves `pending`; read the challenges only if it failed."""
-    backoff = a.backoff()
-    while True:
-        r = acme_post(a, order_url, "").expect(200, what=f"poll order status at {order_url}")
-        status = r.jstr("status")
-        if status != "pending":
-            break
-        wait = backoff.next(retry_after(r.header("Retry-After"), 0) or None)
-        if wait is None:
-            for c in chs:
-                c.status = "timeout"
-            raise PollTimeout("timeout while polling order status, giving up")
-        a.log(2, f"order pending, waiting {wait:g} seconds")
-        a.sleep(wait)
+    try:
+        status = acme_poll(a, order_url, ("pending",), "order").jstr("status")
+    except PollTimeout:
+        for c in chs:
+            c.status = "timeout"
+        raise
     if status in ("ready", "processing", "valid"):
         for c in chs:
             c.status = "valid"

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from wucme import crypto
 from wucme.core.b64 import b64url_encode
 from wucme.core.ident import identifiers
-from wucme.core.retry import retry_after
-from wucme.errors import FileError, PollTimeout, ProtocolViolation, WucmeError
-from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_post
+from wucme.errors import FileError, ProtocolViolation, WucmeError
+from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_poll, acme_post
 from wucme.uacme.ari import ari_check
 from wucme.uacme.authorize import authorize
 
@@ -31,26 +30,18 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.
 
 def _poll_order(a: AcmeSession, url: str, waiting: tuple[str, ...], want: str) -> dict[str, Any]:
     """POST-as-GET the order until it leaves `waiting` (RFC 8555 §7.4); it must reach `want`."""
-    backoff = a.backoff()
-    while True:
-        r = acme_post(a, url, "").expect(200, what=f"poll order status at {url}")
-        order = r.json if isinstance(r.json, dict) else {}
-        status = order.get("status")
-        if status == want:
-            a.order = order
-            return order
-        if status not in waiting:
-            err = order.get("error") or {}
-            raise WucmeError(
-                f"order at {url} is {status}, expected {want}"
-                + (f": {err.get('type', '')} {err.get('detail', '')}" if err else ""),
-                ident="ORDERSTATUS",
-            )
-        wait = backoff.next(retry_after(r.header("Retry-After"), 0) or None)
-        if wait is None:
-            raise PollTimeout(f"timeout while polling order status at {url}, giving up")
-        a.log(2, f"order {status}, waiting {wait:g} seconds")
-        a.sleep(wait)
+    r = acme_poll(a, url, waiting, "order")
+    order = r.json if isinstance(r.json, dict) else {}
+    status = order.get("status")
+    if status != want:
+        err = order.get("error") or {}
+        raise WucmeError(
+            f"order at {url} is {status}, expected {want}"
+            + (f": {err.get('type', '')} {err.get('detail', '')}" if err else ""),
+            ident="ORDERSTATUS",
+        )
+    a.order = order
+    return order
 
 
 def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeReply:
