@@ -25,6 +25,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from wucme.core.b64 import b64url_encode
 from wucme.core.jws import PrivateKey
 from wucme.errors import WucmeError
+from wucme.vms.atomic import atomic_write
 
 __all__ = [
     "CryptoError",
@@ -80,62 +81,17 @@ def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's paramet
     raise CryptoError(f"key type must be RSA or EC, not {type!r}")
 
 
-def _fsync_dir(directory: str) -> None:
-    # Makes the rename durable; some platforms (and VMS) cannot open a directory: best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
     """Write *data* to *path* so that readers see the old file or the new one, never a torn one.
 
-    The temporary file is created with O_EXCL and *mode* (then fchmod'ed, so neither umask 0 nor
-    a stricter umask changes it), fsync'ed, renamed over *path* (a symlink there is replaced,
-    not followed) and the directory fsync'ed. On failure the temporary file is removed.
+    wucme.vms.atomic does the work (O_EXCL temporary file created with *mode*, fsync, rename
+    over *path* — a symlink there is replaced, not followed — and the directory fsync'ed);
+    this only turns its OSError into a CryptoError that names the file.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    # Same prefix as wucme.vms.atomic, so repository listings skip a leftover temporary file.
-    tmp = os.path.join(directory, f".wucme-tmp-{secrets.token_hex(8)}")
-    flags = (
-        os.O_CREAT
-        | os.O_EXCL
-        | os.O_WRONLY
-        | getattr(os, "O_BINARY", 0)
-        | getattr(os, "O_NOFOLLOW", 0)
-    )
     try:
-        fd = os.open(tmp, flags, mode)
+        atomic_write(path, data, mode)
     except OSError as exc:
-        raise CryptoError(f"cannot create a file in {directory}: {exc.strerror}") from None
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CryptoError(f"cannot write {path}: {exc.strerror}") from None
-        raise
-    _fsync_dir(directory)
+        raise CryptoError(f"cannot write {os.fspath(path)}: {exc.strerror}") from None
 
 
 def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:

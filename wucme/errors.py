@@ -5,23 +5,17 @@ exit status; faces catch it, so a user sees the message and never a traceback.
 """
 from __future__ import annotations
 
+from wucme.vms.msg import VmsError
 
-class WucmeError(Exception):
-    """A failure with a VMS-style message ident and severity (E or F)."""
+
+class WucmeError(VmsError):
+    """A failure with a VMS-style message ident and severity (E or F).
+
+    The VMS layer's own errors share the base, so a face catches one kind.
+    """
 
     ident = "ERROR"
     severity = "E"
-
-    def __init__(self, text: str, ident: str | None = None, severity: str | None = None):
-        super().__init__(text)
-        self.text = text
-        if ident:
-            self.ident = ident
-        if severity:
-            self.severity = severity
-
-    def message(self) -> str:
-        return f"%WUCME-{self.severity}-{self.ident}, {self.text}"
 
 
 class UsageError(WucmeError):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wucme.challenge.store import ChallengeStore, default_store_dir, is_token
+from wucme.vms.atomic import TEMP_PREFIX
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
@@ -66,7 +67,7 @@ def test_expiry_and_purge(tmp_path: Path) -> None:
     store.put("new", "new.k", "a.example", "http-01", ttl=60)
     store.alpn_put("b.example", "x.y", ttl=-1)
     (tmp_path / "H_GARBAGE.DAT").write_text("{not json")
-    debris = tmp_path / "T_crash.TMP"
+    debris = tmp_path / f"{TEMP_PREFIX}crash"
     debris.write_text("partial")
     os.utime(debris, (time.time() - 3600, time.time() - 3600))
     assert store.get("old") is None  # expired entries are ignored before any purge

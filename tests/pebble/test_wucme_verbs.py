@@ -305,8 +305,8 @@ def test_check_ca_http01_log_and_not_yet(wucme: Wucme, tmp_path: Path) -> None:
     (wucme.here / "WUCME_LOG_NEW.LOG").write_text("newest log line\n")
     r = wucme("check", "/log")
     assert "newest log line" in r.stdout and "old" not in r.stdout.replace("WUCME_LOG", "")
-    r = wucme("check", "/mail", code=1)
-    assert "%WUCME-W-NOTYET" in r.stderr
+    r = wucme("check", "/mail", code=2)  # nothing to send to: a clear error (docs/reporting.md)
+    assert "%WUCME-E-NOMAIL" in r.stderr
 
     port = free_port()
     env = dict(wucme.env, WUCME_HTTP01=f"127.0.0.1:{port}")

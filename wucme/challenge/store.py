@@ -18,12 +18,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from wucme.challenge.names import is_ip, sni_key
+from wucme.vms.atomic import TEMP_PREFIX, atomic_write
 from wucme.vms.here import dir_path, here_path
 from wucme.vms.lnm import trnlnm
 
@@ -46,7 +46,6 @@ _IDENT = re.compile(r"[A-Za-z0-9._:-]{1,250}")
 
 _HTTP_PREFIX = "H_"
 _ALPN_PREFIX = "A_"
-_TEMP_PREFIX = "T_"
 _SUFFIX = ".DAT"
 #: A temporary file older than this is debris from a crashed writer.
 _TEMP_GRACE = 60.0
@@ -199,7 +198,7 @@ class ChallengeStore:
             return 0
         for name in names:
             path = self.directory / name
-            if name.startswith(_TEMP_PREFIX):
+            if name.startswith(TEMP_PREFIX):
                 try:
                     stale = path.stat().st_mtime < now - _TEMP_GRACE
                 except FileNotFoundError:
@@ -240,21 +239,8 @@ class ChallengeStore:
 
     def _write(self, name: str, record: dict[str, object]) -> None:
         self._ensure_directory()
-        data = json.dumps(record, separators=(",", ":")).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".TMP", dir=self.directory)
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.directory / name)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(self.directory / name, json.dumps(record, separators=(",", ":")).encode("utf-8"),
+                     0o644)
 
     def _read(self, name: str, *, live: bool = True) -> dict[str, object] | None:
         """The record in *name*; None if absent, corrupt or (when *live*) expired."""

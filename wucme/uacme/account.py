@@ -5,7 +5,6 @@ import json
 import os
 import re
 import sys
-import time
 from typing import Any, TextIO
 
 from wucme import crypto
@@ -14,6 +13,7 @@ from wucme.core.b64 import b64url_decode
 from wucme.core.problem import AccountDoesNotExist
 from wucme.errors import ProtocolViolation, UsageError, WucmeError
 from wucme.uacme.acme import AcmeSession, acme_post
+from wucme.uacme.files import link_backup
 
 _EAB = re.compile(r"^([^:]+):([-_A-Za-z0-9]+)(?::([0-9]+))?$")
 
@@ -147,14 +147,7 @@ def account_keychange(a: AcmeSession, never: bool, type: str, bits: int, keypref
                            {"account": a.kid, "oldKey": oldjwk}, newkey)
     a.log(1, f"changing account key at {url}")
     acme_post(a, url, json.loads(inner)).expect(200, what=f"change account key at {url}")
-    bak = os.path.join(keyprefix, f"key-{int(time.time())}.pem")
-    try:
-        os.link(keyfile, bak)
-        a.log(1, f"backed up {keyfile} as {bak}")
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        a.log.warn(f"failed to link {bak} to {keyfile}: {e.strerror}")
+    link_backup(a.log, keyfile)
     os.rename(newfile, keyfile)
     a.key = newkey
     a.log(1, f"account key changed, new key in {keyfile}")

@@ -23,6 +23,7 @@ from wucme.errors import FileError, ProtocolViolation, WucmeError
 from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_poll, acme_post
 from wucme.uacme.ari import ari_check
 from wucme.uacme.authorize import authorize
+from wucme.uacme.files import link_backup
 
 _LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
@@ -148,12 +149,7 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
 
 
 def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
-    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename.
-
-    uacme gives up (and loses the new certificate) when cert-EPOCH.pem exists
-    already, i.e. on a second renewal within one second; here the backup waits
-    for the next second instead, so no certificate is ever lost.
-    """
+    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename."""
     certfile = f"{certprefix}cert.pem"
     tmp = f"{certfile}.tmp"
     try:
@@ -167,7 +163,11 @@ def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
     except OSError as e:
         _unlink(tmp)
         raise FileError(f"failed to write {tmp}: {e.strerror}") from None
-    bak = _backup(a, certprefix, certfile, tmp)
+    try:
+        bak = link_backup(a.log, certfile, strict=True)
+    except FileError:
+        _unlink(tmp)
+        raise
     try:
         os.rename(tmp, certfile)
     except OSError as e:
@@ -178,26 +178,6 @@ def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
     _fsync_dir(os.path.dirname(certfile) or ".")
     a.log(1, f"certificate saved to {certfile}")
     return certfile
-
-
-def _backup(a: AcmeSession, certprefix: str, certfile: str, tmp: str) -> str | None:
-    """Hard-link the current certificate as cert-EPOCH.pem; None when there is none yet."""
-    for _ in range(3):
-        bak = f"{certprefix}cert-{int(time.time())}.pem"
-        try:
-            os.link(certfile, bak)
-        except FileNotFoundError:
-            return None
-        except FileExistsError:
-            time.sleep(1.0 - time.time() % 1.0 + 0.001)
-            continue
-        except OSError as e:
-            _unlink(tmp)
-            raise FileError(f"failed to link {bak} to {certfile}: {e.strerror}") from None
-        a.log(1, f"backed up {certfile} as {bak}")
-        return bak
-    _unlink(tmp)
-    raise FileError(f"failed to back up {certfile}: backup names in use")
 
 
 def _unlink(path: str) -> None:

@@ -21,6 +21,7 @@ from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
 from wucme.uacme.ari import ari_cert_id
 from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
+from wucme.uacme.files import link_backup
 from wucme.vms.lnm import trnlnm
 
 DEFAULT_CONFDIR = "/etc/ssl/uacme"
@@ -379,14 +380,7 @@ def _issue_with_key(a: AcmeSession, o: Options, check: bool, names: list[str],
     acct.account_retrieve(a)
     cert_issue(a, names, csr, certprefix, replaces)
     if newkeyfile and keyfile:
-        bak = keyfile[:-len(".pem")] + f"-{int(time.time())}.pem"
-        try:
-            os.link(keyfile, bak)
-            a.log(1, f"backed up {keyfile} as {bak}")
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            a.log.warn(f"failed to link {bak} to {keyfile}: {e.strerror}")
+        link_backup(a.log, keyfile)
         a.log(1, f"renaming {newkeyfile} to {keyfile}")
         os.rename(newkeyfile, keyfile)
     return 0

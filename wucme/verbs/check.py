@@ -19,8 +19,8 @@ VERB = Verb("check", qualifiers=(
     Qualifier("ca", help="query the CA's directory"),
     Qualifier("http01", help="run the internal http-01 responder in the foreground"),
     Qualifier("log", help="show the most recent agent log"),
-    Qualifier("mail", help="test WUCME_MAIL (comes with the agent)"),
-    Qualifier("opcom", help="test WUCME_OPCOM (comes with the agent)"),
+    Qualifier("mail", help="send a test message to the WUCME_MAIL targets"),
+    Qualifier("opcom", help="send a test message to the WUCME_OPCOM operator classes"),
     Qualifier("seconds", "required", help="with /HTTP01: stop after this many seconds"),
 ), help="Test the CA, the http-01 responder, the log and the reporting targets.")
 
@@ -34,7 +34,7 @@ def run(cmd: Command) -> int:
     status = 0
     for q in chosen:
         status = max(status, {"ca": check_ca, "http01": check_http01, "log": check_log,
-                              "mail": not_yet, "opcom": not_yet}[q](cmd, q))
+                              "mail": check_mail, "opcom": check_opcom}[q](cmd, q))
     return status
 
 
@@ -101,6 +101,13 @@ def check_log(cmd: Command, _q: str) -> int:
     return 0
 
 
-def not_yet(cmd: Command, q: str) -> int:
-    name = {"mail": "WUCME_MAIL", "opcom": "WUCME_OPCOM"}[q]
-    return say("W", "NOTYET", f"check /{q.upper()} ({name} reporting) comes with the agent")
+def check_mail(cmd: Command, _q: str) -> int:
+    from wucme.reporting import mail_test
+
+    return say("S", "MAILED", mail_test())
+
+
+def check_opcom(cmd: Command, _q: str) -> int:
+    from wucme.reporting import opcom_test
+
+    return say("S", "OPCOM", opcom_test())
