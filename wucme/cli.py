@@ -1,7 +1,8 @@
 """The `wucme` command: the face that dispatches to the verbs, the uacme port and alpn.
 
 When a web server runs the image as a CGI script (GATEWAY_INTERFACE set), it answers http-01
-challenges, as WASD runs the same wucme image as a script.  Errors are shown as VMS messages and
+challenges, as WASD runs the same wucme image as a script; run as a script with no request
+method (WASD's proctor), it is the agent (docs/agent.md).  Errors are shown as VMS messages and
 mapped to exit statuses; a traceback is shown only for a bug, and only with WUCME_VERBOSE defined.
 """
 from __future__ import annotations
@@ -33,6 +34,11 @@ def _error(severity: str, ident: str, text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if argv is None and os.environ.get("GATEWAY_INTERFACE"):
+        if not os.environ.get("REQUEST_METHOD"):
+            # A script activation without a request: WASD's proctor starting the agent.
+            from wucme.agent.__main__ import main as agent_main
+
+            return agent_main([])
         from wucme.challenge.http01 import cgi_main
 
         return cgi_main()

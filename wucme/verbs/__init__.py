@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wucme.dcl import Command, Verb, parse
-from wucme.verbs import certificates, check, issue, logicals, manage, register, revoke, version
+from wucme.verbs import agent, certificates, check, issue, logicals, manage, register, revoke, version
 from wucme.verbs.common import line
 
 HELP = Verb("help", max_params=1, help="List the verbs, or describe one.")
 
 _TABLE: list[tuple[Verb, Callable[[Command], int]]] = [
+    (agent.VERB, agent.run),
     (certificates.VERB, certificates.run),
     (check.VERB, check.run),
     (logicals.DEASSIGN, logicals.run_deassign),

@@ -1,0 +1,1 @@
+"""Tests of the agent (wucme/agent, docs/agent.md)."""

@@ -1,0 +1,245 @@
+"""The load action after renewals: run WUCME_LOAD, then confirm the servers serve the new certificates.
+
+WUCME_LOAD is split as a shell would split it (shlex) and run directly, never through a shell,
+in a process group of its own, with stdin from /dev/null and its output in a temporary file
+(not a pipe: a server it starts or a `cmd &` it leaves must not keep us waiting for end of
+file).  After WUCME_LOAD_TIMEOUT seconds (default 60) the whole group is killed.  The agent's
+lock is close-on-exec, so nothing the command leaves behind holds it.
+
+WUCME_SERVICES lists what to check afterwards, comma-separated: `host:port`, `name@host:port`
+(SNI `name` sent to `host`), `[v6addr]:port`.  Each gets a TLS handshake with SNI; the leaf
+certificate it presents must be the repository's current certificate for that name (same
+SHA-256 fingerprint).  A server reloads asynchronously (nginx's new workers start after the
+reload command returns, and an old one may still answer a connection or two), so the check
+waits for three handshakes in a row showing the new certificate, retrying for
+WUCME_LOAD_SETTLE seconds (default 10) before a mismatch counts as a failure.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import shlex
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wucme.vms.lnm import trnlnm
+
+if TYPE_CHECKING:
+    from wucme.repository import Repository
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_SETTLE = 10.0
+HANDSHAKE_TIMEOUT = 5.0
+#: Handshakes in a row that must show the new certificate (old workers wind down after a reload).
+STABLE = 3
+
+
+class ServiceSpecError(ValueError):
+    """An entry of WUCME_SERVICES that does not parse."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """One TLS endpoint to check: connect to host:port, send `name` as SNI."""
+
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}@{h}:{self.port}" if self.name != self.host else f"{h}:{self.port}"
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step of the load action (the command, or one service's check)."""
+
+    ok: bool
+    text: str
+    hosts: tuple[str, ...] = ()
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = (trnlnm(name) or "").strip()
+    try:
+        v = float(raw)
+    except ValueError:
+        return default
+    return v if 0 < v < 86400 else default
+
+
+def load_timeout() -> float:
+    return _seconds("WUCME_LOAD_TIMEOUT", DEFAULT_TIMEOUT)
+
+
+def settle_time() -> float:
+    return _seconds("WUCME_LOAD_SETTLE", DEFAULT_SETTLE)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_services(value: str | None) -> list[Service]:
+    """WUCME_SERVICES: `host:port`, `name@host:port`, `name@[::1]:port`, comma-separated."""
+    out: list[Service] = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, at, addr = item.rpartition("@")
+        if not at:
+            name, addr = "", item
+        if addr.startswith("["):
+            host, sep, rest = addr[1:].partition("]")
+            port_s = rest[1:] if rest.startswith(":") else ""
+            if not sep:
+                raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: no closing ]")
+        else:
+            host, _, port_s = addr.rpartition(":")
+        if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+            raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: not [name@]host:port")
+        name = (name or host).lower().rstrip(".")
+        if _is_ip(name):
+            raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: give the host name as name@{addr} "
+                                   "(SNI cannot carry an address)")
+        out.append(Service(name, host, int(port_s)))
+    return out
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def run_load_command(command: str | None = None, timeout: float | None = None) -> StepResult | None:
+    """Run WUCME_LOAD (or `command`); None when there is none."""
+    cmd = trnlnm("WUCME_LOAD") if command is None else command
+    if not cmd or not cmd.strip():
+        return None
+    timeout = load_timeout() if timeout is None else timeout
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        return StepResult(False, f"WUCME_LOAD {cmd!r} does not parse: {e}")
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True)
+        except FileNotFoundError:
+            return StepResult(False, f"WUCME_LOAD command {argv[0]} not found")
+        except OSError as e:
+            return StepResult(False, f"WUCME_LOAD {cmd!r} could not start: {e.strerror or e}")
+        try:
+            status = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait()
+            return StepResult(False, f"WUCME_LOAD {cmd!r} did not finish in {timeout:g} s: "
+                                     "its process group was killed")
+        except BaseException:
+            _kill_group(proc.pid)  # the agent is stopping: take the command down with it
+            proc.wait()
+            raise
+        out.seek(0)
+        text = out.read(1 << 16).decode("utf-8", "replace").strip()
+    if status != 0:
+        how = f"signal {-status}" if status < 0 else f"status {status}"
+        return StepResult(False, f"WUCME_LOAD {cmd!r} exited with {how}" + (f": {text[-500:]}" if text else ""))
+    return StepResult(True, f"certificates loaded by {cmd!r}")
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- the handshake check -------------------------------------------------------------------------
+
+def served_certificate(service: Service, timeout: float = HANDSHAKE_TIMEOUT) -> bytes:
+    """The DER leaf certificate `service` presents for its SNI name (no verification: we compare
+    it with our own file, which is stronger than any chain check)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((service.host, service.port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=service.name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("no certificate presented")
+    return der
+
+
+def expected_certificate(repo: Repository, name: str) -> tuple[bytes, str] | None:
+    """(DER, serial in hex) of the repository's certificate naming `name`, or None."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    for m in repo.managed():
+        leaf = m.leaf
+        if leaf is not None and name in (h.lower() for h in m.hosts):
+            return leaf.public_bytes(Encoding.DER), format(leaf.serial_number, "x")
+    return None
+
+
+def _serial(der: bytes) -> str:
+    from cryptography import x509
+
+    try:
+        return format(x509.load_der_x509_certificate(der).serial_number, "x")
+    except ValueError:
+        return "?"
+
+
+def check_service(repo: Repository, service: Service, settle: float) -> StepResult:
+    """Handshake with `service` until it serves the repository's certificate, or `settle` s pass."""
+    deadline = time.monotonic() + settle
+    matches = 0
+    while True:
+        want = expected_certificate(repo, service.name)
+        if want is None:
+            return StepResult(False, f"{service}: no certificate for {service.name} in {repo.path}",
+                              (service.name,))
+        try:
+            got = served_certificate(service)
+            if hashlib.sha256(got).digest() == hashlib.sha256(want[0]).digest():
+                matches += 1
+                if matches >= STABLE:
+                    return StepResult(True, f"{service} serves the current certificate (serial {want[1]})",
+                                      (service.name,))
+                time.sleep(0.1)
+                continue
+            matches = 0
+            why = f"{service} serves serial {_serial(got)}, not the current {want[1]}"
+        except (OSError, ssl.SSLError) as e:
+            matches = 0
+            why = f"{service}: TLS handshake failed: {e}"
+        if time.monotonic() >= deadline:
+            return StepResult(False, why, (service.name,))
+        time.sleep(0.2)
+
+
+def load_action(repo: Repository) -> list[StepResult]:
+    """The command, then each service of WUCME_SERVICES; an empty list when neither is defined."""
+    results: list[StepResult] = []
+    cmd = run_load_command()
+    if cmd is not None:
+        results.append(cmd)
+    try:
+        services = parse_services(trnlnm("WUCME_SERVICES"))
+    except ServiceSpecError as e:
+        return results + [StepResult(False, str(e))]
+    settle = settle_time()
+    for s in services:
+        results.append(check_service(repo, s, settle))
+    return results

@@ -1,0 +1,297 @@
+"""The agent process: the active/standby election on the lock, its name, signals and detaching.
+
+Every agent of a repository asks for the lock WUCME_ACTIVE (resource in <repository>/WUCME_LOCKS)
+in EX mode.  The one granted it is wuCME-active and runs the daily cycle; the others are
+wuCME-standby, asleep in the kernel's lock wait, and one of them is granted the lock the moment
+the active one's process dies, however it dies (the kernel drops open-file-description locks
+with the last descriptor).  A stopped process (SIGSTOP) keeps its lock, so no second active
+appears beside it.  WUCME_ACTIVE defined makes a process active without the lock (one system
+per repository, the seed's way).
+
+The lock descriptor is close-on-exec and dropped in forked children, so hooks, the load
+command, the cycle's child process and anything they leave running never hold it.
+
+SIGTERM or SIGINT: a running cycle is stopped (its child gets SIGTERM; repository writes are
+atomic, so abandoning it is clean), the lock is released, and the process exits 0.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import datetime as _dt
+import os
+import signal
+import subprocess
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wucme.agent.log import AgentLog, node_name, start_log
+from wucme.agent.schedule import AgentState, Clock, RealClock, next_run
+from wucme.vms.lnm import trnlnm
+
+ACTIVE_NAME = "wuCME-active"
+STANDBY_NAME = "wuCME-standby"
+RESOURCE = "WUCME_ACTIVE"
+LOCK_DIR = "WUCME_LOCKS"
+PR_SET_NAME = 15
+#: How long a stopping agent lets a running cycle unwind after SIGTERM before killing it.
+STOP_GRACE = 10.0
+
+
+class Stop(Exception):
+    """Raised by the SIGTERM/SIGINT handler to end a wait or a cycle."""
+
+
+# --- the process name -----------------------------------------------------------------------------
+
+def set_process_name(name: str) -> None:
+    """Show `name` in /proc/PID/comm (ps -e, top, pgrep) and, where possible, as the command line
+    (ps -f, ps aux).  comm is set with prctl(PR_SET_NAME) (15 bytes at most); the command line
+    is the memory the kernel set up for argv, overwritten in place through /proc/self/mem and
+    padded with NULs (only as long as the original command line)."""
+    raw = name.encode()[:15]
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_NAME, ctypes.c_char_p(raw), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError):
+            Path("/proc/self/comm").write_bytes(raw)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        _set_cmdline(name.encode())
+
+
+def _set_cmdline(name: bytes) -> None:
+    # /proc/self/stat fields 48 and 49 (arg_start, arg_end); the name field may hold spaces.
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])
+    size = end - start
+    if size < 2:
+        return
+    data = name[:size - 1].ljust(size, b"\0")
+    with open("/proc/self/mem", "r+b", buffering=0) as mem:
+        mem.seek(start)
+        mem.write(data)
+
+
+def process_name(pid: int | str = "self") -> str:
+    """/proc/PID/comm without its newline."""
+    return Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
+
+
+# --- detaching ------------------------------------------------------------------------------------
+
+def detach() -> int | None:
+    """Become a daemon: returns the daemon's pid in the original process (which should exit),
+    None in the daemon (new session, cwd /, stdio on /dev/null)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        data = os.read(r, 32)
+        os.close(r)
+        os.waitpid(pid, 0)
+        return int(data or b"0")
+    os.close(r)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.write(w, str(os.getpid()).encode())
+    os.close(w)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    return None
+
+
+# --- the agent ------------------------------------------------------------------------------------
+
+CycleRunner = Callable[["Agent"], None]
+
+
+class Agent:
+    """One agent process on one repository.
+
+    `cycle` runs one daily cycle; by default in a child process (`child_cycle`); tests pass
+    `in_process_cycle` with a fake clock.  `max_cycles` ends `serve` after that many cycles.
+    """
+
+    def __init__(self, repo_path: Path, *, clock: Clock | None = None,
+                 cycle: CycleRunner | None = None, max_cycles: int | None = None,
+                 log: AgentLog | None = None, tz: _dt.tzinfo | None = None,
+                 immediate: bool = False, rename: bool = True) -> None:
+        self.repo_path = Path(repo_path)
+        self.clock = clock or RealClock()
+        self.cycle = cycle or child_cycle
+        self.max_cycles = max_cycles
+        self.log = log or AgentLog(_verbosity())
+        self.tz = tz
+        #: Run the first cycle at once, whatever the schedule says (/ONCE).
+        self.immediate = immediate
+        #: Rename the process (tests running an agent inside pytest say False).
+        self.rename = rename
+        self._saved_handlers: dict[int, Any] = {}
+        self.node = node_name()
+        self.lock: Any = None
+        self.role = ""
+        self.cycles = 0
+        self.stopping = False
+        self.child: subprocess.Popen[bytes] | None = None
+
+    # signals -----------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: types.FrameType | None) -> None:
+        self.stopping = True
+        raise Stop(signal.Signals(signum).name)
+
+    def install_signals(self) -> None:
+        for s, h in ((signal.SIGTERM, self._on_signal), (signal.SIGINT, self._on_signal),
+                     (signal.SIGHUP, signal.SIG_IGN)):  # a closed terminal does not stop the agent
+            self._saved_handlers[s] = signal.signal(s, h)
+
+    def restore_signals(self) -> None:
+        for s, h in self._saved_handlers.items():
+            signal.signal(s, h)
+        self._saved_handlers.clear()
+
+    def _name(self, name: str) -> None:
+        if self.rename:
+            set_process_name(name)
+
+    # roles -------------------------------------------------------------------------------------
+
+    def become_active(self) -> None:
+        """Take the lock (waiting as wuCME-standby), or skip it when WUCME_ACTIVE is defined."""
+        if trnlnm("WUCME_ACTIVE"):
+            self.role = "active"
+            self._name(ACTIVE_NAME)
+            self.log.write(f"%WUCME-I-ACTIVE, WUCME_ACTIVE is defined: active on {self.node} "
+                           f"without the lock for {self.repo_path}")
+            return
+        from wucme.lock import LockManager, LockMode, NotQueued
+
+        lm = LockManager(self.repo_path / LOCK_DIR)
+        try:
+            self.lock = lm.enqueue(RESOURCE, LockMode.EX, wait=False)
+        except NotQueued:
+            self.role = "standby"
+            self._name(STANDBY_NAME)
+            self.log.write(f"%WUCME-I-STANDBY, pid {os.getpid()} waits to take over {self.repo_path}")
+            self.lock = lm.enqueue(RESOURCE, LockMode.EX)  # asleep in the kernel until granted
+            self.log.write("%WUCME-I-TAKEOVER, the active agent is gone: taking over")
+        self.role = "active"
+        self._name(ACTIVE_NAME)
+        with contextlib.suppress(Exception):
+            self.lock.value_block = f"{self.node} pid={os.getpid()}".encode()[:64]
+
+    def release(self) -> None:
+        if self.lock is not None:
+            with contextlib.suppress(Exception):
+                self.lock.release()
+            self.lock = None
+
+    # the loop ----------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Stand by, become active, run the daily cycles until a signal (or max_cycles); 0."""
+        self.install_signals()
+        try:
+            self._name(STANDBY_NAME)
+            self.become_active()
+            self._start_log()
+            while not self.stopping:
+                state = AgentState.load(self.repo_path)
+                now = self.clock.now()
+                when, why = next_run(state, now, tz=self.tz, node=self.node)
+                if self.immediate:
+                    when, why, self.immediate = now, "requested", False
+                if when <= now:
+                    self.log.write(f"%WUCME-I-CYCLE, starting the daily cycle ({why})")
+                    self.cycle(self)
+                    self.cycles += 1
+                    if self.max_cycles is not None and self.cycles >= self.max_cycles:
+                        break
+                    continue
+                self._announce(when, why)
+                self.clock.wait_until(when)
+        except Stop as e:
+            self.log.write(f"%WUCME-I-STOPPING, {e} received: {'stopping' if self.role else 'leaving'}")
+        finally:
+            for s in (signal.SIGTERM, signal.SIGINT):  # one stop is enough: finish it quietly
+                signal.signal(s, signal.SIG_IGN)
+            self._stop_child()
+            self.release()
+            self.restore_signals()
+        self.log.write(f"%WUCME-I-STOPPED, agent {os.getpid()} stopped")
+        return 0
+
+    _announced: _dt.datetime | None = None
+
+    def _announce(self, when: _dt.datetime, why: str) -> None:
+        if when != self._announced:
+            self._announced = when
+            self.log.write(f"%WUCME-I-NEXT, next cycle at {when.astimezone().isoformat(timespec='seconds')} ({why})")
+
+    def _start_log(self) -> None:
+        try:
+            path = start_log(self.repo_path, f"[{os.getpid()}] %WUCME-I-ACTIVE, wuCME-active on "
+                                             f"{self.node} for {self.repo_path}", self.node)
+            self.log.path = path
+        except OSError as e:
+            self.log.warn(f"%WUCME-W-NOLOG, cannot start the log in {self.repo_path}: {e}")
+
+    def _stop_child(self) -> None:
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+        try:
+            child.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        except Stop:
+            child.kill()
+            child.wait()
+
+
+def _verbosity() -> int:
+    raw = trnlnm("WUCME_VERBOSE")
+    if raw is None:
+        return 0
+    return int(raw) if raw.strip().isdigit() else 1
+
+
+def child_cycle(agent: Agent) -> None:
+    """Run the cycle in a child process, so the waiting agent stays small (imports nothing of
+    the ACME stack); a child that crashes counts as a failed pass for the backoff."""
+    argv = [sys.executable, "-m", "wucme.agent.cycle", str(agent.repo_path),
+            str(agent.log.path or "")]
+    agent.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
+    status = agent.child.wait()
+    agent.child = None
+    if status not in (0, 2):
+        now = agent.clock.now()
+        state = AgentState.load(agent.repo_path)
+        if state.last_pass_time is None or state.last_pass_time < now - _dt.timedelta(seconds=5):
+            state.passed(now, False, f"the cycle process ended with status {status}")
+            with contextlib.suppress(OSError):
+                state.save(agent.repo_path)
+        agent.log.warn(f"%WUCME-E-CYCLEFAIL, the cycle process ended with status {status}")
+
+
+def in_process_cycle(session: Callable[[str], Any] | None = None) -> CycleRunner:
+    """A cycle runner in this process on the agent's clock (tests; no child process)."""
+    def run(agent: Agent) -> None:
+        from wucme.agent.cycle import run_cycle
+        from wucme.repository import Repository
+
+        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now(), session)
+    return run
