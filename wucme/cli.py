@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from wucme.challenge.alpn import alpn_main
 
         return alpn_main(args[1:])
+    if args and args[0].startswith("@"):
+        from wucme.dclproc import dcl_main
+
+        return dcl_main(args)
     if args and args[0].lower() in ("acme_tls_1", "acme-tls-1"):
         from wucme.challenge.agent import acme_tls_1_main
 

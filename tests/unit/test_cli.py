@@ -35,3 +35,14 @@ def test_errors_map_to_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None
     assert cli.main(["--version"]) == 0
     assert cli.main(["help"]) == 0
     assert "revoke" in capsys.readouterr().out
+
+
+def test_at_sign_runs_a_dcl_procedure(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    proc = Path(str(tmp_path)) / "HELLO.COM"
+    proc.write_text("$ n = 2 + 3\n"
+                    "$ write sys$output \"sum ''n' for ''p1'\"\n"
+                    "$ exit 42\n")
+    assert cli.main([f"@{proc}", "there"]) == 2  # %X2A: severity bits 2, an error
+    assert capsys.readouterr().out.strip() == "sum 5 for THERE"
