@@ -306,9 +306,14 @@ class Repository:
                 problem = f"{cpath.name} missing"
         except crypto.CryptoError as e:
             problem = f"{cpath.name} unreadable: {e.text}"
-        names = crypto.cert_names(chain[0]) if chain else []
-        state = self._read_state(spath, names or [part.lower()])
-        if not spath.exists() and not chain:
+        names: list[str] = []
+        state = self._read_state(spath, [])
+        if not state.hosts:
+            # No state file, or one that does not parse: the hosts come from the certificate.
+            # Read its names only then (a pass over thousands of certificates notices).
+            names = crypto.cert_names(chain[0]) if chain else []
+            state.hosts = names or [part.lower()]
+        if not chain and not spath.exists():
             state.corrupt = True
         if state.corrupt and not names and state.hosts == [part.lower()]:
             problem = problem or "state unreadable and no certificate"
