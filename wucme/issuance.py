@@ -10,8 +10,6 @@ answers the one challenge type WUCME_CHALLENGE names and declines the others:
 """
 from __future__ import annotations
 
-import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +21,7 @@ from wucme.challenge.store import ChallengeStore, default_store_dir
 from wucme.challenge.tlsalpn import TlsAlpnResponder
 from wucme.core import jws
 from wucme.errors import UsageError, WucmeError
+from wucme.load import run_load_command
 from wucme.progress import Progress
 from wucme.repository import CertState, Repository
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession
@@ -31,7 +30,6 @@ from wucme.vms.lnm import trnlnm
 
 CHALLENGES = ("tls-alpn-01", "http-01")
 DEFAULT_ALPN = "443"
-LOAD_TIMEOUT = 120.0
 
 
 def ca_directory() -> str:
@@ -216,32 +214,12 @@ def issue_certificate(a: AcmeSession, repo: Repository, responder: Responder, na
 
 
 def run_load() -> tuple[bool, str] | None:
-    """Run WUCME_LOAD (no shell: split as a shell would, run directly), or None when undefined.
+    """Run WUCME_LOAD (wucme.load: no shell, own process group, WUCME_LOAD_TIMEOUT), or None.
 
     Returns (ok, message); a failure is reported by the caller, never fatal to the saved files.
     """
-    cmd = trnlnm("WUCME_LOAD")
-    if not cmd:
-        return None
-    try:
-        argv = shlex.split(cmd)
-    except ValueError as e:
-        return False, f"WUCME_LOAD {cmd!r} does not parse: {e}"
-    if not argv:
-        return None
-    try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=LOAD_TIMEOUT, errors="replace")
-    except FileNotFoundError:
-        return False, f"WUCME_LOAD command {argv[0]} not found"
-    except subprocess.TimeoutExpired:
-        return False, f"WUCME_LOAD {cmd!r} did not finish in {LOAD_TIMEOUT:g} s"
-    except OSError as e:
-        return False, f"WUCME_LOAD {cmd!r} failed: {e.strerror}"
-    out = (r.stdout + r.stderr).strip()
-    if r.returncode != 0:
-        return False, f"WUCME_LOAD {cmd!r} exited with status {r.returncode}" + (f": {out[-500:]}" if out else "")
-    return True, f"certificates loaded by {cmd!r}"
+    r = run_load_command()
+    return None if r is None else (r.ok, r.text)
 
 
 def host_list(state: CertState) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wucme.agent.load import Service, ServiceSpecError, parse_services, run_load_command
+from wucme.load import Service, ServiceSpecError, parse_services, run_load_command
 
 from .support import alive, wait_for
 
@@ -58,7 +58,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_timeout_logical(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wucme.agent.load import DEFAULT_TIMEOUT, load_timeout
+    from wucme.load import DEFAULT_TIMEOUT, load_timeout
 
     assert load_timeout() == DEFAULT_TIMEOUT == 60
     monkeypatch.setenv("WUCME_LOAD_TIMEOUT", "0.2")

@@ -76,7 +76,7 @@ def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, l
 def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
               session: Callable[[str], Any] | None = None) -> CycleResult:
     """One cycle at `now` (the schedule's clock; certificate times are the real clock's)."""
-    from wucme.agent.load import load_action
+    from wucme.load import load_action
     from wucme.renewal import renewal_pass
 
     if session is None:

@@ -1,4 +1,5 @@
-"""The load action after renewals: run WUCME_LOAD, then confirm the servers serve the new certificates.
+"""The load action after issue and renewals: run WUCME_LOAD, then confirm the servers serve the
+new certificates.  Used by `issue`, `manage` and the agent alike.
 
 WUCME_LOAD is split as a shell would split it (shlex) and run directly, never through a shell,
 in a process group of its own, with stdin from /dev/null and its output in a temporary file
