@@ -83,11 +83,15 @@ def versions(path: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     return [((earlier[0][0] + 1) if earlier else 1, path)] + earlier
 
 
-def purge(path: str | os.PathLike[str], keep: int | None = None) -> list[Path]:
-    """PURGE /KEEP: remove the earlier versions beyond the *keep* newest; return those removed."""
+def purge(path: str | os.PathLike[str], keep: int | None = None,
+          earlier: list[tuple[int, Path]] | None = None) -> list[Path]:
+    """PURGE /KEEP: remove the earlier versions beyond the *keep* newest; return those removed.
+
+    *earlier* is the versions on disk when the caller already listed them.
+    """
     keep = keep_count() if keep is None else keep
     removed = []
-    for _, old in _earlier(Path(path))[max(keep, 0):]:
+    for _, old in (_earlier(Path(path)) if earlier is None else earlier)[max(keep, 0):]:
         try:
             os.unlink(old)
             removed.append(old)
@@ -98,18 +102,23 @@ def purge(path: str | os.PathLike[str], keep: int | None = None) -> list[Path]:
     return removed
 
 
-def _preserve(path: Path) -> None:
-    """Give the current file a version name as well, without ever removing the plain name."""
+def _preserve(path: Path) -> list[tuple[int, Path]]:
+    """Give the current file a version name as well, without ever removing the plain name.
+
+    Returns the earlier versions now on disk, newest first (one directory listing serves the
+    purge that follows: a repository of thousands of certificates lists slowly).
+    """
     for _ in range(1000):
         earlier = _earlier(path)
-        target = version_path(path, (earlier[0][0] + 1) if earlier else 1)
+        number = earlier[0][0] + 1 if earlier else 1
+        target = version_path(path, number)
         try:
             os.link(path, target)
-            return
+            return [(number, target)] + earlier
         except FileExistsError:
             continue  # a concurrent writer took that number
         except FileNotFoundError:
-            return  # nothing to preserve
+            return earlier  # nothing to preserve
         except OSError:  # no hard links on this file system: copy, keeping the mode
             perm = os.stat(path).st_mode & 0o7777
             data = path.read_bytes()
@@ -122,7 +131,7 @@ def _preserve(path: Path) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(fd)
-            return
+            return [(number, target)] + earlier
     raise FileExistsError(f"cannot choose a version number for {path}")  # pragma: no cover
 
 
@@ -137,9 +146,10 @@ def write_versioned(
     path = Path(path)
     keep = keep_count() if keep is None else keep
     tmp = write_temp(path.parent, data, mode)
+    earlier: list[tuple[int, Path]] | None = None
     try:
         if keep > 0:
-            _preserve(path)
+            earlier = _preserve(path)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -148,5 +158,5 @@ def write_versioned(
             pass
         raise
     fsync_dir(path.parent)
-    purge(path, keep)
+    purge(path, keep, earlier)
     return path
