@@ -134,15 +134,19 @@ def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | 
 
 def renewal_pass(repo: Repository, log: Msg, *, session: Callable[[str], AcmeSession],
                  reporters: list[Reporter] | None = None,
-                 say: Callable[[str], None] | None = None) -> RenewalReport:
+                 say: Callable[[str], None] | None = None,
+                 load: Callable[[], tuple[bool, str] | None] | None = run_load) -> RenewalReport:
     """One pass over the repository.  *session(directory)* makes the ACME session (the caller
-    owns its transport settings); *say* prints a line per certificate as it is decided."""
+    owns its transport settings); *say* prints a line per certificate as it is decided; *load*
+    runs after renewals (WUCME_LOAD by default; None when the caller loads, as the agent does)."""
     say = say or (lambda s: None)
     report = RenewalReport(started=iso(utc_now()) or "")
     try:
         _pass(repo, log, session, report, say)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
+    if report.renewed and load is not None:
+        report.load = load()
     for r in reporters or ():
         try:
             r(report)
@@ -186,8 +190,6 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
                 report.outcomes.extend(pool.map(renew, todo))
     finally:
         a.transport.close()
-    if report.renewed:
-        report.load = run_load()
 
 
 def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, why: str,

@@ -11,11 +11,10 @@ and the expiry warnings → the backoff decision in WUCME_AGENT.JSON.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,29 +35,6 @@ class CycleResult:
     report_errors: list[str] = field(default_factory=list)
     state: AgentState = field(default_factory=AgentState)
     summary: str = ""
-
-
-def _reporting() -> Any:
-    """wucme.reporting when it is there (OPCOM/syslog and mail), else None."""
-    try:
-        import wucme.reporting as reporting
-    except ImportError:
-        return None
-    return reporting
-
-
-@contextlib.contextmanager
-def _no_inner_load() -> Iterator[None]:
-    """renewal_pass runs issuance.run_load itself; the agent runs its own load action (process
-    group, timeout, handshake check) after the pass, so the inner one is switched off here."""
-    import wucme.renewal as renewal
-
-    saved = renewal.run_load
-    renewal.run_load = lambda: None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        renewal.run_load = saved  # type: ignore[assignment]
 
 
 def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, log: AgentLog) -> None:
@@ -86,13 +62,12 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
             return new_session(d, log)
 
     state = AgentState.load(repo.path)
-    reporting = _reporting()
+    import wucme.reporting as reporting
     # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is still
     # ahead: the backoff never retries sooner.
     before = {m.cert_path.name: t for m in repo.managed()
               for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-    with _no_inner_load():
-        report = renewal_pass(repo, log, session=session, reporters=None, say=log.line)
+    report = renewal_pass(repo, log, session=session, reporters=None, say=log.line, load=None)
     steps = []
     if report.renewed or state.load_pending:
         steps = load_action(repo)
@@ -103,16 +78,15 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     load_ok = all(s.ok for s in steps)
 
     errors: list[str] = []
-    if reporting is not None:
-        for reporter in reporting.reporters_from_logicals():
-            try:
-                reporter(report)
-            except Exception as e:  # noqa: BLE001 - a reporter never spoils the cycle
-                errors.append(f"reporter failed: {e}")
+    for reporter in reporting.reporters_from_logicals():
         try:
-            errors += reporting.send_events(reporting.build_events(report, repo, now))
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"expiry warnings failed: {e}")
+            reporter(report)
+        except Exception as e:  # noqa: BLE001 - a reporter never spoils the cycle
+            errors.append(f"reporter failed: {e}")
+    try:
+        errors += reporting.send_events(reporting.build_events(report, repo, now))
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"expiry warnings failed: {e}")
     for problem in errors:
         log.warn(problem)
 
