@@ -28,10 +28,17 @@ DEFAULT_CONFDIR = "/etc/ssl/uacme"
 #: uacme creates keys under umask 0377: owner read only.
 KEY_MODE = 0o400
 
-SHORT = "a:b:c:d:e:f?h:ikl:mnop:r:st:vVy"
-LONG = ["acme-url=", "bits=", "confdir=", "days=", "eab=", "force", "help", "hook=", "no-ari",
-        "rotate-key", "alternate=", "must-staple", "never-create", "no-ocsp", "profile=",
-        "reason=", "staging", "type=", "verbose", "version", "yes"]
+#: uacme's options (uacme.c main()): short letter, long name, whether it takes an argument.
+OPTIONS = [("a", "acme-url", True), ("b", "bits", True), ("c", "confdir", True),
+           ("d", "days", True), ("e", "eab", True), ("f", "force", False), ("?", "help", False),
+           ("h", "hook", True), ("i", "no-ari", False), ("k", "rotate-key", False),
+           ("l", "alternate", True), ("m", "must-staple", False), ("n", "never-create", False),
+           ("o", "no-ocsp", False), ("p", "profile", True), ("r", "reason", True),
+           ("s", "staging", False), ("t", "type", True), ("v", "verbose", False),
+           ("V", "version", False), ("y", "yes", False)]
+SHORT = "".join(c + (":" if arg else "") for c, _, arg in OPTIONS)
+LONG = [name + ("=" if arg else "") for _, name, arg in OPTIONS]
+_LETTER = {f"--{name}": c for c, name, _ in OPTIONS} | {f"-{c}": c for c, _, _ in OPTIONS}
 
 USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confdir DIR]
 \t[-d|--days DAYS] [-e|--eab KEYID:KEY[:BITS]] [-f|--force] [-h|--hook PROG]
@@ -126,6 +133,14 @@ def _int(value: str, what: str, positive: bool = True) -> int:
     return n
 
 
+#: Options that only set an attribute of Options: short letter -> (attribute, value).
+_FLAGS = {"f": ("force", True), "i": ("ari", False), "k": ("rotate", True),
+          "m": ("status_req", True), "n": ("never", True), "o": ("status_check", False),
+          "y": ("yes", True)}
+#: Options whose argument is kept as given.
+_STRINGS = {"c": "confdir", "e": "eab", "h": "hook", "p": "profile"}
+
+
 def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
     try:
@@ -133,52 +148,35 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     except getopt.GetoptError as e:
         raise UsageError(f"{e}\n{USAGE}") from None
     for opt, val in opts:
-        if opt in ("-a", "--acme-url"):
+        c = _LETTER[opt]
+        if c in _FLAGS:
+            setattr(o, *_FLAGS[c])
+        elif c in _STRINGS:
+            setattr(o, _STRINGS[c], val)
+        elif c == "a":
             if o.staging:
                 raise UsageError("-a,--acme-url is incompatible with -s,--staging")
             o.custom_directory, o.directory = True, val
-        elif opt in ("-b", "--bits"):
-            o.bits = _int(val, "BITS")
-        elif opt in ("-c", "--confdir"):
-            o.confdir = val
-        elif opt in ("-d", "--days"):
-            o.days = _int(val, "DAYS")
-        elif opt in ("-e", "--eab"):
-            o.eab = val
-        elif opt in ("-f", "--force"):
-            o.force = True
-        elif opt in ("-h", "--hook"):
-            o.hook = val
-        elif opt in ("-i", "--no-ari"):
-            o.ari = False
-        elif opt in ("-k", "--rotate-key"):
-            o.rotate = True
-        elif opt in ("-l", "--alternate"):
-            o.alternate = alt_parse(val)
-        elif opt in ("-m", "--must-staple"):
-            o.status_req = True
-        elif opt in ("-n", "--never-create"):
-            o.never = True
-        elif opt in ("-o", "--no-ocsp"):
-            o.status_check = False
-        elif opt in ("-p", "--profile"):
-            o.profile = val
-        elif opt in ("-r", "--reason"):
-            o.reason = _int(val, "CODE", positive=False)
-        elif opt in ("-s", "--staging"):
+        elif c == "s":
             if o.custom_directory:
                 raise UsageError("-s,--staging is incompatible with -a,--acme-url")
             o.staging, o.directory = True, STAGING_URL
-        elif opt in ("-t", "--type"):
+        elif c == "b":
+            o.bits = _int(val, "BITS")
+        elif c == "d":
+            o.days = _int(val, "DAYS")
+        elif c == "r":
+            o.reason = _int(val, "CODE", positive=False)
+        elif c == "l":
+            o.alternate = alt_parse(val)
+        elif c == "t":
             if val.upper() not in ("RSA", "EC"):
                 raise UsageError("type must be either RSA or EC")
             o.type = val.upper()
-        elif opt in ("-v", "--verbose"):
+        elif c == "v":
             o.verbose += 1
-        elif opt in ("-V", "--version"):
+        elif c == "V":
             raise _Version()
-        elif opt in ("-y", "--yes"):
-            o.yes = True
         else:  # -? / --help
             raise UsageError(USAGE)
     if o.type == "RSA":
