@@ -370,3 +370,32 @@ def test_issue_hands_tls_alpn01_to_a_running_wucme_alpn(wucme: Wucme, pebble: Pe
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_manage_follows_ari_and_names_the_replaced_certificate(pebble: Pebble, tmp_path: Path) -> None:
+    """RFC 9773 through the fault proxy (Pebble 2.4.0 has no renewalInfo): a window in the past
+    renews with `replaces`, a window in the future keeps the certificate whatever its age."""
+    from datetime import datetime, timedelta, timezone
+
+    from wucme.testing.faultproxy import FaultProxy
+    from wucme.uacme.ari import ari_cert_id
+
+    def when(days: int) -> str:
+        return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with FaultProxy(pebble) as proxy:
+        proxy.enable_ari()
+        w = Wucme(tmp_path, pebble, ca_url=proxy.directory_url)
+        w("register")
+        w("issue", "ari.example.org", WUCME_CHALLENGE="http-01")
+        cfile = w.here / "WUCME_C_ARI_EXAMPLE_ORG.PEM"
+        old = ari_cert_id(chain(cfile)[0])
+        proxy.set_renewal_info(old, when(30), when(31))
+        r = w("manage", WUCME_CHALLENGE="http-01", WUCME_DAYS="3000")
+        assert "0 renewed" in r.stdout + r.stderr and "renewal window" in r.stdout + r.stderr
+        proxy.set_renewal_info(old, when(-2), when(-1))
+        r = w("manage", WUCME_CHALLENGE="http-01")
+        assert "1 renewed" in r.stdout + r.stderr
+        orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
+        assert orders[-1].jws_payload()["replaces"] == old
+        assert ari_cert_id(chain(cfile)[0]) != old
