@@ -583,22 +583,15 @@ per-thread CPU clock around each renewal, and variants of one pass run side by s
   therefore about an eighth of the loop; the 100 renewals the rest.
 - **wucme's pass**: about 0.11 s of interpreter start and imports, 0.04 s to scan the 1,000
   certificates, then the renewals, 25 per worker with the default 4 workers, about 0.1 s each:
-  mostly waiting (one or two first poll intervals of 50 ms, `AcmeSession.poll_first`, and
-  Pebble's answers), with about 18 ms of CPU per renewal.
-- **Half of that CPU is the version scan of `write_versioned`** (`wucme/vms/files.py`,
-  `_earlier`): to find a file's earlier versions it lists the whole repository directory, twice
-  per file written, six times per renewal. At 3,000 files that is about 1 ms a listing; at
-  30,000 (10,000 certificates) about 13 ms.
-- **Full runs on 2026-11-27 gave median ratios of 11.6, 10.5, 10.1 and 9.9** (uacme's loop
-  28.7-32.5 s, wucme's pass 2.8-3.0 s): on this machine wucme sits at the 10x target, not safely
-  above it.
-- **Two levers, measured** (throw-away patches applied at process start, not changes to wucme;
-  the same repository, two passes each, default 4 workers): as is, 2.93-2.96 s (CPU 2.0 s);
-  versions found by `lstat` probes of `NAME;1` to `NAME;19` instead of a listing, 2.39-2.46 s
-  (CPU 1.0 s); a first poll interval of 20 ms instead of 50 ms
-  (`AcmeSession.poll_first`, `wucme/uacme/acme.py`), 2.24-2.27 s; both, **1.45 s** (ratio about
-  20). Neither module is this benchmark's to change: a listing-free lookup of a file's versions
-  or a shorter first poll would each lift the ratio clearly above 10, both together to about 20.
+  mostly waiting (the first poll interval of 20 ms, `AcmeSession.poll_first`, and
+  Pebble's answers).
+- **The version scan of `write_versioned`** (`wucme/vms/files.py`, `_earlier`) lists the whole
+  repository directory to find a file's earlier versions: once per file written (it was twice
+  before these figures), three times per renewal. At 3,000 files that is about 1 ms a listing; at
+  30,000 (10,000 certificates) about 13 ms. A listing-free lookup would save more.
+- **Earlier runs the same day, with a 50 ms first poll and two listings per write**, gave median
+  ratios of 11.6, 10.5, 10.1 and 9.9 (wucme's pass 2.8-3.0 s): at the target, not safely above it.
+  The two changes brought the pass to about 1.8 s.
 - `WUCME_WORKERS=16` shortens the waits but this 2-CPU machine, shared with Pebble, is then
   CPU-bound (see the extra pass above: little gain, more variation).
 - **The no-op pass** (10,000): about 0.12 s of start-up and imports; the scan reads and parses
