@@ -86,13 +86,17 @@ def parse_hostport(value: str, what: str, default_host: str = "0.0.0.0") -> tupl
     return host, int(v)
 
 
+#: WUCME_ALPN value meaning: do not listen; the web server asks the ACME_TLS_1 agent (as WASD does).
+ALPN_AGENT = "AGENT"
+
+
 @dataclass
 class ChallengeConfig:
-    """WUCME_CHALLENGE and where wucme answers it."""
+    """WUCME_CHALLENGE and where wucme answers it (`alpn` None: the server's ACME_TLS_1 agent)."""
 
     type: str
     http01: tuple[str, int] | None = None
-    alpn: tuple[str, int] = ("0.0.0.0", 443)
+    alpn: tuple[str, int] | None = ("0.0.0.0", 443)
 
     @classmethod
     def from_logicals(cls) -> ChallengeConfig:
@@ -101,8 +105,9 @@ class ChallengeConfig:
             raise UsageError(f"WUCME_CHALLENGE {raw!r} must be tls-alpn-01 or http-01",
                              ident="BADCHALLENGE")
         http01 = trnlnm("WUCME_HTTP01")
+        alpn = (trnlnm("WUCME_ALPN") or DEFAULT_ALPN).strip()
         return cls(raw, parse_hostport(http01, "WUCME_HTTP01") if http01 else None,
-                   parse_hostport(trnlnm("WUCME_ALPN") or DEFAULT_ALPN, "WUCME_ALPN"))
+                   None if alpn.upper() == ALPN_AGENT else parse_hostport(alpn, "WUCME_ALPN"))
 
 
 def challenge_store(repo: Repository | None = None) -> ChallengeStore:
@@ -132,6 +137,9 @@ class Responder:
                 if ctl.available():
                     self._alpn = ctl
                     self.log(f"tls-alpn-01 answered by the wucme alpn server at {ctl.socket_path}")
+                elif cfg.alpn is None:
+                    self.log("tls-alpn-01 answered by the web server's ACME_TLS_1 agent from "
+                             f"{self.store.directory}")
                 else:
                     self._server = TlsAlpnResponder(self.store, *cfg.alpn).start()
                     self.log(f"tls-alpn-01 answered on {cfg.alpn[0]}:{cfg.alpn[1]}")
@@ -142,7 +150,9 @@ class Responder:
                 self.log(f"http-01 answered by the web server from {self.store.directory}")
         except OSError as e:
             where = cfg.alpn if cfg.type == "tls-alpn-01" else cfg.http01
-            raise WucmeError(f"cannot answer {cfg.type} on {where[0]}:{where[1]}: {e.strerror or e}"
+            hint = (f" (WUCME_ALPN {ALPN_AGENT} leaves tls-alpn-01 to the web server's ACME_TLS_1 "
+                    "agent)" if cfg.type == "tls-alpn-01" else "")
+            raise WucmeError(f"cannot answer {cfg.type} on {where[0]}:{where[1]}: {e.strerror or e}{hint}"
                              if where else f"cannot answer {cfg.type}: {e}", ident="NOLISTEN") from None
         self.a.responder = self
         return self

@@ -399,3 +399,74 @@ def test_manage_follows_ari_and_names_the_replaced_certificate(pebble: Pebble, t
         orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
         assert orders[-1].jws_payload()["replaces"] == old
         assert ari_cert_id(chain(cfile)[0]) != old
+
+
+class AgentAskingServer:
+    """Stands in for WASD: owns the tls-alpn-01 port and, for `acme-tls/1`, runs the real
+    ACME_TLS_1 agent (`wucme acme_tls_1 SNI`) for the validation certificate and key."""
+
+    def __init__(self, port: int, env: dict[str, str]):
+        from OpenSSL import SSL
+
+        self.env, self.asked = env, []
+        self.sock = socket.create_server(("127.0.0.1", port))
+        from wucme.challenge.tlsalpn import make_self_signed
+
+        self.ctx = SSL.Context(SSL.TLS_METHOD)
+        cert, key = make_self_signed("site.example.org")  # the site's own certificate
+        self.ctx.use_certificate(cert)
+        self.ctx.use_privatekey(key)
+        self.ctx.set_alpn_select_callback(self._select)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _select(self, conn: Any, offered: list[bytes]) -> bytes:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        sni = (conn.get_servername() or b"").decode()
+        self.asked.append(sni)
+        out = subprocess.run([sys.executable, "-m", "wucme", "acme_tls_1", sni], env=self.env,
+                             capture_output=True, timeout=30).stdout
+        conn.use_certificate(x509.load_pem_x509_certificate(out))
+        conn.use_privatekey(load_pem_private_key(out[out.index(b"-----BEGIN PRIVATE KEY"):], None))
+        return b"acme-tls/1"
+
+    def _serve(self) -> None:
+        from OpenSSL import SSL
+
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            conn = SSL.Connection(self.ctx, raw)
+            conn.set_accept_state()
+            try:
+                conn.do_handshake()
+                conn.shutdown()
+            except (SSL.Error, OSError):
+                pass
+            finally:
+                raw.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_issue_leaves_tls_alpn01_to_the_servers_acme_tls_1_agent(wucme: Wucme, pebble: Pebble) -> None:
+    # WUCME_ALPN=AGENT: wucme binds nothing; the server (here a stand-in for WASD) owns the port.
+    server = AgentAskingServer(pebble.tls_port, wucme.env)
+    try:
+        r = wucme("issue", "wasd.example.org", WUCME_ALPN="AGENT", WUCME_VERBOSE="1")
+    finally:
+        server.close()
+    assert "answered by the web server's ACME_TLS_1 agent" in r.stderr
+    assert "wasd.example.org" in server.asked
+    assert_files(wucme.here, "WASD_EXAMPLE_ORG", {"wasd.example.org"})
+
+
+def test_a_busy_alpn_port_is_a_clear_error_naming_the_agent_mode(wucme: Wucme) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        r = wucme("issue", "busy.example.org", code=2, WUCME_ALPN=f"127.0.0.1:{port}")
+    assert "%WUCME-E-NOLISTEN" in r.stderr and "WUCME_ALPN AGENT" in r.stderr
