@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from wucme.errors import WucmeError
+from wucme.vms.dclquote import QuoteError, abbreviations, quoted_runs
 
 
 class DclError(WucmeError):
@@ -63,13 +64,9 @@ class Command:
 def match_keyword(word: str, choices: list[str] | tuple[str, ...], what: str = "keyword",
                   ident: str = "IVKEYW") -> str:
     """The one of *choices* that *word* abbreviates (case-insensitive; exact match wins)."""
-    w = word.lower()
-    if not w:
+    if not word:
         raise DclError(f"missing {what}", ident=ident)
-    for c in choices:
-        if c.lower() == w:
-            return c
-    hits = [c for c in choices if c.lower().startswith(w)]
+    hits = abbreviations(word, choices)
     if len(hits) == 1:
         return hits[0]
     if hits:
@@ -77,26 +74,17 @@ def match_keyword(word: str, choices: list[str] | tuple[str, ...], what: str = "
     raise DclError(f"unrecognized {what} {word!r}; one of: {', '.join(choices)}", ident=ident)
 
 
+def _quoted_runs(text: str) -> list[tuple[str, bool]]:
+    """wucme.vms.dclquote.quoted_runs, its refusal a DclError as the command line reports it."""
+    try:
+        return list(quoted_runs(text))
+    except QuoteError as e:
+        raise DclError(e.text, ident=e.ident) from None
+
+
 def unquote(text: str) -> str:
     """Remove DCL double quotes: `"a b"` is `a b`, `""` inside quotes is one `"`."""
-    if '"' not in text:
-        return text
-    out: list[str] = []
-    i, inq = 0, False
-    while i < len(text):
-        c = text[i]
-        if c == '"':
-            if inq and i + 1 < len(text) and text[i + 1] == '"':
-                out.append('"')
-                i += 2
-                continue
-            inq = not inq
-        else:
-            out.append(c)
-        i += 1
-    if inq:
-        raise DclError(f"unterminated quoted string in {text!r}", ident="UNDQUOTE")
-    return "".join(out)
+    return "".join(piece for piece, _ in _quoted_runs(text))
 
 
 def join_continuations(tokens: list[str]) -> list[str]:
@@ -129,30 +117,17 @@ def split_list(params: list[str]) -> list[str]:
     items: list[str] = []
     for p in join_continuations(params):
         cur = ""
-        i = 0
-        while i < len(p):
-            c = p[i]
-            if c == '"':
-                j = i + 1
-                while j < len(p):
-                    if p[j] == '"':
-                        if j + 1 < len(p) and p[j + 1] == '"':
-                            j += 2
-                            continue
-                        break
-                    j += 1
-                if j >= len(p):
-                    raise DclError(f"unterminated quoted string in {p!r}", ident="UNDQUOTE")
-                cur += unquote(p[i:j + 1])
-                i = j + 1
-            elif c == "," or c.isspace():
-                if cur:
-                    items.append(cur)
-                cur = ""
-                i += 1
-            else:
-                cur += c
-                i += 1
+        for piece, quoted in _quoted_runs(p):
+            if quoted:
+                cur += piece
+                continue
+            for c in piece:
+                if c == "," or c.isspace():
+                    if cur:
+                        items.append(cur)
+                    cur = ""
+                else:
+                    cur += c
         if cur:
             items.append(cur)
     seen: list[str] = []

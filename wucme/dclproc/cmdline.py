@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from wucme.dclproc.messages import signal
 from wucme.dclproc.values import Value, to_str
+from wucme.vms.dclquote import abbreviations, quoted_runs
 
 __all__ = [
     "Line", "Parsed", "QualSpec", "load_lines", "strip_comment", "substitute_apostrophes",
@@ -182,41 +183,15 @@ def split_words(text: str) -> list[str]:
 
 
 def unquote(word: str) -> str:
-    """Remove the quotes of a word (a doubled quote inside quotes is one); unquoted parts stay."""
-    if '"' not in word:
-        return word
-    out: list[str] = []
-    i, inq = 0, False
-    while i < len(word):
-        c = word[i]
-        if c == '"':
-            if inq and word.startswith('""', i):
-                out.append('"')
-                i += 2
-                continue
-            inq = not inq
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
+    """Remove the quotes of a word (a doubled quote inside quotes is one); unquoted parts stay.
+
+    An unterminated quoted string runs to the end of the word (split_words refuses it first)."""
+    return "".join(piece for piece, _ in quoted_runs(word, strict=False))
 
 
 def upcase_unquoted(word: str) -> str:
     """DCL's treatment of a procedure parameter: unquoted text upper-cased, quotes removed."""
-    out: list[str] = []
-    i, inq = 0, False
-    while i < len(word):
-        c = word[i]
-        if c == '"':
-            if inq and word.startswith('""', i):
-                out.append('"')
-                i += 2
-                continue
-            inq = not inq
-        else:
-            out.append(c if inq else c.upper())
-        i += 1
-    return "".join(out)
+    return "".join(piece if quoted else piece.upper() for piece, quoted in quoted_runs(word, strict=False))
 
 
 @dataclass(frozen=True)
@@ -237,32 +212,28 @@ class Parsed:
 def _match_qual(word: str, specs: tuple[QualSpec, ...]) -> tuple[QualSpec, bool] | None:
     """The qualifier *word* (without `/`, without value) abbreviates, and whether it is negated."""
     w = word.upper()
-    if not w:
-        return None
     for neg in (False, True):
-        key = w[2:] if neg else w
         if neg and not w.startswith("NO"):
             continue
-        exact = [q for q in specs if q.name == key and (q.negatable or not neg)]
-        if exact:
-            return exact[0], neg
-        hits = [q for q in specs if q.name.startswith(key) and (q.negatable or not neg)]
-        if len(hits) == 1 and key:
-            return hits[0], neg
+        allowed = [q for q in specs if q.negatable or not neg]
+        hits = abbreviations(w[2:] if neg else w, [q.name for q in allowed])
+        if len(hits) == 1:
+            return next(q for q in allowed if q.name == hits[0]), neg
     return None
 
 
-def _split_slashes(word: str) -> list[str]:
+def split_top(text: str, sep: str = ",") -> list[str]:
+    """Split at *sep* outside quotes and parentheses (quotes kept): a WRITE list, a word's `/`."""
     parts: list[str] = []
     cur, inq, depth = "", False, 0
-    for c in word:
+    for c in text:
         if c == '"':
             inq = not inq
         elif not inq and c == "(":
             depth += 1
         elif not inq and c == ")":
             depth -= 1
-        elif c == "/" and not inq and depth == 0:
+        elif c == sep and not inq and depth == 0:
             parts.append(cur)
             cur = ""
             continue
@@ -281,7 +252,7 @@ def parse_args(text: str, specs: tuple[QualSpec, ...]) -> Parsed:
     """
     parsed = Parsed()
     for word in split_words(text):
-        parts = _split_slashes(word)
+        parts = split_top(word, "/")
         quals = parts[1:]
         matched = [(_match_qual(q.split("=", 1)[0], specs), q) for q in quals]
         if quals and all(m is not None for m, _ in matched):

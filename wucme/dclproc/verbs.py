@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from wucme.dclproc.cmdline import (
-    QualSpec, find_then, parse_args, split_words, unquote, upcase_unquoted,
+    QualSpec, find_then, parse_args, split_top, split_words, unquote, upcase_unquoted,
 )
 from wucme.dclproc.images import command_argv, image_argv, is_wucme_image
 from wucme.dclproc.messages import CLI_NORMAL, SS_NORMAL, DclSignal, signal
 from wucme.dclproc.values import Value, is_name, to_int, to_str, truth
 from wucme.vms import lnm
-from wucme.vms.dclquote import parse_equivalence_list
+from wucme.vms.dclquote import abbreviations, parse_equivalence_list, quoted_runs
 
 if TYPE_CHECKING:
     from wucme.dclproc.interp import Interpreter
@@ -52,58 +52,26 @@ def file_path(spec: str) -> Path:
     return Path(os.path.expanduser(re.sub(r";[-0-9*]*\Z", "", spec)))
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
-    """Split at *sep* outside quotes and parentheses."""
-    parts: list[str] = []
-    cur, inq, depth = "", False, 0
-    for c in text:
-        if c == '"':
-            inq = not inq
-        elif not inq and c == "(":
-            depth += 1
-        elif not inq and c == ")":
-            depth -= 1
-        elif c == sep and not inq and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        cur += c
-    parts.append(cur)
-    return parts
-
-
 def _string_value(text: str) -> str:
     """The value of `X := text` (and INQUIRE input): unquoted text upper-cased and its blanks
     compressed, quoted text kept, ends trimmed."""
     out: list[str] = []
-    i, inq, blank = 0, False, False
-    text = text.strip(" \t")
-    while i < len(text):
-        c = text[i]
-        if c == '"':
-            if inq and text.startswith('""', i):
-                out.append('"')
-                i += 2
-                continue
-            inq = not inq
-            i += 1
-            continue
-        if not inq and c in " \t":
-            if not blank:
-                out.append(" ")
-            blank = True
-        else:
-            out.append(c if inq else c.upper())
-            blank = False
-        i += 1
+    blank = False
+    for piece, quoted in quoted_runs(text.strip(" \t"), strict=False):
+        for c in piece:
+            if not quoted and c in " \t":
+                if not blank:
+                    out.append(" ")
+                blank = True
+            else:
+                out.append(c if quoted else c.upper())
+                blank = False
     return "".join(out).strip(" ")
 
 
 def _match(word: str, names: tuple[str, ...] | list[str], ident: str = "IVKEYW") -> str:
     w = word.upper()
-    if w in names:
-        return w
-    hits = [n for n in names if n.startswith(w)] if w else []
+    hits = abbreviations(w, names)
     if len(hits) == 1:
         return hits[0]
     if hits:
@@ -291,7 +259,7 @@ def _write(interp: Interpreter, rest: str) -> int | None:
     if not m or not m.group(2):
         raise signal("INSFPRM")
     channel = _channel_name(m.group(2))
-    items = [p for p in _split_top(m.group(4))]
+    items = [p for p in split_top(m.group(4))]
     if not m.group(4).strip():
         raise signal("INSFPRM")
     text = "".join(to_str(interp.evaluate(item)) for item in items)
@@ -411,7 +379,7 @@ def _delete(interp: Interpreter, rest: str) -> int | None:
             raise signal("UNDSYM", name.upper())
         return CLI_NORMAL
     _need(parsed.params, 1)
-    specs = [s.strip() for s in _split_top(" ".join(parsed.params)) if s.strip()]
+    specs = [s.strip() for s in split_top(" ".join(parsed.params)) if s.strip()]
     status = SS_NORMAL
     for spec in specs:
         path = file_path(unquote(spec))

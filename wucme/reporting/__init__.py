@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from wucme.errors import WucmeError
 from wucme.reporting.events import (
@@ -55,30 +55,30 @@ __all__ = [
 Reporter = Callable[["RenewalReport"], None]
 
 
-def _send_opcom(events: list[Event]) -> list[str]:
-    """Send to OPCOM as configured now; problems (unknown classes included) as text."""
-    cfg = OpcomConfig.from_logicals()
+_Config = TypeVar("_Config", OpcomConfig, MailConfig)
+
+
+def _send_as_configured(label: str, load: Callable[[], _Config | None],
+                        send: Callable[[list[Event], _Config], None], events: list[Event]) -> list[str]:
+    """Send to one target as configured now; problems (the configuration's warnings:
+    unknown classes, unusable targets) as text, each led by *label*."""
+    cfg = load()
     if cfg is None or not events:
         return []
-    problems = [f"OPCOM: {w}" for w in cfg.warnings]
+    problems = [f"{label}: {w}" for w in cfg.warnings]
     try:
-        send_opcom(events, cfg)
+        send(events, cfg)
     except WucmeError as e:
-        problems.append(f"OPCOM: {e.text}")
+        problems.append(f"{label}: {e.text}")
     return problems
+
+
+def _send_opcom(events: list[Event]) -> list[str]:
+    return _send_as_configured("OPCOM", OpcomConfig.from_logicals, send_opcom, events)
 
 
 def _send_mail(events: list[Event]) -> list[str]:
-    """Send by mail as configured now; problems (unusable targets included) as text."""
-    cfg = MailConfig.from_logicals()
-    if cfg is None or not events:
-        return []
-    problems = [f"mail: {w}" for w in cfg.warnings]
-    try:
-        send_mail(events, cfg)
-    except WucmeError as e:
-        problems.append(f"mail: {e.text}")
-    return problems
+    return _send_as_configured("mail", MailConfig.from_logicals, send_mail, events)
 
 
 def _guard(send: Callable[[list[Event]], list[str]], events: list[Event]) -> list[str]:

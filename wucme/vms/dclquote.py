@@ -1,16 +1,77 @@
-"""DCL quoting for equivalence lists (`DEFINE NAME "a,b",c`) and VMS-style search-list values."""
+"""DCL's lexical rules that its parsers share: double quotes, keyword abbreviation, equivalence lists.
+
+Both DCL faces (the verbs' command line, wucme.dcl, and the procedure interpreter,
+wucme.dclproc) read quotes and abbreviations by these, so the rules live once, here below them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from wucme.vms.msg import VmsError
 
-__all__ = ["QuoteError", "parse_equivalence_list", "split_search_list", "quote"]
+__all__ = [
+    "QuoteError", "abbreviations", "parse_equivalence_list", "quote", "quoted_runs", "split_search_list",
+]
 
 
 class QuoteError(VmsError):
-    """An equivalence list DCL would refuse (an unterminated quoted string)."""
+    """Text DCL would refuse (an unterminated quoted string)."""
 
     ident = "UNDQUOTE"
+
+
+def quoted_runs(text: str, strict: bool = True) -> Iterator[tuple[str, bool]]:
+    """*text* as DCL reads its double quotes: runs of (text, quoted), the delimiting quotes gone.
+
+    Inside quotes ``""`` is one literal quote.  Every quoted string is a run of its own, an
+    empty one too (``""`` is the empty string, which DEFINE must see), while unquoted runs are
+    never empty.  An unterminated quoted string raises QuoteError, or with ``strict=False``
+    runs to the end, as DCL's procedure parameters let it.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] != '"':
+            j = text.find('"', i)
+            j = n if j < 0 else j
+            yield text[i:j], False
+            i = j
+            continue
+        run: list[str] = []
+        i += 1
+        while True:
+            j = text.find('"', i)
+            if j < 0:
+                if strict:
+                    raise QuoteError(f"unterminated quoted string in {text!r}")
+                run.append(text[i:])
+                i = n
+                break
+            run.append(text[i:j])
+            if text.startswith('""', j):
+                run.append('"')
+                i = j + 2
+                continue
+            i = j + 1
+            break
+        yield "".join(run), True
+
+
+def abbreviations(word: str, choices: Iterable[str]) -> list[str]:
+    """The *choices* that *word* names, case-insensitively: the one it equals (an exact name
+    wins over longer ones it abbreviates), else all it abbreviates; none for an empty word.
+
+    One hit is a match; more are DCL's ambiguous abbreviation, which each caller reports
+    in its own way (a DclError, a procedure's signal).
+    """
+    w = word.lower()
+    if not w:
+        return []
+    names = list(choices)
+    for c in names:
+        if c.lower() == w:
+            return [c]
+    return [c for c in names if c.lower().startswith(w)]
 
 
 def parse_equivalence_list(text: str, upcase: bool = False) -> list[str]:
@@ -25,8 +86,7 @@ def parse_equivalence_list(text: str, upcase: bool = False) -> list[str]:
     """
     out: list[str] = []
     parts: list[str] = []  # pieces of the current element
-    plain: list[str] = []  # the unquoted run being collected
-    i, n = 0, len(text)
+    plain: list[str] = []  # the unquoted text being collected
     started = False
 
     def flush_plain(final: bool) -> None:
@@ -38,36 +98,21 @@ def parse_equivalence_list(text: str, upcase: bool = False) -> list[str]:
             run = run.rstrip()
         parts.append(run.upper() if upcase else run)
 
-    while i < n:
-        c = text[i]
-        if c == '"':
+    for piece, quoted in quoted_runs(text):
+        if quoted:
             flush_plain(False)
-            i += 1
-            quoted: list[str] = []
-            while True:
-                if i >= n:
-                    raise QuoteError(f"unterminated quoted string in {text!r}")
-                if text[i] == '"':
-                    if i + 1 < n and text[i + 1] == '"':
-                        quoted.append('"')
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                quoted.append(text[i])
-                i += 1
-            parts.append("".join(quoted))
+            parts.append(piece)
             started = True
-        elif c == ",":
-            flush_plain(True)
-            out.append("".join(parts))
-            parts.clear()
-            i += 1
-            started = False
-        else:
-            plain.append(c)
-            started = True
-            i += 1
+            continue
+        for k, chunk in enumerate(piece.split(",")):
+            if k:  # a comma ends the element
+                flush_plain(True)
+                out.append("".join(parts))
+                parts.clear()
+                started = False
+            if chunk:
+                plain.append(chunk)
+                started = True
     if started or out or parts or plain:
         flush_plain(True)
         out.append("".join(parts))
