@@ -19,9 +19,10 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Mapping
 
+from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer
 from wucme.testing.pebble import Pebble, TestCA
 
 __all__ = ["FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
@@ -128,8 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _ProxyServer(OwnedHTTPServer):
     owner: "FaultProxy"
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -148,13 +148,17 @@ class _ProxyServer(ThreadingHTTPServer):
                 pass
 
 
-class FaultProxy:
+class FaultProxy(LoopbackHTTPService):
     """HTTPS reverse proxy on 127.0.0.1 in front of `pebble`, trusted through the same test CA."""
 
+    _server_class = _ProxyServer
+    _handler_class = _Handler
+    _thread_name = "fault-proxy"
+
     def __init__(self, pebble: Pebble, port: int = 0, ca: TestCA | None = None) -> None:
+        super().__init__("127.0.0.1", port)
         self.pebble = pebble
         self.ca = ca or pebble.ca
-        self.port = port
         self.rules: list[Rule] = []
         self.log: list[ProxyRequest] = []
         self.directory_extra: dict[str, Any] = {}
@@ -166,10 +170,8 @@ class FaultProxy:
         self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._server_ctx.load_cert_chain(str(self.ca.server_cert), str(self.ca.server_key))
         self._client_ctx = ssl.create_default_context(cafile=str(self.ca.cert))
-        self._server: _ProxyServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- life cycle
+    # --- addresses (start, stop and `with` come from LoopbackHTTPService)
     @property
     def origin(self) -> str:
         return f"https://localhost:{self.port}"
@@ -185,33 +187,6 @@ class FaultProxy:
     @property
     def ca_bundle(self) -> str:
         return str(self.ca.cert)
-
-    def start(self) -> "FaultProxy":
-        if self._server:
-            return self
-        srv = _ProxyServer(("127.0.0.1", self.port), _Handler)
-        srv.owner = self
-        self.port = int(srv.server_address[1])
-        self._server = srv
-        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fault-proxy-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        srv, self._server = self._server, None
-        if srv:
-            srv.shutdown()
-            srv.server_close()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> "FaultProxy":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- what tests configure
     def add_rule(self, match: Callable[[str, str, bytes], bool],

@@ -26,13 +26,15 @@ import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Protocol, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
+
+from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer
 
 __all__ = ["OcspResponder", "OcspResponderError", "OcspLookup", "Answer"]
 
@@ -127,24 +129,24 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedHTTPServer):
     owner: "OcspResponder"
 
 
-class OcspResponder:
+class OcspResponder(LoopbackHTTPService):
     """An OCSP responder on 127.0.0.1 answering for one Pebble's default chain (see module doc)."""
+
+    _server_class = _Server
+    _handler_class = _Handler
+    _thread_name = "ocsp"
 
     def __init__(self, pebble: OcspLookup | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, path: str = "/ocsp", chain: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.path = "/" + path.strip("/") if path.strip("/") else ""
         self.chain = chain
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._pebble: OcspLookup | None = None
         self._issuer: x509.Certificate | None = None
         self._key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None
@@ -168,36 +170,19 @@ class OcspResponder:
     def issuer(self) -> x509.Certificate | None:
         return self._issuer
 
-    def running(self) -> bool:
-        return self._server is not None
+    def _bind(self) -> OwnedHTTPServer:
+        try:
+            return super()._bind()
+        except OSError as e:
+            raise OcspResponderError(f"cannot listen on {self.host}:{self.port}: {e}") from None
 
-    def start(self) -> "OcspResponder":
+    def start(self) -> Self:
         """Bind (a free port unless one was given) and serve; attach a Pebble given to __init__."""
-        if self._server is None:
-            try:
-                srv = _Server((self.host, self.port), _Handler)
-            except OSError as e:
-                raise OcspResponderError(f"cannot listen on {self.host}:{self.port}: {e}") from None
-            srv.owner = self
-            self.port = int(srv.server_address[1])
-            self._server = srv
-            self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name=f"ocsp-{self.port}", daemon=True)
-            self._thread.start()
+        super().start()
         if self._pending is not None:
             pebble, self._pending = self._pending, None
             self.attach(pebble)
         return self
-
-    def stop(self) -> None:
-        """Stop serving (connections are then refused); start() again reuses the same port."""
-        srv, self._server = self._server, None
-        if srv:
-            srv.shutdown()
-            srv.server_close()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
 
     def attach(self, pebble: OcspLookup) -> "OcspResponder":
         """Answer for `pebble` from now on: fetch its intermediate and the intermediate's key."""
@@ -226,12 +211,6 @@ class OcspResponder:
         """The status of each answer so far, in order."""
         with self._lock:
             return [a.status for a in self.answers]
-
-    def __enter__(self) -> "OcspResponder":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # Answering.
     def answer(self, method: str, der: bytes) -> bytes:

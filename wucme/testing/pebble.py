@@ -32,7 +32,7 @@ import urllib.request
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Self, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
-    "PebbleError", "TestCA", "ChallTestSrv", "Pebble", "ManagedProcess",
+    "PebbleError", "TestCA", "ChallTestSrv", "Pebble", "ManagedProcess", "ManagedServer",
+    "log_tail", "wait_port",
     "free_port", "make_test_ca", "make_server_cert", "stable_test_ca",
     "install_system_trust", "pebble_available", "DEFAULT_CA_DIR",
 ]
@@ -282,11 +283,7 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log, for error messages."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """SIGTERM the group, SIGKILL it after `grace` seconds; idempotent."""
@@ -323,17 +320,81 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _wait_tcp(port: int, proc: ManagedProcess, what: str, deadline: float) -> None:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of the log file `path` ("" if unreadable), for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_port(port: int, proc: ManagedProcess, what: str, deadline: float, *,
+              error: type[Exception] = PebbleError, log: Path | None = None) -> None:
+    """Return once 127.0.0.1:`port` accepts a connection.
+
+    Raises `error` with the tail of `log` (default: the child's own output) if the
+    child exits first or the monotonic `deadline` passes.
+    """
+    def tail() -> str:
+        return log_tail(log or proc.log_path)
+
     while True:
         if not proc.running():
-            raise PebbleError(f"{what} exited with status {proc.proc.returncode}:\n{proc.log_tail()}")
+            raise error(f"{what} exited with status {proc.proc.returncode}:\n{tail()}")
         with socket.socket() as s:
             s.settimeout(0.5)
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         if time.monotonic() > deadline:
-            raise PebbleError(f"{what} did not listen on 127.0.0.1:{port} in time:\n{proc.log_tail()}")
-        time.sleep(0.05)
+            raise error(f"{what} did not listen on 127.0.0.1:{port} in time:\n{tail()}")
+        time.sleep(0.02)
+
+
+class ManagedServer:
+    """A server the harness runs as a ManagedProcess (`process`): its start/stop life cycle.
+
+    start() is a no-op while the child runs; if starting fails in any way, it stops
+    what was started before re-raising.  stop() is idempotent, safe after a failed
+    start, and always reaches _cleanup(), where a subclass releases what else it holds.
+    """
+
+    process: ManagedProcess | None
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        """Start the server (see _start()) unless it runs already."""
+        if self.running():
+            return self
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        """Start the child; return once it serves, within `timeout` seconds."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the child's whole process group (workers, helpers too), then _cleanup()."""
+        try:
+            if self.process:
+                self.process.stop()
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        """Release what the server holds besides its process (here: nothing)."""
+
+    def running(self) -> bool:
+        return bool(self.process and self.process.running())
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # --- pebble-challtestsrv as DNS ------------------------------------------------------
@@ -374,7 +435,7 @@ def _skip_name(data: bytes, pos: int) -> int:
         pos += n + 1
 
 
-class ChallTestSrv:
+class ChallTestSrv(ManagedServer):
     """pebble-challtestsrv serving DNS only: every name is 127.0.0.1, no AAAA."""
 
     def __init__(self, workdir: str | os.PathLike[str], dns_port: int | None = None,
@@ -393,22 +454,15 @@ class ChallTestSrv:
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
 
-    def start(self, timeout: float = START_TIMEOUT) -> "ChallTestSrv":
-        if self.process and self.process.running():
-            return self
+    def _start(self, timeout: float) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [CHALLTESTSRV, "-dns01", self.dns_address, "-http01", "", "-https01", "",
                 "-tlsalpn01", "", "-management", f"127.0.0.1:{self.management_port}",
                 "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
         self.process = ManagedProcess(argv, self.log_path, env=_clean_env(), cwd=self.workdir)
         deadline = time.monotonic() + timeout
-        try:
-            _wait_tcp(self.management_port, self.process, "pebble-challtestsrv", deadline)
-            self._wait_dns(deadline)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        wait_port(self.management_port, self.process, "pebble-challtestsrv", deadline)
+        self._wait_dns(deadline)
 
     def _wait_dns(self, deadline: float) -> None:
         assert self.process is not None
@@ -427,20 +481,10 @@ class ChallTestSrv:
         """The A records challtestsrv gives for `name` (what Pebble's VA will dial)."""
         return dns_query_a(("127.0.0.1", self.dns_port), name)
 
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> "ChallTestSrv":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 # --- Pebble --------------------------------------------------------------------------
 
-class Pebble:
+class Pebble(ManagedServer):
     """Pebble 2.4.0 on 127.0.0.1 with its own challtestsrv; see DESIGN.md, Test environment.
 
     `http_port` / `tls_port` are where Pebble's VA connects for http-01 and
@@ -532,42 +576,36 @@ class Pebble:
         cfg.update(self.extra_config)
         return {"pebble": cfg}
 
-    def start(self, timeout: float = START_TIMEOUT) -> "Pebble":
+    def _start(self, timeout: float) -> None:
         """Start challtestsrv and Pebble; return once /dir answers over verified TLS."""
-        if self.process and self.process.running():
-            return self
         self.workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            for attempt in range(3):  # its two free ports may be taken meanwhile, too
-                cts = self.challtestsrv = ChallTestSrv(self.workdir)
-                try:
-                    cts.start(timeout)
-                    break
-                except PebbleError:
-                    if attempt == 2 or "address already in use" not in \
-                            cts.log_path.read_text(errors="replace").lower():
-                        raise
-            # A free port can be taken between choosing and binding: retry with new ones.
-            for attempt in range(3):
-                self.port, self.management_port = free_port(), free_port()
-                self.config_path.write_text(json.dumps(self.config(), indent=2))
-                argv = [PEBBLE, "-config", str(self.config_path),
-                        "-dnsserver", cts.dns_address]
-                if self.strict:
-                    argv.append("-strict")
-                self.process = ManagedProcess(argv, self.log_path, env=_clean_env(self.env()),
-                                              cwd=self.workdir)
-                try:
-                    self._wait_ready(time.monotonic() + timeout)
-                    return self
-                except PebbleError:
-                    if self.process.running() or attempt == 2 or "address already in use" not in \
-                            self.process.log_tail().lower():
-                        raise
-                    self.process.stop()
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(3):  # its two free ports may be taken meanwhile, too
+            cts = self.challtestsrv = ChallTestSrv(self.workdir)
+            try:
+                cts.start(timeout)
+                break
+            except PebbleError:
+                if attempt == 2 or "address already in use" not in \
+                        cts.log_path.read_text(errors="replace").lower():
+                    raise
+        # A free port can be taken between choosing and binding: retry with new ones.
+        for attempt in range(3):
+            self.port, self.management_port = free_port(), free_port()
+            self.config_path.write_text(json.dumps(self.config(), indent=2))
+            argv = [PEBBLE, "-config", str(self.config_path),
+                    "-dnsserver", cts.dns_address]
+            if self.strict:
+                argv.append("-strict")
+            self.process = ManagedProcess(argv, self.log_path, env=_clean_env(self.env()),
+                                          cwd=self.workdir)
+            try:
+                self._wait_ready(time.monotonic() + timeout)
+                return
+            except PebbleError:
+                if self.process.running() or attempt == 2 or "address already in use" not in \
+                        self.process.log_tail().lower():
+                    raise
+                self.process.stop()
         raise PebbleError("unreachable")  # pragma: no cover
 
     def _wait_ready(self, deadline: float) -> None:
@@ -590,28 +628,15 @@ class Pebble:
                                       f"{self.process.log_tail()}")
                 time.sleep(0.05)
 
-    def stop(self) -> None:
-        """Stop Pebble and challtestsrv; safe to call twice or after a failed start."""
-        try:
-            if self.process:
-                self.process.stop()
-        finally:
-            if self.challtestsrv:
-                self.challtestsrv.stop()
-            if self._own_workdir:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def running(self) -> bool:
-        return bool(self.process and self.process.running())
+    def _cleanup(self) -> None:
+        """After Pebble, its challtestsrv; then the workdir if this instance made it."""
+        if self.challtestsrv:
+            self.challtestsrv.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, lines: int = 30) -> str:
         return self.process.log_tail(lines) if self.process else ""
-
-    def __enter__(self) -> "Pebble":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # The management API (served over TLS with the same certificate).
     def _management_get(self, path: str) -> bytes:

@@ -15,11 +15,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from wucme.testing.pebble import START_TIMEOUT, ManagedProcess, PebbleError, free_port
+from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer, ServerThread
+from wucme.testing.pebble import ManagedProcess, ManagedServer, PebbleError, free_port
 
 __all__ = ["ChallengeDirServer", "Ualpn", "write_hook_scripts", "UALPN", "TOKEN_RE"]
 
@@ -55,27 +56,27 @@ class _ChallengeHandler(BaseHTTPRequestHandler):
         pass
 
 
-class _ChallengeHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _ChallengeHTTPServer(OwnedHTTPServer):
     # A CA validates every name of a 100-name order at once: the default backlog
     # of 5 drops the handshakes' last ACK and the VA times out awaiting headers.
     request_queue_size = 256
     owner: "ChallengeDirServer"
 
 
-class ChallengeDirServer:
+class ChallengeDirServer(LoopbackHTTPService):
     """Serves GET /.well-known/acme-challenge/TOKEN from root_dir/TOKEN (http-01 webroot)."""
+
+    _server_class = _ChallengeHTTPServer
+    _handler_class = _ChallengeHandler
+    _thread_name = "challenge-dir"
 
     def __init__(self, root_dir: str | os.PathLike[str], port: int = 0,
                  host: str = "127.0.0.1") -> None:
+        super().__init__(host, port)
         self.root_dir = Path(root_dir)
-        self.host = host
-        self.port = port
         self.requests = 0
         self.request_log: list[tuple[str, str]] = []  # (path, Host header)
         self._lock = threading.Lock()
-        self._server: _ChallengeHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def _count(self, path: str, host: str) -> None:
         with self._lock:
@@ -86,33 +87,9 @@ class ChallengeDirServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "ChallengeDirServer":
-        if self._server:
-            return self
+    def _bind(self) -> OwnedHTTPServer:
         self.root_dir.mkdir(parents=True, exist_ok=True)
-        srv = _ChallengeHTTPServer((self.host, self.port), _ChallengeHandler)
-        srv.owner = self
-        self.port = int(srv.server_address[1])
-        self._server = srv
-        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"challenge-dir-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        srv, self._server = self._server, None
-        if srv:
-            srv.shutdown()
-            srv.server_close()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> "ChallengeDirServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return super()._bind()
 
 
 # --- ualpn -----------------------------------------------------------------------------
@@ -130,7 +107,7 @@ class _SinkServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class Ualpn:
+class Ualpn(ManagedServer):
     """The real /usr/bin/ualpn in server mode on 127.0.0.1@port, in the foreground.
 
     ualpn insists on a backend (-c) for connections it does not answer itself; a
@@ -152,32 +129,21 @@ class Ualpn:
         self.socket_path = str(sock)
         self.backend_port = 0
         self.process: ManagedProcess | None = None
-        self._sink: _SinkServer | None = None
-        self._sink_thread: threading.Thread | None = None
+        self._sink: ServerThread | None = None
 
-    def start(self, timeout: float = START_TIMEOUT) -> "Ualpn":
-        if self.process and self.process.running():
-            return self
+    def _start(self, timeout: float) -> None:
         if shutil.which(UALPN) is None:
             raise PebbleError("ualpn is not installed (Debian package uacme)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._sink = _SinkServer(("127.0.0.1", 0), _SinkHandler)
-        self.backend_port = int(self._sink.server_address[1])
-        self._sink_thread = threading.Thread(target=self._sink.serve_forever,
-                                             kwargs={"poll_interval": 0.1}, daemon=True)
-        self._sink_thread.start()
+        self._sink = ServerThread(_SinkServer(("127.0.0.1", 0), _SinkHandler), "ualpn-backend")
+        self.backend_port = self._sink.port
         # -vv at least: readiness is read from the "new worker" line of the log.
         argv = [UALPN, "-" + "v" * max(2, self.verbose),
                 "-b", f"127.0.0.1@{self.port}", "-c", f"127.0.0.1@{self.backend_port}",
                 "-P", "0", "-n", "1", "-s", self.socket_path, "-S", "600",
                 "-p", str(self.pid_path)]
-        try:
-            self.process = ManagedProcess(argv, self.log_path, cwd=self.workdir)
-            self._wait_ready(time.monotonic() + timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self.process = ManagedProcess(argv, self.log_path, cwd=self.workdir)
+        self._wait_ready(time.monotonic() + timeout)
 
     def _wait_ready(self, deadline: float) -> None:
         """Ready when the control socket accepts and a worker exists.
@@ -220,26 +186,13 @@ class Ualpn:
     def unauth(self, ident: str) -> str:
         return self.command(f"unauth {ident}")
 
-    def stop(self) -> None:
-        try:
-            if self.process:
-                self.process.stop()
-        finally:
-            if self._sink:
-                self._sink.shutdown()
-                self._sink.server_close()
-                self._sink = None
-            if self._sink_thread:
-                self._sink_thread.join(5)
-                self._sink_thread = None
-            if self._sockdir:
-                shutil.rmtree(self._sockdir, ignore_errors=True)
-
-    def __enter__(self) -> "Ualpn":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _cleanup(self) -> None:
+        """After ualpn, its backend sink and the socket's temporary directory."""
+        sink, self._sink = self._sink, None
+        if sink:
+            sink.stop()
+        if self._sockdir:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
 
 
 # --- uacme-style hook scripts --------------------------------------------------------

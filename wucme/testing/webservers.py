@@ -22,10 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import wucme
-from wucme.testing.pebble import START_TIMEOUT, ManagedProcess, free_port
+from wucme.testing.pebble import ManagedProcess, ManagedServer, free_port, log_tail, wait_port
 
 __all__ = [
     "WebServerError", "Apache", "Nginx", "apache_available", "nginx_stream_available",
@@ -141,26 +141,6 @@ def define_system_logical(lnm_dir: str | os.PathLike[str], name: str, value: str
             os.environ["WUCME_LNM_DIR"] = saved
 
 
-def _wait_port(port: int, proc: ManagedProcess, what: str, deadline: float, log: Path) -> None:
-    while True:
-        if not proc.running():
-            raise WebServerError(f"{what} exited with status {proc.proc.returncode}:\n{_tail(log)}")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise WebServerError(f"{what} did not listen on 127.0.0.1:{port} in time:\n{_tail(log)}")
-        time.sleep(0.02)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 class HttpReply(NamedTuple):
     """A raw HTTP response: the status, the header fields (names lower-cased) and the body."""
 
@@ -193,9 +173,47 @@ def http_get(port: int, target: str, method: str = "GET", host: str = "localhost
     return HttpReply(status, headers, content)
 
 
+# --- what Apache and nginx share --------------------------------------------------------------
+
+class _WebServer(ManagedServer):
+    """A Debian web server in the foreground in `workdir` (removed at stop if made here).
+
+    A subclass writes `conf_path` in _start() and then calls _run().
+    """
+
+    workdir: Path
+    conf_path: Path
+    error_log: Path
+    _own_workdir: bool
+
+    def _run(self, name: str, check: Sequence[str], argv: Sequence[str], ports: Sequence[int],
+             timeout: float) -> None:
+        """Have `name` test its configuration (`check`), run `argv`, wait for each of `ports`."""
+        r = subprocess.run(check, capture_output=True, text=True, env=_server_env())
+        if r.returncode != 0:
+            raise WebServerError(f"{name} -t rejected {self.conf_path}:\n{r.stderr}")
+        self.process = ManagedProcess(argv, self.workdir / f"{name}.out", env=_server_env(),
+                                      cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        for port in ports:
+            wait_port(port, self.process, name, deadline, error=WebServerError, log=self.error_log)
+
+    def _cleanup(self) -> None:
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def error_log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.error_log, lines)
+
+
+def _server_env() -> dict[str, str]:
+    """A web server's clean environment: nothing of ours leaks into its scripts."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+
+
 # --- Apache ----------------------------------------------------------------------------------
 
-class Apache:
+class Apache(_WebServer):
     """Debian's apache2 on 127.0.0.1:*port* running the wucme CGI script (docs/servers/apache-wucme.conf).
 
     The script finds the challenge store through the system logical name table in *lnm_dir*
@@ -269,18 +287,8 @@ Include "{DOCS_SERVERS / 'apache-wucme.conf'}"
 {self.extra_config}
 """
 
-    def start(self, timeout: float = START_TIMEOUT) -> Apache:
-        """Write the configuration, start apache2 in the foreground, wait until the script answers."""
-        if self.process and self.process.running():
-            return self
-        try:
-            self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self, timeout: float) -> None:
+        """Write the configuration, start apache2 in the foreground, wait until the script answers."""
         if not apache_available():
             raise WebServerError("apache2 or its modules are not installed (Debian package apache2)")
         (self.workdir / "htdocs").mkdir(exist_ok=True)
@@ -291,44 +299,12 @@ Include "{DOCS_SERVERS / 'apache-wucme.conf'}"
             define_system_logical(self.lnm_dir, "WUCME_CHALLENGES", str(self.store_dir))
         self.script = cgi_script(self.workdir / "cgi", self.user)
         self.conf_path.write_text(self.config())
-        check = subprocess.run([APACHE, "-t", "-f", str(self.conf_path)], capture_output=True,
-                               text=True, env=_server_env())
-        if check.returncode != 0:
-            raise WebServerError(f"apache2 -t rejected {self.conf_path}:\n{check.stderr}")
-        self.process = ManagedProcess([APACHE, "-f", str(self.conf_path), "-DFOREGROUND"],
-                                      self.workdir / "apache2.out", env=_server_env(),
-                                      cwd=self.workdir)
-        _wait_port(self.port, self.process, "apache2", time.monotonic() + timeout, self.error_log)
+        self._run(APACHE, [APACHE, "-t", "-f", str(self.conf_path)],
+                  [APACHE, "-f", str(self.conf_path), "-DFOREGROUND"], [self.port], timeout)
         status, _, body = http_get(self.port, "/.well-known/acme-challenge/")
         if status != 404 or NO_SUCH_TOKEN.encode() not in body:
             raise WebServerError(f"apache2 does not run the wucme script: {status} {body[:300]!r}\n"
-                                 f"{_tail(self.error_log)}")
-
-    def stop(self) -> None:
-        """Stop apache2 and every child (workers, the cgid daemon, scripts); idempotent."""
-        try:
-            if self.process:
-                self.process.stop()
-        finally:
-            if self._own_workdir:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def running(self) -> bool:
-        return bool(self.process and self.process.running())
-
-    def error_log_tail(self, lines: int = 30) -> str:
-        return _tail(self.error_log, lines)
-
-    def __enter__(self) -> Apache:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _server_env() -> dict[str, str]:
-    """A web server's clean environment: nothing of ours leaks into its scripts."""
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+                                 f"{self.error_log_tail()}")
 
 
 # --- nginx -----------------------------------------------------------------------------------
@@ -350,7 +326,7 @@ def render_nginx_stream(text: str, front: str, responder: str, site: str) -> str
     return text
 
 
-class Nginx:
+class Nginx(_WebServer):
     """nginx with the stream module in front of a TLS site, routing acme-tls/1 elsewhere.
 
     *front_port* is the public port (docs/servers/nginx-wucme.conf: ssl_preread routes a
@@ -415,52 +391,16 @@ http {{
 }}
 """
 
-    def start(self, timeout: float = START_TIMEOUT) -> Nginx:
-        """Write the configuration, start nginx in the foreground, wait for its three ports."""
-        if self.process and self.process.running():
-            return self
-        try:
-            self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self, timeout: float) -> None:
+        """Write the configuration, start nginx in the foreground, wait for its three ports."""
         if not nginx_stream_available():
             raise WebServerError("nginx or its stream module is not installed "
                                  "(Debian packages nginx, libnginx-mod-stream)")
         (self.workdir / "tmp").mkdir(exist_ok=True)
         self.conf_path.write_text(self.config())
         argv = [NGINX, "-p", f"{self.workdir}/", "-c", str(self.conf_path), "-e", str(self.error_log)]
-        check = subprocess.run(argv + ["-t"], capture_output=True, text=True, env=_server_env())
-        if check.returncode != 0:
-            raise WebServerError(f"nginx -t rejected {self.conf_path}:\n{check.stderr}")
-        self.process = ManagedProcess(argv, self.workdir / "nginx.out", env=_server_env(),
-                                      cwd=self.workdir)
-        deadline = time.monotonic() + timeout
-        for port in (self.front_port, self.site_port, self.proxy_site_port):
-            _wait_port(port, self.process, "nginx", deadline, self.error_log)
-
-    def stop(self) -> None:
-        try:
-            if self.process:
-                self.process.stop()
-        finally:
-            if self._own_workdir:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def running(self) -> bool:
-        return bool(self.process and self.process.running())
-
-    def error_log_tail(self, lines: int = 30) -> str:
-        return _tail(self.error_log, lines)
-
-    def __enter__(self) -> Nginx:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._run(NGINX, argv + ["-t"], argv,
+                  [self.front_port, self.site_port, self.proxy_site_port], timeout)
 
 
 def _distinct_port(taken: set[int]) -> int:

@@ -1,0 +1,86 @@
+"""Small servers on loopback served by a daemon thread: one start/stop for the harness's own servers.
+
+The webroot, the fault proxy and the OCSP responder are each an http.server run in a
+thread of the test process; ualpn's backend sink is a plain socketserver run the same way.
+"""
+from __future__ import annotations
+
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+__all__ = ["ServerThread", "OwnedHTTPServer", "LoopbackHTTPService"]
+
+
+class ServerThread:
+    """`server` served by a daemon thread from construction until stop().
+
+    serve_forever() polls every 0.1 s so that stop() returns promptly; a `name`
+    names the thread after the port as well, for tracebacks and thread dumps.
+    """
+
+    def __init__(self, server: socketserver.TCPServer, name: str | None = None) -> None:
+        self.server = server
+        self.port = int(server.server_address[1])
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"{name}-{self.port}" if name else None, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket, give the thread 5 s to end."""
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+class OwnedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose handlers reach the service running it as `server.owner`."""
+
+    daemon_threads = True
+    owner: Any
+
+
+class LoopbackHTTPService:
+    """start() / stop() / `with` for an HTTP service on `host`:`port`, served by a ServerThread.
+
+    A subclass names its `_server_class`, `_handler_class` and `_thread_name`.  Port 0
+    means a free port; the port bound is kept, so start() after stop() serves the same URL.
+    """
+
+    _server_class: type[OwnedHTTPServer]
+    _handler_class: type[BaseHTTPRequestHandler]
+    _thread_name: str
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._serving: ServerThread | None = None
+
+    def _bind(self) -> OwnedHTTPServer:
+        """Bind the listening socket (where a subclass prepares, or words a failure its way)."""
+        return self._server_class((self.host, self.port), self._handler_class)
+
+    def start(self) -> Self:
+        """Bind (a free port unless one was given) and serve; a no-op while serving."""
+        if self._serving is None:
+            srv = self._bind()
+            srv.owner = self
+            self.port = int(srv.server_address[1])  # final before the first request can arrive
+            self._serving = ServerThread(srv, self._thread_name)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (connections are then refused; start() again binds the same port); idempotent."""
+        serving, self._serving = self._serving, None
+        if serving:
+            serving.stop()
+
+    def running(self) -> bool:
+        return self._serving is not None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
