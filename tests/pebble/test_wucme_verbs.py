@@ -450,7 +450,15 @@ class AgentAskingServer:
                 raw.close()
 
     def close(self) -> None:
+        # shutdown() wakes the accept() blocked in the thread; close() alone would leave the
+        # port listening until that call returns.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
 
 
 def test_issue_leaves_tls_alpn01_to_the_servers_acme_tls_1_agent(wucme: Wucme, pebble: Pebble) -> None:
