@@ -1,7 +1,8 @@
 """The `wucme` command: the face that dispatches to the verbs, the uacme port and alpn.
 
 When a web server runs the image as a CGI script (GATEWAY_INTERFACE set), it answers http-01
-challenges, as WASD runs the same wucme image as a script; run as a script with no request
+challenges and serves the authorised admin pages (wucme.web), as WASD runs the same wucme image
+as a script; run as a script with no request
 method (WASD's proctor), it is the agent (docs/agent.md).  Errors are shown as VMS messages and
 mapped to exit statuses; a traceback is shown only for a bug, and only with WUCME_VERBOSE defined.
 """
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             from wucme.agent.__main__ import main as agent_main
 
             return agent_main([])
-        from wucme.challenge.http01 import cgi_main
+        from wucme.web import cgi_main
 
         return cgi_main()
     if args and args[0] == "--uacme":
