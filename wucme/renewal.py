@@ -28,7 +28,7 @@ from wucme.msg import Msg
 from wucme.repository import Managed, Repository, iso, utc_now
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import AcmeSession, acme_bootstrap
-from wucme.uacme.ari import ari_cert_id, ari_check
+from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.vms.lnm import trnlnm
 
 DEFAULT_WORKERS = 4
@@ -184,7 +184,7 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
         account_retrieve(a)
         with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
             def renew(item: tuple[Managed, str]) -> Outcome:
-                return _renew(a, repo, responder, item[0], item[1], ari_url, log, say)
+                return _renew(a, repo, responder, item[0], item[1], log, say)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
@@ -193,19 +193,14 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
 
 
 def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, why: str,
-           ari_url: object, log: Msg, say: Callable[[str], None]) -> Outcome:
+           log: Msg, say: Callable[[str], None]) -> Outcome:
     state = m.state
     try:
         if m.problem and not m.leaf and state.corrupt:
             raise WucmeError(f"cannot tell which hosts {m.cert_path.name} is for ({m.problem}); "
                              "run wucme issue for them", ident="NOHOSTS")
         names = validate_identifiers(state.hosts, wildcard=False)
-        replaces = None
-        if isinstance(ari_url, str) and m.leaf is not None:
-            try:
-                replaces = ari_cert_id(m.leaf)
-            except (ValueError, crypto.CryptoError):
-                replaces = None
+        replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name}: {why}")
         new = issue_certificate(a, repo, responder, names, replaces=replaces, status="renewed")
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"

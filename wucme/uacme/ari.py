@@ -10,6 +10,8 @@ import random
 import time
 from typing import Any
 
+from cryptography import x509
+
 from wucme import crypto
 from wucme.errors import WucmeError
 from wucme.uacme.acme import AcmeSession, acme_get
@@ -18,6 +20,19 @@ from wucme.uacme.acme import AcmeSession, acme_get
 def ari_cert_id(cert: Any) -> str:
     """The RFC 9773 §4.1 identifier: b64url(AKI keyIdentifier) "." b64url(serial)."""
     return crypto.crt_ari_url(cert, "").lstrip("/")
+
+
+def ari_replaces(a: AcmeSession, old: Any) -> str | None:
+    """`replaces` for a renewal order (RFC 9773 §5): the identifier of `old` (a certificate, or
+    the file holding it) when the CA offers renewalInfo; None without ARI or without an old
+    certificate that has an Authority Key Identifier."""
+    if not a.dir.get("renewalInfo"):
+        return None
+    try:
+        cert = old if isinstance(old, x509.Certificate) else next(iter(crypto.cert_load(old)), None)
+        return ari_cert_id(cert) if cert is not None else None
+    except (ValueError, crypto.CryptoError):
+        return None
 
 
 def ari_check(a: AcmeSession, cert: Any, ari_url: str | None, now: float | None = None,

@@ -19,7 +19,7 @@ from wucme.http import HttpConfig, make_transport
 from wucme.msg import Msg
 from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
-from wucme.uacme.ari import ari_cert_id
+from wucme.uacme.ari import ari_replaces
 from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
 from wucme.uacme.files import link_backup
 from wucme.vms.lnm import trnlnm
@@ -367,14 +367,7 @@ def _issue_with_key(a: AcmeSession, o: Options, check: bool, names: list[str],
     if csr is None:
         a.log(1, "generating certificate request")
         csr = crypto.csr_gen(names, o.status_req, a.profile is not None, key)
-    replaces = None
-    if ari_url:
-        old = crypto.cert_load(filename) if os.path.exists(filename) else []
-        if old:
-            try:
-                replaces = ari_cert_id(old[0])
-            except (ValueError, crypto.CryptoError):
-                replaces = None
+    replaces = ari_replaces(a, filename) if ari_url else None
     acct.account_retrieve(a)
     cert_issue(a, names, csr, certprefix, replaces)
     if newkeyfile and keyfile:

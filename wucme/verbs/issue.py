@@ -6,7 +6,6 @@ the account key.  The first name names the files.
 """
 from __future__ import annotations
 
-from wucme import crypto
 from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
 from wucme.dcl import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
@@ -16,7 +15,7 @@ from wucme.repository import Repository, utc_now
 from wucme.renewal import RETRY_AFTER_FAILURE
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import acme_bootstrap
-from wucme.uacme.ari import ari_cert_id
+from wucme.uacme.ari import ari_replaces
 from wucme.verbs.common import VerbLog, say, session
 
 VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
@@ -53,13 +52,7 @@ def run(cmd: Command) -> int:
         a.key = account_key
         acme_bootstrap(a)
         account_retrieve(a)
-        replaces = None
-        old = repo.cert_path(names[0])
-        if a.dir.get("renewalInfo") and old.exists():
-            try:
-                replaces = ari_cert_id(crypto.cert_load(old)[0])
-            except (IndexError, ValueError, crypto.CryptoError):
-                replaces = None
+        replaces = ari_replaces(a, repo.cert_path(names[0]))
         if progress is not None:
             say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
         with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
