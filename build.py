@@ -25,7 +25,7 @@ NATIVE = HERE / "native"
 #: Debian packages the tests and the demo use (real parts, not mocks).
 DEBIAN_PACKAGES = ["pebble", "uacme", "apache2", "nginx", "libnginx-mod-stream", "wrk", "openssl",
                    "ca-certificates"]
-PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "setuptools>=61", "wheel", "cffi>=1.15",
+PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "mypy>=1.8", "setuptools>=61", "wheel", "cffi>=1.15",
                         "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4"]
 
 
