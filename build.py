@@ -24,9 +24,10 @@ NATIVE = HERE / "native"
 
 #: Debian packages the tests and the demo use (real parts, not mocks).
 DEBIAN_PACKAGES = ["pebble", "uacme", "apache2", "nginx", "libnginx-mod-stream", "wrk", "openssl",
-                   "ca-certificates"]
+                   "ca-certificates", "postgresql"]
 PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "mypy>=1.8", "setuptools>=61", "wheel", "cffi>=1.15",
-                        "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4"]
+                        "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4",
+                        "psycopg[binary]>=3.1"]
 
 
 def _native_names() -> list[str]:
@@ -83,7 +84,7 @@ def setup_debian() -> None:
     _run(sudo + ["apt-get", "update", "-q"], env=env)
     _run(sudo + ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
     # The packaged services must not hold the ports or run at all: tests start their own.
-    for svc in ("apache2", "nginx"):
+    for svc in ("apache2", "nginx", "postgresql"):
         subprocess.run(sudo + ["service", svc, "stop"], capture_output=True)
 
 

@@ -22,7 +22,7 @@ setup(
         "cffi>=1.15",
         "idna>=3.4",
     ],
-    extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4"]},
+    extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4"], "cluster": ["psycopg[binary]>=3.1"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
     entry_points={"console_scripts": ["wucme=wucme.cli:main"]},

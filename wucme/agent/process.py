@@ -42,6 +42,10 @@ PR_SET_NAME = 15
 STOP_GRACE = 10.0
 
 
+class LockLost(Exception):
+    """The cluster lock went with its database session."""
+
+
 class Stop(Exception):
     """Raised by the SIGTERM/SIGINT handler to end a wait or a cycle."""
 
@@ -174,21 +178,46 @@ class Agent:
             self.log.write(f"%WUCME-I-ACTIVE, WUCME_ACTIVE is defined: active on {self.node} "
                            f"without the lock for {self.repo_path}")
             return
-        from wucme.lock import LockManager, LockMode, NotQueued
+        from wucme.lock import NotQueued
 
-        lm = LockManager(self.repo_path / LOCK_DIR)
         try:
-            self.lock = lm.enqueue(RESOURCE, LockMode.EX, wait=False)
+            self.lock = self._enqueue(wait=False)
         except NotQueued:
             self.role = "standby"
             self._name(STANDBY_NAME)
             self.log.write(f"%WUCME-I-STANDBY, pid {os.getpid()} waits to take over {self.repo_path}")
-            self.lock = lm.enqueue(RESOURCE, LockMode.EX)  # asleep in the kernel until granted
+            self.lock = self._enqueue(wait=True)  # asleep in the kernel (or the server) until granted
             self.log.write("%WUCME-I-TAKEOVER, the active agent is gone: taking over")
         self.role = "active"
         self._name(ACTIVE_NAME)
         with contextlib.suppress(Exception):
             self.lock.value_block = f"{self.node} pid={os.getpid()}".encode()[:64]
+
+    # --- the lock backend: WUCME_LOCK_DB (docs/agent.md, "Cluster lock") --------------------------
+
+    def _enqueue(self, wait: bool) -> Any:
+        """WUCME_ACTIVE in EX mode: on the PostgreSQL server WUCME_LOCK_DB names (a libpq
+        connection string; hosts sharing the repository), else the local lock manager."""
+        conninfo = trnlnm("WUCME_LOCK_DB")
+        if conninfo:
+            from wucme.errors import WucmeError
+            from wucme.lock import NotQueued
+            from wucme.vms.msg import exit_status
+
+            try:
+                from wucme.lockpg import PgLock
+
+                return PgLock(conninfo, RESOURCE, repository=self.repo_path).acquire(wait=wait)
+            except NotQueued:
+                raise
+            except WucmeError as e:  # NOPSYCOPG, LOCKDB: a message and an exit status, no traceback
+                self.log.write(e.message())
+                raise SystemExit(exit_status(e.severity)) from None
+        from wucme.lock import LockManager, LockMode
+
+        return LockManager(self.repo_path / LOCK_DIR).enqueue(RESOURCE, LockMode.EX, wait=wait)
+
+    # ---------------------------------------------------------------------------------------------
 
     def release(self) -> None:
         if self.lock is not None:
@@ -201,6 +230,7 @@ class Agent:
     def serve(self) -> int:
         """Stand by, become active, run the daily cycles until a signal (or max_cycles); 0."""
         self.install_signals()
+        status = 0
         try:
             self._name(STANDBY_NAME)
             self.become_active()
@@ -212,6 +242,7 @@ class Agent:
                 if self.immediate:
                     when, why, self.immediate = now, "requested", False
                 if when <= now:
+                    self._still_holding()
                     self.log.write(f"%WUCME-I-CYCLE, starting the daily cycle ({why})")
                     self.cycle(self)
                     self.cycles += 1
@@ -222,6 +253,9 @@ class Agent:
                 self.clock.wait_until(when)
         except Stop as e:
             self.log.write(f"%WUCME-I-STOPPING, {e} received: {'stopping' if self.role else 'leaving'}")
+        except LockLost as e:
+            self.log.write(f"%WUCME-F-LOCKLOST, {e}: stopping without a cycle (a standby takes over)")
+            status = 2
         finally:
             for s in (signal.SIGTERM, signal.SIGINT):  # one stop is enough: finish it quietly
                 signal.signal(s, signal.SIG_IGN)
@@ -229,7 +263,20 @@ class Agent:
             self.release()
             self.restore_signals()
         self.log.write(f"%WUCME-I-STOPPED, agent {os.getpid()} stopped")
-        return 0
+        return status
+
+    def _still_holding(self) -> None:
+        """A cluster lock ends with its database session, and a standby elsewhere may then be
+        active already: never start a cycle without it (the local lock cannot be lost)."""
+        check = getattr(self.lock, "check", None)
+        if check is None:
+            return
+        from wucme.lock import LockError
+
+        try:
+            check()
+        except LockError as e:
+            raise LockLost(e.text) from None
 
     _announced: _dt.datetime | None = None
 
