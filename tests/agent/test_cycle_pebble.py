@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path

@@ -195,6 +195,7 @@ def test_expiring_when_renewal_keeps_failing(repo: Repository, monkeypatch: pyte
     lines = sorted(e.message() for e in events)
     assert len(lines) == 2, lines
     assert lines[0].startswith("%WUCME-E-EXPIRED, gone.example.org expired 2 days ago and renewal keeps failing")
+    assert gone in lines[0]
     assert lines[1].startswith("%WUCME-W-EXPIRING, www.example.org (+1) expires in 3 days and renewal keeps "
                                f"failing ({failing}, not after ")
     assert lines[1].endswith("CA said no  Bcc: x")
