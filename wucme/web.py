@@ -6,16 +6,12 @@ mounted in any WSGI server.
 """
 from __future__ import annotations
 
-import io
-import os
-import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from wucme.admin import admin_page, make_admin_app
-from wucme.challenge.http01 import StartResponse, WsgiApp, make_wsgi_app
+from wucme.challenge.http01 import StartResponse, WsgiApp, make_wsgi_app, run_cgi
 from wucme.challenge.store import ChallengeStore
-from wucme.vms.msg import format_message
 
 __all__ = ["make_app", "cgi_main"]
 
@@ -46,31 +42,5 @@ def cgi_main(
     stdout: IO[bytes] | None = None,
     store: ChallengeStore | None = None,
 ) -> int:
-    """Answer one CGI request (RFC 3875 §6.3.3: a Status header field, not a status line)."""
-    env: dict[str, Any] = dict(os.environ if environ is None else environ)
-    out = stdout if stdout is not None else sys.stdout.buffer
-    env.setdefault("SCRIPT_NAME", "")
-    env.setdefault("PATH_INFO", "")
-    env["wsgi.input"] = stdin if stdin is not None else io.BytesIO()
-    env["wsgi.errors"] = sys.stderr
-    env["wsgi.version"] = (1, 0)
-    env["wsgi.url_scheme"] = "https" if env.get("HTTPS", "").lower() in ("on", "1") else "http"
-    env["wsgi.multithread"] = env["wsgi.multiprocess"] = False
-    env["wsgi.run_once"] = True
-    head: list[bytes] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        lines = [f"Status: {status}"] + [f"{k}: {v}" for k, v in headers]
-        head[:] = [("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")]
-
-    try:
-        body = b"".join(make_app(store)(env, start_response))
-    except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
-        text = format_message("F", "BUG", f"unexpected {type(e).__name__}: {e}") + "\n"
-        body = text.encode("utf-8", "replace")
-        start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
-                                                     ("Content-Length", str(len(body))),
-                                                     ("Cache-Control", "no-store")])
-    out.write(head[0] + body)
-    out.flush()
-    return 0
+    """Answer one CGI request: challenges and admin pages (what the `wucme` image runs)."""
+    return run_cgi(make_app(store), environ, stdin, stdout)

@@ -20,6 +20,7 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from wucme.challenge.store import ChallengeStore, is_token
+from wucme.vms.msg import format_message
 
 __all__ = [
     "CHALLENGE_PREFIX",
@@ -100,17 +101,15 @@ def _respond(
 # -- CGI (RFC 3875) ----------------------------------------------------------------------------
 
 
-def cgi_main(
+def run_cgi(
+    app: Callable[..., Iterable[bytes]],
     environ: Mapping[str, str] | None = None,
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
-    store: ChallengeStore | None = None,
 ) -> int:
-    """Run the challenge application once as a CGI script (RFC 3875 §6: a Status header, not a status line).
-
-    The wucme executable calls this when GATEWAY_INTERFACE is set, as WASD runs the same image
-    both as a command and as a script.
-    """
+    """Run a WSGI application once as a CGI script (RFC 3875 §6.3.3: a Status header field, not
+    a status line).  An unexpected failure answers 500 with a VMS message, never a traceback:
+    the server shows the script's output to the client."""
     env: dict[str, Any] = dict(os.environ if environ is None else environ)
     out = stdout if stdout is not None else sys.stdout.buffer
     env.setdefault("SCRIPT_NAME", "")
@@ -121,16 +120,34 @@ def cgi_main(
     env["wsgi.url_scheme"] = "https" if env.get("HTTPS", "").lower() in ("on", "1") else "http"
     env["wsgi.multithread"] = env["wsgi.multiprocess"] = False
     env["wsgi.run_once"] = True
-    captured: list[bytes] = []
+    head: list[bytes] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         lines = [f"Status: {status}"] + [f"{k}: {v}" for k, v in headers]
-        captured.append(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head[:] = [("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")]
 
-    body = b"".join(make_wsgi_app(store or ChallengeStore())(env, start_response))
-    out.write(captured[0] + body)
+    try:
+        body = b"".join(app(env, start_response))
+    except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
+        body = (format_message("F", "BUG", f"unexpected {type(e).__name__}: {e}") + "\n").encode(
+            "utf-8", "replace")
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
+                                                     ("Content-Length", str(len(body))),
+                                                     ("Cache-Control", "no-store")])
+    out.write(head[0] + body)
     out.flush()
     return 0
+
+
+def cgi_main(
+    environ: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    store: ChallengeStore | None = None,
+) -> int:
+    """The challenge application alone as a CGI script (the `wucme` image routes through
+    wucme.web, which adds the admin pages)."""
+    return run_cgi(make_wsgi_app(store or ChallengeStore()), environ, stdin, stdout)
 
 
 # -- wucme's own listener (WUCME_HTTP01, `check /http01`) ---------------------------------------
