@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["atomic_write", "write_temp", "fsync_dir", "TEMP_PREFIX"]
+T = TypeVar("T")
+
+__all__ = ["atomic_write", "install_temp", "write_temp", "fsync_dir", "TEMP_PREFIX"]
 
 #: Temporary files start with this, so no listing mistakes them for a version.
 TEMP_PREFIX = ".wucme-tmp-"
@@ -56,11 +60,12 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     return tmp
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
-    """Replace *path* by a file holding *data*: temp in the same directory, fsync, rename, fsync dir."""
-    path = Path(path)
-    tmp = write_temp(path.parent, data, mode)
+def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None) -> T | None:
+    """Rename the written temporary file *tmp* over *path* and fsync the directory; *before*
+    runs just ahead of the rename (keeping the old file as a version).  On any failure the
+    temporary file is removed and the old file is untouched.  Returns what *before* returned."""
     try:
+        result = before() if before is not None else None
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -69,4 +74,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
             pass
         raise
     fsync_dir(path.parent)
+    return result
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
+    """Replace *path* by a file holding *data*: temp in the same directory, fsync, rename, fsync dir."""
+    path = Path(path)
+    install_temp(write_temp(path.parent, data, mode), path)
     return path

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from wucme.vms.atomic import atomic_write, fsync_dir, write_temp
+from wucme.vms.atomic import atomic_write, fsync_dir, install_temp, write_temp
 from wucme.vms.lnm import trnlnm
 
 __all__ = [
@@ -145,18 +145,7 @@ def write_versioned(
     """
     path = Path(path)
     keep = keep_count() if keep is None else keep
-    tmp = write_temp(path.parent, data, mode)
-    earlier: list[tuple[int, Path]] | None = None
-    try:
-        if keep > 0:
-            earlier = _preserve(path)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    earlier = install_temp(write_temp(path.parent, data, mode), path,
+                           (lambda: _preserve(path)) if keep > 0 else None)
     purge(path, keep, earlier)
     return path
