@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -20,6 +19,7 @@ from wucme.challenge.alpn import AlpnControl, alpn_main, parse_options
 from wucme.challenge.alpnauth import AUTH_LIFETIME, AuthTable, handle_command
 from wucme.challenge.alpnproxy import proxy_header
 from wucme.challenge.tlsalpn import auth_digest
+from wucme.testing.pebble import stop_child
 
 from .test_challenge_support import (
     PYTHON, TlsBackend, free_port, python_env, s_client, tls_get, wait_for, write_self_signed,
@@ -57,19 +57,6 @@ def start_alpn(tmp_path: Path, backend_port: int, *extra: str) -> tuple[subproce
     return proc, port, sock, pidfile, log
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
-
-
 @pytest.fixture
 def alpn(tmp_path: Path) -> Iterator[Alpn]:
     backend = TlsBackend(write_self_signed(tmp_path))
@@ -77,7 +64,7 @@ def alpn(tmp_path: Path) -> Iterator[Alpn]:
     try:
         yield Alpn(proc, port, sock, pidfile, log, backend)
     finally:
-        stop(proc)
+        stop_child(proc, grace=10)
         backend.close()
 
 
@@ -163,7 +150,7 @@ def test_too_many_auths(tmp_path: Path) -> None:
         assert ctl.auth("c.example", DIGEST) == "ERR too many auths"
         assert ctl.auth("a.example", auth_digest("x")) == "OK"  # replacing is not adding
     finally:
-        stop(proc)
+        stop_child(proc, grace=10)
         backend.close()
 
 
@@ -263,7 +250,7 @@ def test_plain_http_is_proxied_too(tmp_path: Path) -> None:
                     conn.shutdown(socket.SHUT_WR)
                     assert c.recv(100) == b"HTTP/1.0 204 No Content\r\n\r\n"
         finally:
-            stop(proc)
+            stop_child(proc, grace=10)
 
 
 def test_options_and_usage_errors(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 `wucme alpn` in front of a TLS site, and nginx's stream routing (RFC 8555 §8.3, RFC 8737)."""
 from __future__ import annotations
 
-import signal
 import socket
 import ssl
 import subprocess
@@ -19,7 +18,7 @@ from wucme.challenge.alpn import AlpnControl
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import TlsAlpnResponder
-from wucme.testing.pebble import Pebble, TestCA, free_port
+from wucme.testing.pebble import Pebble, TestCA, free_port, stop_child
 from wucme.testing.webservers import Apache, Nginx, processes_in_group
 
 from .support import (Acme, alpn_control_responder, alpn_store_responder, http01_responder,
@@ -119,15 +118,7 @@ def wucme_alpn(tmp_path: Path, pebble: Pebble, web_dir: Path,
             time.sleep(0.02)
         yield proc, ng, sock, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop_child(proc, grace=10)
         assert processes_in_group(proc.pid) == []
 
 

@@ -42,7 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "PebbleError", "TestCA", "ChallTestSrv", "Pebble", "ManagedProcess", "ManagedServer",
-    "log_tail", "wait_port",
+    "log_tail", "wait_port", "stop_child",
     "free_port", "make_test_ca", "make_server_cert", "stable_test_ca",
     "install_system_trust", "pebble_available", "DEFAULT_CA_DIR",
 ]
@@ -250,6 +250,21 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     """Ask Linux to SIGTERM the child if the test process dies without cleaning up."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_child(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
+    """End a child the test started itself: SIGTERM, SIGKILL after `grace` seconds, then close
+    the pipes it was given (pytest's filterwarnings=error turns a leaked pipe into a failure)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
 
 
 class ManagedProcess:
