@@ -112,6 +112,16 @@ def _positive(option: str, value: str) -> int:
     return n
 
 
+def _root_only_once(o: Options, attr: str, value: str, option: str) -> None:
+    """ualpn's rule for -r and -u: given once, and honoured only when running as root."""
+    if getattr(o, attr):
+        raise AlpnError(f"{option} can only be specified once")
+    if os.geteuid() != 0:
+        o.warnings.append(f"{option} requires running as root - ignored")
+    else:
+        setattr(o, attr, value)
+
+
 def parse_options(argv: list[str]) -> Options:
     """Parse ualpn's command line (GNU getopt, long options included); raise AlpnError."""
     try:
@@ -153,12 +163,7 @@ def parse_options(argv: list[str]) -> Options:
                 raise AlpnError("-P,--proxy: must be 0 (disabled), 1 or 2")
             o.proxy = int(value)
         elif letter == "r":
-            if o.chroot:
-                raise AlpnError("-r,--chroot can only be specified once")
-            if os.geteuid() != 0:
-                o.warnings.append("-r,--chroot requires running as root - ignored")
-            else:
-                o.chroot = value
+            _root_only_once(o, "chroot", value, "-r,--chroot")
         elif letter == "s":
             if o.socket:
                 raise AlpnError("-s,--sock can only be specified once")
@@ -174,12 +179,7 @@ def parse_options(argv: list[str]) -> Options:
         elif letter == "t":
             o.stop = True
         elif letter == "u":
-            if o.user:
-                raise AlpnError("-u,--user can only be specified once")
-            if os.geteuid() != 0:
-                o.warnings.append("-u,--user requires running as root - ignored")
-            else:
-                o.user = value
+            _root_only_once(o, "user", value, "-u,--user")
         elif letter == "v":
             o.verbose += 1
         elif letter == "V":
