@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wucme.errors import WucmeError
-from wucme.vms.msg import VmsError, format_message
+from wucme.vms.condition import VmsError, format_message
 
 __all__ = [
     "ADMIN_PREFIX",

@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from wucme.errors import WucmeError
-from wucme.vms.msg import VmsError, exit_status, format_message
+from wucme.vms.condition import VmsError, exit_status, format_message
 
 
 def _verbose() -> bool:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return dcl_main(args)
     if args and args[0].lower() in ("acme_tls_1", "acme-tls-1"):
-        from wucme.challenge.agent import acme_tls_1_main
+        from wucme.challenge.acme_tls_1 import acme_tls_1_main
 
         return acme_tls_1_main(args[1:])
     if args and args[0] in ("--version", "-V"):

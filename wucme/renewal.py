@@ -24,7 +24,7 @@ from wucme import crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import WucmeError
 from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, run_load
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 from wucme.repository import Managed, Repository, iso, utc_now
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import AcmeSession, acme_bootstrap

@@ -17,7 +17,6 @@ import datetime as _dt
 import json
 import os
 import re
-import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,7 +338,3 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
-
-
-def file_mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)

@@ -48,7 +48,7 @@ from bench_issue import PYCACHE, TIME, UACME, machine  # noqa: E402
 
 from wucme import crypto  # noqa: E402
 from wucme.issuance import ChallengeConfig, Responder, issue_certificate  # noqa: E402
-from wucme.msg import Msg  # noqa: E402
+from wucme.uacme.msg import Msg  # noqa: E402
 from wucme.repository import CertState, Repository, iso, key_pem  # noqa: E402
 from wucme.testing.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
 from wucme.testing.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402

@@ -13,9 +13,9 @@ import pytest
 from cryptography import x509
 
 from wucme.challenge.store import ChallengeStore
-from wucme.dcl import split_list
+from wucme.command import split_list
 from wucme.dclproc import run_procedure_status
-from wucme.dclproc.messages import linux_exit
+from wucme.dclproc.status import linux_exit
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, TlsAlpnResponder
 from wucme.testing.pebble import Pebble
 from wucme.testing.responders import ChallengeDirServer

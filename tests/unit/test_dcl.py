@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from wucme.dcl import (Command, DclError, Qualifier, Verb, join_continuations, match_keyword, parse,
+from wucme.command import (Command, DclError, Qualifier, Verb, join_continuations, match_keyword, parse,
                        split_list, unquote)
 from wucme.verbs import VERBS
 

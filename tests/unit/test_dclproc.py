@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from wucme.dclproc import dcl_main, run_procedure, run_procedure_status
-from wucme.dclproc.cmdline import load_lines, substitute_apostrophes
+from wucme.dclproc.scan import load_lines, substitute_apostrophes
 from wucme.dclproc.images import image_argv
-from wucme.dclproc.messages import linux_exit
+from wucme.dclproc.status import linux_exit
 from wucme.vms import lnm
 
 
@@ -310,7 +310,7 @@ def test_wucme_image_mapping() -> None:
     for spec in ("cgi_exe:wucme", "CGI_EXE:WUCME.EXE", "WASD_EXE:[X]WUCME.EXE;1", "wucme", "/opt/x/wucme"):
         assert image_argv(spec) == me
     assert image_argv("openssl")[0].endswith("/openssl")
-    from wucme.dclproc.messages import DclSignal
+    from wucme.dclproc.status import DclSignal
 
     with pytest.raises(DclSignal) as exc:
         image_argv("$NO_SUCH_DEVICE_X:[A]NOPE.EXE")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from wucme.vms import lnm
-from wucme.vms.dclquote import QuoteError, parse_equivalence_list, quote, split_search_list
+from wucme.vms.dcllex import QuoteError, parse_equivalence_list, quote, split_search_list
 
 NAMES = ["WUCME_T_A", "WUCME_T_B", "WUCME_T_C", "WUCME_HERE", "WUCME_MAIL", "WUCME_T_LOOP1", "WUCME_T_LOOP2",
          "WUCME_KEEP", "WASD_ROOT", "ELSE", "wucme_t_lower"] + [f"WUCME_T_L{i}" for i in range(13)]

@@ -15,7 +15,7 @@ import pytest
 from wucme import crypto
 from wucme.challenge.store import ChallengeStore
 from wucme.http import HttpConfig, make_transport
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 from wucme.testing.pebble import Pebble, TestCA, make_server_cert
 from wucme.testing.webservers import (Apache, Nginx, apache_available, nginx_stream_available,
                                       processes_in_group, shared_dir)

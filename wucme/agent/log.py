@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 from wucme.vms.ods2 import ods2_name
 
 LOG_PREFIX = "WUCME_LOG_"  # the prefix Repository.newest_log() looks for

@@ -82,11 +82,6 @@ def _set_cmdline(name: bytes) -> None:
         mem.write(data)
 
 
-def process_name(pid: int | str = "self") -> str:
-    """/proc/PID/comm without its newline."""
-    return Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
-
-
 # --- detaching ------------------------------------------------------------------------------------
 
 def detach() -> int | None:
@@ -202,7 +197,7 @@ class Agent:
         if conninfo:
             from wucme.errors import WucmeError
             from wucme.lock import NotQueued
-            from wucme.vms.msg import exit_status
+            from wucme.vms.condition import exit_status
 
             try:
                 from wucme.lockpg import PgLock

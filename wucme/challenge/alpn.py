@@ -287,10 +287,6 @@ class AlpnControl:
         """``auth IDENT AUTH``: *digest* is base64url SHA-256 of the key authorization (43 chars)."""
         return self.command(f"auth {ident} {digest}")
 
-    def auth_key_authorization(self, ident: str, key_authorization: str) -> str:
-        """``auth`` computing the digest from the key authorization (RFC 8737 §3)."""
-        return self.auth(ident, auth_digest(key_authorization))
-
     def unauth(self, ident: str) -> str:
         """``unauth IDENT``."""
         return self.command(f"unauth {ident}")

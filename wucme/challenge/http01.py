@@ -20,7 +20,7 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from wucme.challenge.store import ChallengeStore, is_token
-from wucme.vms.msg import format_message
+from wucme.vms.condition import format_message
 
 __all__ = [
     "CHALLENGE_PREFIX",

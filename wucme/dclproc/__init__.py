@@ -10,7 +10,7 @@ import sys
 from typing import IO
 
 from wucme.dclproc.interp import Interpreter, report_exit
-from wucme.dclproc.messages import DclSignal, INHIBIT, linux_exit
+from wucme.dclproc.status import DclSignal, INHIBIT, linux_exit
 
 __all__ = ["Interpreter", "dcl_main", "run_procedure", "run_procedure_status"]
 

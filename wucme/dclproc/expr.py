@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wucme.dclproc.messages import signal
+from wucme.dclproc.status import signal
 from wucme.dclproc.values import Value, parse_int, to_int, to_str, wrap32
 
 __all__ = ["evaluate", "Evaluator"]

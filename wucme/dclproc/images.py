@@ -14,8 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from wucme.dclproc.cmdline import split_words, unquote
-from wucme.dclproc.messages import DclSignal
+from wucme.dclproc.scan import split_words, unquote
+from wucme.dclproc.status import DclSignal
 
 __all__ = ["image_argv", "is_wucme_image", "command_argv"]
 
@@ -78,7 +78,7 @@ def image_argv(spec: str) -> list[str]:
                 return [hit]
         raise _not_found(spec, f"SYS$SYSTEM:{bare.upper()}.EXE (PATH)")
     from wucme.vms.filespec import to_path
-    from wucme.vms.msg import VmsError
+    from wucme.vms.condition import VmsError
 
     try:
         path = to_path(spec)

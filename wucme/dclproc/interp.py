@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
-from wucme.dclproc import cmdline
-from wucme.dclproc.cmdline import LABEL, Line, find_then, load_lines, split_words
+from wucme.dclproc import scan
+from wucme.dclproc.scan import LABEL, Line, find_then, load_lines, split_words
 from wucme.dclproc.expr import evaluate
 from wucme.dclproc.lexicals import call_lexical
-from wucme.dclproc.messages import (
+from wucme.dclproc.status import (
     CLI_NORMAL, INHIBIT, DclSignal, is_success, message_lines, signal, status_text,
 )
 from wucme.dclproc.values import Symbols, Value, to_int
 from wucme.errors import WucmeError
-from wucme.vms.msg import VmsError
+from wucme.vms.condition import VmsError
 
 __all__ = ["Interpreter", "Exit", "Frame", "resolve_procedure", "MAX_DEPTH"]
 
@@ -159,9 +159,9 @@ class Interpreter:
         self.verify = False
         self.images: list[list[str]] = []  # argv of every image run, for diagnostics and tests
         self._set_status(CLI_NORMAL)
-        from wucme.dclproc import verbs
+        from wucme.dclproc import commands
 
-        self.verbs = verbs
+        self.commands = commands
 
     # --- context for lexicals
     @property
@@ -185,10 +185,10 @@ class Interpreter:
         return evaluate(text, self.symbols.get, lambda n, a, r: call_lexical(self, n, a, r))
 
     def substitute(self, text: str) -> str:
-        return cmdline.substitute_apostrophes(text, self.symbols.get, self.evaluate)
+        return scan.substitute_apostrophes(text, self.symbols.get, self.evaluate)
 
     def ampersands(self, text: str) -> str:
-        return cmdline.substitute_ampersands(text, self.symbols.get)
+        return scan.substitute_ampersands(text, self.symbols.get)
 
     def _set_status(self, status: int) -> None:
         status &= 0xFFFFFFFF
@@ -323,10 +323,10 @@ class Interpreter:
             text = self.substitute(text).strip()
         m = _ASSIGN.match(text)
         if m:
-            self.verbs.assign(self, m.group(1), m.group(2), m.group(3))
+            self.commands.assign(self, m.group(1), m.group(2), m.group(3))
             return None
         if text.startswith("@"):
-            return self.verbs.at(self, text[1:])
+            return self.commands.at(self, text[1:])
         m = _VERB.match(text)
         if not m:
             raise signal("IVVERB", split_words(text)[0].upper() if text.split() else text)
@@ -336,9 +336,9 @@ class Interpreter:
         value = self.symbols.get(word)
         if isinstance(value, str) and value.strip() and synonym_depth < 8:
             if value.lstrip().startswith("$"):
-                return self.verbs.foreign(self, value.lstrip()[1:], rest)
+                return self.commands.foreign(self, value.lstrip()[1:], rest)
             return self.command(value + rest, synonym_depth + 1)
-        handler = self.verbs.lookup_verb(word)
+        handler = self.commands.lookup_verb(word)
         return handler(self, rest)
 
     # --- control flow used by the verbs
@@ -358,7 +358,7 @@ class Interpreter:
 
     def run_image(self, argv: list[str], wucme: bool) -> int:
         """Run an image as a child process; its Linux exit status as a $STATUS value."""
-        from wucme.dclproc.messages import image_status
+        from wucme.dclproc.status import image_status
 
         self.images.append(list(argv))
         files: list[IO[str]] = []
@@ -369,7 +369,7 @@ class Interpreter:
                 if spec.upper().rstrip(":") in ("NL", "_NL", "NLA0"):
                     stdin = subprocess.DEVNULL
                 else:
-                    fin: IO[str] = open(self.verbs.file_path(spec), encoding="utf-8")
+                    fin: IO[str] = open(self.commands.file_path(spec), encoding="utf-8")
                     files.append(fin)
                     stdin = fin
             elif _fileno(self.stdin) is None:
@@ -378,7 +378,7 @@ class Interpreter:
             for name, stream in (("SYS$OUTPUT", self.stdout), ("SYS$ERROR", self.stderr)):
                 spec = self.user_files.get(name)
                 if spec is not None:
-                    f = open(self.verbs.file_path(spec), "w", encoding="utf-8")
+                    f = open(self.commands.file_path(spec), "w", encoding="utf-8")
                     files.append(f)
                     outs.append(f)
                 elif _fileno(stream) is not None:

@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from wucme.dclproc.messages import message_lines, signal
+from wucme.dclproc.status import message_lines, signal
 from wucme.dclproc.values import Symbols, Value, parse_int, to_int, to_str
 from wucme.vms import lnm
-from wucme.vms.msg import VmsError
+from wucme.vms.condition import VmsError
 
 __all__ = ["Context", "call_lexical", "LEXICALS"]
 

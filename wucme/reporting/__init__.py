@@ -29,7 +29,7 @@ from wucme.reporting.events import (
 from wucme.reporting.mail import MailConfig, send_mail
 from wucme.reporting.opcom import OPERATOR_CLASSES, OpcomConfig, send_opcom, unknown_classes
 from wucme.vms.lnm import translate_items
-from wucme.vms.msg import VmsError
+from wucme.vms.condition import VmsError
 
 if TYPE_CHECKING:
     from wucme.renewal import RenewalReport

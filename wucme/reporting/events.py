@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from wucme.errors import WucmeError
 from wucme.vms.lnm import trnlnm
-from wucme.vms.msg import SEVERITIES, format_message
+from wucme.vms.condition import SEVERITIES, format_message
 
 if TYPE_CHECKING:  # types only: reporting sits below the renewal function
     from wucme.renewal import RenewalReport

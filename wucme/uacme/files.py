@@ -9,7 +9,7 @@ import os
 import time
 
 from wucme.errors import FileError
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 
 
 def link_backup(log: Msg, path: str, strict: bool = False) -> str | None:

@@ -16,7 +16,7 @@ from wucme import UACME_VERSION, __version__, crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import FileError, UsageError, WucmeError
 from wucme.http import HttpConfig, make_transport
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
 from wucme.uacme.ari import ari_replaces

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wucme.dcl import Command, Verb, parse
+from wucme.command import Command, Verb, parse
 from wucme.verbs import agent, certificates, check, issue, logicals, manage, register, revoke, version
 from wucme.verbs.common import line
 
@@ -39,7 +39,7 @@ def dispatch(argv: list[str]) -> int:
 def show_help(cmd: Command) -> int:
     verbs = VERBS
     if cmd.params:
-        from wucme.dcl import match_keyword
+        from wucme.command import match_keyword
 
         name = match_keyword(cmd.params[0], [v.name for v in VERBS], "command verb", ident="IVVERB")
         verbs = tuple(v for v in VERBS if v.name == name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wucme.dcl import Command, Qualifier, Verb
+from wucme.command import Command, Qualifier, Verb
 
 VERB = Verb("agent", qualifiers=(
     Qualifier("detach", help="run in the background (default: the foreground, as systemd expects)"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wucme.dcl import Command, Qualifier, Verb
+from wucme.command import Command, Qualifier, Verb
 from wucme.renewal import due, fixed_days
 from wucme.repository import Managed, Repository, iso, utc_now
 from wucme.verbs.common import line, say

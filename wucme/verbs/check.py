@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from wucme.challenge.http01 import Http01Listener
-from wucme.dcl import Command, Qualifier, Verb
+from wucme.command import Command, Qualifier, Verb
 from wucme.errors import UsageError, WucmeError
 from wucme.issuance import ca_directory, challenge_store, parse_hostport
 from wucme.repository import Repository

@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 
 from wucme.issuance import verbosity
-from wucme.msg import Msg
+from wucme.uacme.msg import Msg
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.main import new_session
-from wucme.vms.msg import exit_status, format_message
+from wucme.vms.condition import exit_status, format_message
 
 
 def say(severity: str, ident: str, text: str) -> int:

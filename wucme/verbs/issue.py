@@ -7,7 +7,7 @@ the account key.  The first name names the files.
 from __future__ import annotations
 
 from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
-from wucme.dcl import Command, Qualifier, Verb, split_list
+from wucme.command import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
 from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, key_spec, run_load
 from wucme.progress import Progress

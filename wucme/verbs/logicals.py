@@ -6,10 +6,10 @@ seed asks for every wucme logical in the SYSTEM table.
 """
 from __future__ import annotations
 
-from wucme.dcl import Command, Qualifier, Verb, match_keyword
+from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import UsageError
 from wucme.verbs.common import line, say
-from wucme.vms.dclquote import parse_equivalence_list
+from wucme.vms.dcllex import parse_equivalence_list
 from wucme.vms.lnm import TABLE_NAMES, deassign, define, format_show, show
 
 _TABLE_QUALS = (

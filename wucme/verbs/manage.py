@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from wucme.dcl import Command, Verb
+from wucme.command import Command, Verb
 from wucme.renewal import renewal_pass
 from wucme.repository import Repository
 from wucme.verbs.common import VerbLog, line, say, session
-from wucme.vms.msg import exit_status
+from wucme.vms.condition import exit_status
 
 VERB = Verb("manage", help="Renew the certificates that are due, now, as the agent does daily.")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from wucme.dcl import Command, Verb
+from wucme.command import Command, Verb
 from wucme.errors import UsageError
 from wucme.issuance import ca_directory, key_spec, new_key
 from wucme.repository import Repository, key_description

@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
-from wucme.dcl import Command, Qualifier, Verb, match_keyword
+from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import FileError, UsageError
 from wucme.issuance import ca_directory
 from wucme.repository import Repository, iso, utc_now

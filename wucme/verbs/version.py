@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from wucme import UACME_VERSION, __version__
-from wucme.dcl import Command, Verb
+from wucme.command import Command, Verb
 from wucme.verbs.common import say
 
 VERB = Verb("version", help="Display the executable version.")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from wucme.vms.files import version_path, versions
 from wucme.vms.lnm import MAX_DEPTH, concealed_devices, lookup
-from wucme.vms.msg import VmsError
+from wucme.vms.condition import VmsError
 
 __all__ = ["FileSpec", "FileSpecError", "is_vms_spec", "parse_filespec", "to_path", "to_paths", "to_vms"]
 

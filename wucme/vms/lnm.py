@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wucme.vms.atomic import atomic_write
-from wucme.vms.dclquote import split_search_list
-from wucme.vms.msg import VmsError
+from wucme.vms.dcllex import split_search_list
+from wucme.vms.condition import VmsError
 
 try:  # not on OpenVMS, where $CRELNM would do this work
     import fcntl

@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wucme.dclproc.messages import signal
+from wucme.dclproc.status import signal
 from wucme.dclproc.values import Value, to_str
-from wucme.vms.dclquote import abbreviations, quoted_runs
+from wucme.vms.dcllex import abbreviations, quoted_runs
 
 __all__ = [
     "Line", "Parsed", "QualSpec", "load_lines", "strip_comment", "substitute_apostrophes",

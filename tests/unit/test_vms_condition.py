@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wucme.vms.msg import FACILITY_NUMBER, Condition, VmsError, condition_value, exit_status, format_message, \
+from wucme.vms.condition import FACILITY_NUMBER, Condition, VmsError, condition_value, exit_status, format_message, \
     format_messages
 
 

@@ -12,14 +12,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from wucme.dclproc.cmdline import (
+from wucme.dclproc.scan import (
     QualSpec, find_then, parse_args, split_top, split_words, unquote, upcase_unquoted,
 )
 from wucme.dclproc.images import command_argv, image_argv, is_wucme_image
-from wucme.dclproc.messages import CLI_NORMAL, SS_NORMAL, DclSignal, signal
+from wucme.dclproc.status import CLI_NORMAL, SS_NORMAL, DclSignal, signal
 from wucme.dclproc.values import Value, is_name, to_int, to_str, truth
 from wucme.vms import lnm
-from wucme.vms.dclquote import abbreviations, parse_equivalence_list, quoted_runs
+from wucme.vms.dcllex import abbreviations, parse_equivalence_list, quoted_runs
 
 if TYPE_CHECKING:
     from wucme.dclproc.interp import Interpreter

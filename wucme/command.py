@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from wucme.errors import WucmeError
-from wucme.vms.dclquote import QuoteError, abbreviations, quoted_runs
+from wucme.vms.dcllex import QuoteError, abbreviations, quoted_runs
 
 
 class DclError(WucmeError):
@@ -75,7 +75,7 @@ def match_keyword(word: str, choices: list[str] | tuple[str, ...], what: str = "
 
 
 def _quoted_runs(text: str) -> list[tuple[str, bool]]:
-    """wucme.vms.dclquote.quoted_runs, its refusal a DclError as the command line reports it."""
+    """wucme.vms.dcllex.quoted_runs, its refusal a DclError as the command line reports it."""
     try:
         return list(quoted_runs(text))
     except QuoteError as e:

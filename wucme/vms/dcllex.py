@@ -1,6 +1,6 @@
 """DCL's lexical rules that its parsers share: double quotes, keyword abbreviation, equivalence lists.
 
-Both DCL faces (the verbs' command line, wucme.dcl, and the procedure interpreter,
+Both DCL faces (the verbs' command line, wucme.command, and the procedure interpreter,
 wucme.dclproc) read quotes and abbreviations by these, so the rules live once, here below them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from wucme.vms.msg import VmsError
+from wucme.vms.condition import VmsError
 
 __all__ = [
     "QuoteError", "abbreviations", "parse_equivalence_list", "quote", "quoted_runs", "split_search_list",

@@ -22,7 +22,7 @@ def agent(store: ChallengeStore, *args: str, env: dict[str, str] | None = None) 
     full = python_env()
     full["WUCME_CHALLENGES"] = str(store.directory)
     full.update(env or {})
-    return subprocess.run([PYTHON, "-m", "wucme.challenge.agent", *args], env=full, capture_output=True, timeout=20)
+    return subprocess.run([PYTHON, "-m", "wucme.challenge.acme_tls_1", *args], env=full, capture_output=True, timeout=20)
 
 
 def test_agent_prints_cert_then_key(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ under _POSIX_EXIT (facility C, %X35A000 + n*8), so it survives the trip back to 
 
 from __future__ import annotations
 
-from wucme.vms.msg import exit_status
+from wucme.vms.condition import exit_status
 
 __all__ = [
     "CLI_NORMAL",
@@ -141,7 +141,7 @@ def message_lines(status: int) -> list[str]:
     return [f"%NONAME-{severity_letter(plain)}-NOMSG, Message number {plain:08X}"]
 
 
-# wucme's own Linux exit statuses, back to severities (wucme.vms.msg.exit_status inverted).
+# wucme's own Linux exit statuses, back to severities (wucme.vms.condition.exit_status inverted).
 _WUCME_SEVERITY = {1: 0, 2: 2, 4: 4}
 
 
