@@ -116,7 +116,8 @@ def main(argv: list[str]) -> int:
                                 str(HERE / "tests" / "bench"), *rest], cwd=HERE)
     if verb == "demo":
         setup()
-        return subprocess.call([sys.executable, "-m", "wucme.demo", *rest], cwd=HERE)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE / "tests"), os.environ.get("PYTHONPATH", "")]))
+        return subprocess.call([sys.executable, "-m", "harness.demo", *rest], cwd=HERE, env=env)
     print(__doc__)
     return 0 if verb in ("help", "-h", "--help") else 2
 

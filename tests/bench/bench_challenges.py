@@ -35,11 +35,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from wucme.challenge.http01 import Http01Listener
-from wucme.challenge.store import ChallengeStore
-from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, auth_digest
-from wucme.testing.pebble import ManagedProcess, free_port
-from wucme.testing.webservers import Apache, apache_available, shared_dir
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
+from harness.pebble import ManagedProcess, free_port  # noqa: E402
+from harness.webservers import Apache, apache_available, shared_dir  # noqa: E402
+from wucme.challenge.http01 import Http01Listener  # noqa: E402
+from wucme.challenge.store import ChallengeStore  # noqa: E402
+from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, auth_digest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "performance.md"

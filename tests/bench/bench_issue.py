@@ -25,8 +25,9 @@ from typing import Sequence
 
 from cryptography import x509
 
-from wucme.testing.pebble import Pebble, install_system_trust, stable_test_ca
-from wucme.testing.responders import ChallengeDirServer, write_hook_scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
+from harness.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
+from harness.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 
 UACME = "/usr/bin/uacme"
 TIME = "/usr/bin/time"

@@ -43,15 +43,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_issue
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
 from bench_issue import PYCACHE, TIME, UACME, machine  # noqa: E402
 
+from harness.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
+from harness.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 from wucme import crypto  # noqa: E402
 from wucme.issuance import ChallengeConfig, Responder, issue_certificate  # noqa: E402
 from wucme.uacme.msg import Msg  # noqa: E402
 from wucme.repository import CertState, Repository, iso, key_pem  # noqa: E402
-from wucme.testing.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
-from wucme.testing.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 from wucme.uacme.account import account_new  # noqa: E402
 from wucme.uacme.acme import acme_bootstrap  # noqa: E402
 from wucme.uacme.main import new_session  # noqa: E402

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.pebble import free_port, make_server_cert, make_test_ca
+from harness.webservers import APACHE_MODULES, Apache, apache_available, define_system_logical, http_get
 from wucme.challenge.store import ChallengeStore
 from wucme.repository import Repository
-from wucme.testing.pebble import free_port, make_server_cert, make_test_ca
-from wucme.testing.webservers import APACHE_MODULES, Apache, apache_available, define_system_logical, http_get
 
 USER, PASSWORD = "admin", "s3cret-for-the-test"
 ADMIN = "/cgi-bin/wucme/admin"

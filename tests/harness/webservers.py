@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from harness.pebble import ManagedProcess, ManagedServer, free_port, log_tail, wait_port
 import wucme
-from wucme.testing.pebble import ManagedProcess, ManagedServer, free_port, log_tail, wait_port
 
 __all__ = [
     "WebServerError", "Apache", "Nginx", "apache_available", "nginx_stream_available",
@@ -38,8 +38,8 @@ APACHE = "apache2"
 NGINX = "nginx"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 NGINX_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
-#: The shipped configurations (present in a source tree or an editable install).
-DOCS_SERVERS = Path(wucme.__file__).resolve().parents[1] / "docs" / "servers"
+#: The shipped configurations, in this source tree.
+DOCS_SERVERS = Path(__file__).resolve().parents[2] / "docs" / "servers"
 #: What the CGI answers for the bare challenge directory (the administrator's curl check).
 NO_SUCH_TOKEN = "Challenge received but no such token."
 
@@ -256,7 +256,7 @@ class Apache(_WebServer):
         if self.access_log:
             log = (f'CustomLog "{self.access_log_path}" "%h \\"%r\\" %>s %b"\n')
         threads = max(1, min(self.max_workers, 64))
-        return f"""# Written by wucme.testing.webservers for one test run.
+        return f"""# Written by harness.webservers for one test run.
 ServerRoot "{self.workdir}"
 PidFile "{self.pid_path}"
 ErrorLog "{self.error_log}"
@@ -359,7 +359,7 @@ class Nginx(_WebServer):
                                      f"127.0.0.1:{self.responder_port}",
                                      f"127.0.0.1:{self.site_port}")
         w = self.workdir
-        return f"""# Written by wucme.testing.webservers for one test run.
+        return f"""# Written by harness.webservers for one test run.
 load_module {NGINX_STREAM_MODULE};
 daemon off;
 master_process on;
