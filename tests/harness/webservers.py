@@ -97,14 +97,15 @@ def _runs_as(script: Path, user: str | None) -> bool:
 def cgi_script(directory: Path, user: str | None = None) -> Path:
     """The wucme executable for Apache to run as a CGI script by *user*.
 
-    The installed `wucme` console script when *user* can run it; otherwise (a Python under
-    /root, as pyenv puts it) a two-line launcher in *directory* on an interpreter *user* can
-    run, importing this wucme tree, or a copy of the package in *directory* when the tree is
-    out of *user*'s reach.  Raises WebServerError when nothing works.
+    The `wucme` console script beside this interpreter (the project's virtual environment's,
+    made by build.py) when *user* can run it; otherwise (an environment made from a Python
+    under /root, as pyenv puts it) a two-line launcher in *directory* on an interpreter *user*
+    can run, importing this wucme tree, or a copy of the package in *directory* when the tree
+    is out of *user*'s reach.  Raises WebServerError when nothing works.
     """
-    installed = shutil.which("wucme")
-    if installed and _runs_as(Path(installed).resolve(), user):
-        return Path(installed).resolve()
+    installed = Path(sys.executable).parent / "wucme"
+    if installed.exists() and _runs_as(installed, user):
+        return installed
     tree = Path(wucme.__file__).resolve().parents[1]
     copy = directory / "lib"
     launcher = directory / "wucme"

@@ -53,9 +53,10 @@ class AdminApache(Apache):
 def _bring_dependencies(script: Path, deps: Path) -> None:
     """Give a test launcher this interpreter's cryptography, pyOpenSSL, idna and typing_extensions.
 
-    When tests run as root, the script runs as www-data on /usr/bin/python3 (this Python lives
-    under /root, out of its reach), whose Debian cryptography is older than wucme needs; the
-    admin pages, unlike the challenge path, parse certificates.  An installed wucme has them.
+    When tests run as root on an environment made from a Python under /root (pyenv), out of
+    www-data's reach, the script runs as www-data on /usr/bin/python3, whose Debian
+    cryptography is older than wucme needs; the admin pages, unlike the challenge path, parse
+    certificates.  The environment's own console script has them.
     """
     import importlib
 
