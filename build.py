@@ -6,7 +6,7 @@
                              built) and the test packages
     python3 build.py demo    set up, then run the demo against a local Pebble CA
     python3 build.py test    set up, then run the test suite (pytest arguments may follow)
-    python3 build.py bench   set up, then run the benchmarks in tests/bench/
+    python3 build.py bench   set up, then run the benchmarks in tests/bench/ (or the files named)
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -164,8 +164,10 @@ def main(argv: list[str]) -> int:
     if verb == "test":
         return subprocess.call([python, "-m", "pytest", "-q", *rest], cwd=HERE, env=env)
     if verb == "bench":
-        return subprocess.call([python, "-m", "pytest", "-q", "-s", str(HERE / "tests" / "bench"), *rest],
-                               cwd=HERE, env=env)
+        # All of tests/bench/, unless the arguments name benchmark files of their own.
+        named = any(not a.startswith("-") and (HERE / a).exists() for a in rest)
+        where = [] if named else [str(HERE / "tests" / "bench")]
+        return subprocess.call([python, "-m", "pytest", "-q", "-s", *where, *rest], cwd=HERE, env=env)
     if verb == "demo":
         # The demo uses the test harness (tests/harness: Pebble starter), which is never installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "tests"), env.get("PYTHONPATH")]))

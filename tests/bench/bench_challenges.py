@@ -1,7 +1,7 @@
 """Challenge responder speed: http-01 requests per second, tls-alpn-01 handshakes per second.
 
-Run as `python3 tests/bench/bench_challenges.py [--write]` or
-`python3 -m pytest -s tests/bench/bench_challenges.py` (WUCME_BENCH_WRITE=1 writes the doc).
+Run as `.venv/bin/python tests/bench/bench_challenges.py [--write]` (after `python3 build.py setup`)
+or `python3 build.py bench tests/bench/bench_challenges.py` (WUCME_BENCH_WRITE=1 writes the doc).
 
 - http-01: wucme's own Http01Listener, and the wucme CGI script under Apache (mpm_event,
   mod_cgid, the shipped docs/servers/apache-wucme.conf), each asked for one pending token by
@@ -266,8 +266,8 @@ def report(results: Results, seconds: float, rounds: int, thread_counts: Sequenc
     lines = [HEADING, "",
              "Requests per second of the http-01 responders and tls-alpn-01 handshakes per second of",
              "`wucme alpn` against Debian's ualpn, measured by `tests/bench/bench_challenges.py`",
-             "(`python3 tests/bench/bench_challenges.py --write`, or `WUCME_BENCH_WRITE=1 python3 -m",
-             "pytest -s tests/bench/bench_challenges.py`; never part of the default test run).", "",
+             "(`.venv/bin/python tests/bench/bench_challenges.py --write`, or `WUCME_BENCH_WRITE=1 python3",
+             "build.py bench tests/bench/bench_challenges.py`; never part of the default test run).", "",
              "### Method", "",
              "- Everything on loopback on one machine, in one run; the client shares the CPUs.",
              "- http-01: one pending token in the challenge store; each request asks for it and must get",

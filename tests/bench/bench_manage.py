@@ -1,7 +1,7 @@
 """Time `wucme manage` over 1,000 certificates (100 due) against a cron loop of uacme, and a no-op pass.
 
-Run as `python3 tests/bench/bench_manage.py [--write]` or `python3 -m pytest -s
-tests/bench/bench_manage.py`.  Three measurements, figures in docs/performance.md
+Run as `.venv/bin/python tests/bench/bench_manage.py [--write]` (after `python3 build.py setup`) or
+`python3 build.py bench tests/bench/bench_manage.py`.  Three measurements, figures in docs/performance.md
 ("## Renewal (manage)"); nothing here asserts a time, only that the work was done:
 
 1. A repository of 1,000 single-name certificates, 100 of them due, all real Pebble
@@ -624,7 +624,7 @@ def report(ren: RenewalResults | None, noop: NoopResults | None,
         SECTION,
         "",
         "A `wucme manage` pass against a cron loop of uacme, measured by "
-        "`tests/bench/bench_manage.py` (`python3 tests/bench/bench_manage.py --write`, as root; "
+        "`tests/bench/bench_manage.py` (`.venv/bin/python tests/bench/bench_manage.py --write`, as root; "
         "never part of the default test run, and it asserts no time).",
         "",
         f"Targets (issue 5): {TARGET_TEXT}.",
