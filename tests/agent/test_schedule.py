@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wucme.agent.schedule import (BACKOFF, AgentState, FakeClock, backoff_time, day_jitter, jitter_seconds,
-                                  next_daily, next_run, schedule_time)
+from harness.clock import FakeClock
+from wucme.agent.schedule import (BACKOFF, AgentState, backoff_time, day_jitter, jitter_seconds, next_daily,
+                                  next_run, schedule_time)
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.timezone.utc

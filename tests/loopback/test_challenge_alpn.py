@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.pebble import stop_child
 from wucme.challenge.alpn import AlpnControl, alpn_main, parse_options
 from wucme.challenge.alpnauth import AUTH_LIFETIME, AuthTable, handle_command
 from wucme.challenge.alpnproxy import proxy_header
 from wucme.challenge.tlsalpn import auth_digest
-from wucme.testing.pebble import stop_child
 
 from .test_challenge_support import (
     PYTHON, TlsBackend, free_port, python_env, s_client, tls_get, wait_for, write_self_signed,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.pebble import TestCA, free_port
+from harness.webservers import Apache, Nginx, http_get
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, TlsAlpnResponder
-from wucme.testing.pebble import TestCA, free_port
-from wucme.testing.webservers import Apache, Nginx, http_get
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
