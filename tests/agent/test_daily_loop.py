@@ -16,7 +16,8 @@ import pytest
 
 from wucme.agent.log import AgentLog
 from wucme.agent.process import Agent
-from wucme.agent.schedule import BACKOFF, AgentState, FakeClock, day_jitter
+from harness.clock import FakeClock
+from wucme.agent.schedule import BACKOFF, AgentState, day_jitter
 
 from .support import Agents, wait_for
 
