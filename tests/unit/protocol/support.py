@@ -31,8 +31,9 @@ class Sleeps(list[float]):
 class Answerer:
     """The in-process challenge answerer, speaking uacme's hook protocol
     (METHOD TYPE IDENT TOKEN AUTH -> status).  On `begin` it accepts (0) and publishes AUTH
-    where the fake CA validates it, or declines (1) the types in `decline`, or aborts (-1)
-    on the types in `abort`; `done` and `failed` withdraw it.  Every call is recorded."""
+    where the fake CA validates it, or declines (1) when the type or the identifier is in
+    `decline`, or aborts (-1) on the types in `abort`; `done` and `failed` withdraw it.
+    `garble` publishes a wrong answer.  Every call is recorded."""
 
     def __init__(self, ca: FakeCA, decline: tuple[str, ...] = (), abort: tuple[str, ...] = (),
                  garble: bool = False) -> None:
@@ -47,7 +48,7 @@ class Answerer:
         if method == "begin":
             if ch_type in self.abort:
                 return -1
-            if ch_type in self.decline:
+            if ch_type in self.decline or ident in self.decline:
                 return 1
             self.ca.publish(ch_type, ident, token, auth + ("x" if self.garble else ""))
             return 0
@@ -108,4 +109,10 @@ def fails(kind: type[WucmeError], match: str) -> Iterator[pytest.ExceptionInfo[W
     with pytest.raises(kind) as info:
         yield info
     text = info.value.message()
-    assert re.search(match, text), f"{match!r} not in {text!r}"
+    assert re.search(match, text, re.S), f"{match!r} not in {text!r}"
+
+
+def challenge_of(ca: FakeCA, ident: str, ch_type: str = "http-01") -> Any:
+    """The CA's newest challenge of `ch_type` for `ident`."""
+    return [c for c in ca.challenges.values()
+            if c.type == ch_type and c.authz.ident["value"] == ident][-1]
