@@ -136,3 +136,9 @@ def test_challenge_is_valid_only_with_the_right_answer(ca: FakeCA) -> None:
     assert (good.status, bad.status) == ("valid", "invalid")
     assert "does not match" in bad.error["detail"]
     assert acme_post(a, order.location or "", "").jstr("status") == "invalid"
+
+
+def test_the_models_thumbprint_agrees_with_rfc_7638() -> None:
+    """The CA computes thumbprints from the key's numbers; wucme from its JWK (RFC 7638 §3)."""
+    for key in (ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())):
+        assert thumbprint(key.public_key()) == jws.jws_thumbprint(key)
