@@ -430,7 +430,9 @@ class FakeCA:
         headers = [("Retry-After", a.retry_after)] if a.retry_after is not None else []
         headers.extend(a.headers)
         if a.problem:
-            return self._problem(a.status, a.problem, a.detail, nonce, headers)
+            resp = self._problem(a.status, a.problem, a.detail, nonce, headers)
+            return self._after(Answer(after="retype", content_type=a.content_type), resp) \
+                if a.content_type else resp
         return self._respond(a.status, None, a.content_type or "text/plain", headers,
                              raw=a.body or b"", nonce=nonce)
 

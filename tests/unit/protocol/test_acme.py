@@ -242,6 +242,25 @@ def test_other_problems_come_back_to_the_caller(ca: FakeCA) -> None:
     assert len(ca.requests("newOrder")) == 1
 
 
+def test_a_problem_must_say_it_is_one(ca: FakeCA) -> None:
+    """RFC 8555 §6.7: problems are application/problem+json; a badNonce labelled plain JSON
+    is not one (uacme's acme_error() reads the type the same way) and is not retried."""
+    a = registered(ca)
+    ca.inject("newOrder", Answer(400, "badNonce", "stale", content_type="application/json"))
+    r = acme_post(a, a.url("newOrder"), ORDER)
+    assert r.status == 400 and r.problem() is None
+    with fails(ProtocolViolation, "failed to submit order: unexpected HTTP 400 from https://ca.test/new-order"):
+        r.expect(201, what="submit order")
+    assert len(ca.requests("newOrder")) == 1
+
+
+def test_an_answer_that_is_not_json_after_all(ca: FakeCA) -> None:
+    a = registered(ca)
+    ca.inject("newOrder", malformed_json())
+    with fails(ProtocolViolation, "^%WUCME-E-PROTOCOL, unparsable JSON from https://ca.test/new-order$"):
+        acme_post(a, a.url("newOrder"), ORDER)
+
+
 def test_no_signed_post_to_plain_http(ca: FakeCA) -> None:
     a = registered(ca)
     before = len(ca.seen)
