@@ -317,6 +317,7 @@ class FakeCA:
         self.misissue: str | None = None  # "other-key", "drop-name", "key-block", "garbage"
         self.ari_windows: dict[str, tuple[str, str]] = {}  # ari id -> (start, end)
         self.ari_explanation: str | None = None
+        self.nonce_on_posts = True  # False: only newNonce hands out nonces
         # state
         self.published: dict[tuple[str, str, str], str] = {}  # what the answerer serves
         self.accounts: dict[str, Account] = {}
@@ -463,6 +464,8 @@ class FakeCA:
             if injected and injected.status:
                 return self._scripted(injected, nonce=True)
             resp = self._post(seen, ident, payload, account, key)
+            if not self.nonce_on_posts:
+                resp.headers = [(k, v) for k, v in resp.headers if k != "Replay-Nonce"]
             return self._after(injected, resp) if injected else resp
         except _Refusal as r:
             if r.violation:

@@ -4,7 +4,9 @@ Every scenario runs against the in-memory CA; waits are recorded, never taken.
 """
 from __future__ import annotations
 
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 
 import pytest
@@ -157,6 +159,47 @@ def test_each_answer_feeds_the_next_post(ca: FakeCA) -> None:
     posts = ca.requests(method="POST")
     for before, after in zip(posts, posts[1:]):
         assert after.protected and after.protected["nonce"] == before.nonce_given
+
+
+class Thief(list[str]):
+    """The session's nonce pool, with another thread taking each nonce the moment it is
+    pooled: the interleaving of two authorization threads, made deterministic."""
+
+    def append(self, nonce: str) -> None:
+        super().append(nonce)
+        self.stolen = getattr(self, "stolen", 0) + 1
+        self.pop()
+
+
+def test_a_fetched_nonce_is_not_lost_to_another_thread(ca: FakeCA) -> None:
+    """RFC 8555 §7.2: the nonce newNonce hands out is the one the next request signs with,
+    even when other threads share the pool."""
+    a = registered(ca)
+    a._nonces = Thief()
+    for _ in range(3):
+        assert acme_post(a, a.url("newOrder"), ORDER).status == 201
+    assert len(ca.orders) == 3
+    assert [s.method for s in ca.seen[-6:]] == ["HEAD", "POST"] * 3
+
+
+def test_many_threads_share_the_nonces_of_new_nonce(ca: FakeCA) -> None:
+    """Sixteen threads, a CA that hands out nonces only from newNonce: no POST goes without."""
+    ca.nonce_on_posts = False
+    a = registered(ca)
+    url = acme_post(a, a.url("newOrder"), ORDER).location or ""
+    errors: list[str] = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            for r in pool.map(lambda _: acme_post(a, url, "").status, range(320)):
+                if r != 200:
+                    errors.append(str(r))
+    except WucmeError as e:
+        errors.append(e.text)
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
 
 
 def test_jwk_until_the_account_is_known_then_kid(ca: FakeCA) -> None:
