@@ -145,7 +145,8 @@ class Answer:
     body: bytes | None = None
     content_type: str | None = None
     after: str | None = None  # "garble": cut the real JSON in half; "retype": other Content-Type
-    link_down: bool = False
+    link_down: bool = False  # the request never reaches the CA
+    lost: bool = False  # the CA handles the request; its answer never reaches the client
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -177,6 +178,10 @@ def wrong_type(content_type: str) -> Answer:
 
 def link_down() -> Answer:
     return Answer(link_down=True)
+
+
+def answer_lost() -> Answer:
+    return Answer(lost=True)
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -326,6 +331,7 @@ class FakeCA:
         self.challenges: dict[int, Challenge] = {}
         self.certs: dict[int, Issued] = {}
         self._nonces: set[str] = set()
+        self._used: dict[str, bytes] = {}  # spent nonce -> the body that spent it
         self._faults: dict[str, deque[Answer]] = {}
         self._next = 0
         self._lock = threading.RLock()
@@ -466,6 +472,9 @@ class FakeCA:
             resp = self._post(seen, ident, payload, account, key)
             if not self.nonce_on_posts:
                 resp.headers = [(k, v) for k, v in resp.headers if k != "Replay-Nonce"]
+            if injected and injected.lost:
+                seen.status = resp.status
+                raise ConnectError("answer lost (scripted)")
             return self._after(injected, resp) if injected else resp
         except _Refusal as r:
             if r.violation:
@@ -491,10 +500,15 @@ class FakeCA:
             sig = unb64(jws["signature"])
         except (ValueError, AssertionError, TypeError):
             raise bad("not a flattened JWS") from None
+        seen.protected = protected
         nonce = protected.get("nonce")
         if nonce not in self._nonces:
+            if isinstance(nonce, str) and self._used.get(nonce) == body:
+                # a retransmission (its answer was lost): refused, but no client error
+                raise _Refusal(400, "badNonce", f"nonce {nonce!r} is used up")
             raise bad(f"nonce {nonce!r} was never issued or is used up", "badNonce")
         self._nonces.discard(nonce)
+        self._used[nonce] = body
         if protected.get("url") != seen.url:
             raise bad(f"JWS url {protected.get('url')!r} is not the request URL", "unauthorized", 401)
         if ("jwk" in protected) == ("kid" in protected):
@@ -914,5 +928,5 @@ def _days(n: int) -> dt.timedelta:
 
 
 __all__ = ["FakeCA", "Seen", "Answer", "BASE", "DIRECTORY", "bad_nonce", "rate_limited",
-           "unavailable", "problem", "malformed_json", "wrong_type", "link_down", "pem",
+           "unavailable", "problem", "malformed_json", "wrong_type", "link_down", "answer_lost", "pem",
            "expected_answer", "ari_id", "thumbprint"]

@@ -16,7 +16,7 @@ from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeSession, acme_bootstrap, acme_get, acme_nonce, acme_poll, acme_post
 
 from .fakeca import (
-    BASE, DIRECTORY, Answer, FakeCA, bad_nonce, link_down, malformed_json, problem, rate_limited,
+    BASE, DIRECTORY, Answer, FakeCA, answer_lost, bad_nonce, link_down, malformed_json, problem, rate_limited,
     unavailable, wrong_type)
 from .support import fails, new_session, registered, said, waits
 
@@ -264,6 +264,29 @@ def test_rate_limited_post_waits_then_resends(ca: FakeCA) -> None:
     assert first.protected["nonce"] != second.protected["nonce"]
     assert waits(a) == [30.0]
     assert "rate limited at https://ca.test/new-order, waiting 30 seconds" in said(a)
+
+
+def test_rate_limited_post_gives_up_after_three_answers(ca: FakeCA) -> None:
+    a = registered(ca)
+    ca.inject("newOrder", *[rate_limited("9")] * 3)
+    r = acme_post(a, a.url("newOrder"), ORDER)
+    assert r.status == 429 and isinstance(r.problem(), RateLimited)
+    assert waits(a) == [9.0, 9.0] and len(ca.requests("newOrder")) == 3 and ca.orders == {}
+
+
+def test_a_lost_answer_is_sent_again(ca: FakeCA) -> None:
+    """The CA made the order but its answer was lost: the transport sends the same JWS
+    again after 5 s (curlwrap.c's tries), the CA refuses the spent nonce, the badNonce
+    answer's nonce signs the third try.  The CA then holds two orders; the client the second."""
+    a = registered(ca)
+    ca.inject("newOrder", answer_lost())
+    r = acme_post(a, a.url("newOrder"), ORDER)
+    first, again, third = ca.requests("newOrder")
+    assert [s.status for s in (first, again, third)] == [201, 400, 201]
+    assert again.protected == first.protected
+    assert third.protected and third.protected["nonce"] == again.nonce_given
+    assert waits(a) == [5.0] and len(ca.orders) == 2
+    assert r.location == list(ca.orders.values())[-1].url
 
 
 def test_rate_limited_and_bad_nonce_together(ca: FakeCA) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from wucme.core.ident import identifiers
+from wucme.core.problem import AcmeProblem
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeSession, acme_post
 from wucme.uacme.authorize import authorize
 
-from .fakeca import NS, FakeCA, expected_answer, thumbprint
+from .fakeca import NS, FakeCA, expected_answer, problem, thumbprint, wrong_type
 from .support import Answerer, challenge_of, fails, registered, said, solve_with, waits
 
 
@@ -103,6 +104,18 @@ def test_a_hook_that_aborts_stops_everything(ca: FakeCA) -> None:
         run(a, answerer, ["a.test"])
     assert answerer.methods() == [("begin", "http-01", "a.test")]
     assert ca.requests("challenge") == []
+
+
+def test_a_refused_start_ends_every_hook_with_failed(ca: FakeCA) -> None:
+    a = registered(ca)
+    answerer = Answerer(ca)
+    order_url, authzs = order_for(a, ["a.test", "b.test"])
+    ca.inject("challenge", problem(400, "malformed", "challenge already started"))
+    with fails(AcmeProblem, f"failed to start challenge at {challenge_of(ca, 'a.test').url}: "
+               ".*challenge already started"):
+        authorize(a, authzs, order_url, **solve_with(a, answerer))
+    assert answerer.methods()[2:] == [("failed", "http-01", "a.test"), ("failed", "http-01", "b.test")]
+    assert ca.published == {}
 
 
 # --- failed challenges (RFC 8555 §7.1.3: the challenge's error) --------------------------------
@@ -214,6 +227,24 @@ def test_an_authorization_neither_pending_nor_valid(ca: FakeCA) -> None:
     ca.authzs[int(authzs[0].rsplit("/", 1)[1])].status = "deactivated"
     answerer = Answerer(ca)
     with fails(WucmeError, f"AUTHSTATUS, unexpected auth status \\(deactivated\\) at {authzs[0]}$"):
+        authorize(a, authzs, order_url, **solve_with(a, answerer))
+    assert answerer.calls == []
+
+
+def test_an_authorization_that_is_not_json(ca: FakeCA) -> None:
+    a = registered(ca)
+    order_url, authzs = order_for(a, ["a.test"])
+    ca.inject("authz", wrong_type("text/html"))
+    with fails(ProtocolViolation, f"authorization at {authzs[0]} is not a JSON object"):
+        authorize(a, authzs, order_url, **solve_with(a, Answerer(ca)))
+
+
+def test_an_identifier_of_another_kind(ca: FakeCA) -> None:
+    a = registered(ca)
+    order_url, authzs = order_for(a, ["a.test"])
+    ca.authzs[int(authzs[0].rsplit("/", 1)[1])].ident = {"type": "email", "value": "me@a.test"}
+    answerer = Answerer(ca)
+    with fails(ProtocolViolation, f"no valid identifier in auth {authzs[0]}"):
         authorize(a, authzs, order_url, **solve_with(a, answerer))
     assert answerer.calls == []
 
