@@ -587,8 +587,8 @@ class FakeCA:
         if cert is None:
             return self._problem(404, "malformed", f"no certificate {ident}", nonce=False)
         start, end = self.ari_windows.get(ident) or (
-            (cert.leaf.not_valid_after_utc.replace(microsecond=0) - _days(30)).isoformat(),
-            (cert.leaf.not_valid_after_utc.replace(microsecond=0) - _days(28)).isoformat())
+            (cert.leaf.not_valid_after_utc.replace(microsecond=0) - dt.timedelta(days=30)).isoformat(),
+            (cert.leaf.not_valid_after_utc.replace(microsecond=0) - dt.timedelta(days=28)).isoformat())
         body: dict[str, Any] = {"suggestedWindow": {"start": start, "end": end}}
         if self.ari_explanation:
             body["explanationURL"] = self.ari_explanation
@@ -921,10 +921,6 @@ class FakeCA:
             raise _Refusal(400, "alreadyRevoked", "certificate already revoked")
         issued.revoked = reason
         return self._respond(200)
-
-
-def _days(n: int) -> dt.timedelta:
-    return dt.timedelta(days=n)
 
 
 __all__ = ["FakeCA", "Seen", "Answer", "BASE", "DIRECTORY", "bad_nonce", "rate_limited",

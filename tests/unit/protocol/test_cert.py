@@ -199,6 +199,14 @@ def test_a_refused_order(ca: FakeCA) -> None:
         order(ca, a)
 
 
+def test_a_directory_pointing_to_plain_http(ca: FakeCA) -> None:
+    ca.directory_extra = {"newOrder": "http://ca.test/new-order"}
+    a = registered(ca)
+    with fails(ProtocolViolation, "refusing non-https URL from the CA: http://ca.test/new-order"):
+        order(ca, a)
+    assert ca.requests("newOrder") == [] and ca.requests("elsewhere") == []
+
+
 def test_an_order_answer_that_is_not_json(ca: FakeCA) -> None:
     a = registered(ca)
     ca.inject("newOrder", wrong_type("text/html"))
