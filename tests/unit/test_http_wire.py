@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from wucme.http import MAX_BODY, ProtocolError, ResponseTooLarge
+from wucme.http._conn import Proxy, split_url
 from wucme.http._wire import (
     MAX_CHUNK_LINE, MAX_HEAD_BYTES, MAX_HEADERS, MAX_INTERIM, NoResponse, encode_request, framing,
     keep_alive, read_body, read_head)
@@ -378,3 +379,36 @@ def test_request_injection_refused(method: str, target: str, headers: list[tuple
 def test_request_bytes() -> None:
     wire = encode_request("POST", "/new-order?x=1", [("Host", "ca.test"), ("Content-Length", "2")], b"{}")
     assert wire == b"POST /new-order?x=1 HTTP/1.1\r\nHost: ca.test\r\nContent-Length: 2\r\n\r\n{}"
+
+
+# --- where a request goes (_conn.split_url, Proxy.from_url) ------------------------------------
+
+@pytest.mark.parametrize(("url", "origin", "target", "authority"), [
+    ("https://ca.test/dir", ("https", "ca.test", 443), "/dir", "ca.test"),
+    ("https://ca.test:443", ("https", "ca.test", 443), "/", "ca.test"),
+    ("https://ca.test:14000/dir?x=1", ("https", "ca.test", 14000), "/dir?x=1", "ca.test:14000"),
+    ("http://[::1]:8080/a?b=c", ("http", "::1", 8080), "/a?b=c", "[::1]:8080"),
+    ("HTTPS://CA.Test/Dir", ("https", "ca.test", 443), "/Dir", "ca.test"),
+    ("https://b\u00fccher.example/x", ("https", "xn--bcher-kva.example", 443), "/x", "xn--bcher-kva.example"),
+], ids=["default-port", "explicit-default", "port-and-query", "ipv6", "case", "idn"])
+def test_split_url(url: str, origin: tuple[str, str, int], target: str, authority: str) -> None:
+    o, t = split_url(url)
+    assert ((o.scheme, o.host, o.port), t, o.authority) == (origin, target, authority)
+
+
+@pytest.mark.parametrize(("url", "match"), [
+    ("ftp://ca.test/", "not an http or https URL"),
+    ("https:///dir", "not an http or https URL"),
+    ("https://ca.test:99999/", "bad port in URL"),
+], ids=["ftp", "no-host", "port-too-big"])
+def test_split_url_refuses(url: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        split_url(url)
+
+
+def test_proxy_credentials_are_basic_auth() -> None:
+    p = Proxy.from_url("http://us%40er:p%3Ass@proxy.test:3128")
+    assert (p.origin.hostport, p.authorization) == ("proxy.test:3128", "Basic dXNAZXI6cDpzcw==")
+    assert Proxy.from_url("proxy.test:3128").authorization is None
+    with pytest.raises(ValueError, match="only http:// proxies"):
+        Proxy.from_url("https://proxy.test")
