@@ -132,9 +132,9 @@ def check_ancestors(path: str | os.PathLike[str]) -> None:
             raise InsecureError(f"{directory} is writable by {who}, so {os.fspath(path)} is not trusted")
 
 
-def make_directory(path: str | os.PathLike[str], mode: int = 0o755) -> Path:
-    """Create *path* and any missing parents with exactly *mode* (mkdir, then chmod: the umask
-    does not decide).  Directories that already exist are left as they are."""
+def make_directory(path: str | os.PathLike[str], mode: int = 0o755, parents_mode: int = 0o755) -> Path:
+    """Create *path* with exactly *mode*, and any missing parents with *parents_mode* (mkdir,
+    then chmod: the umask does not decide).  Directories that already exist are left as they are."""
     path = Path(path)
     missing: list[Path] = []
     p = path
@@ -144,11 +144,12 @@ def make_directory(path: str | os.PathLike[str], mode: int = 0o755) -> Path:
             break
         p = p.parent
     for p in reversed(missing):
+        want = mode if p == path else parents_mode
         try:
-            os.mkdir(p, mode)
+            os.mkdir(p, want)
         except FileExistsError:
             continue  # made meanwhile by someone else: checked by the caller, never chmodded
-        os.chmod(p, mode)
+        os.chmod(p, want)
     return path
 
 
