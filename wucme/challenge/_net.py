@@ -29,6 +29,7 @@ __all__ = [
     "Accepted",
     "Acceptor",
     "Admission",
+    "DropReport",
     "Limits",
     "bind_listener",
     "handshake",
@@ -103,6 +104,35 @@ def source_key(host: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+class DropReport:
+    """Reports dropped and refused connections at most once per *every* seconds, with counts, so
+    that an attack does not also flood the log."""
+
+    def __init__(self, log: Callable[[str], None], every: float = 5.0) -> None:
+        self.log = log
+        self.every = every
+        self._next = 0.0
+        self._dropped = 0
+        self._refused = 0
+
+    def __call__(self, newcomer: str, victim: str | None) -> None:
+        """A newcomer from *newcomer* took *victim*'s seat (None: the newcomer was refused)."""
+        if victim is None:
+            self._refused += 1
+        else:
+            self._dropped += 1
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every
+        what = (f"dropping the oldest unfinished one for each newcomer ({self._dropped}, the latest "
+                f"{victim} for {newcomer})" if victim is not None else
+                f"refusing newcomers while every one held is being served ({self._refused}, the "
+                f"latest from {newcomer})")
+        self.log(f"too many connections: {what}")
+        self._dropped = self._refused = 0
 
 
 @dataclass
@@ -243,6 +273,7 @@ class Acceptor:
         self.name = name
         self.log = log or (lambda message: None)
         self._admission: Admission[Accepted] = Admission(limits.max_clients, limits.per_source)
+        self._report = DropReport(self.log)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -291,13 +322,11 @@ class Acceptor:
             with self._lock:
                 victims = self._admission.admit(conn, source)
             if victims is None:
-                self.log(f"too many connections being served, refusing {addr[0]}")
+                self._report(addr[0], None)
                 sock.close()
                 continue
             for victim in victims:
-                self.log(f"too many connections, dropping the oldest unfinished one "
-                         f"(from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old) "
-                         f"for {addr[0]}")
+                self._report(addr[0], f"from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old")
                 victim.drop()
             sock.settimeout(None)
             threading.Thread(target=self._run, args=(conn,), name=self.name, daemon=True).start()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import unquote
 
-from wucme.challenge._net import Admission, Limits, listen_limits, source_key
+from wucme.challenge._net import Admission, DropReport, Limits, listen_limits, source_key
 from wucme.challenge.store import ChallengeStore, is_token
 from wucme.vms.condition import VmsError, format_message
 
@@ -206,6 +206,7 @@ class Http01Listener:
         self.max_head = max_head
         self.max_clients = self.limits.max_clients
         self._admission: Admission[_Client] = Admission(self.limits.max_clients, self.limits.per_source)
+        self._report = DropReport(self.log)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -290,12 +291,11 @@ class Http01Listener:
             client = _Client(sock, f"{addr[0]}:{addr[1]}", time.monotonic() + self.timeout)
             victims = self._admission.admit(client, source_key(addr[0]))
             if victims is None:
-                self.log(f"too many connections being answered, refusing {addr[0]}")
+                self._report(addr[0], None)
                 sock.close()
                 continue
             for victim in victims:
-                self.log(f"too many connections, dropping the oldest unfinished one ({victim.peer}) "
-                         f"for {addr[0]}")
+                self._report(addr[0], f"from {victim.peer}")
                 self._close(sel, victim)
             sock.setblocking(False)
             self._clients[sock.fileno()] = client
