@@ -328,12 +328,14 @@ def test_pidfile_and_log_modes_under_umask_000(tmp_path: Path) -> None:
         backend.close()
 
 
-def test_terminate_signals_only_a_wucme_alpn_process(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+def test_terminate_signals_only_a_wucme_alpn_process(tmp_path: Path,
+                                                     sleeper: subprocess.Popen[bytes]) -> None:
     pidfile = tmp_path / "alpn.pid"
     pidfile.write_text(str(sleeper.pid))
     p = alpn_command("-t", "-p", str(pidfile), "-s", str(tmp_path / "alpn.sock"))
     assert p.returncode == 1
-    assert f"process {sleeper.pid} named by {pidfile} is not a wucme alpn server: not signalled".encode() in p.stderr
+    said = f"process {sleeper.pid} named by {pidfile} is not a wucme alpn server: not signalled"
+    assert said.encode() in p.stderr
     assert sleeper.poll() is None and pidfile.exists()
 
 
@@ -356,7 +358,8 @@ def test_pidfile_another_user_may_write_is_refused(tmp_path: Path, sleeper: subp
     pidfile.write_text(str(sleeper.pid))
     os.chown(pidfile, pwd.getpwnam("nobody").pw_uid, -1)
     p = alpn_command("-t", "-p", str(pidfile))
-    assert p.returncode == 1 and f"%WUCME-E-INSECURE, {pidfile} is writable by its owner nobody".encode() in p.stderr
+    assert p.returncode == 1
+    assert f"%WUCME-E-INSECURE, {pidfile} is writable by its owner nobody".encode() in p.stderr
     assert sleeper.poll() is None
 
 
@@ -381,6 +384,28 @@ def test_stale_pidfile_naming_another_program_does_not_block_the_start(
         wait_for(lambda: pidfile.read_text() == str(proc.pid), what="the new pid file")
         assert "which is not a wucme alpn server: stale" in log.read_text()
         assert sleeper.poll() is None
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
+def test_user_option_leaves_pidfile_and_log_to_root_so_terminate_still_works(tmp_path: Path) -> None:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-u", "nobody")
+    try:
+        wait_for(lambda: "changing user (nobody)" in log.read_text(), what="the user change")
+        assert (pidfile.stat().st_uid, log.stat().st_uid) == (0, 0)
+        assert sock.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        assert AlpnControl(sock).auth("u.example", DIGEST) == "OK"  # made as nobody
+        out, _ = s_client(port, ["-servername", "u.example", "-alpn", "acme-tls/1"])
+        assert "ALPN protocol: acme-tls/1" in out
+        reaper = threading.Thread(target=proc.wait)
+        reaper.start()
+        p = alpn_command("-t", "-p", str(pidfile), "-s", str(sock))
+        assert p.returncode == 0, p.stderr
+        reaper.join(5)
+        assert proc.returncode == 0 and not pidfile.exists()
     finally:
         stop_child(proc, grace=10)
         backend.close()

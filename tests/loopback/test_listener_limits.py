@@ -101,13 +101,15 @@ def backend(tmp_path: Path) -> Iterator[TlsBackend]:
         b.close()
 
 
-def in_process_alpn(backend: TlsBackend, **limits: float) -> tuple[AlpnProxy, int]:
+def in_process_alpn(backend: TlsBackend, hello_timeout: float, max_clients: int,
+                    per_source: int) -> tuple[AlpnProxy, int]:
     """The front end of `wucme alpn` in this process, with an auth for NAME (the ualpn control
     command uacme's hook sends)."""
     table = AuthTable()
     assert handle_command(table, f"auth {NAME} {auth_digest(KEYAUTH)}") == "OK"
     listener = bind_listener("127.0.0.1", 0)
-    proxy = AlpnProxy([listener], [("127.0.0.1", backend.port)], table, log=AlpnLog(0), **limits)  # type: ignore[arg-type]
+    proxy = AlpnProxy([listener], [("127.0.0.1", backend.port)], table, log=AlpnLog(0),
+                      hello_timeout=hello_timeout, max_clients=max_clients, per_source=per_source)
     proxy.start()
     return proxy, int(listener.getsockname()[1])
 

@@ -47,7 +47,9 @@ def tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """WUCME_LNM_DIR two levels below a directory of our own, none of it made yet."""
     monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "var" / "lib" / "lnm"))
     monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
-    monkeypatch.delenv("WUCME_LOAD", raising=False)
+    for name in ("WUCME_LOAD", "WUCME_T_A"):  # the process table would hide the system table
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
     return tmp_path / "var" / "lib" / "lnm"
 
 
@@ -114,6 +116,7 @@ def test_group_writable_table_is_refused(tables: Path) -> None:
 
 def test_sticky_directory_above_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """/tmp (1777, root's) may sit above the tables: others can add names there, not replace ours."""
+    monkeypatch.delenv("WUCME_T_A", raising=False)
     sticky = tmp_path / "tmp"
     sticky.mkdir()
     os.chmod(sticky, 0o1777)
@@ -126,6 +129,7 @@ def test_sticky_directory_above_is_accepted(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_symlinked_table_directory_checks_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WUCME_T_A", raising=False)
     real = tmp_path / "real"
     real.mkdir()
     links = tmp_path / "links"

@@ -537,7 +537,10 @@ def _drop_privileges(o: Options, log: AlpnLog) -> None:
         except KeyError as exc:
             raise AlpnError(f"unknown user or group: {exc}") from None
         uid = pw.pw_uid
-        for path in (o.socket, o.pidfile, o.logfile):
+        # ualpn also hands the pid file and log to the user; here they stay root's: a pid file
+        # that user may write would aim root's next -t at any process, and a log of theirs is
+        # refused by root's next start (it is kept open, never reopened, so it needs no chown).
+        for path in (o.socket,):
             if path:
                 try:
                     os.chown(path, uid, gid)
@@ -555,6 +558,21 @@ def _drop_privileges(o: Options, log: AlpnLog) -> None:
         except OSError:
             log("WARNING", f"initgroups(\"{user}\", {gid}) failed")
         os.setuid(uid)
+
+
+def _warm_up() -> None:
+    """Make one validation certificate and context before -r or -u: the modules they load on
+    first use may be out of reach afterwards (outside the new root, or unreadable by the user)."""
+    from OpenSSL import SSL
+
+    from wucme.challenge.tlsalpn import make_validation_cert_from_digest
+
+    cert, key = make_validation_cert_from_digest("warm-up.invalid", bytes(32))
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.use_certificate(cert)
+    ctx.use_privatekey(key)
+    if sys.platform != "OpenVMS":
+        import syslog  # noqa: F401  (AlpnLog imports it on first use)
 
 
 def server_main(o: Options, log: AlpnLog) -> int:
@@ -579,13 +597,16 @@ def server_main(o: Options, log: AlpnLog) -> int:
             raise AlpnError("failed to listen to all address")
         _write_pid(o.pidfile, stale=pid is not None)
         cleanup_paths.append(o.pidfile)
+        table = AuthTable(o.max_auths)
+        # Built (its limits read from the logical name tables) before -u and -r take the
+        # tables out of reach.
+        proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
+        control = ControlServer(control_sock, table, log)
         if o.user or o.chroot:
+            _warm_up()
             _drop_privileges(o, log)
         if o.chroot:
             cleanup_paths = []  # the paths are outside the new root (ualpn leaves them too)
-        table = AuthTable(o.max_auths)
-        proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
-        control = ControlServer(control_sock, table, log)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         control.start()

@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from wucme.challenge._net import Accepted, Acceptor, HandshakeFailed, Limits, close_tls, handshake, listen_limits
+from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, close_tls, handshake,
+                                  listen_limits)
 from wucme.challenge.alpnauth import MAX_LINE, AuthTable, Log, handle_command
 from wucme.challenge.clienthello import NOT_TLS, ClientHello, looks_like_tls, parse_client_hello
 from wucme.challenge.tlsalpn import ACME_TLS_1

@@ -58,8 +58,8 @@ def purge_temps(directory: str | os.PathLike[str], now: float | None = None) -> 
         if not entry.name.startswith(TEMP_PREFIX):
             continue
         try:
-            stale = _writer_gone(entry.name) or entry.stat(follow_symlinks=False).st_mtime < now - TEMP_MAX_AGE
-            if stale:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if _writer_gone(entry.name) or age > TEMP_MAX_AGE:
                 os.unlink(entry.path)
                 removed += 1
         except OSError:
