@@ -158,7 +158,7 @@ def page_log(_env: Mapping[str, Any]) -> Page:
 
 def page_check_ca(_env: Mapping[str, Any]) -> Page:
     """A directory query to the CA (`check /ca`): the URL, how long it took, what it offers."""
-    from wucme.issuance import ca_directory
+    from wucme.settings import ca_directory
     from wucme.uacme.acme import acme_bootstrap
     from wucme.verbs.common import VerbLog, session
 
@@ -193,22 +193,9 @@ def page_check_ca(_env: Mapping[str, Any]) -> Page:
 def challenge_target() -> tuple[str, int, str]:
     """(host, port, what) that `check/challenge` asks: WUCME_HTTP01's listener when defined,
     else this server's plain http port (WUCME_HTTP_PORT, default 80) on loopback."""
-    from wucme.issuance import parse_hostport
-    from wucme.vms.lnm import trnlnm
+    from wucme.settings import http01_probe
 
-    spec = (trnlnm("WUCME_HTTP01") or "").strip()
-    if spec:
-        host, port = parse_hostport(spec, "WUCME_HTTP01", default_host="127.0.0.1")
-        what = "wucme's own http-01 responder (WUCME_HTTP01)"
-    else:
-        host, port = parse_hostport(trnlnm("WUCME_HTTP_PORT") or str(DEFAULT_HTTP_PORT),
-                                    "WUCME_HTTP_PORT", default_host="127.0.0.1")
-        what = "this web server's port 80 mapping"
-    if host in ("0.0.0.0", "", "*"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return host, port, what
+    return http01_probe()
 
 
 def page_check_challenge(_env: Mapping[str, Any]) -> Page:

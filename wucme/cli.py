@@ -18,9 +18,9 @@ from wucme.vms.condition import VmsError, exit_status, format_message
 
 def _verbose() -> bool:
     try:
-        from wucme.vms.lnm import trnlnm
+        from wucme.settings import verbosity
 
-        return bool(trnlnm("WUCME_VERBOSE"))
+        return verbosity() > 0
     except Exception:  # noqa: BLE001 - a broken table must not hide the original error
         return bool(os.environ.get("WUCME_VERBOSE"))
 

@@ -11,103 +11,25 @@ answers the one challenge type WUCME_CHALLENGE names and declines the others:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from wucme import crypto
+from wucme import crypto, settings
 from wucme.challenge.alpn import AlpnControl, default_socket_path
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore, default_store_dir
 from wucme.challenge.tlsalpn import TlsAlpnResponder
 from wucme.core import jws
-from wucme.errors import UsageError, WucmeError
+from wucme.errors import WucmeError
 from wucme.load import run_load_command
 from wucme.progress import Progress
 from wucme.repository import CertState, Repository
-from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession
+from wucme.settings import ALPN_AGENT, ChallengeConfig
+from wucme.uacme.acme import AcmeSession
 from wucme.uacme.cert import cert_order
-from wucme.vms.lnm import trnlnm
-
-CHALLENGES = ("tls-alpn-01", "http-01")
-DEFAULT_ALPN = "443"
-
-
-def ca_directory() -> str:
-    """WUCME_CA: a directory URL, or PRODUCTION / STAGING for Let's Encrypt (default production)."""
-    v = (trnlnm("WUCME_CA") or "").strip()
-    if not v or v.upper() == "PRODUCTION":
-        return PRODUCTION_URL
-    if v.upper() == "STAGING":
-        return STAGING_URL
-    if not v.lower().startswith(("https://", "http://")):
-        raise UsageError(f"WUCME_CA {v!r} is neither a directory URL nor PRODUCTION or STAGING",
-                         ident="BADCA")
-    return v
-
-
-def verbosity() -> int:
-    """WUCME_VERBOSE: undefined 0; a number is the level; anything else (`*`) is 1."""
-    v = trnlnm("WUCME_VERBOSE")
-    if not v:
-        return 0
-    return int(v) if v.strip().isdigit() else 1
-
-
-def key_spec() -> tuple[str, int]:
-    """WUCME_KEY_TYPE (`EC` or `RSA`, default EC) and WUCME_KEY_BITS (EC 256/384, RSA 2048..8192)."""
-    ktype = (trnlnm("WUCME_KEY_TYPE") or "EC").strip().upper()
-    if ktype not in ("EC", "RSA"):
-        raise UsageError(f"WUCME_KEY_TYPE {ktype!r} must be EC or RSA", ident="BADKEYTYPE")
-    raw = (trnlnm("WUCME_KEY_BITS") or "").strip()
-    bits = int(raw) if raw.isdigit() else (256 if ktype == "EC" else 2048)
-    if ktype == "EC" and bits not in (256, 384):
-        raise UsageError("WUCME_KEY_BITS must be 256 or 384 for EC keys", ident="BADKEYTYPE")
-    if ktype == "RSA" and (not 2048 <= bits <= 8192 or bits % 8):
-        raise UsageError("WUCME_KEY_BITS must be 2048..8192 (a multiple of 8) for RSA keys",
-                         ident="BADKEYTYPE")
-    return ktype, bits
-
 
 def new_key() -> crypto.PrivateKey:
-    return crypto.key_gen(*key_spec())
-
-
-def parse_hostport(value: str, what: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
-    """`[addr:]port` (an IPv6 address in brackets: `[::1]:443`)."""
-    v = value.strip()
-    host = default_host
-    if v.startswith("["):
-        host, _, v = v[1:].partition("]")
-        v = v.lstrip(":")
-    elif ":" in v:
-        host, _, v = v.rpartition(":")
-    if not v.isdigit() or not 0 < int(v) < 65536 or not host:
-        raise UsageError(f"{what} {value!r} must be [addr:]port", ident="BADPORT")
-    return host, int(v)
-
-
-#: WUCME_ALPN value meaning: do not listen; the web server asks the ACME_TLS_1 agent (as WASD does).
-ALPN_AGENT = "AGENT"
-
-
-@dataclass
-class ChallengeConfig:
-    """WUCME_CHALLENGE and where wucme answers it (`alpn` None: the server's ACME_TLS_1 agent)."""
-
-    type: str
-    http01: tuple[str, int] | None = None
-    alpn: tuple[str, int] | None = ("0.0.0.0", 443)
-
-    @classmethod
-    def from_logicals(cls) -> ChallengeConfig:
-        raw = (trnlnm("WUCME_CHALLENGE") or "tls-alpn-01").strip().lower()
-        if raw not in CHALLENGES:
-            raise UsageError(f"WUCME_CHALLENGE {raw!r} must be tls-alpn-01 or http-01",
-                             ident="BADCHALLENGE")
-        http01 = trnlnm("WUCME_HTTP01")
-        alpn = (trnlnm("WUCME_ALPN") or DEFAULT_ALPN).strip()
-        return cls(raw, parse_hostport(http01, "WUCME_HTTP01") if http01 else None,
-                   None if alpn.upper() == ALPN_AGENT else parse_hostport(alpn, "WUCME_ALPN"))
+    """A certificate key of the type and size WUCME_KEY_TYPE and WUCME_KEY_BITS ask for."""
+    return crypto.key_gen(*settings.key_spec())
 
 
 def challenge_store(repo: Repository | None = None) -> ChallengeStore:

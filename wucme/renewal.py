@@ -23,15 +23,15 @@ from cryptography import x509
 from wucme import crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import WucmeError
-from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, run_load
+from wucme.issuance import Responder, host_list, issue_certificate, run_load
+from wucme.settings import ca_directory, challenge_config, fixed_days, workers
 from wucme.uacme.msg import Msg
-from wucme.repository import Managed, Repository, iso, utc_now
+from wucme.core.times import iso, utc_now
+from wucme.repository import Managed, Repository
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import AcmeSession, acme_bootstrap
 from wucme.uacme.ari import ari_check, ari_replaces
-from wucme.vms.lnm import trnlnm
 
-DEFAULT_WORKERS = 4
 #: After a failed renewal, the next attempt (the agent honours it; `manage` always tries).
 RETRY_AFTER_FAILURE = _dt.timedelta(hours=6)
 
@@ -79,19 +79,6 @@ class RenewalReport:
 
 #: Hook point for reporting (the agent issue registers mail and OPCOM here).
 Reporter = Callable[[RenewalReport], None]
-
-
-def workers() -> int:
-    raw = (trnlnm("WUCME_WORKERS") or "").strip()
-    return max(1, min(int(raw), 64)) if raw.isdigit() else DEFAULT_WORKERS
-
-
-def fixed_days() -> float | None:
-    raw = (trnlnm("WUCME_DAYS") or "").strip()
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
 
 
 def threshold(leaf: x509.Certificate) -> _dt.timedelta:
@@ -162,7 +149,7 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
         return
     repo.ensure_writable()
     key = repo.load_account_key()
-    config = ChallengeConfig.from_logicals()
+    config = challenge_config()
     days = fixed_days()
     a = session(ca_directory())
     try:

@@ -25,10 +25,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
 from wucme.vms.files import write_versioned
-from wucme.vms.here import here_path
+from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
@@ -47,27 +48,6 @@ class NoPrivilege(WucmeError):
     """The repository cannot be written: the SYSPRV of the seed, checked before any CA traffic."""
 
     ident = "NOPRIV"
-
-
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
-
-
-def iso(t: _dt.datetime | None) -> str | None:
-    """A timestamp as the state file keeps it: ISO 8601 UTC to the second."""
-    if t is None:
-        return None
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(s: Any) -> _dt.datetime | None:
-    if not isinstance(s, str):
-        return None
-    try:
-        t = _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return t.replace(tzinfo=_dt.timezone.utc)
 
 
 def key_pem(key: crypto.PrivateKey) -> bytes:

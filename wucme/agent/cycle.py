@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from wucme.agent.log import AgentLog
-from wucme.agent.schedule import AgentState, _iso
-from wucme.repository import Repository, parse_iso
+from wucme.agent.schedule import AgentState
+from wucme.core.times import iso, parse_iso
+from wucme.repository import Repository
 
 
 @dataclass
@@ -42,7 +43,7 @@ def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, l
     shows when it is tried again."""
     for m in repo.managed():
         if m.cert_path.name in files and not m.state.corrupt and m.state.status == "failed":
-            m.state.next_attempt = _iso(retry)
+            m.state.next_attempt = iso(retry)
             try:
                 repo.save_state(m.state)
             except OSError as e:
@@ -115,7 +116,7 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m wucme.agent.cycle REPOSITORY [LOGFILE]`: one cycle, for the active agent."""
-    from wucme.issuance import verbosity
+    from wucme.settings import verbosity
 
     args = sys.argv[1:] if argv is None else argv
     # The agent stops a cycle with SIGTERM: unwind (closing connections), no traceback.

@@ -10,10 +10,10 @@ WUCME_MAIL or WUCME_OPCOM takes effect in a running agent (docs/reporting.md).
 """
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.reporting.events import (
     DEFAULT_WARN_DAYS,
@@ -136,7 +136,7 @@ def config_problems() -> list[str]:
 
 
 def _test_event(verb: str) -> Event:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = iso(utc_now())
     return Event("I", "TEST", f"test message from wucme check /{verb} at {now}: reporting works")
 
 

@@ -11,7 +11,6 @@ RenewalReport and a Repository by duck typing and imports neither at run time.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 import socket
 from collections import Counter
@@ -19,9 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from wucme.core.times import iso
 from wucme.errors import WucmeError
+from wucme.settings import DEFAULT_WARN_DAYS, warn_days
 from wucme.vms.lnm import trnlnm
-from wucme.vms.condition import SEVERITIES, format_message
+from wucme.vms.condition import SEVERITIES, format_message, parse_message
 
 if TYPE_CHECKING:  # types only: reporting sits below the renewal function
     from wucme.renewal import RenewalReport
@@ -29,12 +30,9 @@ if TYPE_CHECKING:  # types only: reporting sits below the renewal function
 
 #: Longest event text (a CA's problem detail can be megabytes); the rest is cut with a note.
 MAX_TEXT = 2000
-#: WUCME_WARN_DAYS default: warn when fewer days than this are left and renewal keeps failing.
-DEFAULT_WARN_DAYS = 7.0
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_VMS_MESSAGE = re.compile(r"%WUCME-([SIWEF])-([A-Z0-9_$]+), (.*)", re.S)
 _IDENT = re.compile(r"[A-Za-z0-9_$]{1,31}")
 
 
@@ -94,8 +92,8 @@ def report_events(report: RenewalReport) -> list[Event]:
         ok, text = report.load
         events.append(Event("S", "LOADED", text) if ok else Event("W", "LOADFAIL", text))
     if report.error:
-        m = _VMS_MESSAGE.fullmatch(report.error)
-        events.append(Event(m.group(1), m.group(2), m.group(3)) if m
+        c = parse_message(report.error)
+        events.append(Event(c.severity, c.ident, c.text) if c
                       else Event(report.error_severity, "PASSFAIL", report.error))
     if not events:
         return []
@@ -103,16 +101,6 @@ def report_events(report: RenewalReport) -> list[Event]:
                f"{len(report.failed)} failed")
     events.append(Event("S" if report.ok else "E", "MANAGED", summary))
     return events
-
-
-def warn_days() -> float:
-    """WUCME_WARN_DAYS (a number of days, fractions allowed), else DEFAULT_WARN_DAYS."""
-    raw = (trnlnm("WUCME_WARN_DAYS") or "").strip()
-    try:
-        days = float(raw) if raw else DEFAULT_WARN_DAYS
-    except ValueError:
-        return DEFAULT_WARN_DAYS
-    return days if math.isfinite(days) and days >= 0 else DEFAULT_WARN_DAYS
 
 
 def _left(delta: _dt.timedelta) -> str:
@@ -149,9 +137,9 @@ def build_events(report: RenewalReport, repo: Repository, now: _dt.datetime) -> 
         left = leaf.not_valid_after_utc - now
         if not failing or left >= limit:
             continue
-        m_err = _VMS_MESSAGE.fullmatch(report.error) if report.error else None
-        why = failed.get(name) or (m_err.group(3) if m_err else report.error) or m.state.last_result
-        not_after = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        c_err = parse_message(report.error) if report.error else None
+        why = failed.get(name) or (c_err.text if c_err else report.error) or m.state.last_result
+        not_after = iso(leaf.not_valid_after_utc)
         where = f"({name}, not after {not_after})" + (f": {why}" if why else "")
         if left <= _dt.timedelta(0):
             events.append(Event("E", "EXPIRED", f"{_hosts(m.hosts)} expired {_left(-left)} ago "

@@ -5,8 +5,10 @@ import json
 from typing import Any
 
 from wucme.command import Command, Qualifier, Verb
-from wucme.renewal import due, fixed_days
-from wucme.repository import Managed, Repository, iso, utc_now
+from wucme.renewal import due
+from wucme.core.times import iso, utc_now
+from wucme.repository import Managed, Repository
+from wucme.settings import fixed_days
 from wucme.verbs.common import line, say
 
 VERB = Verb("certificates", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),

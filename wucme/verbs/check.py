@@ -9,11 +9,11 @@ from typing import Any
 from wucme.challenge.http01 import Http01Listener
 from wucme.command import Command, Qualifier, Verb
 from wucme.errors import UsageError, WucmeError
-from wucme.issuance import ca_directory, challenge_store, parse_hostport
+from wucme.issuance import challenge_store
+from wucme.settings import ca_directory, http01_listen
 from wucme.repository import Repository
 from wucme.uacme.acme import acme_bootstrap
 from wucme.verbs.common import VerbLog, line, say, session
-from wucme.vms.lnm import trnlnm
 
 VERB = Verb("check", qualifiers=(
     Qualifier("ca", help="query the CA's directory"),
@@ -65,8 +65,7 @@ def check_ca(cmd: Command, _q: str) -> int:
 
 
 def check_http01(cmd: Command, _q: str) -> int:
-    spec = trnlnm("WUCME_HTTP01") or "80"
-    host, port = parse_hostport(spec, "WUCME_HTTP01")
+    host, port = http01_listen()
     seconds = cmd.value("seconds")
     if seconds is not None and not seconds.isdigit():
         raise UsageError("/SECONDS needs a whole number", ident="BADVALUE")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from wucme.issuance import verbosity
+from wucme.settings import verbosity
 from wucme.uacme.msg import Msg
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.main import new_session

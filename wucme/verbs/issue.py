@@ -9,9 +9,11 @@ from __future__ import annotations
 from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
 from wucme.command import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
-from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, key_spec, run_load
+from wucme.issuance import Responder, host_list, issue_certificate, run_load
+from wucme.settings import ca_directory, challenge_config, key_spec
 from wucme.progress import Progress
-from wucme.repository import Repository, utc_now
+from wucme.core.times import utc_now
+from wucme.repository import Repository
 from wucme.renewal import RETRY_AFTER_FAILURE
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import acme_bootstrap
@@ -38,7 +40,7 @@ def names_from(params: list[str]) -> list[str]:
 
 def run(cmd: Command) -> int:
     names = names_from(cmd.params)
-    config = ChallengeConfig.from_logicals()
+    config = challenge_config()
     key_spec()
     directory = ca_directory()
     repo = Repository.here()

@@ -11,12 +11,13 @@ import re
 
 from wucme.command import Command, Verb
 from wucme.errors import UsageError
-from wucme.issuance import ca_directory, key_spec, new_key
+from wucme.issuance import new_key
+from wucme.settings import ca_directory, key_spec
+from wucme.settings import eab as settings_eab
 from wucme.repository import Repository, key_description
 from wucme.uacme.account import account_new, eab_parse
 from wucme.uacme.acme import acme_bootstrap
 from wucme.verbs.common import VerbLog, say, session
-from wucme.vms.lnm import trnlnm
 
 VERB = Verb("register", min_params=0, max_params=1,
             help="Create the account key and register an account with the CA.")
@@ -40,7 +41,7 @@ def run(cmd: Command) -> int:
     a = session(directory, log)
     try:
         a.key, a.email = new_key(), email
-        eab = trnlnm("WUCME_EAB")
+        eab = settings_eab()
         if eab:
             eab_parse(a, eab)
         acme_bootstrap(a)

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from wucme import crypto
 from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import FileError, UsageError
-from wucme.issuance import ca_directory
-from wucme.repository import Repository, iso, utc_now
+from wucme.settings import ca_directory
+from wucme.core.times import iso, utc_now
+from wucme.repository import Repository
 from wucme.uacme.account import account_retrieve
 from wucme.uacme.acme import acme_bootstrap
 from wucme.uacme.cert import cert_revoke
