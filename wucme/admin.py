@@ -158,23 +158,19 @@ def page_log(_env: Mapping[str, Any]) -> Page:
 
 def page_check_ca(_env: Mapping[str, Any]) -> Page:
     """A directory query to the CA (`check /ca`): the URL, how long it took, what it offers."""
+    from wucme.session import account_session
     from wucme.settings import ca_directory
-    from wucme.uacme.acme import acme_bootstrap
-    from wucme.verbs.common import VerbLog, session
+    from wucme.verbs.common import VerbLog
 
     directory = ca_directory()
     page = Page("Check: CA")
     page.facts.append(("directory", directory))
-    a = session(directory, VerbLog())
-    a.transport_retry_delay = CA_RETRY_DELAY  # someone is waiting for the page
     t0 = time.monotonic()
-    try:
-        acme_bootstrap(a)
+    try:  # someone is waiting for the page: short retries
+        with account_session(VerbLog(), directory=directory, retry_delay=CA_RETRY_DELAY) as a:
+            ms = (time.monotonic() - t0) * 1000
     except WucmeError as e:
         return page.say("E", "CAFAIL", f"CA at {directory} failed: {e.text}")
-    finally:
-        a.transport.close()
-    ms = (time.monotonic() - t0) * 1000
     raw_meta = a.dir.get("meta")
     meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     terms = meta.get("termsOfService")

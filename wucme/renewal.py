@@ -28,8 +28,8 @@ from wucme.settings import ca_directory, challenge_config, fixed_days, workers
 from wucme.uacme.msg import Msg
 from wucme.core.times import iso, utc_now
 from wucme.repository import Managed, Repository
-from wucme.uacme.account import account_retrieve
-from wucme.uacme.acme import AcmeSession, acme_bootstrap
+from wucme.session import account_session, ensure_account
+from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 
 #: After a failed renewal, the next attempt (the agent honours it; `manage` always tries).
@@ -119,17 +119,16 @@ def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | 
     return False, f"not due until {iso(leaf.not_valid_after_utc - t)}"
 
 
-def renewal_pass(repo: Repository, log: Msg, *, session: Callable[[str], AcmeSession],
+def renewal_pass(repo: Repository, log: Msg, *,
                  reporters: list[Reporter] | None = None,
                  say: Callable[[str], None] | None = None,
                  load: Callable[[], tuple[bool, str] | None] | None = run_load) -> RenewalReport:
-    """One pass over the repository.  *session(directory)* makes the ACME session (the caller
-    owns its transport settings); *say* prints a line per certificate as it is decided; *load*
+    """One pass over the repository.  *say* prints a line per certificate as it is decided; *load*
     runs after renewals (WUCME_LOAD by default; None when the caller loads, as the agent does)."""
     say = say or (lambda s: None)
     report = RenewalReport(started=iso(utc_now()) or "")
     try:
-        _pass(repo, log, session, report, say)
+        _pass(repo, log, report, say)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
     if report.renewed and load is not None:
@@ -142,8 +141,7 @@ def renewal_pass(repo: Repository, log: Msg, *, session: Callable[[str], AcmeSes
     return report
 
 
-def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
-          report: RenewalReport, say: Callable[[str], None]) -> None:
+def _pass(repo: Repository, log: Msg, report: RenewalReport, say: Callable[[str], None]) -> None:
     managed = repo.managed()
     if not managed:
         return
@@ -151,10 +149,7 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
     key = repo.load_account_key()
     config = challenge_config()
     days = fixed_days()
-    a = session(ca_directory())
-    try:
-        a.key = key
-        acme_bootstrap(a)
+    with account_session(log, key=key, directory=ca_directory()) as a:
         ari_url = a.dir.get("renewalInfo")
         ari = (lambda leaf: ari_check(a, leaf, ari_url)) if isinstance(ari_url, str) else None
         now = utc_now()
@@ -168,15 +163,13 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
                 say(f"%WUCME-I-SKIPPED, {m.cert_path.name} ({', '.join(m.hosts)}): {why}")
         if not todo:
             return
-        account_retrieve(a)
+        ensure_account(a)
         with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
             def renew(item: tuple[Managed, str]) -> Outcome:
                 return _renew(a, repo, responder, item[0], item[1], log, say)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
-    finally:
-        a.transport.close()
 
 
 def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, why: str,

@@ -50,17 +50,10 @@ def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, l
                 log.warn(f"cannot note the retry time for {m.cert_path.name}: {e}")
 
 
-def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
-              session: Callable[[str], Any] | None = None) -> CycleResult:
+def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime) -> CycleResult:
     """One cycle at `now` (the schedule's clock; certificate times are the real clock's)."""
     from wucme.load import load_action
     from wucme.renewal import renewal_pass
-
-    if session is None:
-        from wucme.verbs.common import session as new_session
-
-        def session(d: str) -> Any:
-            return new_session(d, log)
 
     state = AgentState.load(repo.path)
     import wucme.reporting as reporting
@@ -68,7 +61,7 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     # ahead: the backoff never retries sooner.
     before = {m.cert_path.name: t for m in repo.managed()
               for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-    report = renewal_pass(repo, log, session=session, reporters=None, say=log.line, load=None)
+    report = renewal_pass(repo, log, reporters=None, say=log.line, load=None)
     steps = []
     if report.renewed or state.load_pending:
         steps = load_action(repo)

@@ -296,11 +296,11 @@ def child_cycle(agent: Agent) -> None:
         agent.log.say("E", "CYCLEFAIL", f"the cycle process ended with status {status}")
 
 
-def in_process_cycle(session: Callable[[str], Any] | None = None) -> CycleRunner:
+def in_process_cycle() -> CycleRunner:
     """A cycle runner in this process on the agent's clock (tests; no child process)."""
     def run(agent: Agent) -> None:
         from wucme.agent.cycle import run_cycle
         from wucme.repository import Repository
 
-        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now(), session)
+        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now())
     return run

@@ -12,10 +12,10 @@ import stat
 import time
 from typing import Any
 
-from wucme import UACME_VERSION, __version__, crypto, settings
+from wucme import UACME_VERSION, __version__, crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import FileError, UsageError, WucmeError
-from wucme.http import make_transport
+from wucme.session import open_session
 from wucme.uacme.msg import Msg
 from wucme.vms.condition import format_message
 from wucme.uacme import account as acct
@@ -50,16 +50,6 @@ USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confd
 \tissue IDENTIFIER [ALTNAME ...]] | issue CSRFILE |
 \tcheck IDENTIFIER [ALTNAME ...]] | check CSRFILE |
 \trevoke CERTFILE [CERTKEYFILE]"""
-
-
-def new_session(directory: str, log: Msg) -> AcmeSession:
-    """A session on the transport WUCME_HTTP names; WUCME_POLL_TIMEOUT bounds each polling loop."""
-    transport = make_transport(settings.transport_name(), settings.http_config())
-    a = AcmeSession(transport=transport, directory=directory, log=log)
-    timeout = settings.poll_timeout()
-    if timeout is not None:
-        a.poll_deadline = timeout
-    return a
 
 
 def alt_parse(s: str) -> int | bytes:
@@ -238,7 +228,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
     if o.hook and not os.access(o.hook, os.R_OK | os.X_OK):
         raise FileError(f"{o.hook}: not executable")
 
-    a = new_session(o.directory, log)
+    a = open_session(o.directory, log)
     a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
     if o.eab:
         acct.eab_parse(a, o.eab)

@@ -12,8 +12,8 @@ from wucme.errors import UsageError, WucmeError
 from wucme.issuance import challenge_store
 from wucme.settings import ca_directory, http01_listen
 from wucme.repository import Repository
-from wucme.uacme.acme import acme_bootstrap
-from wucme.verbs.common import VerbLog, line, say, session
+from wucme.session import account_session
+from wucme.verbs.common import VerbLog, line, say
 
 VERB = Verb("check", qualifiers=(
     Qualifier("ca", help="query the CA's directory"),
@@ -40,16 +40,12 @@ def run(cmd: Command) -> int:
 
 def check_ca(cmd: Command, _q: str) -> int:
     directory = ca_directory()
-    log = VerbLog()
-    a = session(directory, log)
     t0 = time.monotonic()
     try:
-        acme_bootstrap(a)
+        with account_session(VerbLog(), directory=directory) as a:
+            ms = (time.monotonic() - t0) * 1000
     except WucmeError as e:
         raise WucmeError(f"CA at {directory} failed: {e.text}", ident="CAFAIL") from None
-    finally:
-        a.transport.close()
-    ms = (time.monotonic() - t0) * 1000
     raw_meta = a.dir.get("meta")
     meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     status = say("S", "CA", f"{directory} answered in {ms:.0f} ms")

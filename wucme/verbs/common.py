@@ -1,12 +1,10 @@
-"""What every verb shares: VMS messages on the right stream, the log, the ACME session."""
+"""What every verb shares: VMS messages on the right stream, the log of the ACME traffic."""
 from __future__ import annotations
 
 import sys
 
 from wucme.settings import verbosity
 from wucme.uacme.msg import Msg
-from wucme.uacme.acme import AcmeSession
-from wucme.uacme.main import new_session
 from wucme.vms.condition import exit_status, format_message
 
 
@@ -38,7 +36,3 @@ class VerbLog(Msg):
             return
         super().warn(text)
 
-
-def session(directory: str, log: Msg) -> AcmeSession:
-    """An ACME session on the transport WUCME_HTTP names, trusting WUCME_CA_BUNDLE."""
-    return new_session(directory, log)

@@ -15,10 +15,9 @@ from wucme.progress import Progress
 from wucme.core.times import utc_now
 from wucme.repository import Repository
 from wucme.renewal import RETRY_AFTER_FAILURE
-from wucme.uacme.account import account_retrieve
-from wucme.uacme.acme import acme_bootstrap
+from wucme.session import account_session
 from wucme.uacme.ari import ari_replaces
-from wucme.verbs.common import VerbLog, say, session
+from wucme.verbs.common import VerbLog, say
 
 VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
                                            help="show each authorization's state (default)"),),
@@ -49,24 +48,19 @@ def run(cmd: Command) -> int:
     managed_before = repo.state_path(names[0]).exists()
     log = VerbLog()
     progress = Progress(names) if cmd.qualifiers.get("progress", True) else None
-    a = session(directory, log)
     try:
-        a.key = account_key
-        acme_bootstrap(a)
-        account_retrieve(a)
-        replaces = ari_replaces(a, repo.cert_path(names[0]))
-        if progress is not None:
-            say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
-        with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
-            state = issue_certificate(a, repo, responder, names, replaces=replaces, progress=progress)
+        with account_session(log, key=account_key, directory=directory, retrieve=True) as a:
+            replaces = ari_replaces(a, repo.cert_path(names[0]))
+            if progress is not None:
+                say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
+            with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
+                state = issue_certificate(a, repo, responder, names, replaces=replaces, progress=progress)
     except WucmeError as e:
         if managed_before:  # a managed certificate: note the failure beside it
             st = repo.load_state(names[0])
             if not st.corrupt:
                 repo.record_attempt(st, "failed", f"failed: {e.text}", utc_now() + RETRY_AFTER_FAILURE)
         raise
-    finally:
-        a.transport.close()
     status = say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
                  f"expires {state.not_after}")
     load = run_load()

@@ -6,7 +6,7 @@ import sys
 from wucme.command import Command, Verb
 from wucme.renewal import renewal_pass
 from wucme.repository import Repository
-from wucme.verbs.common import VerbLog, line, say, session
+from wucme.verbs.common import VerbLog, line, say
 from wucme.vms.condition import exit_status
 
 VERB = Verb("manage", help="Renew the certificates that are due, now, as the agent does daily.")
@@ -15,7 +15,7 @@ VERB = Verb("manage", help="Renew the certificates that are due, now, as the age
 def run(cmd: Command) -> int:
     repo = Repository.here()
     log = VerbLog()
-    report = renewal_pass(repo, log, session=lambda d: session(d, log), say=line)
+    report = renewal_pass(repo, log, say=line)
     if report.error:
         sys.stderr.write(report.error + "\n")
         return exit_status(report.error_severity)

@@ -12,12 +12,11 @@ import re
 from wucme.command import Command, Verb
 from wucme.errors import UsageError
 from wucme.issuance import new_key
-from wucme.settings import ca_directory, key_spec
-from wucme.settings import eab as settings_eab
+from wucme.settings import ca_directory, eab, key_spec
 from wucme.repository import Repository, key_description
-from wucme.uacme.account import account_new, eab_parse
-from wucme.uacme.acme import acme_bootstrap
-from wucme.verbs.common import VerbLog, say, session
+from wucme.session import account_session
+from wucme.uacme.account import account_new
+from wucme.verbs.common import VerbLog, say
 
 VERB = Verb("register", min_params=0, max_params=1,
             help="Create the account key and register an account with the CA.")
@@ -37,17 +36,8 @@ def run(cmd: Command) -> int:
     key_spec()
     directory = ca_directory()
     had_account = repo.account_key_path.exists()
-    log = VerbLog()
-    a = session(directory, log)
-    try:
-        a.key, a.email = new_key(), email
-        eab = settings_eab()
-        if eab:
-            eab_parse(a, eab)
-        acme_bootstrap(a)
+    with account_session(VerbLog(), key=new_key(), directory=directory, email=email, eab=eab()) as a:
         account_new(a, yes=True)
-    finally:
-        a.transport.close()
     repo.save_account_key(a.key)
     terms = (a.dir.get("meta") or {}).get("termsOfService")
     if isinstance(terms, str) and terms:
