@@ -23,7 +23,10 @@ from cryptography import x509
 from wucme import crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import WucmeError
-from wucme.issuance import Responder, host_list, issue_certificate, run_load
+from wucme.challenge.solver import ChallengeSolver
+from wucme.core.jws import jws_thumbprint
+from wucme.load import run_load_command
+from wucme.obtain import host_list, obtain
 from wucme.settings import ca_directory, challenge_config, fixed_days, workers
 from wucme.uacme.msg import Msg
 from wucme.core.times import iso, utc_now
@@ -119,10 +122,15 @@ def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | 
     return False, f"not due until {iso(leaf.not_valid_after_utc - t)}"
 
 
+def _run_load() -> tuple[bool, str] | None:
+    r = run_load_command()
+    return None if r is None else (r.ok, r.text)
+
+
 def renewal_pass(repo: Repository, log: Msg, *,
                  reporters: list[Reporter] | None = None,
                  say: Callable[[str], None] | None = None,
-                 load: Callable[[], tuple[bool, str] | None] | None = run_load) -> RenewalReport:
+                 load: Callable[[], tuple[bool, str] | None] | None = _run_load) -> RenewalReport:
     """One pass over the repository.  *say* prints a line per certificate as it is decided; *load*
     runs after renewals (WUCME_LOAD by default; None when the caller loads, as the agent does)."""
     say = say or (lambda s: None)
@@ -164,15 +172,15 @@ def _pass(repo: Repository, log: Msg, report: RenewalReport, say: Callable[[str]
         if not todo:
             return
         ensure_account(a)
-        with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
+        with ChallengeSolver(config, jws_thumbprint(key), log=lambda s: log(1, s)) as solver:
             def renew(item: tuple[Managed, str]) -> Outcome:
-                return _renew(a, repo, responder, item[0], item[1], log, say)
+                return _renew(a, repo, solver, config.type, item[0], item[1], log, say)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
 
 
-def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, why: str,
+def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge: str, m: Managed, why: str,
            log: Msg, say: Callable[[str], None]) -> Outcome:
     state = m.state
     try:
@@ -182,7 +190,7 @@ def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, w
         names = validate_identifiers(state.hosts, wildcard=False)
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name}: {why}")
-        new = issue_certificate(a, repo, responder, names, replaces=replaces, status="renewed")
+        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed")
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
         say(f"%WUCME-S-RENEWED, {msg}")
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)

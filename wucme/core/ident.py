@@ -11,8 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import idna
-
 from wucme.errors import BadIdentifier
 
 #: Let's Encrypt's limit on identifiers in one order (Pebble does not enforce it).
@@ -60,6 +58,8 @@ def validate_identifier_str(name: str, wildcard: bool = True) -> str:
         if not wildcard:
             raise BadIdentifier(f"wildcard {_show(raw)} not supported here")
         prefix, name = "*.", name[2:]
+    import idna  # here, not above: the web server's challenge script needs only is_ip
+
     if not name.isascii():
         try:
             name = idna.encode(name, uts46=True).decode("ascii")

@@ -93,9 +93,6 @@ class AcmeSession:
     account: dict[str, Any] | None = None
     order: dict[str, Any] | None = None
     hook: str | None = None
-    #: In-process stand-in for the hook program, same protocol: (method, type, ident,
-    #: token, auth) -> exit status.  wucme's own verbs answer challenges this way.
-    responder: Callable[[str, str, str, str, str], int] | None = None
     email: str | None = None
     eab_keyid: str | None = None
     eab_key: bytes | None = None

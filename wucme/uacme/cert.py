@@ -25,6 +25,7 @@ from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_poll, acme_
 from wucme.uacme.ari import ari_check
 from wucme.uacme.authorize import authorize
 from wucme.uacme.files import link_backup
+from wucme.uacme.hook import Solver
 from wucme.vms.atomic import install_temp, write_temp
 
 _LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
@@ -65,15 +66,21 @@ def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeRe
 
 
 def cert_issue(a: AcmeSession, names: list[str], csr: bytes, certprefix: str,
-               replaces: str | None = None) -> str:
+               replaces: str | None = None, solver: Solver | None = None) -> str:
     """Port of uacme.c:cert_issue(): order, authorize, finalize, download, save.
 
+    Challenges go to *solver* when given, else to the hook `a.hook` (authorize()).
     Returns the certificate file (uacme's layout: CERTPREFIXcert.pem)."""
-    return cert_save(a, certprefix, cert_order(a, names, csr, replaces))
+    return cert_save(a, certprefix, cert_order(a, names, csr, replaces, solver))
 
 
-def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | None = None) -> bytes:
-    """Everything cert_issue does but the saving: the checked PEM chain (RFC 8555 §7.4)."""
+def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | None = None,
+               solver: Solver | None = None) -> bytes:
+    """Everything cert_issue does but the saving: the checked PEM chain, in RFC 8555 §7.4's
+    order: newOrder (naming the certificate it `replaces`, RFC 9773 §5); each pending
+    authorization answered through *solver* or the hook (§7.5, §8); the order polled until
+    `ready`; finalize with the CSR; polled until `valid`; the chain downloaded (§7.4.2) and
+    checked against the request (§11.4)."""
     r = _new_order(a, names, replaces)
     orderurl = r.location
     if not orderurl:
@@ -87,7 +94,7 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         authz = order.get("authorizations")
         if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
             raise ProtocolViolation("failed to parse authorizations URL")
-        authorize(a, authz, orderurl)
+        authorize(a, authz, orderurl, solver)
         order = _poll_order(a, orderurl, ("pending",), "ready")
     finalize = order.get("finalize")
     if not isinstance(finalize, str):

@@ -9,7 +9,7 @@ from typing import Any
 from wucme.challenge.http01 import Http01Listener
 from wucme.command import Command, Qualifier, Verb
 from wucme.errors import UsageError, WucmeError
-from wucme.issuance import challenge_store
+from wucme.challenge.store import ChallengeStore
 from wucme.settings import ca_directory, http01_listen
 from wucme.repository import Repository
 from wucme.session import account_session
@@ -65,7 +65,7 @@ def check_http01(cmd: Command, _q: str) -> int:
     seconds = cmd.value("seconds")
     if seconds is not None and not seconds.isdigit():
         raise UsageError("/SECONDS needs a whole number", ident="BADVALUE")
-    store = challenge_store(Repository.here())
+    store = ChallengeStore()
     try:
         listener = Http01Listener(store, host, port)
     except OSError as e:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
 from wucme.command import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
-from wucme.issuance import Responder, host_list, issue_certificate, run_load
+from wucme.challenge.solver import ChallengeSolver
+from wucme.core.jws import jws_thumbprint
+from wucme.load import run_load_command
+from wucme.obtain import host_list, obtain
 from wucme.settings import ca_directory, challenge_config, key_spec
 from wucme.progress import Progress
 from wucme.core.times import utc_now
@@ -53,8 +56,9 @@ def run(cmd: Command) -> int:
             replaces = ari_replaces(a, repo.cert_path(names[0]))
             if progress is not None:
                 say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
-            with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
-                state = issue_certificate(a, repo, responder, names, replaces=replaces, progress=progress)
+            with ChallengeSolver(config, jws_thumbprint(account_key), log=lambda s: log(1, s)) as solver:
+                state = obtain(a, repo, names, solver, challenge=config.type, replaces=replaces,
+                               progress=progress)
     except WucmeError as e:
         if managed_before:  # a managed certificate: note the failure beside it
             st = repo.load_state(names[0])
@@ -63,7 +67,7 @@ def run(cmd: Command) -> int:
         raise
     status = say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
                  f"expires {state.not_after}")
-    load = run_load()
+    load = run_load_command()  # WUCME_LOAD: a failure is a warning, the certificate is saved
     if load is not None:
-        status = say("I", "LOADED", load[1]) if load[0] else say("W", "LOADFAIL", load[1])
+        status = say("I", "LOADED", load.text) if load.ok else say("W", "LOADFAIL", load.text)
     return status

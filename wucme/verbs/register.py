@@ -11,7 +11,7 @@ import re
 
 from wucme.command import Command, Verb
 from wucme.errors import UsageError
-from wucme.issuance import new_key
+from wucme.obtain import new_key
 from wucme.settings import ca_directory, eab, key_spec
 from wucme.repository import Repository, key_description
 from wucme.session import account_session
