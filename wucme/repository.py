@@ -5,7 +5,9 @@ Files (ODS-2 names, docs/commands.md "The repository"):
 - `WUCME_C_<HOST>.PEM`: the chain with the private key appended, the file a server uses (0600);
 - `WUCME_K_<HOST>.PEM`: the private key alone (0600);
 - `WUCME_S_<HOST>.JSON`: what wucme knows of the certificate (hosts, key and challenge type,
-  last result, attempts, serial, not-after).
+  last result, attempts, serial, not-after);
+- `WUCME_LOAD.JSON`: the outcome of the last load action (a failed one is run again by the next
+  renewal pass, whether `manage` or the agent runs it).
 
 Every write goes through `write_versioned` (atomic, fsynced, earlier versions kept).  State is
 advisory: a state file that does not parse is treated as "needs issuance", never a crash, and the
@@ -37,6 +39,7 @@ ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
 STATE_PREFIX = "WUCME_S_"
 STATE_TYPE = ".JSON"
 LOG_PREFIX = "WUCME_LOG_"
+LOAD_FILE = "WUCME_LOAD.JSON"
 KEY_MODE = 0o600
 STATE_MODE = 0o644
 
@@ -262,6 +265,23 @@ class Repository:
         state.next_attempt = iso(next_attempt)
         state.corrupt = False
         self.save_state(state)
+
+    # --- the load action ---------------------------------------------------------------------
+
+    def record_load(self, ok: bool, result: str) -> None:
+        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept)."""
+        data = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
+        write_versioned(self.path / LOAD_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+                        STATE_MODE, keep=0)
+
+    def load_pending(self) -> bool:
+        """Did the last load action fail?  (Then the next pass loads again, even with nothing
+        renewed.)  A missing or unreadable record means no."""
+        try:
+            data = json.loads((self.path / LOAD_FILE).read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("ok") is False
 
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files

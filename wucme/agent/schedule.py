@@ -127,8 +127,6 @@ class AgentState:
     failures: int = 0
     #: When the backoff retries, or None (the daily time).
     retry_at: str | None = None
-    #: The load or its handshake check failed: the next pass loads again even with nothing renewed.
-    load_pending: bool = False
 
     @classmethod
     def load(cls, directory: Path) -> AgentState:
@@ -147,7 +145,6 @@ class AgentState:
             st.last_result = d["last_result"]
         if isinstance(d.get("failures"), int) and d["failures"] >= 0:
             st.failures = d["failures"]
-        st.load_pending = d.get("load_pending") is True
         return st
 
     def save(self, directory: Path) -> None:
