@@ -20,7 +20,8 @@ from wucme.repository import Repository
 from wucme.renewal import RETRY_AFTER_FAILURE
 from wucme.session import account_session
 from wucme.uacme.ari import ari_replaces
-from wucme.verbs.common import VerbLog, say
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 
 VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
                                            help="show each authorization's state (default)"),),
@@ -40,7 +41,7 @@ def names_from(params: list[str]) -> list[str]:
     return names
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     names = names_from(cmd.params)
     config = challenge_config()
     key_spec()
@@ -50,12 +51,14 @@ def run(cmd: Command) -> int:
     account_key = repo.load_account_key()
     managed_before = repo.state_path(names[0]).exists()
     log = VerbLog()
-    progress = Progress(names) if cmd.qualifiers.get("progress", True) else None
+    result = Result("Issue", show=show)
+    # Progress is drawn on the terminal as it happens: only for a face that shows as it goes.
+    progress = Progress(names) if cmd.qualifiers.get("progress", True) and show is not None else None
     try:
         with account_session(log, key=account_key, directory=directory, retrieve=True) as a:
             replaces = ari_replaces(a, repo.cert_path(names[0]))
             if progress is not None:
-                say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
+                result.say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
             with ChallengeSolver(config, jws_thumbprint(account_key), log=lambda s: log(1, s)) as solver:
                 state = obtain(a, repo, names, solver, challenge=config.type, replaces=replaces,
                                progress=progress)
@@ -65,9 +68,9 @@ def run(cmd: Command) -> int:
             if not st.corrupt:
                 repo.record_attempt(st, "failed", f"failed: {e.text}", utc_now() + RETRY_AFTER_FAILURE)
         raise
-    status = say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
-                 f"expires {state.not_after}")
+    result.say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
+               f"expires {state.not_after}")
     load = run_load_command()  # WUCME_LOAD: a failure is a warning, the certificate is saved
     if load is not None:
-        status = say("I", "LOADED", load.text) if load.ok else say("W", "LOADFAIL", load.text)
-    return status
+        result.say("I", "LOADED", load.text) if load.ok else result.say("W", "LOADFAIL", load.text)
+    return result

@@ -1,28 +1,39 @@
-"""`wucme manage`: one renewal pass in the foreground, the same the agent runs daily."""
+"""`wucme manage`: one renewal pass in the foreground, the same the agent runs daily
+(wucme.renewal: renew what is due, load, report by OPCOM and mail, warn of expiry)."""
 from __future__ import annotations
 
-from wucme.command import Command, Verb
+from dataclasses import asdict
+
+from wucme.command import Command, Qualifier, Verb
 from wucme.renewal import renewal_pass
 from wucme.repository import Repository
-from wucme.verbs.common import VerbLog, say
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 from wucme.vms.condition import Condition, parse_message
 
-VERB = Verb("manage", help="Renew the certificates that are due, load and report, now, as the agent does daily.")
+VERB = Verb("manage", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
+                                            help="TEXT (default) or JSON"),),
+            help="Renew the certificates that are due, load and report, now, as the agent does daily.")
 
 
-def run(cmd: Command) -> int:
+def manage(show: Show | None = None) -> Result:
+    """One renewal pass: a message for each step as it happens, then the summary."""
     repo = Repository.here()
-    status = 0
+    result = Result("Manage", show=show)
 
     def note(c: Condition) -> None:
-        nonlocal status
-        status = max(status, say(c.severity, c.ident, c.text))
+        result.add(c)
 
     report = renewal_pass(repo, VerbLog(), note=note)
+    result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
     if report.error:
         c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
-        return max(status, say(c.severity, c.ident, c.text))
+        return result.add(c)
     if not report.outcomes and not report.load_steps:
-        return max(status, say("I", "NOCERTS", f"no certificates managed in {repo.path}"))
+        return result.say("I", "NOCERTS", f"no certificates managed in {repo.path}")
     ok = report.ok and report.load_ok
-    return max(status, say("S" if ok else "E", "MANAGED", report.summary()))
+    return result.say("S" if ok else "E", "MANAGED", report.summary())
+
+
+def run(cmd: Command, show: Show | None = None) -> Result:
+    return manage(show)

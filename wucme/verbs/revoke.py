@@ -19,7 +19,8 @@ from wucme.core.times import iso, utc_now
 from wucme.repository import Repository
 from wucme.session import account_session
 from wucme.uacme.cert import cert_revoke
-from wucme.verbs.common import VerbLog, say
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 from wucme.vms.filespec import is_vms_spec, to_path
 
 #: RFC 5280 §5.3.1 CRLReason codes (7 is unused).
@@ -57,7 +58,7 @@ def find_file(spec: str, repo: Repository) -> Path:
     return path
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     code, name = reason_code(cmd.value("reason"))
     repo = Repository.here()
     path = find_file(cmd.params[0], repo)
@@ -79,4 +80,4 @@ def run(cmd: Command) -> int:
             cert_revoke(a, str(leaf), code)
     if managed is not None:
         repo.record_attempt(managed.state, "revoked", f"revoked ({name}) {iso(utc_now())}")
-    return say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")
+    return Result("Revoke", show=show).say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")
