@@ -23,12 +23,15 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from wucme.core.b64 import b64url_encode
+from wucme.core.ident import is_ip  # port of crypto.c:is_ip(); one definition for all of wucme
 from wucme.core.jws import PrivateKey
+from wucme.core.times import parse_rfc3339
 from wucme.errors import WucmeError
 from wucme.vms.atomic import atomic_write
 
 __all__ = [
     "CryptoError",
+    "key_bits_problem",
     "key_gen",
     "key_save",
     "key_load",
@@ -62,23 +65,36 @@ class CryptoError(WucmeError):
 # --- keys -------------------------------------------------------------------------------------
 
 
+def key_bits_problem(type: str, bits: int) -> str | None:  # noqa: A002 - uacme's parameter name
+    """What is wrong with a key size, as the end of a sentence naming it, or None when it is fine.
+
+    The one rule (uacme.c main()'s): RSA 2048..8192 in multiples of 8, EC 256 or 384.  key_gen,
+    `wucme --uacme -b` and WUCME_KEY_BITS all ask it, each naming the value its own way.
+    """
+    if type == "RSA":
+        if not _RSA_MIN <= bits <= _RSA_MAX:
+            return f"must be between {_RSA_MIN} and {_RSA_MAX} for RSA keys"
+        if bits % 8:
+            return "must be a multiple of 8 for RSA keys"
+        return None
+    if type == "EC":
+        return None if bits in _CURVES else "must be either 256 or 384 for EC keys"
+    return "belongs to an unknown key type (RSA or EC)"
+
+
 def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's parameter name
     """Port of crypto.c:key_gen(): a new RSA (2048..8192, multiple of 8) or EC (256/384) key.
 
     Differs: generation only; key_save() writes the file (uacme's key_gen did both).
     """
+    if type not in ("RSA", "EC"):
+        raise CryptoError(f"key type must be RSA or EC, not {type!r}")
+    problem = key_bits_problem(type, bits)
+    if problem:
+        raise CryptoError(f"key size {bits} {problem}")
     if type == "RSA":
-        if not (_RSA_MIN <= bits <= _RSA_MAX and bits % 8 == 0):
-            raise CryptoError(
-                f"RSA key size must be {_RSA_MIN}..{_RSA_MAX} and a multiple of 8, not {bits}"
-            )
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    if type == "EC":
-        curve = _CURVES.get(bits)
-        if curve is None:
-            raise CryptoError(f"EC key size must be 256 or 384, not {bits}")
-        return ec.generate_private_key(curve)
-    raise CryptoError(f"key type must be RSA or EC, not {type!r}")
+    return ec.generate_private_key(_CURVES[bits])
 
 
 def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
@@ -154,18 +170,6 @@ def key_load(
 
 
 # --- identifiers and CSRs ------------------------------------------------------------------
-
-
-def is_ip(s: str) -> bool:
-    """Port of crypto.c:is_ip(): True for an IPv4 or IPv6 literal (RFC 8738 identifiers).
-
-    Differs: stricter than getaddrinfo(AI_NUMERICHOST): no "127.1" shorthand, no "%scope".
-    """
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return "%" not in s
 
 
 def _dns_alabel(name: str) -> str:
@@ -513,30 +517,11 @@ def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
 
 # --- time -------------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
-
 
 def parse_rfc3339_timestamp(s: str) -> _dt.datetime:
     """Port of crypto.c:parse_rfc3339_timestamp(): RFC 3339 date-time -> aware UTC datetime.
 
-    Used for ARI suggestedWindow (RFC 9773 §4.2). Accepts "Z" or "±hh:mm" and any number of
-    fractional digits (kept to the microsecond); a leap second 60 is read as 59. Differs:
-    uacme used mktime() and so read the time as local time; raises ValueError, not -1.
+    Used for ARI suggestedWindow (RFC 9773 §4.2); the work is wucme.core.times.parse_rfc3339.
+    Differs: uacme used mktime() and so read the time as local time; raises ValueError, not -1.
     """
-    m = _RFC3339.fullmatch(s)
-    if m is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {s!r}")
-    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    if m.group(8):
-        offset = _dt.timedelta(0)
-    else:
-        oh, om = int(m.group(10)), int(m.group(11))
-        if oh > 23 or om > 59:
-            raise ValueError(f"bad UTC offset in {s!r}")
-        offset = _dt.timedelta(hours=oh, minutes=om) * (1 if m.group(9) == "+" else -1)
-    tz = _dt.timezone(offset)
-    stamp = _dt.datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
-    return stamp.astimezone(_dt.timezone.utc)
+    return parse_rfc3339(s)

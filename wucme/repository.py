@@ -5,7 +5,9 @@ Files (ODS-2 names, docs/commands.md "The repository"):
 - `WUCME_C_<HOST>.PEM`: the chain with the private key appended, the file a server uses (0600);
 - `WUCME_K_<HOST>.PEM`: the private key alone (0600);
 - `WUCME_S_<HOST>.JSON`: what wucme knows of the certificate (hosts, key and challenge type,
-  last result, attempts, serial, not-after).
+  last result, attempts, serial, not-after);
+- `WUCME_LOAD.JSON`: the outcome of the last load action (a failed one is run again by the next
+  renewal pass, whether `manage` or the agent runs it).
 
 Every write goes through `write_versioned` (atomic, fsynced, earlier versions kept).  State is
 advisory: a state file that does not parse is treated as "needs issuance", never a crash, and the
@@ -25,11 +27,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
 from wucme.vms.secure import check_directory, make_directory
 from wucme.vms.files import write_versioned
-from wucme.vms.here import here_path
+from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
@@ -37,6 +40,7 @@ ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
 STATE_PREFIX = "WUCME_S_"
 STATE_TYPE = ".JSON"
 LOG_PREFIX = "WUCME_LOG_"
+LOAD_FILE = "WUCME_LOAD.JSON"
 KEY_MODE = 0o600
 STATE_MODE = 0o644
 
@@ -48,27 +52,6 @@ class NoPrivilege(WucmeError):
     """The repository cannot be written: the SYSPRV of the seed, checked before any CA traffic."""
 
     ident = "NOPRIV"
-
-
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
-
-
-def iso(t: _dt.datetime | None) -> str | None:
-    """A timestamp as the state file keeps it: ISO 8601 UTC to the second."""
-    if t is None:
-        return None
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(s: Any) -> _dt.datetime | None:
-    if not isinstance(s, str):
-        return None
-    try:
-        t = _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return t.replace(tzinfo=_dt.timezone.utc)
 
 
 def key_pem(key: crypto.PrivateKey) -> bytes:
@@ -286,6 +269,23 @@ class Repository:
         state.next_attempt = iso(next_attempt)
         state.corrupt = False
         self.save_state(state)
+
+    # --- the load action ---------------------------------------------------------------------
+
+    def record_load(self, ok: bool, result: str) -> None:
+        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept)."""
+        data = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
+        write_versioned(self.path / LOAD_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+                        STATE_MODE, keep=0)
+
+    def load_pending(self) -> bool:
+        """Did the last load action fail?  (Then the next pass loads again, even with nothing
+        renewed.)  A missing or unreadable record means no."""
+        try:
+            data = json.loads((self.path / LOAD_FILE).read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("ok") is False
 
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files

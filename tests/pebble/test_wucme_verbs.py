@@ -214,7 +214,7 @@ def test_manage_reissues_after_a_corrupt_state_and_reports_failures(wucme: Wucme
         {"hosts": ["fail.example.org", "bad..name"]}))
     r = wucme("manage", code=2, WUCME_CHALLENGE="http-01")
     assert "%WUCME-S-RENEWED, WUCME_C_WWW_EXAMPLE_ORG.PEM" in r.stdout
-    assert "%WUCME-E-RENEWFAIL, WUCME_C_FAIL_EXAMPLE_ORG.PEM" in r.stdout
+    assert "%WUCME-E-RENEWFAIL, WUCME_C_FAIL_EXAMPLE_ORG.PEM" in r.stderr  # errors on stderr
     assert "%WUCME-E-MANAGED, 1 renewed, 0 not due, 1 failed" in r.stderr
     assert chain(wucme.here / "WUCME_C_WWW_EXAMPLE_ORG.PEM")[0].serial_number != before.serial_number
     assert json.loads((wucme.here / "WUCME_S_WWW_EXAMPLE_ORG.JSON").read_text())["status"] == "renewed"

@@ -32,8 +32,9 @@ from typing import IO
 from wucme.challenge.alpnauth import AuthTable
 from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
 from wucme.challenge.tlsalpn import auth_digest
+from wucme.daemon import Daemon, Detached, daemonize
+from wucme.settings import alpn_pidfile, alpn_socket
 from wucme.vms.condition import VmsError
-from wucme.vms.lnm import trnlnm
 from wucme.vms.secure import InsecureError, check_stat, open_private
 
 __all__ = [
@@ -76,12 +77,12 @@ class AlpnError(Exception):
 
 def default_socket_path() -> str:
     """The control socket: logical WUCME_ALPN_SOCKET, else /run/wucme-alpn.sock."""
-    return trnlnm("WUCME_ALPN_SOCKET") or "/run/wucme-alpn.sock"
+    return alpn_socket()
 
 
 def default_pidfile() -> str:
     """The pidfile: logical WUCME_ALPN_PIDFILE, else /run/wucme-alpn.pid."""
-    return trnlnm("WUCME_ALPN_PIDFILE") or "/run/wucme-alpn.pid"
+    return alpn_pidfile()
 
 
 @dataclass
@@ -585,7 +586,7 @@ def server_main(o: Options, log: AlpnLog) -> int:
         raise AlpnError(f"another instance (pid {pid}) is already running")
     if pid is not None:
         log("NOTICE", f"pid file {o.pidfile} names process {pid}, which is not a wucme alpn server: stale")
-    ready_fd = _daemonize(log) if o.daemon else None
+    daemon = _daemonize(log) if o.daemon else None
     control_sock = _control_socket(o)
     log("NOTICE", f"version {_version()} starting")
     log("NOTICE", f"control interface listening to unix://{o.socket}")
@@ -611,10 +612,8 @@ def server_main(o: Options, log: AlpnLog) -> int:
             signal.signal(signum, lambda *_: stopping.set())
         control.start()
         proxy.start()
-        if ready_fd is not None:
-            os.write(ready_fd, b"OK")
-            os.close(ready_fd)
-            ready_fd = None
+        if daemon is not None:
+            daemon.ready(b"OK")
         while not stopping.wait(1.0):
             for auth in table.expire():
                 log("NOTICE", f"auth {auth.auth} for {auth.ident} expired")
@@ -629,34 +628,25 @@ def server_main(o: Options, log: AlpnLog) -> int:
                 os.unlink(path)
             except OSError:
                 pass
-        if ready_fd is not None:
-            os.write(ready_fd, b"ERR")
-            os.close(ready_fd)
+        if daemon is not None:
+            daemon.ready(b"ERR")
 
 
-def _daemonize(log: AlpnLog) -> int:
-    """-d: fork; the parent exits 0 once the child reports "OK" on a pipe (as ualpn)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(w)
-        answer = os.read(r, 16)
-        os.close(r)
-        if answer != b"OK":
+def _daemonize(log: AlpnLog) -> Daemon:
+    """-d: into the background (wucme.daemon); the original process exits 0 once the daemon
+    reports "OK" (its listeners are up), 1 otherwise, as ualpn does.  The working directory
+    stays (ualpn's -r chroot is relative to nothing else)."""
+    daemon = daemonize(chdir=False)
+    if isinstance(daemon, Detached):
+        if daemon.report != b"OK":
             log("ERR", "daemon failed to start")
             os._exit(1)
-        log("NOTICE", f"daemon started (pid {pid})")
+        log("NOTICE", f"daemon started (pid {daemon.pid})")
         os._exit(0)
-    os.close(r)
-    os.setsid()
     if log.stream is sys.stderr:
         log.stream = None
         log.use_syslog()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    return w
+    return daemon
 
 
 def _open_log(path: str) -> IO[str]:

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wucme.challenge.names import is_ip, sni_key
+from wucme.settings import challenges_dir
 from wucme.vms.atomic import TEMP_PREFIX, atomic_write
-from wucme.vms.here import dir_path, here_path
-from wucme.vms.lnm import trnlnm
 from wucme.vms.secure import InsecureError, check_directory, check_stat, make_directory
 
 __all__ = [
@@ -63,14 +62,9 @@ def is_token(token: object) -> bool:
 
 
 def default_store_dir() -> Path:
-    """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/.
-
-    WUCME_HERE is resolved as the repository resolves it (wucme.vms.here).
-    """
-    explicit = trnlnm("WUCME_CHALLENGES")
-    if explicit:
-        return dir_path(explicit)
-    return here_path() / "WUCME_CHALLENGES"
+    """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/
+    (wucme.settings.challenges_dir, which resolves WUCME_HERE as the repository does)."""
+    return challenges_dir()
 
 
 def _entry_name(prefix: str, key: str) -> str:

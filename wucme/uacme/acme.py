@@ -24,10 +24,9 @@ from wucme.core.problem import AcmeProblem, BadNonce, RateLimited
 from wucme.core.retry import Backoff, retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.http import HttpError, Response, Transport
+from wucme.settings import PRODUCTION_URL, STAGING_URL  # uacme's two directories (-s)
 from wucme.uacme.msg import Msg
 
-PRODUCTION_URL = "https://acme-v02.api.letsencrypt.org/directory"
-STAGING_URL = "https://acme-staging-v02.api.letsencrypt.org/directory"
 JOSE_JSON = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 
@@ -94,9 +93,6 @@ class AcmeSession:
     account: dict[str, Any] | None = None
     order: dict[str, Any] | None = None
     hook: str | None = None
-    #: In-process stand-in for the hook program, same protocol: (method, type, ident,
-    #: token, auth) -> exit status.  wucme's own verbs answer challenges this way.
-    responder: Callable[[str, str, str, str, str], int] | None = None
     email: str | None = None
     eab_keyid: str | None = None
     eab_key: bytes | None = None

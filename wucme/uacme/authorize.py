@@ -29,7 +29,7 @@ from wucme.core import jws
 from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeReply, AcmeSession, acme_poll, acme_post
-from wucme.uacme.hook import hook_run
+from wucme.uacme.hook import Solver, hook_run
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
 
@@ -73,18 +73,20 @@ def _fetch_authz(a: AcmeSession, url: str) -> dict[str, Any]:
     return r.json
 
 
-def _hook(a: AcmeSession, method: str, ch_type: str, ident: str, token: str, key_auth: str) -> int:
-    """The hook program (uacme's -h), or the in-process responder wucme's verbs install."""
-    a.log(1, f"running {a.hook or 'responder'} {method} {ch_type} {ident} {token} {key_auth}")
-    if a.responder is not None:
-        rc = a.responder(method, ch_type, ident, token, key_auth)
+def _hook(a: AcmeSession, solver: Solver | None, method: str, ch_type: str, ident: str, token: str,
+          key_auth: str) -> int:
+    """The in-process *solver* when given (wucme's responders), else the hook program (-h)."""
+    a.log(1, f"running {'solver' if solver is not None else a.hook} {method} {ch_type} {ident} {token} {key_auth}")
+    if solver is not None:
+        rc = solver(method, ch_type, ident, token, key_auth)
     else:
         rc = hook_run(a.hook or "", method, ch_type, ident, token, key_auth)
     a.log(2, f"hook returned {rc}")
     return rc
 
 
-def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) -> Challenge:
+def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str,
+            solver: Solver | None) -> Challenge:
     """Offer the authorization's challenges in server order until one is accepted."""
     ident = authz.get("identifier") or {}
     itype, value = ident.get("type"), ident.get("value")
@@ -100,10 +102,11 @@ def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) ->
         if not (isinstance(ctype, str) and isinstance(curl, str) and isinstance(token, str)):
             raise ProtocolViolation("failed to parse challenge")
         key_auth = key_auth_for(ctype, token, thumbprint)
-        if a.hook or a.responder:
-            rc = _hook(a, "begin", ctype, value, token, key_auth)
+        if solver is not None or a.hook:
+            rc = _hook(a, solver, "begin", ctype, value, token, key_auth)
             if rc < 0:
-                raise WucmeError(f"hook {a.hook} ended abnormally", ident="HOOKERR")
+                raise WucmeError(f"hook {'solver' if solver is not None else a.hook} ended abnormally",
+                                 ident="HOOKERR")
             if rc > 0:
                 a.log(1, f"challenge {ctype} declined")
                 continue
@@ -133,8 +136,12 @@ def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
     return None
 
 
-def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None) -> None:
-    """Satisfy every authorization of the order, or raise (port of uacme.c:authorize())."""
+def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None,
+              solver: Solver | None = None) -> None:
+    """Satisfy every authorization of the order, or raise (port of uacme.c:authorize()).
+
+    Challenges are offered to *solver* (in-process, the hook's protocol) when given, else to the
+    hook program `a.hook`, else to the user at uacme's interactive prompt."""
     thumbprint = jws.jws_thumbprint(a.key)
     authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
     pending = []
@@ -149,7 +156,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         return
     def choose(p: tuple[str, dict[str, Any]]) -> Challenge | WucmeError:
         try:
-            return _choose(a, p[0], p[1], thumbprint)
+            return _choose(a, p[0], p[1], thumbprint, solver)
         except WucmeError as e:
             return e
 
@@ -158,7 +165,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
     errors = [c for c in chosen if isinstance(c, WucmeError)]
     if errors:
         # Hooks that accepted must hear the end of their challenge (uacme's `failed`).
-        _finish(a, accepted, force_failed=True)
+        _finish(a, accepted, solver, force_failed=True)
         raise errors[0]
     try:
         _map(a, lambda ch: _start(a, ch), accepted)
@@ -167,7 +174,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         else:
             _poll_all(a, accepted)
     finally:
-        _finish(a, accepted)
+        _finish(a, accepted, solver)
     failed = [ch for ch in accepted if ch.status != "valid"]
     if failed:
         lines = []
@@ -214,18 +221,18 @@ def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
     _map(a, lambda c: _poll_one(a, c), chs)  # which failed, and why
 
 
-def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) -> None:
-    if not (a.hook or a.responder):
+def _finish(a: AcmeSession, chs: list[Challenge], solver: Solver | None, force_failed: bool = False) -> None:
+    if solver is None and not a.hook:
         return
 
     def run(ch: Challenge) -> None:
         method = "done" if ch.status == "valid" and not force_failed else "failed"
         try:
-            _hook(a, method, ch.type, ch.ident, ch.token, ch.key_auth)
+            _hook(a, solver, method, ch.type, ch.ident, ch.token, ch.key_auth)
         except WucmeError as e:
             a.log.warn(e.text)
 
     _map(a, run, chs)
 
 
-__all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply"]
+__all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply", "Solver"]

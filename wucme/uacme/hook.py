@@ -2,7 +2,8 @@
 
 `PROG METHOD TYPE IDENT TOKEN AUTH`, no shell, UACME_METHOD/TYPE/IDENT/TOKEN/AUTH
 in the environment beside UACME_CONFDIR and UACME_VERBOSE.  begin's exit status
-decides: 0 accepts, >0 declines (the next challenge is offered), a signal aborts.
+decides: 0 accepts, >0 declines (the next challenge is offered), a signal aborts.  A `Solver`
+(wucme's own responders) speaks the same protocol in-process.
 Unlike uacme's fork(), the child gets its own process group and a timeout, so a
 hung hook cannot hang an agent, and its children are killed with it.
 """
@@ -11,8 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 
 from wucme.errors import WucmeError
+
+#: Something that answers challenges in-process, in the hook's protocol:
+#: solver(method, type, ident, token, auth) -> 0 accepted (or done), >0 declined, <0 abort.
+Solver = Callable[[str, str, str, str, str], int]
 
 #: A hook that runs longer than this is killed with its process group.
 HOOK_TIMEOUT = 300.0

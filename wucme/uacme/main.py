@@ -15,14 +15,14 @@ from typing import Any
 from wucme import UACME_VERSION, __version__, crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import FileError, UsageError, WucmeError
-from wucme.http import HttpConfig, make_transport
+from wucme.session import open_session
 from wucme.uacme.msg import Msg
+from wucme.vms.condition import format_message
 from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
 from wucme.uacme.ari import ari_replaces
 from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
 from wucme.uacme.files import link_backup
-from wucme.vms.lnm import trnlnm
 
 DEFAULT_CONFDIR = "/etc/ssl/uacme"
 #: uacme creates keys under umask 0377: owner read only.
@@ -50,28 +50,6 @@ USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confd
 \tissue IDENTIFIER [ALTNAME ...]] | issue CSRFILE |
 \tcheck IDENTIFIER [ALTNAME ...]] | check CSRFILE |
 \trevoke CERTFILE [CERTKEYFILE]"""
-
-
-def http_config() -> HttpConfig:
-    """The transport settings from logical names (uacme's UACME_* variables honoured)."""
-    return HttpConfig(
-        ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
-        ca_path=trnlnm("UACME_CAPATH"),
-        proxy=trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY"),
-    )
-
-
-def new_session(directory: str, log: Msg) -> AcmeSession:
-    """A session on the transport WUCME_HTTP names; WUCME_POLL_TIMEOUT bounds each polling loop."""
-    transport = make_transport(trnlnm("WUCME_HTTP") or "builtin", http_config())
-    a = AcmeSession(transport=transport, directory=directory, log=log)
-    timeout = trnlnm("WUCME_POLL_TIMEOUT")
-    if timeout:
-        try:
-            a.poll_deadline = max(1.0, float(timeout))
-        except ValueError:
-            raise UsageError(f"WUCME_POLL_TIMEOUT must be a number of seconds, not {timeout!r}") from None
-    return a
 
 
 def alt_parse(s: str) -> int | bytes:
@@ -179,18 +157,11 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
             raise _Version()
         else:  # -? / --help
             raise UsageError(USAGE)
-    if o.type == "RSA":
-        if o.bits == 0:
-            o.bits = 2048
-        elif not 2048 <= o.bits <= 8192:
-            raise UsageError("BITS must be between 2048 and 8192 for RSA keys")
-        elif o.bits % 8:
-            raise UsageError("BITS must be a multiple of 8 for RSA keys")
-    else:
-        if o.bits == 0:
-            o.bits = 256
-        elif o.bits not in (256, 384):
-            raise UsageError("BITS must be either 256 or 384 for EC keys")
+    if o.bits == 0:
+        o.bits = 2048 if o.type == "RSA" else 256
+    problem = crypto.key_bits_problem(o.type, o.bits)
+    if problem:
+        raise UsageError(f"BITS {problem}")
     return o, args
 
 
@@ -212,7 +183,7 @@ def main(argv: list[str], stdin: Any = None) -> int:
         log.write(e.message())
         return 2
     except KeyboardInterrupt:
-        log.write("%WUCME-F-ABORT, interrupted")
+        log.write(format_message("F", "ABORT", "interrupted"))
         return 2
 
 
@@ -257,7 +228,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
     if o.hook and not os.access(o.hook, os.R_OK | os.X_OK):
         raise FileError(f"{o.hook}: not executable")
 
-    a = new_session(o.directory, log)
+    a = open_session(o.directory, log)
     a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
     if o.eab:
         acct.eab_parse(a, o.eab)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import UsageError
-from wucme.verbs.common import line, say
+from wucme.result import Result, Show
 from wucme.vms.dcllex import parse_equivalence_list
-from wucme.vms.lnm import TABLE_NAMES, deassign, define, format_show, show
+from wucme.vms.lnm import TABLE_NAMES, deassign, define, format_show
+from wucme.vms.lnm import show as show_logical
 
 _TABLE_QUALS = (
     Qualifier("system", help="the system table (default)"),
@@ -41,7 +42,7 @@ def table_of(cmd: Command, default: str | None) -> str | None:
     return chosen[0] if chosen else default
 
 
-def run_define(cmd: Command) -> int:
+def run_define(cmd: Command, show: Show | None = None) -> Result:
     table = table_of(cmd, "system") or "system"
     mode = next((m.split("_")[0] for m in _MODES if cmd.has(m)), None)
     attrs: set[str] = set()
@@ -54,27 +55,27 @@ def run_define(cmd: Command) -> int:
         raise UsageError("an equivalence string is empty", ident="NULLEQV")
     old = define(cmd.params[0], values, table, "concealed" in attrs, "terminal" in attrs, mode)
     name = cmd.params[0].upper()
+    result = Result("Define", show=show)
     if table == "process":
-        say("W", "PROCESS", f"{name} lasts only for this wucme process; "
-            "export it in the shell or use /SYSTEM")
+        result.say("W", "PROCESS", f"{name} lasts only for this wucme process; "
+                   "export it in the shell or use /SYSTEM")
     if old is not None:
-        return say("I", "SUPERSEDE", f"previous value of {name} has been superseded")
-    return 0
+        result.say("I", "SUPERSEDE", f"previous value of {name} has been superseded")
+    return result
 
 
-def run_deassign(cmd: Command) -> int:
+def run_deassign(cmd: Command, show: Show | None = None) -> Result:
     table = table_of(cmd, "system") or "system"
     deassign(cmd.params[0], table)
-    return 0
+    return Result("Deassign", show=show)
 
 
-def run_show(cmd: Command) -> int:
+def run_show(cmd: Command, show: Show | None = None) -> Result:
     what = match_keyword(cmd.params[0], ("logical",), "SHOW keyword", ident="IVKEYW")
     assert what == "logical"
     pattern = cmd.params[1] if len(cmd.params) > 1 else "*"
-    entries = show(pattern, table_of(cmd, None))
+    entries = show_logical(pattern, table_of(cmd, None))
+    result = Result("Show logical", show=show)
     if not entries:
-        return say("W", "NOTRAN", f"no translation for logical name {pattern.upper()}")
-    for text in format_show(entries, iterate=True):
-        line(text)
-    return 0
+        return result.say("W", "NOTRAN", f"no translation for logical name {pattern.upper()}")
+    return result.text("\n".join(format_show(entries, iterate=True)))
