@@ -186,7 +186,7 @@ def next_run(state: AgentState, now: _dt.datetime, *, at: _dt.time | None = None
     if last is None:
         return now, "no pass yet"
     if last > now + DAY:
-        return now, f"the last pass is dated {_iso(last)}, ahead of the clock"
+        return now, f"the last pass is dated {iso(last)}, ahead of the clock"
     daily = next_daily(last, at, tz=tz, jitter=jitter, node=node)
     if daily <= now:
         return now, f"the daily pass of {daily.astimezone(tz).date().isoformat()} did not run"
