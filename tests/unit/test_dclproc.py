@@ -91,9 +91,14 @@ $ say f$message(44)
     assert lines[4] == "INTEGER,INTEGER,STRING,"
     assert lines[5] == "from-env|one|two|1||"
     assert lines[6] == socket.gethostname().split(".")[0].upper()[:15]
-    assert lines[7] == f"{tmp_path}/there.txt||"
-    assert lines[8] == f"{(tmp_path / 'T.COM').resolve()} 1"
+    assert lines[7] == on_sys_disk(tmp_path / "there.txt") + ";1||"  # a VMS specification, with its version
+    assert lines[8] == on_sys_disk((tmp_path / "T.COM").resolve()) + ";1 1"
     assert lines[9] == "%SYSTEM-F-ABORT, abort"
+
+
+def on_sys_disk(path: Path) -> str:
+    """How DCL shows a Linux file under no concealed device: on SYS$DISK, the Linux root."""
+    return f"SYS$DISK:[{'.'.join(path.parts[1:-1]).upper()}]{path.name.upper()}"
 
 
 def test_if_blocks_nested_and_skipped(tmp_path: Path) -> None:
@@ -237,7 +242,7 @@ $ write sys$output "not reached: NOLOGNAM is severe, ON ERROR THEN EXIT"
     assert lnm.lookup("WUCME_HERE", "system").mode is None  # type: ignore[union-attr]
     assert lnm.lookup("WUCME_ACTIVE", "cluster").values == ("*",)  # type: ignore[union-attr]
     assert lnm.lookup("WUCME_MAIL", "system") is None
-    assert lnm.translate("WUCME_DCLPROC") == ["one", "Two"]
+    assert lnm.translate("WUCME_DCLPROC") == ["ONE", "Two"]  # unquoted upper-cased, as DCL does
     assert out.splitlines() == [
         "%DCL-I-SUPERSEDE, previous value of WUCME_HERE has been superseded",
         '   "WUCME_MAIL" = "system,smtp%"a@b"" (LNM$SYSTEM_TABLE)',
