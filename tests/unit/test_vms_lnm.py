@@ -355,7 +355,7 @@ def test_listing_format(monkeypatch: pytest.MonkeyPatch) -> None:
     lnm.define("WUCME_T_B", ["one", "two"], "cluster", mode="EXECUTIVE")
     sections = lnm.show_tables("WUCME_T_%", ("process", "system", "cluster"))
     assert lnm.format_listing(sections) == [
-        "", "(LNM$PROCESS_TABLE)", "",
+        "", "(LNM$PROCESS_TABLE)",
         "", "(LNM$SYSTEM_TABLE)", "", '  "WUCME_T_A" = "/srv/x"',
         "", "(LNM$SYSCLUSTER_TABLE)", "", '  "WUCME_T_B" [exec] = "one"', '        = "two"',
     ]

@@ -133,8 +133,8 @@ class Interpreter:
     def substitute(self, text: str) -> str:
         return scan.substitute_apostrophes(text, self.symbols.get, self.evaluate)
 
-    def ampersands(self, text: str) -> str:
-        return scan.substitute_ampersands(text, self.symbols.get)
+    def ampersands(self, text: str, quote: bool = False) -> str:
+        return scan.substitute_ampersands(text, self.symbols.get, quote)
 
     def _set_status(self, status: int) -> None:
         status &= 0xFFFFFFFF

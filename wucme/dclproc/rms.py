@@ -146,7 +146,7 @@ def _directories(device: str, directory: str, spec: str) -> list[Path]:
             return [Path.cwd()]
         return [to_path(device + directory)]
     body = directory[1:-1]
-    relative = body.startswith((".", "-")) and not body.startswith("...")
+    relative = body.startswith((".", "-"))  # [...] too: the default directory and those below it
     tokens = re.findall(r"\.\.\.|[^.]+", body)
     fixed: list[str] = []
     while tokens and not is_wild(tokens[0]):

@@ -172,8 +172,12 @@ def substitute_apostrophes(text: str, lookup: Callable[[str], Value | None],
     return "".join(out)
 
 
-def substitute_ampersands(text: str, lookup: Callable[[str], Value | None]) -> str:
-    """Phase 2: `&NAME` outside quotes becomes the symbol's value; undefined is UNDSYM."""
+def substitute_ampersands(text: str, lookup: Callable[[str], Value | None], quote: bool = False) -> str:
+    """Phase 2: `&NAME` outside quotes becomes the symbol's value; undefined is UNDSYM.
+
+    DCL substitutes ampersands after the command line is upper-cased, so the value keeps its
+    case; with *quote* the value is put in quotes for a parser that would upper-case it.
+    """
     if "&" not in text:
         return text
     out: list[str] = []
@@ -189,7 +193,8 @@ def substitute_ampersands(text: str, lookup: Callable[[str], Value | None]) -> s
                 value = lookup(name)
                 if value is None:
                     raise signal("UNDSYM", name.upper())
-                out.append(to_str(value))
+                value = to_str(value)
+                out.append('"' + value.replace('"', '""') + '"' if quote else value)
                 i = j
                 continue
         out.append(c)

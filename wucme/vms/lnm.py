@@ -643,11 +643,12 @@ def format_listing(sections: Iterable[tuple[str, list[LogicalName]]], full: bool
     """SHOW LOGICAL with a wildcard, /ALL or a table: each table's name as a header, its names indented.
 
     ``(LNM$PROCESS_TABLE)``, a blank line, then ``  "NAME" = "value"`` and ``        = "next"``
-    for a search list; each table is preceded by a blank line, as DCL shows it.
+    for a search list; each table is preceded by a blank line, as DCL shows it (an empty
+    table is its header alone).
     """
     lines: list[str] = []
     for table, entries in sections:
-        lines += ["", f"({table_name(table)})", ""]
+        lines += ["", f"({table_name(table)})"] + ([""] if entries else [])
         for entry in entries:
             lines.append(f"  {_entry_text(entry, full)}")
             lines += [f'        = "{v}"' for v in entry.values[1:]]

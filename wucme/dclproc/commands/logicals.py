@@ -86,7 +86,7 @@ def _attributes(quals: dict[str, str | bool]) -> set[str]:
 
 
 def _define(interp: Interpreter, rest: str, swap: bool = False) -> int | None:
-    parsed = parse_args(interp.ampersands(rest), LNM_QUALS)
+    parsed = parse_args(interp.ampersands(rest, quote=True), LNM_QUALS)
     need(parsed.params, 2)
     params = parsed.params
     if swap:  # ASSIGN value name

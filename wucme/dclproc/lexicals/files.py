@@ -111,16 +111,14 @@ def _relative(directory: str) -> bool:
 
 
 def join_directory(relative: str, base: str) -> str:
-    """`[.SUB]`, `[-]`, `[-.X]` or `[]` applied to the absolute directory *base*."""
-    body = relative[1:-1]
+    """`[.SUB]`, `[-]`, `[-.X]` or `[]` applied to the absolute directory *base* (each `-` goes up one)."""
     stack = [p for p in base[1:-1].split(".") if p and p != "000000"]
-    if body.startswith("."):
-        body = body[1:]
-    while body.startswith("-"):
-        if stack:
-            stack.pop()
-        body = body[1:].lstrip(".")
-    stack += [p for p in body.split(".") if p]
+    for token in relative[1:-1].lstrip(".").replace("-", ".-.").split("."):
+        if token == "-":
+            if stack:
+                stack.pop()
+        elif token:
+            stack.append(token)
     return "[" + (".".join(stack) or "000000") + "]"
 
 
