@@ -256,7 +256,8 @@ class Interpreter:
             for record in line.source.split("\n"):
                 self.out(record)
         else:
-            self.out("$" + substituted + (" " + line.comment if line.comment else ""))
+            labels = line.text[:len(line.text) - len(text)] if line.text.endswith(text) else " "
+            self.out("$" + labels + substituted + (" " + line.comment if line.comment else ""))
 
     @staticmethod
     def _raise(sig: DclSignal) -> int | None:

@@ -201,7 +201,7 @@ def _env_all() -> list[LogicalName]:
 def _process_lookup(name: str, exact: bool) -> LogicalName | None:
     entry = _env_lookup(name, exact)
     if entry is None:
-        entry = _builtins("process").get(name if exact else name.upper())
+        entry = _builtin_entry("process", name if exact else name.upper())
     return entry
 
 
@@ -305,9 +305,23 @@ def _builtins(table: str) -> dict[str, LogicalName]:
     return {}
 
 
+#: The built-in names of each table, so a lookup computes one only when it is asked for.
+_BUILTIN_NAMES = {"process": ("SYS$DISK",), "job": ("SYS$LOGIN", "SYS$LOGIN_DEVICE", "SYS$SCRATCH"),
+                  "system": ("SYS$NODE",)}
+
+
+def _builtin_entry(table: str, key: str) -> LogicalName | None:
+    return _builtins(table).get(key) if key in _BUILTIN_NAMES.get(table, ()) else None
+
+
+def _stored(table: str) -> dict[str, LogicalName]:
+    """The names a file table holds (a process that has no job table has no job names)."""
+    return {} if table == "job" and not os.environ.get(JOB_ENV) else _load(table)
+
+
 def _table_entries(table: str) -> dict[str, LogicalName]:
     """What a lookup sees in a file table: the built-in names, then the stored ones over them."""
-    stored = {} if table == "job" and not os.environ.get(JOB_ENV) else _load(table)
+    stored = _stored(table)
     builtin = _builtins(table)
     return {**builtin, **stored} if builtin else stored
 
@@ -437,8 +451,8 @@ def lookup(name: str, tables: Iterable[str] | str | None = None, exact: bool = F
         if table == "process":
             entry = _process_lookup(name, exact)
         else:
-            entries = _table_entries(table)
-            entry = entries.get(name if exact else name.upper())
+            key = name if exact else name.upper()
+            entry = _stored(table).get(key) or _builtin_entry(table, key)
             if exact and entry is not None and entry.name != name:
                 entry = None
         if entry is not None:
@@ -565,7 +579,7 @@ def deassign(name: str, table: str = "process") -> LogicalName:
     def change(entries: dict[str, LogicalName]) -> LogicalName | None:
         return entries.pop(key, None)
 
-    if (table == "job" and not os.environ.get(JOB_ENV)) or key not in _load(table):  # no lock, no rewrite
+    if key not in _stored(table):  # cheap check first: no lock, no rewrite
         raise NoLogicalNameError(f"no logical name match for {key} in {table_name(table)}")
     old = _modify(table, change)
     if old is None:

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = ["assign", "at", "foreign", "lookup_verb", "VERBS"]
 
-_SHOW_KEYWORDS = ("SYMBOL", "LOGICAL", "TIME", "DEFAULT")
+# SHOW's keywords in the DCL Dictionary; those wucme runs are SYMBOL, LOGICAL, TIME and DEFAULT.
+_SHOW_KEYWORDS = (
+    "ACCOUNTING", "AUDIT", "BROADCAST", "CLUSTER", "CPU", "DEFAULT", "DEVICES", "DISPLAY", "ENTRY", "ERROR",
+    "INTRUSION", "KEY", "LICENSE", "LOGICAL", "MAGTAPE", "MEMORY", "NETWORK", "PRINTER", "PROCESS", "PROTECTION",
+    "QUEUE", "QUOTA", "RMS_DEFAULT", "SECURITY", "SERVER", "SHADOW", "STATUS", "SYMBOL", "SYSTEM", "TERMINAL",
+    "TIME", "TRANSLATION", "USERS", "WORKING_SET", "ZONE",
+)
 
 
 def _show(interp: Interpreter, rest: str) -> int | None:
@@ -38,6 +44,8 @@ def _show(interp: Interpreter, rest: str) -> int | None:
         return show_symbol(interp, words, parsed.quals)
     if what == "LOGICAL":
         return show_logical(interp, words, parsed.quals)
+    if what not in ("TIME", "DEFAULT"):
+        raise signal("NOTSUPP", f"SHOW {what}")
     if what == "TIME":
         from wucme.dclproc.lexicals.times import f_time
 
