@@ -86,11 +86,9 @@ class SymbolTable(dict[str, Value]):
         return None
 
     def define(self, name: str, value: Value) -> None:
+        """Set *name*; `SA*Y` stores SAY, abbreviable to SA.  An exact name is its own entry."""
         full, star, _ = name.partition("*")
         key = (full + name[len(full) + 1:]) if star else name
-        existing = self.match(key)
-        if existing is not None and existing != key:
-            self.remove(existing)
         self[key] = value
         if star:
             self.shortest[key] = len(full)

@@ -98,6 +98,12 @@ CASES = [
         $ letter[0,7] = %X62
         $ write sys$output esc, letter, " ", f$length(esc)
         """, out=("Ab 1",), issue="16.6"),
+    Case("assign-numeric-overlay-of-an-integer", "HELP =, Parameters ([bit-position,size])", """
+        $ i = 5
+        $ i[0,1] = 0
+        $ i[8,4] = 15
+        $ write sys$output i
+        """, out=("3844",), issue="16.6"),
     Case("assign-abbreviated-symbol", ASSIGN, """
         $ sa*y == "write sys$output"
         $ sa "two letters"

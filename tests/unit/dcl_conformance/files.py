@@ -60,7 +60,7 @@ CASES = [
         $ define /translation=concealed site "{ROOT}/site/"
         $ write sys$output f$search("SITE:[CONF]*.CONF")
         """, files=(("site/conf/HTTPD.CONF", "c\n"),), out=("SITE:[CONF]HTTPD.CONF;1",), issue="16.7"),
-    Case("search-too-many-logical-levels", "HELP Lexicals F$SEARCH; User's Manual, Logical Names (iterative translation)", """
+    Case("search-too-many-logical-levels", "HELP Lexicals F$SEARCH; User's Manual, Logical Names (translation)", """
         $ define loop1 loop2
         $ define loop2 loop1:
         $ define /nolog loop1 loop2:

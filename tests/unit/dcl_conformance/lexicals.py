@@ -179,7 +179,8 @@ CASES = [
         """, out=("OTHER FALSE",)),
     Case("message-text-and-parts", "DCL Dictionary, F$MESSAGE", """
         $ write sys$output f$message(44)
-        $ write sys$output f$message(44, "IDENT"), " ", f$message(44, "TEXT"), " ", f$message(44, "FACILITY", "SEVERITY")
+        $ write sys$output f$message(44, "IDENT"), " ", f$message(44, "TEXT"), " ", -
+            f$message(44, "FACILITY", "SEVERITY")
         """, out=("%SYSTEM-F-ABORT, abort", "%ABORT abort %SYSTEM-F")),
     Case("verify-lexical", "DCL Dictionary, F$VERIFY", """
         $ old = f$verify(0)

@@ -6,7 +6,7 @@ DEFINE = "DCL Dictionary, DEFINE"
 SHOW = "DCL Dictionary, SHOW LOGICAL"
 TRNLNM = "DCL Dictionary, F$TRNLNM"
 TABLES = "User's Manual, Logical Names (logical name tables: process, job, group, system)"
-LOGIN = "User's Manual, Logical Names (default logical names created at login: SYS$LOGIN, SYS$SCRATCH, SYS$DISK, SYS$NODE)"
+LOGIN = "User's Manual, Logical Names (names created at login: SYS$LOGIN, SYS$SCRATCH, SYS$DISK, SYS$NODE)"
 
 CASES = [
     Case("define-process-and-translate", DEFINE, """
@@ -106,7 +106,8 @@ CASES = [
         $ define /nolog second "final"
         $ define /nolog first second
         $ show logical first
-        """, out=('   "FIRST" = "SECOND" (LNM$PROCESS_TABLE)', '1  "SECOND" = "final" (LNM$PROCESS_TABLE)'), issue="16.5"),
+        """, out=('   "FIRST" = "SECOND" (LNM$PROCESS_TABLE)', '1  "SECOND" = "final" (LNM$PROCESS_TABLE)'),
+        issue="16.5"),
     Case("show-logical-search-list", SHOW, """
         $ define /system /executive_mode opcom central,network
         $ show logical opcom

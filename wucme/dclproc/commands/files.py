@@ -50,8 +50,9 @@ def _channel_name(word: str) -> str:
     return unquote(word).upper().rstrip(":")
 
 
-_WRITE_HEAD = re.compile(r"((?:\s*/[A-Za-z_]+(?:=[^\s/]*)?)*)\s*([A-Za-z0-9$_:]+)((?:/[A-Za-z_]+(?:=[^\s/]*)?)*)\s*(.*)\Z",
-                         re.DOTALL)
+_QUALS = r"(?:/[A-Za-z_]+(?:=[^\s/]*)?)*"
+# WRITE [/qualifiers] channel[/qualifiers] expression[,...]
+_WRITE_HEAD = re.compile(r"(\s*" + _QUALS + r")\s*([A-Za-z0-9$_:]+)(" + _QUALS + r")\s*(.*)\Z", re.DOTALL)
 
 
 def _write(interp: Interpreter, rest: str) -> int | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from wucme.dclproc.commands.common import string_value
 from wucme.dclproc.scan import unquote
 from wucme.dclproc.status import signal
-from wucme.dclproc.values import SymbolTable, Value, to_int, to_str
+from wucme.dclproc.values import SymbolTable, Value, to_int, to_str, wrap32
 
 if TYPE_CHECKING:
     from wucme.dclproc.interp import Interpreter
@@ -52,14 +52,22 @@ def _overlay(interp: Interpreter, name: str, subscript: str, op: str, rest: str,
     offset, size = _bounds(interp, subscript)
     table = _table(interp, glob)
     key = table.match(name.upper())
-    old = to_str(table[key]) if key is not None else ""
+    current = table[key] if key is not None else ""
+    old = to_str(current)
+    if not op.startswith(":") and isinstance(current, int):  # the bits of an integer's 32-bit value
+        if size > 32 or offset + size > 32:
+            raise signal("INVRANGE", subscript.upper())
+        mask = ((1 << size) - 1) << offset
+        number = to_int(interp.evaluate(rest))
+        table.define(key or name.upper(), wrap32((current & ~mask) | ((number << offset) & mask)))
+        return
     if op.startswith(":"):  # characters: the text padded or cut to size, the symbol padded with blanks
         if offset + size > MAX_STRING:
             raise signal("INVRANGE", subscript.upper())
         new = string_value(rest)[:size].ljust(size)
         old = old.ljust(offset)
         value = old[:offset] + new + old[offset + size:]
-    else:  # bits of the string's bytes, low bit first; the result is a string
+    else:  # bits of a string's bytes (an undefined symbol is a null string), low bit first
         if size > 32:
             raise signal("INVRANGE", subscript.upper())
         number = to_int(interp.evaluate(rest))
