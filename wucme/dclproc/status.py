@@ -63,12 +63,9 @@ _DCL: dict[str, tuple[str, str, int]] = {
     "TOODEEP": ("E", "procedures nested too deeply", 0x118),
     "BUFOVF": ("W", "command buffer overflow - shorten expression or command line", 0x119),
     "NOTSUBR": ("E", "CALL target is not a SUBROUTINE - check the label", 0x11A),
-    "NOSUCHPID": ("W", "nonexistent process", 0x11B),
-    "IVATIME": ("W", "invalid absolute time - use DD-MMM-YYYY:HH:MM:SS.CC format", 0x11C),
-    "IVDTIME": ("W", "invalid delta time - use DDDD-HH:MM:SS.CC format", 0x11D),
-    "ARGERR": ("W", "invalid argument", 0x11E),
-    "INVRANGE": ("W", "field specification is out of bounds - check sign and size", 0x11F),
-    "IVCHAR": ("W", "invalid numeric value - check for invalid digits", 0x120),
+    "ARGERR": ("W", "invalid argument", 0x11B),
+    "INVRANGE": ("W", "field specification is out of bounds - check sign and size", 0x11C),
+    "IVCHAR": ("W", "invalid numeric value - check for invalid digits", 0x11D),
 }
 
 # Statuses a procedure may EXIT with, shown as VMS shows them at the end of the procedure.

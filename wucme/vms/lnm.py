@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "DEFAULT_LNM_DIR",
     "DEFAULT_ORDER",
+    "JOB_ENV",
     "MAX_DEPTH",
     "TABLE_NAMES",
     "LogicalName",
@@ -47,7 +48,6 @@ __all__ = [
     "LogicalLoopError",
     "LogicalDepthError",
     "NoLogicalNameError",
-    "JOB_ENV",
     "concealed_devices",
     "deassign",
     "define",
