@@ -1,11 +1,10 @@
 """Packaging for wucme; the console script is `wucme`.
 
-Native helpers (native/*.c) are built by build.py through cffi; each has a
-pure-Python twin, so the package installs and runs without a compiler.
+The native helpers (native/*.c) are built through cffi by the builders in
+native/build_ffi.py; each has a pure-Python twin in wucme/_native/.  Only the
+package wucme is installed: the test harness (tests/harness) never is.
 """
 from setuptools import find_packages, setup
-
-from build import cffi_modules  # build.py never imports wucme
 
 setup(
     name="wucme",
@@ -23,7 +22,6 @@ setup(
         "idna>=3.4",
     ],
     extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4"], "cluster": ["psycopg[binary]>=3.1"]},
-    setup_requires=["cffi>=1.15"],
-    cffi_modules=cffi_modules(),
+    cffi_modules=["native/build_ffi.py:lockmgr_ffi"],
     entry_points={"console_scripts": ["wucme=wucme.cli:main"]},
 )

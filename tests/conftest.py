@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from wucme.testing.faultproxy import FaultProxy
-from wucme.testing.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
-from wucme.testing.responders import ChallengeDirServer, Ualpn, write_hook_scripts
+from harness.faultproxy import FaultProxy
+from harness.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
+from harness.responders import ChallengeDirServer, Ualpn, write_hook_scripts
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def ualpn(pebble: Pebble, tmp_path: Path) -> Iterator[Ualpn]:
 
 @pytest.fixture
 def hook_scripts(tmp_path: Path) -> dict[str, str]:
-    """uacme-style hook scripts by name (see wucme.testing.responders.write_hook_scripts)."""
+    """uacme-style hook scripts by name (see harness.responders.write_hook_scripts)."""
     return write_hook_scripts(tmp_path / "hooks")
 
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from wucme import crypto
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
+from wucme.vms.secure import check_directory, make_directory
 from wucme.vms.files import write_versioned
 from wucme.vms.here import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
@@ -189,14 +190,17 @@ class Repository:
         """Create the directory if needed and prove a file can be written there, or NOPRIV.
 
         Called before any CA traffic, so a user without access learns it at once, not after
-        the CA has issued a certificate that cannot be saved.
+        the CA has issued a certificate that cannot be saved.  A new directory (and its missing
+        parents) is made 0755 whatever the umask; one that group or others may write, or that
+        another user owns, is refused with ``%WUCME-E-INSECURE``: keys live there.
         """
         why = ""
         try:
-            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            make_directory(self.path, 0o755)
             if not self.path.is_dir():
                 why = "not a directory"
             else:
+                check_directory(self.path)
                 tmp = write_temp(self.path, b"", KEY_MODE)
                 os.unlink(tmp)
         except OSError as e:

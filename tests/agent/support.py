@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wucme.testing.pebble import Pebble
+from harness.pebble import Pebble
 
 
 def comm(pid: int) -> str:

@@ -259,7 +259,8 @@ def test_active_agent_that_lost_its_session_runs_no_further_cycle(
     """A standby elsewhere may be active once the session is gone: no double renewals."""
     import datetime as _dt
 
-    from wucme.agent import Agent, FakeClock
+    from harness.clock import FakeClock
+    from wucme.agent import Agent
 
     monkeypatch.setenv("WUCME_LOCK_DB", pg_server)
     monkeypatch.delenv("WUCME_ACTIVE", raising=False)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from wucme.testing.pebble import Pebble, free_port
+from harness.pebble import Pebble, free_port
 
 from .support import Agents, alive, comm, wait_for
 
@@ -96,7 +96,7 @@ def setup_repository(agents: Agents, p: Pebble, host: str) -> Path:
 
 def test_full_cycle_renew_load_nginx_check_and_report(pebble_factory: Callable[..., Pebble], agents: Agents,
                                                       syslog: Syslog, smtp: tuple[int, list[Any]]) -> None:
-    from wucme.testing.webservers import Nginx, nginx_stream_available
+    from harness.webservers import Nginx, nginx_stream_available
 
     if not nginx_stream_available():
         pytest.skip("nginx with the stream module is not installed")
@@ -152,7 +152,7 @@ def test_full_cycle_renew_load_nginx_check_and_report(pebble_factory: Callable[.
 
 def test_handshake_mismatch_is_a_failure(pebble: Pebble, pebble_ca: Any, agents: Agents) -> None:
     """A server still serving an old certificate (nothing reloads it): the cycle fails and backs off."""
-    from wucme.testing.pebble import make_server_cert
+    from harness.pebble import make_server_cert
 
     cert = setup_repository(agents, pebble, "stale.example.org")
     other_cert, other_key = make_server_cert(agents.tmp / "other", (pebble_ca.cert, pebble_ca.key),
@@ -196,7 +196,8 @@ def test_handshake_mismatch_is_a_failure(pebble: Pebble, pebble_ca: Any, agents:
 def test_failing_renewal_is_reported_backed_off_and_retried(pebble_factory: Callable[..., Pebble], agents: Agents,
                                                             syslog: Syslog, monkeypatch: pytest.MonkeyPatch) -> None:
     """No responder: the renewal fails, is reported, and retried a minute later (fake clock)."""
-    from wucme.agent import Agent, FakeClock
+    from harness.clock import FakeClock
+    from wucme.agent import Agent
     from wucme.agent.log import AgentLog
     from wucme.agent.process import in_process_cycle
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wucme.agent.schedule import (BACKOFF, AgentState, FakeClock, backoff_time, day_jitter, jitter_seconds,
-                                  next_daily, next_run, schedule_time)
+from harness.clock import FakeClock
+from wucme.agent.schedule import (BACKOFF, AgentState, backoff_time, day_jitter, jitter_seconds, next_daily,
+                                  next_run, schedule_time)
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.timezone.utc
@@ -124,7 +125,7 @@ def test_restart_runs_at_once_when_overdue_or_retry_passed(tmp_path: Path) -> No
     now = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     st = AgentState()
     st.passed(now - dt.timedelta(days=1, seconds=1), True, "ok")
-    assert next_run(st, now, at=AT, tz=PARIS, jitter=0) == (now, "the last pass is more than a day old")
+    assert next_run(st, now, at=AT, tz=PARIS, jitter=0) == (now, "the daily pass of 2026-05-01 did not run")
     st.passed(now - dt.timedelta(hours=3), False, "failed")  # retry was due 2 h 59 min ago
     when, why = next_run(st, now, at=AT, tz=PARIS, jitter=0)
     assert when <= now and why.startswith("retry")

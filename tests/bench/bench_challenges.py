@@ -1,7 +1,7 @@
 """Challenge responder speed: http-01 requests per second, tls-alpn-01 handshakes per second.
 
-Run as `python3 tests/bench/bench_challenges.py [--write]` or
-`python3 -m pytest -s tests/bench/bench_challenges.py` (WUCME_BENCH_WRITE=1 writes the doc).
+Run as `.venv/bin/python tests/bench/bench_challenges.py [--write]` (after `python3 build.py setup`)
+or `python3 build.py bench tests/bench/bench_challenges.py` (WUCME_BENCH_WRITE=1 writes the doc).
 
 - http-01: wucme's own Http01Listener, and the wucme CGI script under Apache (mpm_event,
   mod_cgid, the shipped docs/servers/apache-wucme.conf), each asked for one pending token by
@@ -35,11 +35,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from wucme.challenge.http01 import Http01Listener
-from wucme.challenge.store import ChallengeStore
-from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, auth_digest
-from wucme.testing.pebble import ManagedProcess, free_port
-from wucme.testing.webservers import Apache, apache_available, shared_dir
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
+from harness.pebble import ManagedProcess, free_port  # noqa: E402
+from harness.webservers import Apache, apache_available, shared_dir  # noqa: E402
+from wucme.challenge.http01 import Http01Listener  # noqa: E402
+from wucme.challenge.store import ChallengeStore  # noqa: E402
+from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, auth_digest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "performance.md"
@@ -265,8 +266,8 @@ def report(results: Results, seconds: float, rounds: int, thread_counts: Sequenc
     lines = [HEADING, "",
              "Requests per second of the http-01 responders and tls-alpn-01 handshakes per second of",
              "`wucme alpn` against Debian's ualpn, measured by `tests/bench/bench_challenges.py`",
-             "(`python3 tests/bench/bench_challenges.py --write`, or `WUCME_BENCH_WRITE=1 python3 -m",
-             "pytest -s tests/bench/bench_challenges.py`; never part of the default test run).", "",
+             "(`.venv/bin/python tests/bench/bench_challenges.py --write`, or `WUCME_BENCH_WRITE=1 python3",
+             "build.py bench tests/bench/bench_challenges.py`; never part of the default test run).", "",
              "### Method", "",
              "- Everything on loopback on one machine, in one run; the client shares the CPUs.",
              "- http-01: one pending token in the challenge store; each request asks for it and must get",

@@ -1,6 +1,7 @@
 """Time `wucme --uacme issue` against the real `uacme issue` on one Pebble (1, 10, 100 names).
 
-Run as `python3 tests/bench/bench_issue.py` or `python3 -m pytest -s tests/bench`.
+Run as `.venv/bin/python tests/bench/bench_issue.py` (after `python3 build.py setup`) or
+`python3 build.py bench`.
 Both tools get their own confdir and account on the same Pebble (PEBBLE_VA_NOSLEEP=1,
 5% badNonce as by default), answer http-01 through the same hook script and webroot
 server, and reissue with -f.  Each run is one child process reaped with wait4(), which
@@ -25,8 +26,9 @@ from typing import Sequence
 
 from cryptography import x509
 
-from wucme.testing.pebble import Pebble, install_system_trust, stable_test_ca
-from wucme.testing.responders import ChallengeDirServer, write_hook_scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
+from harness.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
+from harness.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 
 UACME = "/usr/bin/uacme"
 TIME = "/usr/bin/time"
@@ -345,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def test_issue_speed_against_uacme() -> None:
-    """pytest entry (`python3 -m pytest -s tests/bench`): the issue's targets must hold.
+    """pytest entry (`python3 build.py bench`): the issue's targets must hold.
 
     WUCME_BENCH_WRITE=1 also rewrites the "Measured" section of docs/performance.md.
     """

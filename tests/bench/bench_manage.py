@@ -1,7 +1,7 @@
 """Time `wucme manage` over 1,000 certificates (100 due) against a cron loop of uacme, and a no-op pass.
 
-Run as `python3 tests/bench/bench_manage.py [--write]` or `python3 -m pytest -s
-tests/bench/bench_manage.py`.  Three measurements, figures in docs/performance.md
+Run as `.venv/bin/python tests/bench/bench_manage.py [--write]` (after `python3 build.py setup`) or
+`python3 build.py bench tests/bench/bench_manage.py`.  Three measurements, figures in docs/performance.md
 ("## Renewal (manage)"); nothing here asserts a time, only that the work was done:
 
 1. A repository of 1,000 single-name certificates, 100 of them due, all real Pebble
@@ -43,15 +43,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_issue
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
 from bench_issue import PYCACHE, TIME, UACME, machine  # noqa: E402
 
+from harness.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
+from harness.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 from wucme import crypto  # noqa: E402
 from wucme.issuance import ChallengeConfig, Responder, issue_certificate  # noqa: E402
 from wucme.uacme.msg import Msg  # noqa: E402
 from wucme.repository import CertState, Repository, iso, key_pem  # noqa: E402
-from wucme.testing.pebble import Pebble, install_system_trust, stable_test_ca  # noqa: E402
-from wucme.testing.responders import ChallengeDirServer, write_hook_scripts  # noqa: E402
 from wucme.uacme.account import account_new  # noqa: E402
 from wucme.uacme.acme import acme_bootstrap  # noqa: E402
 from wucme.uacme.main import new_session  # noqa: E402
@@ -623,7 +624,7 @@ def report(ren: RenewalResults | None, noop: NoopResults | None,
         SECTION,
         "",
         "A `wucme manage` pass against a cron loop of uacme, measured by "
-        "`tests/bench/bench_manage.py` (`python3 tests/bench/bench_manage.py --write`, as root; "
+        "`tests/bench/bench_manage.py` (`.venv/bin/python tests/bench/bench_manage.py --write`, as root; "
         "never part of the default test run, and it asserts no time).",
         "",
         f"Targets (issue 5): {TARGET_TEXT}.",

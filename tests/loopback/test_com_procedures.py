@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.pebble import Pebble
+from harness.responders import ChallengeDirServer
 from wucme.challenge.store import ChallengeStore
 from wucme.command import split_list
 from wucme.dclproc import run_procedure_status
 from wucme.dclproc.status import linux_exit
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, TlsAlpnResponder
-from wucme.testing.pebble import Pebble
-from wucme.testing.responders import ChallengeDirServer
 from wucme.vms import lnm
 
 COM = Path(__file__).resolve().parents[2] / "com"

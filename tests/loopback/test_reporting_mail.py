@@ -35,7 +35,7 @@ from wucme.repository import Repository
 
 LOGICALS = ("WUCME_OPCOM", "WUCME_MAIL", "WUCME_SMTP", "WUCME_MAIL_FROM", "WUCME_MAIL_DOMAIN",
             "WUCME_SYSLOG", "WUCME_SYSLOG_FACILITY", "WUCME_SYSLOG_FORMAT", "WUCME_WARN_DAYS",
-            "WUCME_SMTP_STARTTLS", "SYS$NODE")
+            "WUCME_SMTP_STARTTLS", "WUCME_SENDMAIL", "SYS$NODE")
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +181,7 @@ def test_many_events_are_cut_at_64_kib_and_non_ascii_survives(smtp: Smtp,
 def test_mail_test_and_a_refused_recipient(smtp: Smtp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM,nobody@example.org")
     line = mail_test()
-    assert line.startswith("test message mailed to system@localhost, nobody@example.org through "
+    assert line.startswith("test message mailed to system@localhost, nobody@example.org through SMTP server "
                            f"{smtp.spec} from wucme@")
     assert smtp.collector.messages[0].message["Subject"].startswith("wuCME: test message on ")
     smtp.collector.refuse.add("nobody@example.org")
@@ -207,9 +207,11 @@ def test_bad_target_is_skipped_by_the_agent_and_refused_by_check(smtp: Smtp,
 def test_smtp_server_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
     monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("WUCME_SENDMAIL", "NONE")  # no mail transfer agent either
     with pytest.raises(ReportingError) as e:
         mail_test()
     assert e.value.ident == "MAILFAIL" and "Connection refused" in e.value.text
+    assert "no sendmail program" in e.value.text and "define WUCME_SMTP" in e.value.text
     problems = send_events([Event("E", "RENEWFAIL", "x")])
     assert len(problems) == 1 and problems[0].startswith("mail: cannot send mail through SMTP server 127.0.0.1:")
 
@@ -266,7 +268,7 @@ def test_check_mail_command(smtp: Smtp, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("WUCME_MAIL", 'SYSTEM,smtp%"a@b.example"')
     r = _wucme("check", "/mail")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("%WUCME-S-MAILED, test message mailed to system@localhost, a@b.example through ")
+    assert r.stdout.startswith("%WUCME-S-MAILED, test message mailed to system@localhost, a@b.example through SMTP server ")
     assert smtp.collector.messages[0].rcpt_tos == ["system@localhost", "a@b.example"]
 
 
@@ -292,3 +294,62 @@ def test_a_define_takes_effect_in_a_running_process(smtp: Smtp) -> None:
     reporter(_report())
     (got,) = smtp.collector.messages
     assert (got.mail_from, got.rcpt_tos) == ("later@example.org", ["system@localhost", "a@b.example"])
+
+
+MSMTP = "/usr/bin/msmtp"
+
+
+@pytest.mark.skipif(not os.access(MSMTP, os.X_OK), reason="msmtp (Debian package msmtp) is not installed")
+def test_no_smtp_server_but_a_sendmail_program(smtp: Smtp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stock host: nothing on the SMTP port, a mail transfer agent's sendmail (here msmtp, a
+    real one, relaying to the sink) takes the report, with the envelope on its command line."""
+    monkeypatch.setenv("WUCME_MAIL", 'SYSTEM,SMTP%"ops@example.org"')
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")  # nobody answers there
+    monkeypatch.setenv("WUCME_SENDMAIL", f"{MSMTP} --host=127.0.0.1 --port={smtp.port} --auth=off --tls=off")
+    line = mail_test()
+    assert line.startswith(f"test message mailed to system@localhost, ops@example.org through {MSMTP} "
+                           "(no SMTP server at 127.0.0.1:")
+    (got,) = smtp.collector.messages
+    assert sorted(got.rcpt_tos) == ["ops@example.org", "system@localhost"]
+    assert got.message["Subject"].startswith("wuCME: ") and "check /MAIL" in got.message.get_content()
+    # The agent's reports take the same way.
+    assert send_events([Event("E", "RENEWFAIL", "www.example.org: the CA said no")]) == []
+    assert "RENEWFAIL" in smtp.collector.messages[1].message.get_content()
+
+
+def test_a_sendmail_that_fails_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("WUCME_SENDMAIL", "/bin/false")
+    with pytest.raises(ReportingError) as e:
+        mail_test()
+    assert e.value.ident == "MAILFAIL"
+    assert "no SMTP server at 127.0.0.1:" in e.value.text and "/bin/false exited with status 1" in e.value.text
+
+
+def test_an_smtp_server_that_refuses_is_not_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers 554 at the greeting refused the mail: sendmail is not tried."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    import threading
+
+    def greet() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"554 5.7.1 no service for you\r\n")
+            conn.recv(100)
+
+    t = threading.Thread(target=greet, daemon=True)
+    t.start()
+    monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{port}")
+    monkeypatch.setenv("WUCME_SENDMAIL", "/bin/true")
+    try:
+        with pytest.raises(ReportingError) as e:
+            mail_test()
+        assert e.value.ident == "MAILFAIL" and "554" in e.value.text and "/bin/true" not in e.value.text
+    finally:
+        t.join(5)
+        listener.close()

@@ -197,3 +197,47 @@ def test_check_opcom_command_errors(short_dir: Path, monkeypatch: pytest.MonkeyP
     r = _wucme("check", "/opcom")
     assert r.returncode == 2 and r.stderr.startswith("%WUCME-E-OPCOMFAIL, cannot send to OPCOM")
     assert "Traceback" not in r.stderr
+
+
+JOURNAL_DIR = Path("/run/systemd/journal")
+JOURNAL_SOCKET = JOURNAL_DIR / "dev-log"
+
+
+@pytest.fixture
+def journal_only() -> Iterator[socket.socket]:
+    """A host without /dev/log whose journald listens at /run/systemd/journal/dev-log: the
+    test binds that socket itself (only where neither exists, so no real daemon is disturbed)."""
+    if os.path.exists("/dev/log") or JOURNAL_DIR.exists() or os.geteuid() != 0:
+        pytest.skip("needs a host without /dev/log and without journald, as root")
+    JOURNAL_DIR.mkdir(parents=True)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.bind(str(JOURNAL_SOCKET))
+        s.settimeout(5)
+        yield s
+    finally:
+        s.close()
+        shutil.rmtree(JOURNAL_DIR, ignore_errors=True)
+
+
+def test_no_dev_log_falls_back_to_the_journal_socket(journal_only: socket.socket,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_OPCOM", "CENTRAL")
+    r = _wucme("check", "/opcom")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith(f"to {JOURNAL_SOCKET} (/dev/log is absent)")
+    (record,) = _records(journal_only, 1)
+    assert RECORD.fullmatch(record)
+
+
+def test_no_syslog_socket_at_all_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.path.exists("/dev/log") or JOURNAL_SOCKET.exists():
+        pytest.skip("this host has a syslog socket")
+    monkeypatch.setenv("WUCME_OPCOM", "CENTRAL")
+    r = _wucme("check", "/opcom")
+    assert r.returncode == 2
+    assert r.stderr.startswith("%WUCME-E-NOSYSLOG, no syslog socket answers (/dev/log, /run/systemd/journal/dev-log)")
+    assert "define WUCME_SYSLOG" in r.stderr
+    # In a pass the same is one warning, and the pass goes on.
+    problems = send_events([Event("S", "RENEWED", "x")])
+    assert len(problems) == 1 and "OPCOM messages are in the agent log only" in problems[0]

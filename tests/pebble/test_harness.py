@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from wucme.testing.faultproxy import FaultProxy, match_path, problem
-from wucme.testing.pebble import (Pebble, PebbleError, TestCA, make_server_cert, make_test_ca,
-                                  stable_test_ca)
-from wucme.testing.responders import ChallengeDirServer, Ualpn
+from harness.faultproxy import FaultProxy, match_path, problem
+from harness.pebble import (Pebble, PebbleError, TestCA, make_server_cert, make_test_ca,
+                            stable_test_ca)
+from harness.responders import ChallengeDirServer, Ualpn
 
 pytestmark = pytest.mark.pebble
 ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")  # RFC 8737 section 3
@@ -170,7 +170,7 @@ def _s_client(port: int, servername: str) -> str:
 def test_ualpn_answers_tls_alpn_01(tmp_path: Path) -> None:
     if shutil.which("ualpn") is None:
         pytest.skip("ualpn not installed")
-    from wucme.testing.pebble import free_port
+    from harness.pebble import free_port
 
     digest = secrets.token_bytes(32)
     with Ualpn(free_port(), tmp_path / "ualpn") as u:

@@ -19,9 +19,9 @@ from typing import Iterator
 import pytest
 from cryptography import x509
 
-from wucme.testing.faultproxy import FaultProxy
-from wucme.testing.pebble import Pebble, TestCA
-from wucme.testing.responders import ChallengeDirServer
+from harness.faultproxy import FaultProxy
+from harness.pebble import Pebble, TestCA
+from harness.responders import ChallengeDirServer
 
 UACME = "/usr/bin/uacme"
 

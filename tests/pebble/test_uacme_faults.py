@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.faultproxy import FaultProxy, ProxyRequest, match_path, problem
+from harness.responders import ChallengeDirServer
 from wucme.core.b64 import b64url_decode
-from wucme.testing.faultproxy import FaultProxy, ProxyRequest, match_path, problem
-from wucme.testing.responders import ChallengeDirServer
 from wucme.uacme.ari import ari_cert_id
 
 from .uacme_cli import UacmeRun, ok

@@ -1,7 +1,7 @@
 """`wucme --uacme issue|check` and OCSP (uacme's ocsp_check) against Pebble and a real responder.
 
 Pebble puts the responder's URL in the AIA extension of what it issues; the responder
-(wucme.testing.ocsp) answers from Pebble's own records, signed with Pebble's intermediate.
+(harness.ocsp) answers from Pebble's own records, signed with Pebble's intermediate.
 A certificate is revoked behind wucme's back through a copy of its file, so cert.pem stays.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from harness.ocsp import OcspResponder
+from harness.pebble import Pebble
+from harness.responders import ChallengeDirServer
 from wucme import crypto
-from wucme.testing.ocsp import OcspResponder
-from wucme.testing.pebble import Pebble
-from wucme.testing.responders import ChallengeDirServer
 
 from .uacme_cli import UacmeRun, ok
 

@@ -9,11 +9,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from harness.faultproxy import FaultProxy
+from harness.pebble import Pebble
+from harness.responders import ChallengeDirServer, Ualpn
 from wucme import crypto
 from wucme.core.b64 import b64url_decode
-from wucme.testing.faultproxy import FaultProxy
-from wucme.testing.pebble import Pebble
-from wucme.testing.responders import ChallengeDirServer, Ualpn
 
 from .uacme_cli import UacmeRun, ok
 

@@ -23,7 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from wucme.testing.pebble import Pebble, free_port
+from harness.pebble import Pebble, free_port
 
 pytestmark = pytest.mark.pebble
 
@@ -380,7 +380,7 @@ def test_manage_follows_ari_and_names_the_replaced_certificate(pebble: Pebble, t
     renews with `replaces`, a window in the future keeps the certificate whatever its age."""
     from datetime import datetime, timedelta, timezone
 
-    from wucme.testing.faultproxy import FaultProxy
+    from harness.faultproxy import FaultProxy
     from wucme.uacme.ari import ari_cert_id
 
     def when(days: int) -> str:

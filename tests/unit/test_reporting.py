@@ -242,7 +242,7 @@ def test_opcom_config(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = OpcomConfig.from_logicals()
     assert cfg is not None
     assert cfg.classes == ["CENTRAL", "SOFTWARE", "OPER2"] and cfg.unknown == ["Bogus"]
-    assert (cfg.facility, cfg.target, cfg.rfc5424) == ("LOCAL5", "/dev/log", False)
+    assert (cfg.facility, cfg.target, cfg.rfc5424) == ("LOCAL5", "", False)  # "": the default sockets
     monkeypatch.setenv("WUCME_SYSLOG_FACILITY", "nonsense")
     monkeypatch.setenv("WUCME_SYSLOG_FORMAT", "RFC5424")
     cfg = OpcomConfig.from_logicals()

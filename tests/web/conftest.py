@@ -1,6 +1,6 @@
 """Fixtures for the web server tests: a shared store directory, Apache, nginx, an ACME account.
 
-Everything here is real: Debian's apache2 and nginx as children (wucme.testing.webservers),
+Everything here is real: Debian's apache2 and nginx as children (harness.webservers),
 Pebble from tests/conftest.py, and the uacme port driven in-process with a responder that
 publishes each challenge where the responder under test reads it.
 """
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.pebble import Pebble, TestCA, make_server_cert
+from harness.webservers import (Apache, Nginx, apache_available, nginx_stream_available,
+                                processes_in_group, shared_dir)
 from wucme import crypto
 from wucme.challenge.store import ChallengeStore
 from wucme.http import HttpConfig, make_transport
 from wucme.uacme.msg import Msg
-from wucme.testing.pebble import Pebble, TestCA, make_server_cert
-from wucme.testing.webservers import (Apache, Nginx, apache_available, nginx_stream_available,
-                                      processes_in_group, shared_dir)
 from wucme.uacme.account import account_new
 from wucme.uacme.acme import AcmeSession, acme_bootstrap
 

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.pebble import free_port, make_server_cert, make_test_ca
+from harness.webservers import APACHE_MODULES, Apache, apache_available, define_system_logical, http_get
 from wucme.challenge.store import ChallengeStore
 from wucme.repository import Repository
-from wucme.testing.pebble import free_port, make_server_cert, make_test_ca
-from wucme.testing.webservers import APACHE_MODULES, Apache, apache_available, define_system_logical, http_get
 
 USER, PASSWORD = "admin", "s3cret-for-the-test"
 ADMIN = "/cgi-bin/wucme/admin"
@@ -53,9 +53,10 @@ class AdminApache(Apache):
 def _bring_dependencies(script: Path, deps: Path) -> None:
     """Give a test launcher this interpreter's cryptography, pyOpenSSL, idna and typing_extensions.
 
-    When tests run as root, the script runs as www-data on /usr/bin/python3 (this Python lives
-    under /root, out of its reach), whose Debian cryptography is older than wucme needs; the
-    admin pages, unlike the challenge path, parse certificates.  An installed wucme has them.
+    When tests run as root on an environment made from a Python under /root (pyenv), out of
+    www-data's reach, the script runs as www-data on /usr/bin/python3, whose Debian
+    cryptography is older than wucme needs; the admin pages, unlike the challenge path, parse
+    certificates.  The environment's own console script has them.
     """
     import importlib
 

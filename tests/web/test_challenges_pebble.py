@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.pebble import Pebble, TestCA, free_port, stop_child
+from harness.webservers import Apache, Nginx, processes_in_group
 from wucme.challenge.alpn import AlpnControl
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import TlsAlpnResponder
-from wucme.testing.pebble import Pebble, TestCA, free_port, stop_child
-from wucme.testing.webservers import Apache, Nginx, processes_in_group
 
 from .support import (Acme, alpn_control_responder, alpn_store_responder, http01_responder,
                       unique_names)

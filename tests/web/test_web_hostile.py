@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.pebble import TestCA, free_port
+from harness.webservers import Apache, Nginx, http_get
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, TlsAlpnResponder
-from wucme.testing.pebble import TestCA, free_port
-from wucme.testing.webservers import Apache, Nginx, http_get
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
@@ -51,6 +51,14 @@ def test_apache_traversal_never_leaves_the_store(web: Apache, target: str) -> No
     r = http_get(web.port, target)
     assert r.status in (400, 403, 404), r
     assert b"root:" not in r.body
+
+
+def test_apache_lower_case_get_is_not_get(web: Apache) -> None:
+    """Methods are case-sensitive (RFC 9110 §9.1): the script answers "get" 501, never the key
+    authorization (Apache passes an unknown method on to a CGI script as it came)."""
+    r = http_get(web.port, SCRIPT + TOKEN, method="get")
+    assert r.status == 501 and KEYAUTH.encode() not in r.body
+    assert http_get(web.port, SCRIPT + TOKEN).status == 200
 
 
 @pytest.mark.parametrize("token", [

@@ -7,7 +7,7 @@ child process (wucme.agent.cycle).  Manual: docs/agent.md.
 from __future__ import annotations
 
 from wucme.agent.process import ACTIVE_NAME, STANDBY_NAME, Agent, set_process_name
-from wucme.agent.schedule import AgentState, Clock, FakeClock, RealClock, next_run
+from wucme.agent.schedule import AgentState, Clock, RealClock, next_run
 
-__all__ = ["ACTIVE_NAME", "STANDBY_NAME", "Agent", "AgentState", "Clock", "FakeClock", "RealClock",
+__all__ = ["ACTIVE_NAME", "STANDBY_NAME", "Agent", "AgentState", "Clock", "RealClock",
            "next_run", "set_process_name"]

@@ -209,8 +209,15 @@ class Agent:
                 self.log.write(e.message())
                 raise SystemExit(exit_status(e.severity)) from None
         from wucme.lock import LockManager, LockMode
+        from wucme.vms.condition import exit_status as status_of
+        from wucme.vms.secure import InsecureError
 
-        return LockManager(self.repo_path / LOCK_DIR).enqueue(RESOURCE, LockMode.EX, wait=wait)
+        try:
+            manager = LockManager(self.repo_path / LOCK_DIR)
+        except InsecureError as e:  # a lock directory others may write: a message, no traceback
+            self.log.write(e.message())
+            raise SystemExit(status_of(e.severity)) from None
+        return manager.enqueue(RESOURCE, LockMode.EX, wait=wait)
 
     # ---------------------------------------------------------------------------------------------
 

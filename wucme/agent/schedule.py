@@ -2,9 +2,9 @@
 
 The pass runs once a day at WUCME_SCHEDULE local time (default 00:20, the seed's "twenty past
 midnight"), plus up to WUCME_JITTER seconds chosen per day and per node (so a fleet does not hit
-the CA in the same second, and a restart keeps the day's choice).  It also runs at once when the
-last pass is more than a day old (or there never was one): a machine that was down at 00:20 does
-not wait another day.  After a failed pass it retries after 1 minute, 10 minutes, then 100
+the CA in the same second, and a restart keeps the day's choice).  It also runs at once when a
+daily time went by since the last pass (or there never was one): a machine that was down at
+00:20 does not wait another day.  After a failed pass it retries after 1 minute, 10 minutes, then 100
 minutes, then only at the daily time; never sooner than the earliest `next_attempt` recorded in
 a failed certificate's state.  The backoff lives in WUCME_AGENT.JSON in the repository, so a
 restarted agent does not forget it (nor hammer the CA from a crash loop).
@@ -61,27 +61,6 @@ class RealClock:
             time.sleep(min(delay, MAX_NAP))
 
 
-class FakeClock:
-    """A clock that only moves when told (or when waited on: it jumps to the wake-up time)."""
-
-    def __init__(self, start: _dt.datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime")
-        self.t = start
-        self.waits: list[_dt.datetime] = []
-
-    def now(self) -> _dt.datetime:
-        return self.t
-
-    def wait_until(self, when: _dt.datetime) -> None:
-        self.waits.append(when)
-        if when > self.t:
-            self.t = when
-
-    def advance(self, delta: _dt.timedelta) -> None:
-        self.t += delta
-
-
 # --- the daily time ----------------------------------------------------------------------------
 
 def schedule_time(value: str | None = None) -> _dt.time:
@@ -104,11 +83,13 @@ def jitter_seconds(value: str | None = None) -> float:
     return min(max(j, 0.0), DAY.total_seconds() - 1) if j == j else 0.0
 
 
-def day_jitter(day: _dt.date, jitter: float, node: str) -> float:
-    """The jitter for one day on one node: in [0, jitter], the same every time it is asked."""
-    if jitter <= 0:
-        return 0.0
-    return random.Random(f"{node}:{day.isoformat()}").uniform(0.0, jitter)
+def day_jitter(day: _dt.date, jitter: float, node: str) -> int:
+    """The jitter for one day on one node: whole seconds in [0, jitter], the same every time it
+    is asked.  Whole seconds, because the state keeps the last pass to the second: a daily
+    time with a fraction would lie after its own pass and run it again."""
+    if jitter < 1:
+        return 0
+    return random.Random(f"{node}:{day.isoformat()}").randint(0, int(jitter))
 
 
 def _local(day: _dt.date, at: _dt.time, tz: _dt.tzinfo | None) -> _dt.datetime:
@@ -224,15 +205,28 @@ def backoff_time(now: _dt.datetime, failures: int,
 def next_run(state: AgentState, now: _dt.datetime, *, at: _dt.time | None = None,
              jitter: float | None = None, tz: _dt.tzinfo | None = None,
              node: str = "") -> tuple[_dt.datetime, str]:
-    """When the next pass runs, and why: overdue (now), the backoff retry, or the daily time."""
+    """When the next pass runs, and why: a missed daily time (now), the backoff retry, or the
+    daily time.
+
+    The daily time counted is the first one after the last pass, not the first one after now: the
+    agent that wakes at 00:20 finds that time reached and runs (deciding from `now` would
+    always find tomorrow's and never run).  A pass whose daily time went by while no agent ran
+    (the machine was down, the clock jumped forward) runs at once; a restart after the day's pass
+    waits for the next day.  Setting the clock back never repeats a pass: the next daily time
+    is still the first after the last pass; only a last pass more than a day ahead of `now` (a
+    clock that was wrong when it was recorded) is disregarded: the pass runs at once rather than
+    waiting for that date.
+    """
     at = schedule_time() if at is None else at
     jitter = jitter_seconds() if jitter is None else jitter
-    daily = next_daily(now, at, tz=tz, jitter=jitter, node=node)
     last = state.last_pass_time
     if last is None:
         return now, "no pass yet"
-    if now - last >= DAY or last > now + _dt.timedelta(minutes=5):
-        return now, "the last pass is more than a day old"
+    if last > now + DAY:
+        return now, f"the last pass is dated {_iso(last)}, ahead of the clock"
+    daily = next_daily(last, at, tz=tz, jitter=jitter, node=node)
+    if daily <= now:
+        return now, f"the daily pass of {daily.astimezone(tz).date().isoformat()} did not run"
     retry = state.retry_time
     if retry is not None and retry < daily:
         return retry, f"retry {state.failures} after failure"

@@ -33,6 +33,7 @@ _STATUS_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([^\x00\r\n]*))?"
 _FIELD_RE = re.compile(rb"(" + _TOKEN.encode() + rb"):[ \t]*([^\x00\r\n]*?)[ \t]*")
 # RFC 9112 §7.1: chunk-size = 1*HEXDIG, then optional chunk-ext.
 _CHUNK_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
+_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 class Reader(Protocol):
@@ -85,11 +86,12 @@ def encode_request(method: str, target: str, headers: list[tuple[str, str]], bod
 
 
 def _line(fp: Reader, limit: int, what: str, bound: int = 0) -> bytes:
-    """One line without its terminator; a bare LF is accepted (RFC 9112 §2.2)."""
+    """One line of at most `limit` bytes, terminator included, returned without it;
+    a bare LF is accepted (RFC 9112 §2.2)."""
     raw = fp.readline(limit + 1) if limit > 0 else b"?"
+    if len(raw) > limit:
+        raise ProtocolError(f"{what} larger than {bound or limit} bytes")
     if not raw.endswith(b"\n"):
-        if len(raw) > limit:
-            raise ProtocolError(f"{what} larger than {bound or limit} bytes")
         raise ProtocolError(f"connection closed in the middle of the {what}")
     return raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
 
@@ -163,9 +165,14 @@ def framing(method: str, head: Head) -> Framing:
     lengths = {v.strip() for v in head.values("Content-Length") for v in v.split(",")}
     if not lengths:
         return Framing("close")
-    if len(lengths) != 1 or not next(iter(lengths)).isdigit():
-        raise ProtocolError(f"invalid Content-Length: {', '.join(sorted(lengths))}")
-    return Framing("length", int(lengths.pop()))
+    # Content-Length = 1*DIGIT, ASCII digits only (str.isdigit() also takes "²").
+    value = min(lengths)
+    if len(lengths) != 1 or not _DIGITS_RE.fullmatch(value):
+        raise ProtocolError(f"invalid Content-Length: {', '.join(sorted(lengths))}"[:200])
+    # More digits than any body could have is simply too large: int() would refuse
+    # thousands of digits with a ValueError (sys.get_int_max_str_digits()).
+    digits = value.lstrip("0") or "0"
+    return Framing("length", int(digits) if len(digits) <= 18 else 10**18)
 
 
 def keep_alive(head: Head, frame: Framing) -> bool:

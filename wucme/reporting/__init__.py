@@ -59,7 +59,7 @@ _Config = TypeVar("_Config", OpcomConfig, MailConfig)
 
 
 def _send_as_configured(label: str, load: Callable[[], _Config | None],
-                        send: Callable[[list[Event], _Config], None], events: list[Event]) -> list[str]:
+                        send: Callable[[list[Event], _Config], str], events: list[Event]) -> list[str]:
     """Send to one target as configured now; problems (the configuration's warnings:
     unknown classes, unusable targets) as text, each led by *label*."""
     cfg = load()
@@ -153,8 +153,8 @@ def opcom_test() -> str:
         raise ReportingError(unknown_classes(cfg.unknown), ident="BADCLASS")
     if cfg.warnings:
         raise ReportingError("; ".join(cfg.warnings), ident="BADSYSLOG")
-    send_opcom([_test_event("OPCOM")], cfg)
-    return f"test message to OPCOM {','.join(cfg.classes)} sent as {cfg.describe()}"
+    used = send_opcom([_test_event("OPCOM")], cfg)
+    return f"test message to OPCOM {','.join(cfg.classes)} sent as {cfg.describe(used)}"
 
 
 def mail_test() -> str:
@@ -168,5 +168,5 @@ def mail_test() -> str:
                              "e.g. SYSTEM,SMTP%\"admin@example.org\"", ident="NOMAIL")
     if cfg.warnings:
         raise ReportingError("; ".join(cfg.warnings), ident="BADMAIL")
-    send_mail([_test_event("MAIL")], cfg)
-    return f"test message mailed to {cfg.describe()}"
+    used = send_mail([_test_event("MAIL")], cfg)
+    return f"test message mailed to {', '.join(cfg.recipients)} {used}"

@@ -1,4 +1,5 @@
-"""Mail reports: WUCME_MAIL targets in VMS MAIL syntax, sent through an SMTP server.
+"""Mail reports: WUCME_MAIL targets in VMS MAIL syntax, sent through an SMTP server, or through
+the system's sendmail program when no SMTP server answers.
 
 Targets (a search list, `SYSTEM,smtp%"a@b.example"`):
 - `SYSTEM`: a local user, mailed at `system@localhost` (or at WUCME_MAIL_DOMAIN);
@@ -8,15 +9,24 @@ Targets (a search list, `SYSTEM,smtp%"a@b.example"`):
 Every address is checked against RFC 5321 §4.1.2 (dot-atom local part, host-name domain; a
 Unicode domain is sent as its A-label) before it reaches an envelope or a header, and headers are
 built by email.message.EmailMessage, which refuses CR and LF (no header injection, CWE-93).
+
+A stock host often runs no SMTP server on localhost:25 but has a mail transfer agent's
+`sendmail` (exim4, postfix, msmtp-mta, nullmailer): when the SMTP server cannot be reached at all
+(refused, unreachable, timed out), the mail goes to WUCME_SENDMAIL (default /usr/sbin/sendmail)
+instead, with the envelope given on its command line.  An SMTP server that answers and refuses
+is an error, not a reason to try another way.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import email.policy
+import os
 import re
+import shlex
 import smtplib
 import socket
 import ssl
+import subprocess
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -28,6 +38,7 @@ from wucme.reporting.events import Event, ReportingError, clean, node_name, summ
 from wucme.vms.lnm import translate_items, trnlnm
 
 DEFAULT_SMTP = "localhost:25"
+DEFAULT_SENDMAIL = "/usr/sbin/sendmail"
 SMTP_TIMEOUT = 30.0
 #: The largest mail body (UTF-8 bytes); lines past it are counted, not sent.
 MAX_BODY = 64 * 1024
@@ -109,6 +120,8 @@ class MailConfig:
     host: str
     port: int
     starttls: str = ""  # "", "yes" (when offered) or "required"
+    #: The sendmail command used when the SMTP server cannot be reached ([] : none).
+    sendmail: list[str] = field(default_factory=list)
     #: Targets that could not be used (named in reports and by check).
     warnings: list[str] = field(default_factory=list)
 
@@ -134,7 +147,7 @@ class MailConfig:
         host, port = parse_smtp(trnlnm("WUCME_SMTP") or DEFAULT_SMTP)
         tls = (trnlnm("WUCME_SMTP_STARTTLS") or "").strip().upper()
         starttls = "required" if tls.startswith("REQ") else "" if tls in ("", "NO", "N", "0", "FALSE") else "yes"
-        return cls(recipients, sender, host, port, starttls, warnings)
+        return cls(recipients, sender, host, port, starttls, sendmail_command(), warnings)
 
     def describe(self) -> str:
         return f"{', '.join(self.recipients)} through {self.host}:{self.port} from {self.sender}"
@@ -169,16 +182,45 @@ def build_message(events: list[Event], cfg: MailConfig, now: _dt.datetime | None
     return msg
 
 
-def send_mail(events: list[Event], cfg: MailConfig) -> None:
-    """Send one mail with every event; ReportingError when the server cannot be used."""
+def sendmail_command() -> list[str]:
+    """WUCME_SENDMAIL split as a shell splits words (run without a shell), else
+    /usr/sbin/sendmail; [] when WUCME_SENDMAIL is NONE or the program is not there."""
+    raw = (trnlnm("WUCME_SENDMAIL") or "").strip()
+    if raw.upper() == "NONE":
+        return []
+    try:
+        argv = shlex.split(raw) if raw else [DEFAULT_SENDMAIL]
+    except ValueError as e:
+        raise ReportingError(f"WUCME_SENDMAIL {clean(raw, 200)!r}: {e}", ident="BADSENDMAIL") from None
+    return argv if argv and os.access(argv[0], os.X_OK) else []
+
+
+def send_mail(events: list[Event], cfg: MailConfig) -> str:
+    """Send one mail with every event; how it went ("through SMTP server h:p" or "through
+    sendmail ..."), or ReportingError when it could not be sent."""
     if not events:
-        return
+        return ""
     if not cfg.recipients:
         raise ReportingError("no usable WUCME_MAIL target: nothing mailed", ident="BADMAIL")
     data = build_message(events, cfg).as_bytes(policy=POLICY)
     where = f"{cfg.host}:{cfg.port}"
     try:
-        with smtplib.SMTP(cfg.host, cfg.port, timeout=SMTP_TIMEOUT) as s:
+        s = smtplib.SMTP(cfg.host, cfg.port, timeout=SMTP_TIMEOUT)
+    except smtplib.SMTPException as e:  # a server answered, and refused: no other way round it
+        raise ReportingError(f"cannot send mail through SMTP server {where}: {clean(str(e), 300)}",
+                             ident="MAILFAIL") from None
+    except OSError as e:  # nobody answers: the local mail transfer agent, if there is one
+        why = clean(getattr(e, "strerror", None) or str(e) or type(e).__name__, 300)
+        if cfg.sendmail:
+            _sendmail(cfg, data, f"no SMTP server at {where}: {why}")
+            return f"through {cfg.sendmail[0]} (no SMTP server at {where}: {why})"
+        raise ReportingError(
+            f"cannot send mail through SMTP server {where}: {why}, and there is no sendmail "
+            f"program ({DEFAULT_SENDMAIL}); define WUCME_SMTP as your mail relay host[:port], or "
+            "install a mail transfer agent (Debian: exim4, postfix or msmtp-mta)",
+            ident="MAILFAIL") from None
+    try:
+        with s:
             s.ehlo()
             if cfg.starttls:
                 if s.has_extn("starttls"):
@@ -201,6 +243,24 @@ def send_mail(events: list[Event], cfg: MailConfig) -> None:
                              ident="MAILFAIL") from None
     if refused:
         raise ReportingError(f"SMTP server {where} refused {_refusals(refused)}", ident="MAILFAIL")
+    return f"through SMTP server {where} from {cfg.sender}"
+
+
+def _sendmail(cfg: MailConfig, data: bytes, why: str) -> None:
+    """sendmail -oi -f SENDER -- RECIPIENT...: the envelope on the command line (not -t), so
+    the headers are never read as addresses; a clean environment, no shell."""
+    argv = [*cfg.sendmail, "-oi", "-f", cfg.sender, "--", *cfg.recipients]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+    try:
+        r = subprocess.run(argv, input=data, capture_output=True, timeout=SMTP_TIMEOUT, env=env,
+                           start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ReportingError(f"{why}; {cfg.sendmail[0]} failed: {clean(str(e), 300)}",
+                             ident="MAILFAIL") from None
+    if r.returncode != 0:
+        out = clean((r.stderr or r.stdout).decode("utf-8", "replace").strip(), 300)
+        raise ReportingError(f"{why}; {cfg.sendmail[0]} exited with status {r.returncode}: {out}",
+                             ident="MAILFAIL")
 
 
 def _text(b: bytes | str) -> str:

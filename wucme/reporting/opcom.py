@@ -9,7 +9,8 @@ An OPCOM message on an operator terminal is three lines:
 On Linux each message becomes ONE syslog record (so `grep WUCME-E- /var/log/syslog` finds a
 whole message, and records from concurrent writers never interleave): the three lines joined
 by two blanks, with the operator classes in brackets after the banner.  The record goes to
-/dev/log, a unix datagram socket or `udp:host:port` (WUCME_SYSLOG), as RFC 3164 (the form
+/dev/log (or, where a host has no /dev/log, systemd-journald's syslog socket), a unix datagram
+socket or `udp:host:port` (WUCME_SYSLOG), as RFC 3164 (the form
 glibc's syslog() writes and every local daemon reads) or RFC 5424 (WUCME_SYSLOG_FORMAT), with
 facility WUCME_SYSLOG_FACILITY (default LOCAL0) and the syslog severity of the VMS severity.
 """
@@ -37,6 +38,11 @@ FACILITIES = {"KERN": 0, "USER": 1, "MAIL": 2, "DAEMON": 3, "AUTH": 4, "SYSLOG":
               **{f"LOCAL{i}": 16 + i for i in range(8)}}
 DEFAULT_FACILITY = "LOCAL0"
 DEFAULT_SOCKET = "/dev/log"
+#: Where a record goes when WUCME_SYSLOG is undefined, in this order: the syslog daemon's socket,
+#: then journald's (a host without rsyslog has no /dev/log but journald listens here).
+DEFAULT_SOCKETS = (DEFAULT_SOCKET, "/run/systemd/journal/dev-log")
+#: Errors that mean "nobody listens at this socket path": try the next default.
+_ABSENT = (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR)
 
 #: VMS severity -> RFC 5424 §6.2.1 severity: F crit, E err, W warning, S notice, I info.
 SYSLOG_SEVERITY = {"F": 2, "E": 3, "W": 4, "S": 5, "I": 6}
@@ -63,7 +69,8 @@ class OpcomConfig:
     classes: list[str]
     unknown: list[str] = field(default_factory=list)
     facility: str = DEFAULT_FACILITY
-    target: str = DEFAULT_SOCKET
+    #: WUCME_SYSLOG, or "" for the default sockets (DEFAULT_SOCKETS, the first that answers).
+    target: str = ""
     rfc5424: bool = False
     #: Problems with the settings that were worked around (named in reports and by check).
     warnings: list[str] = field(default_factory=list)
@@ -88,7 +95,7 @@ class OpcomConfig:
                                 f"using {DEFAULT_FACILITY} (known: {', '.join(FACILITIES)})")
             facility = ""
         cfg.facility = facility or DEFAULT_FACILITY
-        cfg.target = (trnlnm("WUCME_SYSLOG") or "").strip() or DEFAULT_SOCKET
+        cfg.target = (trnlnm("WUCME_SYSLOG") or "").strip()
         raw = (trnlnm("WUCME_SYSLOG_FORMAT") or "").strip()
         fmt = raw.upper().replace("RFC", "").strip()
         if fmt not in ("", "3164", "5424"):
@@ -96,10 +103,13 @@ class OpcomConfig:
         cfg.rfc5424 = fmt == "5424"
         return cfg
 
-    def describe(self) -> str:
+    def describe(self, used: str | None = None) -> str:
+        """The settings in words; *used* is the socket a record really went to."""
         sev = "/".join(_SEVERITY_NAME[v] for v in sorted(set(SYSLOG_SEVERITY.values())))
+        where = used or self.target or " or ".join(DEFAULT_SOCKETS)
+        note = f" ({DEFAULT_SOCKET} is absent)" if used and used != DEFAULT_SOCKET and not self.target else ""
         return (f"syslog {self.facility}.{{{sev}}} RFC {'5424' if self.rfc5424 else '3164'} "
-                f"to {self.target}")
+                f"to {where}{note}")
 
 
 # --- OPCOM's text ------------------------------------------------------------------------------
@@ -201,28 +211,39 @@ def _udp_sender(host: str, port: int) -> Sender:
     return send
 
 
-def send_opcom(events: list[Event], cfg: OpcomConfig, now: _dt.datetime | None = None) -> None:
-    """Send each event as one syslog record; ReportingError when the socket refuses them."""
+def send_opcom(events: list[Event], cfg: OpcomConfig, now: _dt.datetime | None = None) -> str:
+    """Send each event as one syslog record; the socket used, or ReportingError when no
+    socket takes them (OPCOMFAIL for WUCME_SYSLOG, NOSYSLOG when no default socket answers)."""
     if not events:
-        return
+        return ""
     if not cfg.classes:
         raise ReportingError("no valid operator class in WUCME_OPCOM: nothing sent to OPCOM",
                              ident="BADCLASS")
     t = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone()
     user, node = opcom_user(), node_name()
     udp = cfg.target.lower().startswith("udp:")
-    if udp:
-        sender, limit = _udp_sender(*_parse_udp(cfg.target)), MAX_UDP
-    else:
-        path = cfg.target[5:] if cfg.target.lower().startswith("unix:") else cfg.target
-        sender, limit = _unix_sender(path), MAX_UNIX
     # A local record carries no host name (as glibc's syslog() writes it); a remote one must.
     hostname = _hostname() if udp or cfg.rfc5424 else None
+    limit = MAX_UDP if udp else MAX_UNIX
     records = [syslog_record(e, opcom_text(e, cfg.classes, t, user, node), cfg.facility, t,
                              rfc5424=cfg.rfc5424, hostname=hostname, limit=limit) for e in events]
-    try:
-        sender(records)
-    except OSError as e:
-        hint = "" if udp else " (is a syslog daemon listening there? WUCME_SYSLOG names another socket)"
-        raise ReportingError(f"cannot send to OPCOM (syslog {cfg.target}): {e.strerror or e}{hint}",
-                             ident="OPCOMFAIL") from None
+    if udp:
+        targets: list[tuple[str, Sender]] = [(cfg.target, _udp_sender(*_parse_udp(cfg.target)))]
+    elif cfg.target:
+        path = cfg.target[5:] if cfg.target.lower().startswith("unix:") else cfg.target
+        targets = [(path, _unix_sender(path))]
+    else:
+        targets = [(path, _unix_sender(path)) for path in DEFAULT_SOCKETS]
+    for where, sender in targets:
+        try:
+            sender(records)
+            return where
+        except OSError as e:
+            if cfg.target or e.errno not in _ABSENT:
+                hint = "" if udp else " (is a syslog daemon listening there? WUCME_SYSLOG names another socket)"
+                raise ReportingError(f"cannot send to OPCOM (syslog {where}): {e.strerror or e}{hint}",
+                                     ident="OPCOMFAIL") from None
+    raise ReportingError(
+        f"no syslog socket answers ({', '.join(DEFAULT_SOCKETS)}): OPCOM messages are in the agent "
+        "log only; start a syslog daemon (rsyslog) or systemd-journald, or define WUCME_SYSLOG "
+        "as a socket path or udp:host[:port]", ident="NOSYSLOG")

@@ -204,13 +204,17 @@ def acme_get(a: AcmeSession, url: str, accept: str | None = None) -> AcmeReply:
 
 
 def acme_nonce(a: AcmeSession) -> str:
-    """Port of uacme.c:acme_nonce(): a fresh nonce from newNonce (RFC 8555 §7.2)."""
+    """Port of uacme.c:acme_nonce(): a fresh nonce from newNonce (RFC 8555 §7.2).
+
+    The nonce of this very answer, never pooled: another thread taking from the
+    pool in between would leave this one without.
+    """
     url = a.url("newNonce")
-    r = _reply(a, _transport(a, "HEAD", url))
-    if r.status not in (200, 204):
-        r.expect(204, what="retrieve nonce")
-    nonce = a._take_nonce()
-    if nonce is None:
+    resp = _transport(a, "HEAD", url)
+    if resp.status not in (200, 204):
+        _reply(a, resp).expect(204, what="retrieve nonce")
+    nonce = (resp.header("Replay-Nonce") or "").strip()
+    if not nonce or not is_b64url(nonce):  # RFC 8555 §6.5.1
         raise ProtocolViolation(f"no Replay-Nonce from {url}")
     return nonce
 

@@ -2,9 +2,10 @@
 and crypto.c:cert_valid().
 
 Beyond uacme: a polling timeout never goes on to finalize a stale order; the
-chain is checked before it is saved (only CERTIFICATE blocks, the leaf carries
-the CSR's key and every requested name: RFC 8555 §7.4.2, §11.4); `replaces`
-(RFC 9773 §5) is sent when renewing and dropped once if the CA refuses it.
+chain is checked before it is saved (only CERTIFICATE blocks, each of which parses,
+the leaf carries the CSR's key and every requested name: RFC 8555 §7.4.2, §9.1,
+§11.4); `replaces` (RFC 9773 §5) is sent when renewing and dropped once if the CA
+refuses it.
 """
 from __future__ import annotations
 
@@ -130,12 +131,16 @@ def _download(a: AcmeSession, certurl: str) -> bytes:
 
 
 def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
-    """Refuse a chain that is not what was asked for (RFC 8555 §11.4): nothing is written."""
+    """Refuse a chain that is not what was asked for (RFC 8555 §11.4): nothing is written.
+
+    RFC 8555 §9.1: strict PEM, certificates only, no text around them; every block must
+    parse, or the web server that loads the file would fail on it.
+    """
     blocks = _PEM_BLOCK.findall(pem)
-    if not blocks or any(b != b"CERTIFICATE" for b in blocks):
+    if not blocks or any(b != b"CERTIFICATE" for b in blocks) or _PEM_BLOCK.sub(b"", pem).strip():
         raise ProtocolViolation("certificate response is not a chain of CERTIFICATE blocks")
     try:
-        leaf = x509.load_pem_x509_certificate(pem)
+        leaf = x509.load_pem_x509_certificates(pem)[0]
         req = x509.load_der_x509_csr(csr)
     except ValueError as e:
         raise ProtocolViolation(f"certificate response does not parse: {e}") from None

@@ -31,6 +31,8 @@ from typing import Any, Callable
 from wucme.vms.atomic import atomic_write
 from wucme.vms.dcllex import split_search_list
 from wucme.vms.condition import VmsError
+from wucme.vms.secure import (InsecureError, check_ancestors, check_directory, check_stat,
+                              make_directory, open_private)
 
 try:  # not on OpenVMS, where $CRELNM would do this work
     import fcntl
@@ -48,6 +50,7 @@ __all__ = [
     "LogicalLoopError",
     "LogicalDepthError",
     "NoLogicalNameError",
+    "InsecureError",
     "concealed_devices",
     "deassign",
     "define",
@@ -329,13 +332,15 @@ def _table_entries(table: str) -> dict[str, LogicalName]:
 # path -> (stat key, fd held open, entries).  Holding the fd of the file we parsed
 # keeps its inode alive, so a new file can never reuse the inode number and fool
 # the stat comparison; writers always rename a new file in, never edit in place.
-_cache: dict[Path, tuple[tuple[int, int, int, int], int, dict[str, LogicalName]]] = {}
+# The key holds the owner, mode and ctime too, so a chown or chmod is checked again.
+_StatKey = tuple[int, int, int, int, int, int, int]
+_cache: dict[Path, tuple[_StatKey, int, dict[str, LogicalName]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 8
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _stat_key(st: os.stat_result) -> _StatKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 def _forget(path: Path) -> None:
@@ -356,8 +361,18 @@ def _parse_table(data: bytes, table: str, path: Path) -> dict[str, LogicalName]:
         raise LogicalNameError(f"logical name table {path} is damaged: {exc}", "BADTABLE") from exc
 
 
+def _check_table_file(st: os.stat_result, path: Path) -> None:
+    """A table names commands root runs (WUCME_LOAD): it and every directory above it must be
+    writable only by root or this process's user (wucme.vms.secure), or nothing in it is used."""
+    check_stat(st, path)
+    check_ancestors(path)
+
+
 def _load(table: str) -> dict[str, LogicalName]:
-    """The entries of a file table, parsed again only when the file has changed."""
+    """The entries of a file table, parsed again only when the file has changed.
+
+    Raises InsecureError (``%WUCME-E-INSECURE``) for a table others could have written.
+    """
     path = table_path(table)
     try:
         key = _stat_key(os.stat(path))
@@ -371,13 +386,15 @@ def _load(table: str) -> dict[str, LogicalName]:
         if hit is not None and hit[0] == key:
             return hit[2]
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return {}
     except PermissionError as exc:
         raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
     try:
-        key = _stat_key(os.fstat(fd))
+        st = os.fstat(fd)
+        _check_table_file(st, path)
+        key = _stat_key(st)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
@@ -405,8 +422,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
     """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
     path = table_path(table)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        make_directory(path.parent, 0o755)
+        check_directory(path.parent, ancestors=True)
+        lock = open_private(path.with_name(path.name + ".lock"), os.O_RDWR, 0o644)
     except PermissionError as exc:
         raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
     try:

@@ -1,5 +1,9 @@
 """The demo behind `python3 build.py demo`: wucme against a local Pebble CA.
 
+It lives in the test harness, not in the package, since it needs the harness's Pebble
+starter and a webroot server; build.py runs it as `python -m harness.demo` with tests/ on
+the path and the project's virtual environment's interpreter.
+
 It starts Pebble (Debian package) on loopback, then runs, as an administrator
 would:
 1. the uacme port, `wucme --uacme`: an account, a two-name certificate
@@ -19,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from wucme.testing.pebble import Pebble, pebble_available
-from wucme.testing.responders import ChallengeDirServer, write_hook_scripts
+from harness.pebble import Pebble, pebble_available
+from harness.responders import ChallengeDirServer, write_hook_scripts
 
 
 def _step(title: str, argv: list[str], env: dict[str, str], expect: int = 0) -> None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Mapping
 
-from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer
-from wucme.testing.pebble import Pebble, TestCA
+from harness.loopback import LoopbackHTTPService, OwnedHTTPServer
+from harness.pebble import Pebble, TestCA
 
 __all__ = ["FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
 

@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer, ServerThread
-from wucme.testing.pebble import ManagedProcess, ManagedServer, PebbleError, free_port
+from harness.loopback import LoopbackHTTPService, OwnedHTTPServer, ServerThread
+from harness.pebble import ManagedProcess, ManagedServer, PebbleError, free_port
 
 __all__ = ["ChallengeDirServer", "Ualpn", "write_hook_scripts", "UALPN", "TOKEN_RE"]
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from harness.pebble import ManagedProcess, ManagedServer, free_port, log_tail, wait_port
 import wucme
-from wucme.testing.pebble import ManagedProcess, ManagedServer, free_port, log_tail, wait_port
 
 __all__ = [
     "WebServerError", "Apache", "Nginx", "apache_available", "nginx_stream_available",
@@ -38,8 +38,8 @@ APACHE = "apache2"
 NGINX = "nginx"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 NGINX_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
-#: The shipped configurations (present in a source tree or an editable install).
-DOCS_SERVERS = Path(wucme.__file__).resolve().parents[1] / "docs" / "servers"
+#: The shipped configurations, in this source tree.
+DOCS_SERVERS = Path(__file__).resolve().parents[2] / "docs" / "servers"
 #: What the CGI answers for the bare challenge directory (the administrator's curl check).
 NO_SUCH_TOKEN = "Challenge received but no such token."
 
@@ -97,14 +97,15 @@ def _runs_as(script: Path, user: str | None) -> bool:
 def cgi_script(directory: Path, user: str | None = None) -> Path:
     """The wucme executable for Apache to run as a CGI script by *user*.
 
-    The installed `wucme` console script when *user* can run it; otherwise (a Python under
-    /root, as pyenv puts it) a two-line launcher in *directory* on an interpreter *user* can
-    run, importing this wucme tree, or a copy of the package in *directory* when the tree is
-    out of *user*'s reach.  Raises WebServerError when nothing works.
+    The `wucme` console script beside this interpreter (the project's virtual environment's,
+    made by build.py) when *user* can run it; otherwise (an environment made from a Python
+    under /root, as pyenv puts it) a two-line launcher in *directory* on an interpreter *user*
+    can run, importing this wucme tree, or a copy of the package in *directory* when the tree
+    is out of *user*'s reach.  Raises WebServerError when nothing works.
     """
-    installed = shutil.which("wucme")
-    if installed and _runs_as(Path(installed).resolve(), user):
-        return Path(installed).resolve()
+    installed = Path(sys.executable).parent / "wucme"
+    if installed.exists() and _runs_as(installed, user):
+        return installed
     tree = Path(wucme.__file__).resolve().parents[1]
     copy = directory / "lib"
     launcher = directory / "wucme"
@@ -256,7 +257,7 @@ class Apache(_WebServer):
         if self.access_log:
             log = (f'CustomLog "{self.access_log_path}" "%h \\"%r\\" %>s %b"\n')
         threads = max(1, min(self.max_workers, 64))
-        return f"""# Written by wucme.testing.webservers for one test run.
+        return f"""# Written by harness.webservers for one test run.
 ServerRoot "{self.workdir}"
 PidFile "{self.pid_path}"
 ErrorLog "{self.error_log}"
@@ -359,7 +360,7 @@ class Nginx(_WebServer):
                                      f"127.0.0.1:{self.responder_port}",
                                      f"127.0.0.1:{self.site_port}")
         w = self.workdir
-        return f"""# Written by wucme.testing.webservers for one test run.
+        return f"""# Written by harness.webservers for one test run.
 load_module {NGINX_STREAM_MODULE};
 daemon off;
 master_process on;

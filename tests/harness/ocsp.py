@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
-from wucme.testing.loopback import LoopbackHTTPService, OwnedHTTPServer
+from harness.loopback import LoopbackHTTPService, OwnedHTTPServer
 
 __all__ = ["OcspResponder", "OcspResponderError", "OcspLookup", "Answer"]
 
@@ -52,7 +52,7 @@ class OcspResponderError(RuntimeError):
 
 
 class OcspLookup(Protocol):
-    """What the responder needs of Pebble (wucme.testing.pebble.Pebble satisfies it)."""
+    """What the responder needs of Pebble (harness.pebble.Pebble satisfies it)."""
 
     @property
     def management_url(self) -> str: ...
