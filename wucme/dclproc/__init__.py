@@ -22,7 +22,10 @@ def run_procedure_status(path: str, params: list[str], stdout: IO[str] | None = 
                          stderr: IO[str] | None = None, stdin: IO[str] | None = None) -> tuple[int, Interpreter]:
     """Run the procedure at the outermost level; its final VMS status and the interpreter."""
     interp = Interpreter(stdout, stderr, stdin)
-    job = lnm.start_job()  # the outermost procedure is a job: its processes share a job table
+    try:  # the outermost procedure is a job: the processes it starts share its job table
+        job = lnm.start_job()
+    except OSError:  # no temporary directory: a DEFINE /JOB will say so when it is tried
+        job = None
     try:
         status = interp.run_file(path, list(params))
     except DclSignal as sig:  # the procedure itself could not be opened
