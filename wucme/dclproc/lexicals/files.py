@@ -225,11 +225,11 @@ def f_parse(ctx: Interpreter, args: Args) -> Value:
 # --- F$FILE_ATTRIBUTES and F$DIRECTORY ------------------------------------------------------------
 
 _FILE_ITEMS = ("ALQ", "BDT", "BKS", "BLS", "CBT", "CDT", "CTG", "DEQ", "DID", "DIRECTORY", "DVI", "EDT",
-               "EOF", "ERASE", "EXISTS", "FFB", "FID", "FSZ", "GBC", "GRP", "KNOWN", "LOCKED", "LRL", "MBM",
-               "MRN", "MRS", "NOA", "NOK", "ORG", "PRO", "PVN", "RAT", "RCK", "RDT", "RFM", "RVN", "SIZE",
+               "EOF", "ERASE", "FFB", "FID", "FSZ", "GBC", "GRP", "KNOWN", "LOCKED", "LRL", "MBM",
+               "MRN", "MRS", "NOA", "NOK", "ORG", "PRO", "PVN", "RAT", "RCK", "RDT", "RFM", "RVN",
                "UIC", "VERLIMIT", "WCK")
-_FILE_SUPPORTED = ("ALQ", "CDT", "DIRECTORY", "EDT", "EOF", "EXISTS", "FFB", "FID", "GRP", "MRS", "ORG",
-                   "PRO", "RAT", "RDT", "RFM", "SIZE", "UIC")
+_FILE_SUPPORTED = ("ALQ", "CDT", "DIRECTORY", "EDT", "EOF", "FFB", "FID", "GRP", "MRS", "ORG", "PRO", "RAT",
+                   "RDT", "RFM", "UIC")
 
 
 def _protection(mode: int) -> str:
@@ -249,14 +249,12 @@ def f_file_attributes(ctx: Interpreter, args: Args) -> Value:
     """One attribute of a file: size (EOF, ALQ, FFB in 512-byte blocks), dates, owner, protection."""
     item = keyword(args, 1, "F$FILE_ATTRIBUTES", _FILE_ITEMS, _FILE_SUPPORTED)
     found = search(text(args, 0)) if text(args, 0).strip() else []
-    if item == "EXISTS":
-        return "TRUE" if found else "FALSE"
     if not found:
         raise DclSignal("FNF", facility="RMS", severity="E", text="file not found", detail=text(args, 0).upper())
     st = found[0][0].stat()
     blocks = (st.st_size + 511) // 512
     values: dict[str, Value] = {
-        "ALQ": blocks, "EOF": blocks, "SIZE": blocks, "FFB": st.st_size % 512, "MRS": 0,
+        "ALQ": blocks, "EOF": blocks, "FFB": st.st_size % 512, "MRS": 0,
         "CDT": _stamp(st.st_ctime), "RDT": _stamp(st.st_mtime), "EDT": "",
         "DIRECTORY": "TRUE" if stat.S_ISDIR(st.st_mode) else "FALSE",
         "FID": f"({st.st_ino},0,0)", "GRP": st.st_gid, "UIC": f"[{st.st_gid:o},{st.st_uid:o}]",
