@@ -341,12 +341,15 @@ def test_define_show_deassign_in_the_system_table(tmp_path: Path) -> None:
     table = json.loads((tmp_path / "lnm" / "system.json").read_text())["names"]
     assert table["WUCME_MAIL"]["values"] == ['system,smtp%"a@b"']
     assert table["WUCME_OPCOM"] == {"values": ["CENTRAL", "NETWORK"], "mode": "EXECUTIVE"}
-    out = w("show", "log", "WUCME_*").stdout
-    assert '"WUCME_OPCOM" [exec] = "CENTRAL" (LNM$SYSTEM_TABLE)' in out and '= "NETWORK"' in out
+    out = w("show", "log", "WUCME_*").stdout  # DCL's listing: the table, then its names indented
+    assert '(LNM$SYSTEM_TABLE)\n\n  "WUCME_MAIL" = "system,smtp%"a@b""\n  "WUCME_OPCOM" [exec] = "CENTRAL"\n' \
+        '        = "NETWORK"' in out
+    assert w("show", "log", "WUCME_OPCOM").stdout == '   "WUCME_OPCOM" [exec] = "CENTRAL" (LNM$SYSTEM_TABLE)\n' \
+        '        = "NETWORK"\n'
     w("deassign", "WUCME_OPCOM")
     assert "WUCME_OPCOM" not in w("show", "logical").stdout
-    r = w("deassign", "WUCME_OPCOM", code=2)
-    assert "%WUCME-E-NOLOGNAM" in r.stderr
+    r = w("deassign", "WUCME_OPCOM", code=4)
+    assert r.stderr == "%SYSTEM-F-NOLOGNAM, no logical name match\n"
 
 
 def test_issue_hands_tls_alpn01_to_a_running_wucme_alpn(wucme: Wucme, pebble: Pebble,
