@@ -88,9 +88,9 @@ def test_the_command_line_puts_messages_on_their_streams(empty_repository: Path,
     assert cli.main(["check", "/log"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("%WUCME-I-NOLOG, no agent log") and err == ""
-    assert cli.main(["deassign", "WUCME_NOT_THERE"]) == 2  # an error: stderr
+    assert cli.main(["deassign", "WUCME_NOT_THERE"]) == 4  # DCL's fatal NOLOGNAM: stderr
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("%WUCME-E-NOLOGNAM")
+    assert out == "" and err.startswith("%SYSTEM-F-NOLOGNAM")
 
 
 def test_the_command_line_prints_json(empty_repository: Path, capsys: pytest.CaptureFixture[str]) -> None:
