@@ -7,6 +7,7 @@ exchanges of ari_check() and ocsp_check() belong to callers with a transport.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import ipaddress
 import os
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from wucme.core import der
 from wucme.core.b64 import b64url_encode
 from wucme.core.jws import PrivateKey
 from wucme.errors import WucmeError
@@ -105,6 +107,43 @@ def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     write_atomic(path, pem, mode)
 
 
+_PEM_EC_KEY = re.compile(
+    rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+
+
+def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
+    """An EC key whose private value is not padded to the curve size, or None.
+
+    GnuTLS (Debian's uacme) writes the value as a minimal integer: 33 bytes for
+    P-256 when the high bit is set, fewer with leading zero bytes; cryptography
+    refuses both.  The value and curve are read with wucme.core.der, the key is
+    rebuilt from them and must match the public key the file carries.  The file
+    itself is left as it is, so uacme goes on reading it.
+    """
+    m = _PEM_EC_KEY.search(pem)
+    if not m:
+        return None
+    try:
+        parts = der.ec_private(base64.b64decode(m.group(2), validate=False))
+    except (der.DerError, ValueError, IndexError):
+        return None
+    bits = _CURVE_BITS.get(parts.curve or "")
+    if bits is None or not 0 < parts.value < (1 << bits):
+        return None
+    try:
+        key = ec.derive_private_key(parts.value, _CURVES[bits])
+    except ValueError:
+        return None
+    if parts.public is not None:
+        try:
+            theirs = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[bits], parts.public)
+        except ValueError:
+            return None
+        if theirs.public_numbers() != key.public_key().public_numbers():
+            return None
+    return key
+
+
 def _check_key(key: object, path: str) -> PrivateKey:
     """Port of crypto.c:rsa_params()/ec_params() as key_load() uses them: supported keys only."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -141,6 +180,7 @@ def key_load(
             continue
         except OSError as exc:
             raise CryptoError(f"key_load: cannot read {path}: {exc.strerror}") from None
+        key: object
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except TypeError:
@@ -148,7 +188,9 @@ def key_load(
                 f"key_load: {path} is encrypted; wucme needs an unencrypted key"
             ) from None
         except (ValueError, UnsupportedAlgorithm):
-            raise CryptoError(f"key_load: {path} is not a PEM private key") from None
+            key = _ec_key_lenient(data)
+            if key is None:
+                raise CryptoError(f"key_load: {path} is not a PEM private key") from None
         return _check_key(key, path)
     raise CryptoError(f"key_load: {path} vanished after it was generated")
 
