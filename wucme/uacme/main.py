@@ -22,6 +22,7 @@ from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_boot
 from wucme.uacme.ari import ari_replaces
 from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
 from wucme.uacme.files import link_backup
+from wucme.uacme.hook import hook_timeout
 from wucme.vms.lnm import trnlnm
 
 DEFAULT_CONFDIR = "/etc/ssl/uacme"
@@ -254,8 +255,10 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
            f"{time.strftime('%a, %d %b %Y %H:%M:%S %z')}")
     os.environ["UACME_VERBOSE"] = str(o.verbose)
     os.environ["UACME_CONFDIR"] = o.confdir
-    if o.hook and not os.access(o.hook, os.R_OK | os.X_OK):
-        raise FileError(f"{o.hook}: not executable")
+    if o.hook is not None:
+        if not os.access(o.hook, os.R_OK | os.X_OK):  # relative to the current directory
+            raise FileError(f"{o.hook}: not executable")
+        hook_timeout()  # a bad WUCME_HOOK_TIMEOUT is refused before anything is done
 
     a = new_session(o.directory, log)
     a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
