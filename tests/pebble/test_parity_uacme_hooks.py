@@ -11,8 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from .uacme_parity import (PARITY, Tool, calls, expect, hook_calls, new_accounts, run_pty,
-                           write_recorder)
+from .uacme_parity import (PARITY, Tool, calls, canon, expect, hook_calls, new_accounts,
+                           run_pty, write_recorder)
 
 pytestmark = PARITY
 
@@ -117,3 +117,71 @@ def test_hook_stdin_is_the_tools_stdin(tools: tuple[Tool, Tool], tmp_path: Path)
                            capture_output=True, text=True, timeout=120)
         expect(r, 0, t.name)
         assert log.read_text().splitlines() == ["begin first", "done second"], t.name
+
+
+NAMES3 = ("one.example.org", "two.example.org", "three.example.org")
+
+
+def test_a_name_no_challenge_is_accepted_for_ends_the_offering(
+        tools: tuple[Tool, Tool], tmp_path: Path) -> None:
+    """uacme offers the first name's three challenges, none is accepted, it stops: three
+    begins, nothing for the second name.  wucme calls the same hooks, in either order."""
+    new_accounts(*tools)
+    hook = write_recorder(tmp_path / "hooks" / "recorder")
+    seen = {}
+    for t, order in ((tools[0], ""), (tools[1], "WUCME"), (tools[1], "UACME")):
+        log = tmp_path / f"{t.name}-{order}.log"
+        env = {"HOOK_LOG": str(log), "HOOK_DECLINE": "a.example.org,b.example.org",
+               "WUCME_HOOK_ORDER": order}
+        expect(t("-h", hook, "issue", "a.example.org", "b.example.org", env=env), 2, t.name)
+        seen[order] = canon(calls(log, every_type=True))
+    assert seen[""] == [("begin", ty, "name1") for ty in ("dns-01", "http-01", "tls-alpn-01")]
+    assert seen["WUCME"] == seen["UACME"] == seen[""]
+
+
+def test_hooks_never_overlap_and_uacme_order_is_uacme_s_sequence(
+        tools: tuple[Tool, Tool], tmp_path: Path) -> None:
+    """Three names: every hook call starts after the one before it ended, in both orders;
+    WUCME_HOOK_ORDER=UACME gives uacme's begin, done, begin, done ... sequence, the
+    default every begin, then every done, each in the order's authorization order."""
+    new_accounts(*tools)
+    hook = write_recorder(tmp_path / "hooks" / "recorder")
+    seen = {}
+    for t, order in ((tools[0], ""), (tools[1], "WUCME"), (tools[1], "UACME")):
+        log = tmp_path / f"{t.name}-{order}.log"
+        env = {"HOOK_LOG": str(log), "HOOK_SLEEP": "0.2", "WUCME_HOOK_ORDER": order}
+        expect(t("-f", "-h", hook, "issue", *NAMES3, env=env), 0, f"{t.name} {order}")
+        assert not any(c["overlap"] for c in hook_calls(log)), f"{t.name} {order}: overlap"
+        seen[order] = canon(calls(log))
+    names = ("name1", "name2", "name3")
+    assert seen[""] == [(m, "http-01", n) for n in names for m in ("begin", "done")]
+    assert seen["UACME"] == seen[""]
+    assert seen["WUCME"] == [(m, "http-01", n) for m in ("begin", "done") for n in names]
+
+
+def test_a_failing_challenge_in_uacme_order(tools: tuple[Tool, Tool], tmp_path: Path) -> None:
+    """One of three names is answered wrongly: uacme runs begin, done for each name before
+    it, begin, failed for it, and stops; so does wucme in uacme's order.  In wucme's order
+    every begun challenge ends with done or failed, one call at a time."""
+    new_accounts(*tools)
+    hook = write_recorder(tmp_path / "hooks" / "recorder")
+    seen = {}
+    for t, order in ((tools[0], ""), (tools[1], "UACME"), (tools[1], "WUCME")):
+        log = tmp_path / f"{t.name}-{order}.log"
+        env = {"HOOK_LOG": str(log), "HOOK_BREAK": NAMES3[1], "WUCME_HOOK_ORDER": order}
+        expect(t("-h", hook, "issue", *NAMES3, env=env), 2, f"{t.name} {order}")
+        assert not any(c["overlap"] for c in hook_calls(log))
+        seen[order] = canon(calls(log), keep=(NAMES3[1],))
+    bad = NAMES3[1]
+    for order in ("", "UACME"):  # Pebble orders the authorizations at random: where bad is varies
+        before = [c for c in seen[order] if c[2] != bad]
+        assert seen[order] == before + [("begin", "http-01", bad), ("failed", "http-01", bad)]
+        assert before == [(m, "http-01", f"name{i + 1}") for i in range(len(before) // 2)
+                          for m in ("begin", "done")]
+    begins = [c for c in seen["WUCME"] if c[0] == "begin"]
+    assert sorted(begins) == sorted(("begin", "http-01", n) for n in ("name1", "name2", bad))
+    assert seen["WUCME"][:3] == begins
+    ends = sorted((c[2], c[0]) for c in seen["WUCME"][3:])
+    assert [n for n, _ in ends] == sorted(("name1", "name2", bad))
+    assert (bad, "failed") in ends
+

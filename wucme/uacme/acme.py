@@ -119,6 +119,9 @@ class AcmeSession:
     poll_deadline: float = 1800.0
     #: Parallel workers for authorizations and hooks (uacme: 1).
     workers: int = 16
+    #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
+    #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
+    hook_order: str = "wucme"
     _nonces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -16,6 +16,11 @@ authorizations at once:
    `invalid` once one fails, RFC 8555 §7.1.6), and the challenges are read
    once more only when it failed; otherwise every challenge is polled;
 5. run `done` or `failed` for each accepted challenge.
+
+A hook program (and the operator, without one) is called one call at a time, in
+authorization order, and the offering stops at the first name no challenge is
+accepted for, as uacme stops.  WUCME_HOOK_ORDER UACME (session.hook_order) runs
+uacme's own sequence instead: each authorization in turn, start to end.
 """
 from __future__ import annotations
 
@@ -56,6 +61,11 @@ def key_auth_for(type: str, token: str, thumbprint: str) -> str:
     if type in ("dns-01", "tls-alpn-01"):
         return jws.key_authorization_digest(ka)
     return ka
+
+
+def _one_at_a_time(a: AcmeSession) -> bool:
+    """A hook program and the operator at the terminal answer one call at a time, as in uacme."""
+    return a.responder is None
 
 
 def _map(a: AcmeSession, fn: Any, items: list[Any]) -> list[Any]:
@@ -136,6 +146,8 @@ def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
 def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None) -> None:
     """Satisfy every authorization of the order, or raise (port of uacme.c:authorize())."""
     thumbprint = jws.jws_thumbprint(a.key)
+    if a.hook_order == "uacme":
+        return _authorize_in_turn(a, authz_urls, thumbprint)
     authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
     pending = []
     for url, authz in authzs:
@@ -153,7 +165,14 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         except WucmeError as e:
             return e
 
-    chosen = _map(a, choose, pending)
+    if _one_at_a_time(a):
+        chosen: list[Challenge | WucmeError] = []
+        for p in pending:  # and, as uacme, stop at the first name no challenge is accepted for
+            chosen.append(choose(p))
+            if isinstance(chosen[-1], WucmeError):
+                break
+    else:
+        chosen = _map(a, choose, pending)
     accepted = [c for c in chosen if isinstance(c, Challenge)]
     errors = [c for c in chosen if isinstance(c, WucmeError)]
     if errors:
@@ -170,11 +189,36 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         _finish(a, accepted)
     failed = [ch for ch in accepted if ch.status != "valid"]
     if failed:
-        lines = []
-        for ch in failed:
-            err = ch.error if isinstance(ch.error, dict) else {}
-            lines.append(f"{ch.ident} ({ch.type}): {ch.status}: {err.get('type', '')} {err.get('detail', '')}".rstrip())
-        raise WucmeError("challenge failed:\n  " + "\n  ".join(lines), ident="CHALLFAIL")
+        raise _failure(failed)
+
+
+def _failure(failed: list[Challenge]) -> WucmeError:
+    lines = []
+    for ch in failed:
+        err = ch.error if isinstance(ch.error, dict) else {}
+        lines.append(f"{ch.ident} ({ch.type}): {ch.status}: {err.get('type', '')} {err.get('detail', '')}".rstrip())
+    return WucmeError("challenge failed:\n  " + "\n  ".join(lines), ident="CHALLFAIL")
+
+
+def _authorize_in_turn(a: AcmeSession, authz_urls: list[str], thumbprint: str) -> None:
+    """uacme's own sequence (WUCME_HOOK_ORDER UACME): each authorization in turn is
+    fetched, offered (begin), started, polled to the end and ended (done or failed);
+    the first that fails ends the order."""
+    for url in authz_urls:
+        authz = _fetch_authz(a, url)
+        status = authz.get("status")
+        if status == "valid":
+            continue
+        if status != "pending":
+            raise WucmeError(f"unexpected auth status ({status}) at {url}", ident="AUTHSTATUS")
+        ch = _choose(a, url, authz, thumbprint)
+        try:
+            _start(a, ch)
+            _poll_all(a, [ch])
+        finally:
+            _finish(a, [ch])
+        if ch.status != "valid":
+            raise _failure([ch])
 
 
 def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
@@ -225,7 +269,11 @@ def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) ->
         except WucmeError as e:
             a.log.warn(e.text)
 
-    _map(a, run, chs)
+    if _one_at_a_time(a):
+        for ch in chs:
+            run(ch)
+    else:
+        _map(a, run, chs)
 
 
 __all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply"]

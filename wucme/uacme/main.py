@@ -75,6 +75,15 @@ def new_session(directory: str, log: Msg) -> AcmeSession:
     return a
 
 
+def hook_order() -> str:
+    """WUCME_HOOK_ORDER: WUCME (default; hooks one at a time, challenges validated
+    together) or UACME (uacme's sequence, one authorization after another)."""
+    value = (trnlnm("WUCME_HOOK_ORDER") or "WUCME").strip().upper()
+    if value not in ("WUCME", "UACME"):
+        raise UsageError(f"WUCME_HOOK_ORDER must be WUCME or UACME, not {value!r}")
+    return value.lower()
+
+
 def alt_parse(s: str) -> int | bytes:
     """Port of uacme.c:alt_parse(): a positive N, or a hex prefix xx:yy:.. of 2 to 32 bytes."""
     if s.isdigit() and int(s) > 0:
@@ -261,6 +270,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
         hook_timeout()  # a bad WUCME_HOOK_TIMEOUT is refused before anything is done
 
     a = new_session(o.directory, log)
+    a.hook_order = hook_order()
     a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
     if o.eab:
         acct.eab_parse(a, o.eab)
