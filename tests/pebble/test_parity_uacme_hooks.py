@@ -8,6 +8,7 @@ and what the hook can reach: stdin, /dev/tty, the session.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -185,3 +186,34 @@ def test_a_failing_challenge_in_uacme_order(tools: tuple[Tool, Tool], tmp_path: 
     assert [n for n, _ in ends] == sorted(("name1", "name2", bad))
     assert (bad, "failed") in ends
 
+
+PROMPT = re.compile(r"challenge=(\S+) ident=(\S+) token=(\S+) key_auth=(\S+)\s*\r?\n"
+                    r".*type 'y' followed by a newline to accept challenge, anything else to skip")
+
+
+def test_without_a_hook_the_operator_answers_one_challenge_at_a_time(
+        tools: tuple[Tool, Tool], tmp_path: Path) -> None:
+    """No -h: each challenge is shown on the terminal and answered before the next is shown.
+    The operator puts the http-01 file in place and types a blank line, then ' y' (scanf's
+    " %c" skips white space, newlines included); other types get 'n'."""
+    new_accounts(*tools)
+    for t in tools:
+        webroot = Path(t.env["UACME_CHALLENGE_PATH"])
+        answered: list[tuple[str, str]] = []
+
+        def operator(shown: str) -> str | None:
+            m = PROMPT.search(shown)
+            if not m:
+                return None
+            ctype, ident, token, key_auth = m.groups()
+            answered.append((ctype, ident))
+            if ctype != "http-01":
+                return "n\n"
+            (webroot / token).write_text(key_auth)
+            return "\n  y\n"
+
+        rc, out = run_pty(t.argv("issue", *NAMES3[:2]), t.env, operator)
+        assert rc == 0, f"{t.name}: exit {rc}\n{out[-3000:]}"
+        assert (t.confdir / NAMES3[0] / "cert.pem").exists()
+        assert sorted(i for ty, i in answered if ty == "http-01") == sorted(NAMES3[:2]), answered
+        assert len(PROMPT.findall(out)) == len(answered), f"{t.name}: prompts not one at a time"

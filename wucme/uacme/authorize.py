@@ -25,7 +25,6 @@ uacme's own sequence instead: each authorization in turn, start to end.
 from __future__ import annotations
 
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeReply, AcmeSession, acme_poll, acme_post
 from wucme.uacme.hook import hook_run
+from wucme.uacme.msg import scan_char
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
 
@@ -120,7 +120,7 @@ def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) ->
         else:
             a.log.warn(f"challenge={ctype} ident={value} token={token} key_auth={key_auth}")
             a.log.warn("type 'y' followed by a newline to accept challenge, anything else to skip")
-            if sys.stdin.readline().strip()[:1].lower() != "y":
+            if (scan_char() or "").lower() != "y":
                 continue
         return Challenge(url, curl, ctype, value, token, key_auth)
     raise WucmeError(f"no challenge accepted for {value}", ident="NOCHALLENGE")

@@ -32,3 +32,17 @@ class Msg:
     def warn(self, text: str) -> None:
         """uacme's warnx(): shown at every level."""
         self.write(text)
+
+
+def scan_char(stream: TextIO | None = None) -> str | None:
+    """uacme's scanf(" %c"): skip white space (newlines too), take one character.
+
+    The rest of the line stays unread for the next question, as with stdio; None at end of input.
+    """
+    stream = stream or sys.stdin
+    while True:
+        c = stream.read(1)
+        if not c:
+            return None
+        if c not in " \t\n\v\f\r":
+            return c
