@@ -84,17 +84,47 @@ def hook_order() -> str:
     return value.lower()
 
 
+def c_strtol(s: str, base: int) -> tuple[int, str]:
+    """C's strtol(): (value, the unparsed rest).  Leading white space and a sign are taken;
+    base 0 reads 0x.. as hex and 0.. as octal; no digits gives (0, s); out of range clamps."""
+    i = 0
+    while i < len(s) and s[i] in " \t\n\v\f\r":
+        i += 1
+    sign = 1
+    if i < len(s) and s[i] in "+-":
+        sign = -1 if s[i] == "-" else 1
+        i += 1
+    hexdigits = "0123456789abcdefABCDEF"
+    if base in (0, 16) and s[i:i + 2].lower() == "0x" and s[i + 2:i + 3] and s[i + 2] in hexdigits:
+        base, i = 16, i + 2
+    elif base == 0:
+        base = 8 if s[i:i + 1] == "0" else 10
+    digits = hexdigits[:base] if base <= 10 else hexdigits
+    j = i
+    while j < len(s) and s[j] in digits and int(s[j], 16) < base:
+        j += 1
+    if j == i:
+        return 0, s
+    value = sign * int(s[i:j], base)
+    return max(-(1 << 63), min((1 << 63) - 1, value)), s[j:]
+
+
+def _c_int(value: int) -> int:
+    """A long stored in a C int (uacme's bits, days, reason): the low 32 bits, signed."""
+    return ((value + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
 def alt_parse(s: str) -> int | bytes:
-    """Port of uacme.c:alt_parse(): a positive N, or a hex prefix xx:yy:.. of 2 to 32 bytes."""
-    if s.isdigit() and int(s) > 0:
-        return int(s)
-    parts = s.split(":")
-    try:
-        if not 2 <= len(parts) <= 32 or any(len(p) != 2 for p in parts):
-            raise ValueError
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise UsageError("-l takes a positive number or a fingerprint prefix like 4a:3b:..") from None
+    """Port of uacme.c:alt_parse(): N > 0 read by strtol(s, 0) (so 0x10 and 010 too), or a
+    fingerprint prefix: 2 to 32 hex pairs, the ':'-separated tokens strtok() finds."""
+    n, rest = c_strtol(s, 0)
+    if not rest and n > 0:
+        return n
+    tokens = [t for t in s.split(":") if t]  # strtok(): empty tokens do not exist
+    if 1 < len(tokens) <= 32 and all(len(t) == 2 and all(c in "0123456789abcdefABCDEF" for c in t)
+                                     for t in tokens):
+        return bytes(int(t, 16) for t in tokens)
+    raise UsageError("-l requires a positive argument or a SHA256 fingerprint")
 
 
 def check_or_mkdir(create: bool, path: str, mode: int) -> None:
@@ -133,12 +163,11 @@ class Options:
         self.verbose = 0
 
 
-def _int(value: str, what: str, positive: bool = True) -> int:
-    try:
-        n = int(value, 0) if not positive else int(value)
-    except ValueError:
-        n = -1
-    if n < (1 if positive else 0):
+def _number(value: str, base: int, what: str, positive: bool = True) -> int:
+    """uacme's `x = strtol(optarg, &endptr, base); if (*endptr != 0 || x <= 0)` (or `< 0`)."""
+    n, rest = c_strtol(value, base)
+    n = _c_int(n)
+    if rest or n < (1 if positive else 0):
         raise UsageError(f"{what} must be a {'positive' if positive else 'non-negative'} integer")
     return n
 
@@ -172,11 +201,11 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
                 raise UsageError("-s,--staging is incompatible with -a,--acme-url")
             o.staging, o.directory = True, STAGING_URL
         elif c == "b":
-            o.bits = _int(val, "BITS")
+            o.bits = _number(val, 10, "BITS")
         elif c == "d":
-            o.days = _int(val, "DAYS")
+            o.days = _number(val, 10, "DAYS")
         elif c == "r":
-            o.reason = _int(val, "CODE", positive=False)
+            o.reason = _number(val, 0, "CODE", positive=False)
         elif c == "l":
             o.alternate = alt_parse(val)
         elif c == "t":
