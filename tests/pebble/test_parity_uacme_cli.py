@@ -41,3 +41,32 @@ def test_revoke_reason_in_hex(tools: tuple[Tool, Tool], pebble: Pebble,
         number = serial(cert)
         expect(t("-r", "0x4", "revoke", str(cert)), 0, t.name)
         assert pebble.cert_status(number)["Status"] == "Revoked"
+
+
+def test_identifiers_keep_their_case_in_directory_names(tools: tuple[Tool, Tool],
+                                                        hook_scripts: dict[str, str]) -> None:
+    """issue MiXed.Example.org: both write MiXed.Example.org/ and private/MiXed.Example.org/,
+    and wucme in uacme's confdir finds uacme's certificate current (exit 1), nothing new made."""
+    u, w = tools
+    new_accounts(u, w)
+    name = "MiXed.Example.org"
+    for t in tools:
+        expect(t("-h", hook_scripts["http-01"], "issue", name, "Alt.Example.org"), 0, t.name)
+        assert sorted(p.name for p in t.confdir.iterdir()) == [name, "private"], t.name
+        assert (t.confdir / "private" / name / "key.pem").exists()
+    before = sorted(str(p) for p in u.confdir.rglob("*"))
+    expect(w("-h", hook_scripts["http-01"], "issue", name, "Alt.Example.org", confdir=u.confdir),
+           1, "wucme on uacme's confdir")
+    assert sorted(str(p) for p in u.confdir.rglob("*")) == before
+
+
+def test_ipv6_written_any_way_keeps_its_directory(tools: tuple[Tool, Tool],
+                                                  hook_scripts: dict[str, str]) -> None:
+    """An IPv6 address written non-canonically names the directories as written."""
+    new_accounts(*tools)
+    ip = "0:0:0:0:0:0:0:1"
+    for t in tools:
+        expect(t("-h", hook_scripts["decline-all"], "issue", ip), 2, t.name)
+        assert sorted(p.name for p in t.confdir.iterdir()) == [ip, "private"], t.name
+        assert sorted(p.name for p in (t.confdir / "private").iterdir()) == [ip, "key.pem"]
+

@@ -127,6 +127,14 @@ def alt_parse(s: str) -> int | bytes:
     raise UsageError("-l requires a positive argument or a SHA256 fingerprint")
 
 
+def ident_dir(given: str, canonical: str) -> str:
+    """The directory of an identifier: the first name as typed, as uacme uses it (mixed
+    case and IPv6 written any way kept, so an existing uacme confdir is found), less a
+    leading "*."; a Unicode name (which uacme refuses) by its A-label."""
+    name = given if given.isascii() else canonical
+    return name[2:] if name.startswith("*.") else name
+
+
 def check_or_mkdir(create: bool, path: str, mode: int) -> None:
     """Port of uacme.c:check_or_mkdir()."""
     try:
@@ -161,6 +169,7 @@ class Options:
         self.reason = 0
         self.type = "RSA"
         self.verbose = 0
+        self.ident: str | None = None  # the directory name of `issue`/`check` IDENTIFIER
 
 
 def _number(value: str, base: int, what: str, positive: bool = True) -> int:
@@ -278,6 +287,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
             csrfile = rest[0]
         else:
             names = validate_identifiers(rest)
+            o.ident = ident_dir(rest[0], names[0])
     elif action == "revoke":
         if not rest or len(rest) > 2:
             raise UsageError(USAGE)
@@ -366,7 +376,7 @@ def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: s
         if o.rotate:
             a.log.warn("-k, --rotate-key is ignored with a CSR")
     else:
-        ident = names[0][2:] if names[0].startswith("*.") else names[0]
+        ident = o.ident or ident_dir(names[0], names[0])
         rotate = o.rotate
         if rotate and o.never:
             raise UsageError("-k, --rotate-key and -n, --never-create are incompatible")
