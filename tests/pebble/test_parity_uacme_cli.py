@@ -70,3 +70,30 @@ def test_ipv6_written_any_way_keeps_its_directory(tools: tuple[Tool, Tool],
         assert sorted(p.name for p in t.confdir.iterdir()) == [ip, "private"], t.name
         assert sorted(p.name for p in (t.confdir / "private").iterdir()) == [ip, "key.pem"]
 
+
+def write_csr(path: Path, names: list[str]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from wucme import crypto
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    der = crypto.csr_gen(names, False, False, crypto.key_gen("EC", 256))
+    path.write_bytes(x509.load_der_x509_csr(der).public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize("csr", ["dir.d/req", "dir.d/req.csr", "plain/req"])
+def test_certificate_of_a_csr_goes_where_uacme_puts_it(tools: tuple[Tool, Tool], tmp_path: Path,
+                                                       hook_scripts: dict[str, str],
+                                                       csr: str) -> None:
+    """The certificate is the CSR's path up to its last dot, then -cert.pem: the last dot of
+    the whole path, so dir.d/req gives dir-cert.pem."""
+    new_accounts(*tools)
+    made = {}
+    for t in tools:
+        root = tmp_path / f"csr-{t.name}"
+        write_csr(root / csr, ["csr.example.org"])
+        expect(t("-h", hook_scripts["http-01"], "issue", str(root / csr)), 0, t.name)
+        made[t.name] = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert made["wucme"] == made["uacme"]
+    assert any(p.endswith("-cert.pem") for p in made["uacme"])

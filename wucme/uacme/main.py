@@ -135,6 +135,15 @@ def ident_dir(given: str, canonical: str) -> str:
     return name[2:] if name.startswith("*.") else name
 
 
+def csr_certprefix(csrfile: str) -> str:
+    """uacme's certificate prefix for `issue CSRFILE`: the path up to its last dot, then "-".
+
+    As uacme (1.7.4 and HEAD) the last dot of the whole path counts, a directory's
+    included: dir.d/req gives dir-cert.pem, ./req gives -cert.pem."""
+    dot = csrfile.rfind(".")
+    return f"{csrfile[:dot] if dot >= 0 else csrfile}-"
+
+
 def check_or_mkdir(create: bool, path: str, mode: int) -> None:
     """Port of uacme.c:check_or_mkdir()."""
     try:
@@ -369,8 +378,7 @@ def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: s
     if csrfile:
         csr, names = crypto.csr_load(csrfile)
         names = validate_identifiers(names)
-        base = csrfile.rsplit(".", 1)[0] if "." in os.path.basename(csrfile) else csrfile
-        certprefix = f"{base}-"
+        certprefix = csr_certprefix(csrfile)
         if o.status_req:
             a.log.warn("-m, --must-staple is ignored with a CSR")
         if o.rotate:
