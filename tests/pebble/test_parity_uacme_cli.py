@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from wucme.testing.pebble import Pebble
+from wucme.testing.pebble import Pebble, free_port
 
 from .uacme_parity import PARITY, Tool, expect, new_accounts, serial
 
@@ -97,3 +97,20 @@ def test_certificate_of_a_csr_goes_where_uacme_puts_it(tools: tuple[Tool, Tool],
         made[t.name] = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     assert made["wucme"] == made["uacme"]
     assert any(p.endswith("-cert.pem") for p in made["uacme"])
+
+
+def test_current_certificate_with_the_ca_down(tools: tuple[Tool, Tool],
+                                              hook_scripts: dict[str, str]) -> None:
+    """uacme 1.7.4 reads the certificate before it contacts the CA: a current one means
+    exit 1 at once, CA or not.  uacme HEAD fetches the directory first (ARI needs its
+    renewalInfo URL) and so fails with the CA down (exit 2); wucme follows HEAD."""
+    new_accounts(*tools)
+    for t in tools:
+        expect(t("-h", hook_scripts["http-01"], "issue", "down.example.org"), 0, t.name)
+    down = f"https://127.0.0.1:{free_port()}/dir"
+    u, w = tools
+    expect(u("-o", "-h", hook_scripts["http-01"], "issue", "down.example.org",
+             directory_url=down), 1, "uacme 1.7.4")
+    r = w("-o", "-h", hook_scripts["http-01"], "issue", "down.example.org", directory_url=down)
+    expect(r, 2, "wucme (as uacme HEAD)")
+    assert "NETERR" in r.stderr and down in r.stderr
