@@ -15,7 +15,7 @@ from typing import Any
 from wucme import UACME_VERSION, __version__, crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import FileError, UsageError, WucmeError
-from wucme.http import HttpConfig, make_transport
+from wucme.http import HttpConfig, ProxyRules, make_transport
 from wucme.uacme.msg import Msg
 from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
@@ -54,11 +54,20 @@ USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confd
 
 
 def http_config() -> HttpConfig:
-    """The transport settings from logical names (uacme's UACME_* variables honoured)."""
+    """The transport settings from logical names (uacme's UACME_* variables honoured) and
+    the proxy variables libcurl reads (https_proxy, no_proxy, ...: wucme.http.proxyenv)."""
+    proxy = trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY")
+    rules = ProxyRules.from_environ(proxy)
+    for url in ("https://ca.invalid/", "http://ca.invalid/"):
+        try:
+            rules.for_url(url)
+        except ValueError as e:
+            raise UsageError(f"proxy: {e}") from None
     return HttpConfig(
         ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
         ca_path=trnlnm("UACME_CAPATH"),
-        proxy=trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY"),
+        proxy=proxy,
+        proxy_rules=rules,
     )
 
 
