@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import secrets
-from typing import Union
+from typing import Callable, Union
 
 import idna
 from cryptography import x509
@@ -160,23 +160,30 @@ def _check_key(key: object, path: str) -> PrivateKey:
 
 
 def key_load(
-    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600
+    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600,
+    log: Callable[[str], None] | None = None,
 ) -> PrivateKey:  # noqa: A002
     """Port of crypto.c:key_load(): read a PEM private key, generating it first if missing.
 
-    A missing file is generated (key_gen + key_save) only when *type* is given. Anything else
+    A missing file is generated (key_gen + key_save) only when *type* is given. *log* hears
+    uacme's -v lines (loading, not found, generating, saved). Anything else
     that is not a usable key (garbage, DER, encrypted, a certificate, a weak key) raises
     CryptoError and the file is left alone, never regenerated over.
     """
     path = os.fspath(path)
+    say = log or (lambda _text: None)
+    say(f"loading key from {path}")
     for _ in range(2):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
+            say(f"{path} not found")
             if type is None:
                 raise CryptoError(f"key_load: {path} does not exist") from None
+            say(f"generating new {bits}-bit {type} key")
             key_save(path, key_gen(type, bits), mode)
+            say(f"key saved to {path}")
             continue
         except OSError as exc:
             raise CryptoError(f"key_load: cannot read {path}: {exc.strerror}") from None

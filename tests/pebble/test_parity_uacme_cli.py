@@ -1,6 +1,8 @@
 """uacme's command line, read and answered as uacme 1.7.4 does (issue 11, points 6 and 8-11)."""
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,59 @@ def test_current_certificate_with_the_ca_down(tools: tuple[Tool, Tool],
     r = w("-o", "-h", hook_scripts["http-01"], "issue", "down.example.org", directory_url=down)
     expect(r, 2, "wucme (as uacme HEAD)")
     assert "NETERR" in r.stderr and down in r.stderr
+
+
+def test_version_goes_to_stderr_and_options_act_in_order(tools: tuple[Tool, Tool]) -> None:
+    """-V: the version on stderr, exit 2; -V -Z shows the version (-V acts before -Z is met),
+    -Z -V the usage."""
+    for t in tools:
+        r = t.bare("-V")
+        expect(r, 2, t.name)
+        assert r.stdout == "" and r.stderr.startswith(f"{t.name}: version "), t.name
+        assert "GNU General Public License" in r.stderr
+        r = t.bare("-V", "-Z")
+        expect(r, 2, t.name)
+        assert "version" in r.stderr and "usage:" not in r.stderr, t.name
+        r = t.bare("-Z", "-V")
+        expect(r, 2, t.name)
+        assert "usage:" in r.stderr and ": version" not in r.stderr, t.name
+        r = t.bare("-d", "0", "-V")
+        expect(r, 2, t.name)
+        assert "DAYS must be a positive integer" in r.stderr and "version" not in r.stderr
+
+
+#: uacme's -v lines that wucme writes too, in the same words.
+SHARED_LINES = ("created directory ", "loading key from ", " not found", "generating new ",
+                "key saved to ", "fetching directory at ", " does not exist",
+                "checking existence and expiration of ", " expires in ", "skipping ",
+                "generating certificate request", "creating new account at ",
+                "account created at ", "retrieving account at ", "account location: ",
+                "creating new order at ", "order location: ", "retrieving authorization at ",
+                "starting challenge at ", "finalizing order at ", "retrieving certificate at ",
+                "terms at ")
+
+
+def shared_lines(r: subprocess.CompletedProcess[str], t: Tool) -> list[str]:
+    out = []
+    for line in r.stderr.splitlines():
+        text = line.split(": ", 1)[1] if line.startswith(f"{t.name}: ") else ""
+        if any(s in text for s in SHARED_LINES):
+            text = text.replace(str(t.confdir), "CONFDIR")
+            out.append(re.sub(r"https://\S+?/([a-zA-Z-]+)/\S+", r"URL/\1/ID", text))
+    return sorted(out)
+
+
+def test_verbose_lines_are_uacme_s(tools: tuple[Tool, Tool], hook_scripts: dict[str, str]) -> None:
+    """-v: the lines about directories, keys, the account and the order are uacme's,
+    word for word (the order of fetching differs: uacme HEAD fetches the directory first)."""
+    seen: dict[str, list[list[str]]] = {}
+    for t in tools:
+        seen[t.name] = [shared_lines(t(*args), t) for args in (
+            ("-y", "new"), ("-h", hook_scripts["http-01"], "issue", "v.example.org"),
+            ("-h", hook_scripts["http-01"], "issue", "v.example.org"))]
+    # Nothing due: uacme 1.7.4 never contacts the CA, uacme HEAD and wucme fetch the directory.
+    fetch = [line for line in seen["wucme"][2] if line.startswith("fetching directory at ")]
+    assert len(fetch) == 1
+    seen["wucme"][2].remove(fetch[0])
+    assert seen["wucme"] == seen["uacme"]
+    assert any("generating new 2048-bit RSA key" in line for line in seen["uacme"][0])

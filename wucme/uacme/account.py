@@ -138,7 +138,8 @@ def account_keychange(a: AcmeSession, never: bool, type: str, bits: int, keypref
     assert a.kid
     newfile = os.path.join(keyprefix, "newkey.pem")
     keyfile = os.path.join(keyprefix, "key.pem")
-    newkey = crypto.key_load(newfile, None if never else type, bits, mode=key_mode)
+    newkey = crypto.key_load(newfile, None if never else type, bits, mode=key_mode,
+                             log=a.log.at(1))
     url = a.url("keyChange")
     oldjwk, _ = jws.jws_jwk(a.key)
     inner = jws.jws_encode(jws.jws_protected_jwk(None, url, newkey),

@@ -197,7 +197,7 @@ def _rate_limit_wait(a: AcmeSession, r: AcmeReply, tries_left: int) -> bool:
 def acme_get(a: AcmeSession, url: str, accept: str | None = None) -> AcmeReply:
     """Port of uacme.c:acme_get(): an unauthenticated GET (directory, newNonce, ARI)."""
     if url == a.directory:
-        a.log(1, f"querying {url}")
+        a.log(1, f"fetching directory at {url}")
     headers = {"Accept": accept} if accept else None
     for left in range(a.rate_limit_tries - 1, -1, -1):
         r = _reply(a, _transport(a, "GET", url, None, headers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getopt
 import os
 import stat
+import sys
 import time
 from typing import Any
 
@@ -51,6 +52,22 @@ USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confd
 \tissue IDENTIFIER [ALTNAME ...]] | issue CSRFILE |
 \tcheck IDENTIFIER [ALTNAME ...]] | check CSRFILE |
 \trevoke CERTFILE [CERTKEYFILE]"""
+
+
+#: uacme's version(): on stderr, exit status 2.
+VERSION = """{prog}: version {version} (a port of uacme {uacme})
+
+{prog} is free software: you can redistribute and/or modify
+it under the terms of the GNU General Public License as
+published by the Free Software Foundation, either version 3
+of the License, or (at your option) any later version.
+
+{prog} is distributed in the hope that it will be useful, but
+WITHOUT ANY WARRANTY; without even the implied warranty of
+MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
+
+See https://www.gnu.org/licenses/gpl.html for more details.
+"""
 
 
 def http_config() -> HttpConfig:
@@ -153,7 +170,7 @@ def csr_certprefix(csrfile: str) -> str:
     return f"{csrfile[:dot] if dot >= 0 else csrfile}-"
 
 
-def check_or_mkdir(create: bool, path: str, mode: int) -> None:
+def check_or_mkdir(create: bool, path: str, mode: int, log: Msg | None = None) -> None:
     """Port of uacme.c:check_or_mkdir()."""
     try:
         st = os.stat(path)
@@ -164,6 +181,8 @@ def check_or_mkdir(create: bool, path: str, mode: int) -> None:
             os.mkdir(path, mode)
         except OSError as e:
             raise FileError(f"failed to create {path}: {e.strerror}") from None
+        if log:
+            log(1, f"created directory {path}")
         return
     except OSError as e:
         raise FileError(f"failed to access {path}: {e.strerror}") from None
@@ -211,8 +230,29 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
     try:
         opts, args = getopt.gnu_getopt(argv, SHORT, LONG)
+        bad = None
     except getopt.GetoptError as e:
-        raise UsageError(f"{e}\n{USAGE}") from None
+        # getopt_long() acts on each option before it meets a bad one (-V -Z shows the
+        # version): act on the longest prefix of argv that parses, then refuse.
+        bad = UsageError(f"{e}\n{USAGE}")
+        opts, args = _parsable_prefix(argv)
+    _apply(o, opts)
+    if bad is not None:
+        raise bad
+    return _check_bits(o), args
+
+
+def _parsable_prefix(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    for k in range(len(argv) - 1, -1, -1):
+        try:
+            return getopt.gnu_getopt(argv[:k], SHORT, LONG)
+        except getopt.GetoptError:
+            continue
+    return [], []
+
+
+def _apply(o: Options, opts: list[tuple[str, str]]) -> None:
+    """uacme's switch on each option, in command-line order."""
     for opt, val in opts:
         c = _LETTER[opt]
         if c in _FLAGS:
@@ -245,6 +285,9 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
             raise _Version()
         else:  # -? / --help
             raise UsageError(USAGE)
+
+
+def _check_bits(o: Options) -> Options:
     if o.type == "RSA":
         if o.bits == 0:
             o.bits = 2048
@@ -257,7 +300,7 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
             o.bits = 256
         elif o.bits not in (256, 384):
             raise UsageError("BITS must be either 256 or 384 for EC keys")
-    return o, args
+    return o
 
 
 class _Version(Exception):
@@ -272,7 +315,7 @@ def main(argv: list[str], stdin: Any = None) -> int:
         log.level = o.verbose
         return _run(o, args, log, stdin)
     except _Version:
-        print(f"wucme {__version__} (uacme {UACME_VERSION} port)")
+        sys.stderr.write(VERSION.format(prog="wucme", version=__version__, uacme=UACME_VERSION))
         return 2
     except WucmeError as e:
         log.write(e.message())
@@ -313,7 +356,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
         if not os.access(certfile, os.R_OK):
             raise FileError(f"failed to read {certfile}")
         if len(rest) == 2:
-            certkey = crypto.key_load(rest[1])
+            certkey = crypto.key_load(rest[1], log=log.at(1))
     else:
         raise UsageError(USAGE)
 
@@ -346,10 +389,11 @@ def _act(a: AcmeSession, o: Options, action: str, names: list[str], csrfile: str
         a.key = certkey  # revoke signed by the certificate key: no account involved
     else:
         is_new = action == "new"
-        check_or_mkdir(is_new and not o.never, o.confdir, 0o755)
-        check_or_mkdir(is_new and not o.never, keyprefix, 0o700)
+        check_or_mkdir(is_new and not o.never, o.confdir, 0o755, a.log)
+        check_or_mkdir(is_new and not o.never, keyprefix, 0o700, a.log)
         a.key = crypto.key_load(os.path.join(keyprefix, "key.pem"),
-                                o.type if is_new and not o.never else None, o.bits, mode=KEY_MODE)
+                                o.type if is_new and not o.never else None, o.bits, mode=KEY_MODE,
+                                log=a.log.at(1))
 
     if action == "new":
         acme_bootstrap(a)
@@ -402,13 +446,13 @@ def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: s
             rotate = False
         keyprefix = os.path.join(o.confdir, "private", ident)
         certprefix = os.path.join(o.confdir, ident) + "/"
-        check_or_mkdir(not (o.never or check), keyprefix, 0o700)
-        check_or_mkdir(not (o.never or check), certprefix, 0o755)
+        check_or_mkdir(not (o.never or check), keyprefix, 0o700, a.log)
+        check_or_mkdir(not (o.never or check), certprefix, 0o755, a.log)
         keyfile = os.path.join(keyprefix, "key.pem")
         if rotate:
             newkeyfile = os.path.join(keyprefix, "newkey.pem")
         key = crypto.key_load(newkeyfile or keyfile, None if (o.never or check) else o.type,
-                              o.bits, mode=KEY_MODE)
+                              o.bits, mode=KEY_MODE, log=a.log.at(1))
     try:
         return _issue_with_key(a, o, check, names, csr, certprefix, key, keyfile, newkeyfile)
     finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
+from typing import Callable, TextIO
 
 
 class Msg:
@@ -28,6 +28,10 @@ class Msg:
         with self._lock:
             stream.write(f"{self.prog}: {text}\n")
             stream.flush()
+
+    def at(self, level: int) -> Callable[[str], None]:
+        """`msg(level, ...)` as a one-argument writer, for code below the uacme port."""
+        return lambda text: self(level, text)
 
     def warn(self, text: str) -> None:
         """uacme's warnx(): shown at every level."""
