@@ -7,12 +7,13 @@ exchanges of ari_check() and ocsp_check() belong to callers with a transport.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import ipaddress
 import os
 import re
 import secrets
-from typing import Union
+from typing import Callable, Union
 
 import idna
 from cryptography import x509
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from wucme.core import der
 from wucme.core.b64 import b64url_encode
 from wucme.core.ident import is_ip  # port of crypto.c:is_ip(); one definition for all of wucme
 from wucme.core.jws import PrivateKey
@@ -121,6 +123,43 @@ def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     write_atomic(path, pem, mode)
 
 
+_PEM_EC_KEY = re.compile(
+    rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+
+
+def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
+    """An EC key whose private value is not padded to the curve size, or None.
+
+    GnuTLS (Debian's uacme) writes the value as a minimal integer: 33 bytes for
+    P-256 when the high bit is set, fewer with leading zero bytes; cryptography
+    refuses both.  The value and curve are read with wucme.core.der, the key is
+    rebuilt from them and must match the public key the file carries.  The file
+    itself is left as it is, so uacme goes on reading it.
+    """
+    m = _PEM_EC_KEY.search(pem)
+    if not m:
+        return None
+    try:
+        parts = der.ec_private(base64.b64decode(m.group(2), validate=False))
+    except (der.DerError, ValueError, IndexError):
+        return None
+    bits = _CURVE_BITS.get(parts.curve or "")
+    if bits is None or not 0 < parts.value < (1 << bits):
+        return None
+    try:
+        key = ec.derive_private_key(parts.value, _CURVES[bits])
+    except ValueError:
+        return None
+    if parts.public is not None:
+        try:
+            theirs = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[bits], parts.public)
+        except ValueError:
+            return None
+        if theirs.public_numbers() != key.public_key().public_numbers():
+            return None
+    return key
+
+
 def _check_key(key: object, path: str) -> PrivateKey:
     """Port of crypto.c:rsa_params()/ec_params() as key_load() uses them: supported keys only."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -137,26 +176,34 @@ def _check_key(key: object, path: str) -> PrivateKey:
 
 
 def key_load(
-    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600
+    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600,
+    log: Callable[[str], None] | None = None,
 ) -> PrivateKey:  # noqa: A002
     """Port of crypto.c:key_load(): read a PEM private key, generating it first if missing.
 
-    A missing file is generated (key_gen + key_save) only when *type* is given. Anything else
+    A missing file is generated (key_gen + key_save) only when *type* is given. *log* hears
+    uacme's -v lines (loading, not found, generating, saved). Anything else
     that is not a usable key (garbage, DER, encrypted, a certificate, a weak key) raises
     CryptoError and the file is left alone, never regenerated over.
     """
     path = os.fspath(path)
+    say = log or (lambda _text: None)
+    say(f"loading key from {path}")
     for _ in range(2):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
+            say(f"{path} not found")
             if type is None:
                 raise CryptoError(f"key_load: {path} does not exist") from None
+            say(f"generating new {bits}-bit {type} key")
             key_save(path, key_gen(type, bits), mode)
+            say(f"key saved to {path}")
             continue
         except OSError as exc:
             raise CryptoError(f"key_load: cannot read {path}: {exc.strerror}") from None
+        key: object
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except TypeError:
@@ -164,7 +211,9 @@ def key_load(
                 f"key_load: {path} is encrypted; wucme needs an unencrypted key"
             ) from None
         except (ValueError, UnsupportedAlgorithm):
-            raise CryptoError(f"key_load: {path} is not a PEM private key") from None
+            key = _ec_key_lenient(data)
+            if key is None:
+                raise CryptoError(f"key_load: {path} is not a PEM private key") from None
         return _check_key(key, path)
     raise CryptoError(f"key_load: {path} vanished after it was generated")
 

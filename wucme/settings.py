@@ -128,13 +128,22 @@ def transport_name() -> str:
 
 def http_config() -> HttpConfig:
     """The transport's trust and proxy: WUCME_CA_BUNDLE, WUCME_PROXY (uacme's UACME_CAINFO,
-    UACME_CAPATH and UACME_PROXY are honoured too)."""
-    from wucme.http import HttpConfig
+    UACME_CAPATH and UACME_PROXY are honoured too), and the proxy variables libcurl reads
+    (https_proxy, all_proxy, no_proxy, ...: wucme.http.proxyenv), which WUCME_PROXY overrides."""
+    from wucme.http import HttpConfig, ProxyRules
 
+    proxy = trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY")
+    rules = ProxyRules.from_environ(proxy)
+    for url in ("https://ca.invalid/", "http://ca.invalid/"):
+        try:
+            rules.for_url(url)
+        except ValueError as e:
+            raise UsageError(f"proxy: {e}", ident="BADVALUE") from None
     return HttpConfig(
         ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
         ca_path=trnlnm("UACME_CAPATH"),
-        proxy=trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY"),
+        proxy=proxy,
+        proxy_rules=rules,
     )
 
 
@@ -376,3 +385,28 @@ def always_active() -> bool:
 def lock_db() -> str | None:
     """WUCME_LOCK_DB: a libpq connection string for the cluster-wide lock, or None (local lock)."""
     return trnlnm("WUCME_LOCK_DB") or None
+
+
+def hook_timeout() -> float | None:
+    """WUCME_HOOK_TIMEOUT: seconds a hook program may run, or None (undefined): wait for it, as
+    uacme does (a manual dns-01 hook may wait for the operator)."""
+    value = trnlnm("WUCME_HOOK_TIMEOUT")
+    if not value:
+        return None
+    try:
+        t = float(value)
+    except ValueError:
+        t = -1.0
+    if not t > 0:
+        raise UsageError(f"WUCME_HOOK_TIMEOUT must be a positive number of seconds, not {value!r}",
+                         ident="BADVALUE")
+    return t
+
+
+def hook_order() -> str:
+    """WUCME_HOOK_ORDER: WUCME (default; hooks one at a time, challenges validated together) or
+    UACME (uacme's sequence, one authorization after another)."""
+    value = (trnlnm("WUCME_HOOK_ORDER") or "WUCME").strip().upper()
+    if value not in ("WUCME", "UACME"):
+        raise UsageError(f"WUCME_HOOK_ORDER must be WUCME or UACME, not {value!r}", ident="BADVALUE")
+    return value.lower()

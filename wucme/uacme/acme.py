@@ -115,6 +115,9 @@ class AcmeSession:
     poll_deadline: float = 1800.0
     #: Parallel workers for authorizations and hooks (uacme: 1).
     workers: int = 16
+    #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
+    #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
+    hook_order: str = "wucme"
     _nonces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,7 +193,7 @@ def _rate_limit_wait(a: AcmeSession, r: AcmeReply, tries_left: int) -> bool:
 def acme_get(a: AcmeSession, url: str, accept: str | None = None) -> AcmeReply:
     """Port of uacme.c:acme_get(): an unauthenticated GET (directory, newNonce, ARI)."""
     if url == a.directory:
-        a.log(1, f"querying {url}")
+        a.log(1, f"fetching directory at {url}")
     headers = {"Accept": accept} if accept else None
     for left in range(a.rate_limit_tries - 1, -1, -1):
         r = _reply(a, _transport(a, "GET", url, None, headers))

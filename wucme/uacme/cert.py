@@ -57,7 +57,7 @@ def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeRe
     payload["identifiers"] = identifiers(names)
     if replaces:
         payload["replaces"] = replaces
-    a.log(1, f"creating new order for {', '.join(names)} at {url}")
+    a.log(1, f"creating new order at {url}")
     r = acme_post(a, url, payload)
     if replaces and r.status != 201 and r.problem() is not None:
         a.log.warn(f"CA refused replaces={replaces} ({r.problem()}), retrying without it")
@@ -86,6 +86,7 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
     orderurl = r.location
     if not orderurl:
         raise ProtocolViolation("order location not found")
+    a.log(1, f"order location: {orderurl}")
     order = r.json if isinstance(r.json, dict) else {}
     a.order = order
     status = order.get("status")
@@ -219,6 +220,9 @@ def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
 def cert_valid(a: AcmeSession, certfile: str, names: list[str], ari_url: str | None,
                days: int, status_check: bool) -> bool:
     """Port of crypto.c:cert_valid(): True when the certificate needs no reissue."""
+    if not os.path.exists(certfile):
+        a.log(1, f"{certfile} does not exist")
+        return False
     try:
         certs = crypto.cert_load(certfile)
     except crypto.CryptoError as e:
