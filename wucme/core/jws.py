@@ -14,9 +14,10 @@ import re
 from typing import Any, Union
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from wucme._native import fastcrypto
 from wucme.core.b64 import b64url_decode, b64url_encode
 
 __all__ = [
@@ -77,6 +78,15 @@ def _uint(value: int, size: int = 0) -> str:
     return b64url_encode(value.to_bytes(length, "big"))
 
 
+def _alg(key: AnyKey) -> str:
+    """The JWS alg of *key* (what jws_jwk() returns second), without exporting the JWK."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "RS256"
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return _EC_PARAMS[_ec_bits(key)][1]
+    raise ValueError("only RSA and EC keys are supported")
+
+
 def key_type(key: AnyKey) -> str:
     """Port of crypto.c:key_type(): "RSA" or "EC" (P-256/P-384); others raise ValueError, not PK_NONE."""
     pub = _public(key)
@@ -128,8 +138,7 @@ def jws_protected_jwk(nonce: str | None, url: str, key: AnyKey) -> dict[str, Any
 
 def jws_protected_kid(nonce: str, url: str, kid: str, key: AnyKey) -> dict[str, Any]:
     """Port of crypto.c:jws_protected_kid(): header naming the account URL (RFC 8555 §6.2)."""
-    _, alg = jws_jwk(key)
-    return {"alg": alg, "nonce": nonce, "url": url, "kid": kid}
+    return {"alg": _alg(key), "nonce": nonce, "url": url, "kid": kid}
 
 
 def jws_protected_eab(bits: int, keyid: str, url: str) -> dict[str, Any]:
@@ -182,20 +191,12 @@ def jws_encode(
     (e.g. the keyChange inner JWS); None or "" gives the empty POST-as-GET payload.
     Differs: the protected header's alg must match the key, checked here.
     """
-    _, alg = jws_jwk(key)
+    alg = _alg(key)
     if protected.get("alg") != alg:
         raise ValueError(f"protected header alg does not match the {alg} key")
-    prot64, pay64 = _flatten(protected, payload)
-    data = f"{prot64}.{pay64}".encode("ascii")
-    if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        bits = _ec_bits(key)
-        der = key.sign(data, ec.ECDSA(_EC_PARAMS[bits][2]))
-        signature = ec_decode(der, bits // 8)
-    else:
-        raise ValueError("signing needs an RSA or EC private key")
-    return _serialize(prot64, pay64, signature)
+    # The crypto fast path: signing input, digest, signature, r||s and base64url in one call.
+    return fastcrypto.backend().jws_sign(key, _json(protected).encode("utf-8"),
+                                         _payload_bytes(payload))
 
 
 def jws_encode_hmac(

@@ -141,7 +141,7 @@ def build_events(report: RenewalReport, repo: Repository, now: _dt.datetime) -> 
         return []  # the pass's own error already says the repository cannot be read
     events: list[Event] = []
     for m in managed:
-        leaf = m.leaf
+        leaf = m.info
         name = m.cert_path.name
         if leaf is None or m.state.status == "revoked" or name in renewed:
             continue
