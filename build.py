@@ -8,14 +8,12 @@
 
 Each native helper is a pair native/NAME.h (the cdef) and native/NAME.c (the
 source); `NAME_ffi` below is its cffi builder and `cffi_modules()` lists them
-for setup.py.  A line `/* cffi-link: LIB ... */` in NAME.c links those
-libraries (fastcrypto.c: the system's libcrypto, headers from libssl-dev).  This file must not import wucme: cffi's setuptools hook execs it
+for setup.py.  This file must not import wucme: cffi's setuptools hook execs it
 before the package can be imported.
 """
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,22 +34,15 @@ def _native_names() -> list[str]:
     return sorted(p.stem for p in NATIVE.glob("*.h") if (NATIVE / f"{p.stem}.c").exists())
 
 
-def _links(source: str) -> list[str]:
-    """The libraries a `/* cffi-link: LIB ... */` line of a native source names."""
-    return [lib for m in re.finditer(r"/\*\s*cffi-link:([^*]*)\*/", source) for lib in m.group(1).split()]
-
-
 def _ffi(name: str):  # type: ignore[no-untyped-def]
     from cffi import FFI
 
     ffi = FFI()
     ffi.cdef((NATIVE / f"{name}.h").read_text())
-    source = (NATIVE / f"{name}.c").read_text()
     ffi.set_source(
         f"wucme._native._{name}",
-        source,
+        (NATIVE / f"{name}.c").read_text(),
         include_dirs=[str(NATIVE)],
-        libraries=_links(source),
         extra_compile_args=["-O2", "-Wall"],
     )
     return ffi

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from wucme._native import fastcrypto
-from wucme._native.fastcrypto import CertInfo
+from wucme._native import certscan
+from wucme._native.certscan import CertInfo
 from wucme.core.b64 import b64url_encode
 from wucme.core.jws import PrivateKey
 from wucme.errors import WucmeError
@@ -41,6 +41,7 @@ __all__ = [
     "csr_load",
     "cert_load",
     "cert_info",
+    "CertInfo",
     "cert_match",
     "crt_ari_url",
     "cert_names",
@@ -158,19 +159,20 @@ def key_load(
 
 
 def key_load_own(path: PathLike) -> PrivateKey:
-    """A key from wucme's own repository (the account key), without key_load()'s consistency check.
+    """A key from wucme's own repository (the account key), without key_load()'s RSA check.
 
-    wucme generated the key and wrote it 0600, atomically; the RSA check (primality of p
-    and q: 30 ms for 2048 bits, a quarter of a second for 4096) protects against keys from
-    elsewhere, and OpenSSL's signing verifies its CRT result anyway.  Read through the
-    crypto fast path; anything it cannot load goes through key_load(), so the errors and
-    the tolerance are key_load()'s.  Keys from elsewhere (uacme's confdir, -k) keep key_load().
+    wucme generated the key and wrote it 0600, atomically; the check (that p and q are
+    prime and match n: 30 ms for 2048 bits, a quarter of a second for 4096, each time a
+    verb starts) guards against keys from elsewhere, and OpenSSL verifies its CRT result
+    when it signs anyway.  A key this cannot read goes through key_load(), so the errors
+    are key_load()'s.  Keys from elsewhere (uacme's confdir, -k) keep key_load().
     """
     where = os.fspath(path)
     try:
         with open(where, "rb") as f:
             data = f.read()
-        key = fastcrypto.backend().key_load(data)
+        key = serialization.load_pem_private_key(data, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
     except (OSError, TypeError, ValueError, UnsupportedAlgorithm):
         return key_load(where)
     return _check_key(key, where)
@@ -219,27 +221,45 @@ def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: Private
     """
     if not names:
         raise CryptoError("csr_gen: no names")
+    digest: hashes.HashAlgorithm
     if isinstance(key, rsa.RSAPrivateKey):
-        usage = 2  # digitalSignature and keyEncipherment
+        usage_encipher, digest = True, hashes.SHA256()
     elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_BITS:
-        usage = 1  # digitalSignature
+        usage_encipher = False
+        digest = hashes.SHA384() if _CURVE_BITS[key.curve.name] == 384 else hashes.SHA256()
     else:
         raise CryptoError("csr_gen: only RSA and EC P-256/P-384 keys are supported")
-    return _csr_fast(names, status_req, 0 if no_key_usage else usage, key)
-
-
-def _csr_fast(names: list[str], status_req: bool, usage: int, key: PrivateKey) -> bytes:
-    """csr_gen()'s request through the crypto fast path (wucme._native.fastcrypto)."""
-    cn = None
+    attrs = []
     if not is_ip(names[0]):
-        first = _dns_alabel(names[0])
-        if len(first) <= 64:
-            cn = first
-    sans = [("ip", n) if is_ip(n) else ("dns", _dns_alabel(n)) for n in names]
+        cn = _dns_alabel(names[0])
+        if len(cn) <= 64:
+            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    builder = builder.add_extension(
+        x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+    )
+    if not no_key_usage:
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=usage_encipher,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        builder = builder.add_extension(usage, critical=True)
+    if status_req:
+        builder = builder.add_extension(
+            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
+        )
     try:
-        return fastcrypto.backend().csr(key, cn, sans, usage, status_req)
+        csr = builder.sign(key, digest)
     except ValueError as exc:
         raise CryptoError(f"csr_gen: {exc}") from None
+    return csr.public_bytes(serialization.Encoding.DER)
 
 
 def _dedup(names: list[str]) -> list[str]:
@@ -320,18 +340,18 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 
 
-def cert_info(path: PathLike, fast: fastcrypto.CryptoBackend | None = None) -> CertInfo | None:
-    """The leaf of the PEM chain in *path* as the repository scan needs it: serial, validity,
-    names (as cert_names() gives them), AKI keyIdentifier and DER, through the crypto fast
-    path (*fast*, or fastcrypto.backend()).  None for a missing file; otherwise the
-    CryptoError cert_load() would raise, for the same files.
+def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertInfo | None:
+    """What the repository scan needs of the chain in *path*: the leaf's serial, validity,
+    names (as cert_names() gives them), AKI keyIdentifier and DER, read by the native
+    scanner when it was built (*scanner*, or certscan.backend()).  None for a missing
+    file; otherwise the CryptoError cert_load() raises for the same file.
     """
     where = os.fspath(path)
     try:
-        return (fast or fastcrypto.backend()).cert_file(where)
+        return (scanner or certscan.backend()).cert_file(where)
     except OSError as exc:
         raise CryptoError(f"cert_load: cannot read {where}: {exc.strerror}") from None
-    except fastcrypto.NoCertificate:
+    except certscan.NoCertificate:
         raise CryptoError(f"cert_load: {where} holds no PEM certificate") from None
     except ValueError:
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None

@@ -177,8 +177,8 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
             if is_due:
                 todo.append((m, why))
             else:
-                report.outcomes.append(Outcome(m.hosts, m.cert_path.name, "skipped", why))
-                say(f"%WUCME-I-SKIPPED, {m.cert_path.name} ({', '.join(m.hosts)}): {why}")
+                report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
+                say(f"%WUCME-I-SKIPPED, {m.cert_name} ({', '.join(m.hosts)}): {why}")
         if not todo:
             return
         account_retrieve(a)

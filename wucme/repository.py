@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
-from wucme._native import fastcrypto
+from wucme._native import certscan
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
 from wucme.vms.files import write_versioned
@@ -144,10 +144,15 @@ class Managed:
     problem: str = ""
     _leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def cert_name(self) -> str:
+        """The WUCME_C file's name, without making its Path."""
+        return f"WUCME_C_{self.host_part}.PEM"
+
     # The file names, made when first used (a scan of thousands of certificates notices).
     @cached_property
     def cert_path(self) -> Path:
-        return self.directory / f"WUCME_C_{self.host_part}.PEM"
+        return self.directory / self.cert_name
 
     @cached_property
     def key_path(self) -> Path:
@@ -313,16 +318,16 @@ class Repository:
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
-        fast = fastcrypto.backend()  # WUCME_NO_NATIVE read once per scan
-        return [self._managed(p, fast) for p in sorted(parts)]
+        scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
+        return [self._managed(p, scanner) for p in sorted(parts)]
 
-    def _managed(self, part: str, fast: fastcrypto.CryptoBackend) -> Managed:
+    def _managed(self, part: str, scanner: certscan.Scanner) -> Managed:
         here = f"{os.fspath(self.path)}/"
         cname, spath = f"WUCME_C_{part}.PEM", f"{here}{STATE_PREFIX}{part}{STATE_TYPE}"
         info = None
         problem = ""
         try:
-            info = crypto.cert_info(here + cname, fast)
+            info = crypto.cert_info(here + cname, scanner)
             if info is None:
                 problem = f"{cname} missing"
         except crypto.CryptoError as e:

@@ -1,14 +1,16 @@
-"""The crypto fast path: the native module and its pure twin give the same bytes.
+"""The crypto fast path: the native certificate scan and its pure twin give the same result.
 
 Every test runs on both backends (or runs one against the other); the native one must also
-really answer for the certificates ACME CAs issue, not hand them all to the twin.
+really answer for the certificates ACME CAs issue, not hand them all to the twin.  What
+else the fast path tried (JWS, tls-alpn-01 certificates, CSRs, key loading in C) was
+slower than `cryptography` and is gone (docs/performance.md); the account key's pure
+route that stayed is tested at the end.
 """
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import wucme._native.fastcrypto as fc
+import wucme._native.certscan as cs
 from wucme import crypto
 from wucme.repository import CertState, Repository
 
@@ -29,33 +31,30 @@ UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 SCT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 
-needs_native = pytest.mark.skipif(not fc.HAS_FASTCRYPTO, reason="wucme._native._fastcrypto not built "
+needs_native = pytest.mark.skipif(not cs.HAS_CERTSCAN, reason="wucme._native._certscan not built "
                                   "(pip install --no-build-isolation -e .)")
 
 
 @pytest.fixture(params=IMPLS)
-def be(request: pytest.FixtureRequest) -> fc.CryptoBackend:
-    if request.param == "native" and not fc.HAS_FASTCRYPTO:
-        pytest.skip("wucme._native._fastcrypto not built (pip install --no-build-isolation -e .)")
-    b = fc.backend(native=request.param == "native")
+def be(request: pytest.FixtureRequest) -> cs.Scanner:
+    if request.param == "native" and not cs.HAS_CERTSCAN:
+        pytest.skip("wucme._native._certscan not built (pip install --no-build-isolation -e .)")
+    b = cs.backend(native=request.param == "native")
     assert b.name == request.param
     return b
 
 
 def test_native_is_the_one_in_use_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = list(Path(fc.__file__).parent.glob("_fastcrypto*.so"))
+    built = list(Path(cs.__file__).parent.glob("_certscan*.so"))
     if built:  # an extension that is there but fails to import must not pass unseen
-        assert fc.HAS_FASTCRYPTO, built
-    if not fc.HAS_FASTCRYPTO:
-        pytest.skip("native crypto fast path not built")
+        assert cs.HAS_CERTSCAN, built
+    if not cs.HAS_CERTSCAN:
+        pytest.skip("native certificate scan not built")
     monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
-    fc.native_forced_off(recheck=True)
-    assert fc.backend() is fc.NATIVE
+    assert cs.backend() is cs.NATIVE
     monkeypatch.setenv("WUCME_NO_NATIVE", "1")
-    assert fc.native_forced_off(recheck=True) and fc.backend() is fc.PURE
-    assert fc.backend(native=True) is fc.NATIVE
-    monkeypatch.delenv("WUCME_NO_NATIVE")
-    fc.native_forced_off(recheck=True)
+    assert cs.native_forced_off() and cs.backend() is cs.PURE
+    assert cs.backend(native=True) is cs.NATIVE
 
 
 # --- certificates to scan ------------------------------------------------------------------------
@@ -198,9 +197,9 @@ TWIN_CHAINS: dict[str, Callable[[], bytes]] = {
 
 #: Files that are not a readable chain: both raise the same error.
 BAD_FILES: dict[str, tuple[bytes, type[Exception]]] = {
-    "empty": (b"", fc.NoCertificate),
+    "empty": (b"", cs.NoCertificate),
     "key-only": (LEAF_EC.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()), fc.NoCertificate),
+                                       serialization.NoEncryption()), cs.NoCertificate),
     "garbage": (b"-----BEGIN CERTIFICATE-----\nxx\n", ValueError),
     "truncated": (pem(leaf(["a.example"]), key=None)[:300] + b"\n-----END CERTIFICATE-----\n",
                   ValueError),
@@ -210,18 +209,18 @@ BAD_FILES: dict[str, tuple[bytes, type[Exception]]] = {
 
 
 def native_answer(data: bytes) -> int:
-    """What the C scanner itself says (FC_OK or FC_EUNSUPP), without the fallback."""
-    ffi, lib = fc.NATIVE.ffi, fc.NATIVE.lib  # type: ignore[union-attr]
+    """What the C scanner itself says (CS_OK or CS_EUNSUPP), without the fallback."""
+    ffi, lib = cs.NATIVE.ffi, cs.NATIVE.lib  # type: ignore[union-attr]
     buf = ffi.new("unsigned char[]", max(len(data), 1))
-    return int(lib.fc_cert_scan(data, len(data), buf, len(data), ffi.new("struct fc_cert *")))
+    return int(lib.cs_cert_scan(data, len(data), buf, len(data), ffi.new("struct cs_cert *")))
 
 
 @needs_native
 @pytest.mark.parametrize("case", sorted(NATIVE_CHAINS))
 def test_scan_reads_what_cas_issue_natively_and_as_the_twin_does(case: str) -> None:
     data = NATIVE_CHAINS[case]()
-    assert native_answer(data) == fc.NATIVE.lib.FC_OK  # type: ignore[union-attr]
-    got, want = fc.NATIVE.cert_info(data), fc.PURE.cert_info(data)  # type: ignore[union-attr]
+    assert native_answer(data) == cs.NATIVE.lib.CS_OK  # type: ignore[union-attr]
+    got, want = cs.NATIVE.cert_info(data), cs.PURE.cert_info(data)  # type: ignore[union-attr]
     assert got == want
     leaf0 = x509.load_pem_x509_certificates(data)[0]
     assert list(got.names) == crypto.cert_names(leaf0)
@@ -230,7 +229,7 @@ def test_scan_reads_what_cas_issue_natively_and_as_the_twin_does(case: str) -> N
     assert got.not_valid_after_utc == leaf0.not_valid_after_utc
 
 
-def test_scan_fields(be: fc.CryptoBackend) -> None:
+def test_scan_fields(be: cs.Scanner) -> None:
     info = be.cert_info(NATIVE_CHAINS["cn-and-sans"]())
     assert info.names == ("www.example.org", "192.0.2.7", "2001:db8::1")
     assert info.aki == x509.AuthorityKeyIdentifier.from_issuer_public_key(
@@ -246,36 +245,36 @@ def test_scan_fields(be: fc.CryptoBackend) -> None:
 @pytest.mark.parametrize("case", sorted(TWIN_CHAINS))
 def test_scan_leaves_the_unusual_to_the_twin(case: str) -> None:
     data = TWIN_CHAINS[case]()
-    assert native_answer(data) == fc.NATIVE.lib.FC_EUNSUPP  # type: ignore[union-attr]
+    assert native_answer(data) == cs.NATIVE.lib.CS_EUNSUPP  # type: ignore[union-attr]
     try:
-        want: object = fc.PURE.cert_info(data)
+        want: object = cs.PURE.cert_info(data)
     except ValueError as e:
         want = type(e)
     try:
-        got: object = fc.NATIVE.cert_info(data)  # type: ignore[union-attr]
+        got: object = cs.NATIVE.cert_info(data)  # type: ignore[union-attr]
     except ValueError as e:
         got = type(e)
     assert got == want
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_scan_errors(be: fc.CryptoBackend, case: str) -> None:
+def test_scan_errors(be: cs.Scanner, case: str) -> None:
     data, error = BAD_FILES[case]
     with pytest.raises(error):
         be.cert_info(data)
 
 
-def test_scan_of_files(be: fc.CryptoBackend, tmp_path: Path) -> None:
+def test_scan_of_files(be: cs.Scanner, tmp_path: Path) -> None:
     assert be.cert_file(str(tmp_path / "missing.pem")) is None
     with pytest.raises(IsADirectoryError):
         be.cert_file(str(tmp_path))
     big = tmp_path / "big.pem"
     chain = NATIVE_CHAINS["le-ec"]()
     big.write_bytes(chain + b"\n" * 70000)  # past the native scratch buffer: the slow way round
-    assert be.cert_file(str(big)) == fc.PURE.cert_info(chain)
+    assert be.cert_file(str(big)) == cs.PURE.cert_info(chain)
     f = tmp_path / "c.pem"
     f.write_bytes(chain)
-    assert be.cert_file(str(f)) == fc.PURE.cert_info(chain)
+    assert be.cert_file(str(f)) == cs.PURE.cert_info(chain)
 
 
 #: One fixed certificate to damage (an ECDSA signature differs each time it is made).
@@ -300,9 +299,9 @@ def test_scan_never_reads_what_the_twin_would_not(data: st.DataObject) -> None:
         else:
             del der[at]
     chain = pem_of_der(bytes(der)) + CA.public_bytes(serialization.Encoding.PEM)
-    if native_answer(chain) != fc.NATIVE.lib.FC_OK:  # type: ignore[union-attr]
+    if native_answer(chain) != cs.NATIVE.lib.CS_OK:  # type: ignore[union-attr]
         return
-    assert fc.NATIVE.cert_info(chain) == fc.PURE.cert_info(chain)  # type: ignore[union-attr]
+    assert cs.NATIVE.cert_info(chain) == cs.PURE.cert_info(chain)  # type: ignore[union-attr]
 
 
 @needs_native
@@ -312,8 +311,8 @@ def test_scan_of_damaged_pem_text(junk: bytes, at: int) -> None:
     text = NATIVE_CHAINS["le-ec"]()
     at = min(at, len(text))
     damaged = text[:at] + junk + text[at + len(junk) // 2:]
-    if native_answer(damaged) == fc.NATIVE.lib.FC_OK:  # type: ignore[union-attr]
-        assert fc.NATIVE.cert_info(damaged) == fc.PURE.cert_info(damaged)  # type: ignore[union-attr]
+    if native_answer(damaged) == cs.NATIVE.lib.CS_OK:  # type: ignore[union-attr]
+        assert cs.NATIVE.cert_info(damaged) == cs.PURE.cert_info(damaged)  # type: ignore[union-attr]
 
 
 @needs_native
@@ -332,93 +331,35 @@ def test_repository_scan_is_the_same_on_both(tmp_path: Path, monkeypatch: pytest
             monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
         else:
             monkeypatch.setenv("WUCME_NO_NATIVE", "1")
-        fc.native_forced_off(recheck=True)
         runs.append([(m.host_part, m.state, m.info, m.problem) for m in repo.managed()])
-    monkeypatch.delenv("WUCME_NO_NATIVE")
-    fc.native_forced_off(recheck=True)
     assert runs[0] == runs[1] and len(runs[0]) == 5
 
 
-# --- keys, JWS, tls-alpn-01, CSRs ---------------------------------------------------------------
-
-KEYS: dict[str, crypto.PrivateKey] = {
-    "p256": ec.generate_private_key(ec.SECP256R1()), "p384": ec.generate_private_key(ec.SECP384R1()),
-        "rsa": LEAF_RSA}
+# --- the account key: the pure route, kept ------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", sorted(KEYS))
-def test_key_load(be: fc.CryptoBackend, kind: str) -> None:
-    key = KEYS[kind]
-    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
-        data = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-        got = be.key_load(data)
-        assert got.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()) == key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    with pytest.raises(ValueError):
-        be.key_load(b"garbage")
-
-
-@needs_native
-@pytest.mark.parametrize("kind", sorted(KEYS))
-@pytest.mark.parametrize("payload", [b"", b'{"csr":"' + b"A" * 700 + b'"}'])
-def test_jws(kind: str, payload: bytes) -> None:
-    key = KEYS[kind]
-    prot = b'{"alg":"ES256","nonce":"n","url":"https://ca.example/x","kid":"k"}'
-    a, b = fc.PURE.jws_sign(key, prot, payload), fc.NATIVE.jws_sign(key, prot, payload)  # type: ignore[union-attr]
-    if kind == "rsa":  # PKCS#1 v1.5 is deterministic: the whole JWS, byte for byte
-        assert a == b
-    head = a[:a.index(b'"signature"')]
-    assert b[:b.index(b'"signature"')] == head
-    sig = base64.urlsafe_b64decode(b[b.rindex(b':"') + 2:-2] + b"==")
-    data = base64.urlsafe_b64encode(prot).rstrip(b"=") + b"." + base64.urlsafe_b64encode(payload).rstrip(b"=")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-        size = len(sig) // 2
-        digest = hashes.SHA384() if size == 48 else hashes.SHA256()
-        key.public_key().verify(encode_dss_signature(int.from_bytes(sig[:size], "big"),
-                                                     int.from_bytes(sig[size:], "big")),
-                                data, ec.ECDSA(digest))
-
-
-@needs_native
-@pytest.mark.parametrize("san", [("dns", "www.example.org"), ("ip", "192.0.2.1"), ("ip", "2001:db8::1")])
-def test_alpn_cert(san: tuple[str, str]) -> None:
-    key = KEYS["p256"]
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    args = (san, b"D" * 32, key, 0x7FEDCBA987654321, NOW, NOW + dt.timedelta(days=7))
-    a, b = fc.PURE.alpn_cert(*args), fc.NATIVE.alpn_cert(*args)  # type: ignore[union-attr]
-    assert a.tbs_certificate_bytes == b.tbs_certificate_bytes
-    key.public_key().verify(b.signature, b.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
-
-
-@needs_native
-@pytest.mark.parametrize("kind", sorted(KEYS))
-@pytest.mark.parametrize("usage,status_req,cn", [(0, False, None), (1, True, "www.example.org"),
-                                                 (2, False, "www.example.org")])
-def test_csr(kind: str, usage: int, status_req: bool, cn: str | None) -> None:
-    key = KEYS[kind]
-    sans = [("dns", "www.example.org"), ("ip", "192.0.2.1"), ("dns", "xn--bcher-kva.example")]
-    a = fc.PURE.csr(key, cn, sans, usage, status_req)
-    b = fc.NATIVE.csr(key, cn, sans, usage, status_req)  # type: ignore[union-attr]
-    ra, rb = x509.load_der_x509_csr(a), x509.load_der_x509_csr(b)
-    assert ra.tbs_certrequest_bytes == rb.tbs_certrequest_bytes and rb.is_signature_valid
-    if kind == "rsa":
-        assert a == b
-
-
-def test_the_real_call_paths_use_the_backend(be: fc.CryptoBackend, monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
-    monkeypatch.setattr(fc, "backend", lambda native=None: be)
-    from wucme.challenge.tlsalpn import make_validation_cert_from_digest
-    from wucme.core import jws
-    cert, key = make_validation_cert_from_digest("www.example.org", b"x" * 32)
-    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
-    body = jws.jws_encode(jws.jws_protected_kid("n", "https://ca/x", "k", key), {"a": 1}, key)
-    assert body.startswith(b'{"protected":"')
-    csr = x509.load_der_x509_csr(crypto.csr_gen(["a.example", "192.0.2.1"], True, False, key))
-    assert csr.is_signature_valid
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    assert crypto.key_load_own(tmp_path / "k.pem").private_numbers() == key.private_numbers()
-    os.chmod(tmp_path / "k.pem", 0o600)
+def test_own_key_loads_without_the_check_and_others_keep_it(tmp_path: Path) -> None:
+    """key_load_own() skips only the RSA consistency check: anything else is key_load()'s."""
+    for key in (LEAF_RSA, LEAF_EC, ec.generate_private_key(ec.SECP384R1())):
+        f = tmp_path / "k.pem"
+        f.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption()))
+        got = crypto.key_load_own(f)
+        assert got.private_numbers() == key.private_numbers()  # type: ignore[union-attr]
+    weak = rsa.generate_private_key(65537, 1024)
+    f.write_bytes(weak.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    for load in (crypto.key_load, crypto.key_load_own):
+        with pytest.raises(crypto.CryptoError, match="RSA key size 1024"):
+            load(f)
+    for junk, why in ((b"garbage", "not a PEM private key"), (None, "does not exist")):
+        if junk is None:
+            f.unlink()
+        else:
+            f.write_bytes(junk)
+        with pytest.raises(crypto.CryptoError) as own:
+            crypto.key_load_own(f)
+        with pytest.raises(crypto.CryptoError) as checked:
+            crypto.key_load(f)
+        assert own.value.text == checked.value.text and why in own.value.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import os
 import secrets
 import socket
@@ -25,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
-from wucme._native import fastcrypto
 from wucme.challenge._net import Acceptor, HandshakeFailed, bind_listener, close_tls, handshake
 from wucme.challenge.names import is_ip
 from wucme.challenge.store import ChallengeStore
@@ -45,7 +45,7 @@ __all__ = [
 #: The ALPN protocol name of RFC 8737 §6.2.
 ACME_TLS_1 = b"acme-tls/1"
 #: id-pe-acmeIdentifier (RFC 8737 §6.1); the pre-RFC draft's id-pe 30 is wrong.
-ACME_IDENTIFIER_OID = fastcrypto.pure.ACME_IDENTIFIER_OID
+ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 
 CertKey = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
@@ -71,12 +71,27 @@ def make_validation_cert_from_digest(ident: str, digest: bytes) -> CertKey:
     """
     if len(digest) != 32:
         raise ValueError("the acmeIdentifier digest must be 32 bytes")
-    san = ("ip", ident) if is_ip(ident) else ("dns", ident.rstrip("."))
+    san: x509.GeneralName
+    if is_ip(ident):
+        san = x509.IPAddress(ipaddress.ip_address(ident))
+    else:
+        san = x509.DNSName(ident.rstrip("."))
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = fastcrypto.backend().alpn_cert(san, digest, key, secrets.randbits(127) | 1,
-                                          now - datetime.timedelta(days=1),
-                                          now + datetime.timedelta(days=7))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(x509.Name([]))
+        .public_key(key.public_key())
+        .serial_number(secrets.randbits(127) | 1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
+        .add_extension(
+            x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, b"\x04\x20" + digest), critical=True
+        )
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 

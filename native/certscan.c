@@ -1,36 +1,20 @@
-/* wucme crypto fast path (native/fastcrypto.h), linked against the system's libcrypto.
+/* wucme certificate scan (native/certscan.h): the repository scan's reading of a chain.
  *
- * The certificate scan reads DER itself and answers only for certificates it
- * understands completely: strict DER, the algorithms and extensions ACME CAs use, each
- * checked at least as strictly as `cryptography` checks it.  Anything else, every
- * malformed input included, is FC_EUNSUPP and the Python twin decides, so the two never
- * disagree on what a file means.  The builders (tls-alpn-01 certificate, CSR) write DER
- * in the exact field order and encodings `cryptography`'s builders use.
+ * It reads PEM and DER itself (no libcrypto) and answers only for chains it understands
+ * completely: strict DER, the algorithms and extensions ACME CAs use, each checked at
+ * least as strictly as `cryptography` (and the `pem` crate under it) checks them.
+ * Anything else, every malformed input included, is CS_EUNSUPP and the Python twin
+ * (wucme/_native/certscan_pure.py) decides, so the two never disagree on what a file
+ * means; tests/unit/test_native_crypto.py compares them and fuzzes this code.
  */
-/* cffi-link: crypto */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
-#include "fastcrypto.h"
-
-struct fc_key {
-    EVP_PKEY *pkey;
-    int type;
-};
+#include "certscan.h"
 
 /* --- reading DER ---------------------------------------------------------------------- */
 
@@ -166,10 +150,10 @@ static const unsigned char OID_C[] = {0x55, 0x04, 0x06};
 static const unsigned char OID_JURISDICTION_C[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x82,
                                                    0x37, 0x3c, 0x02, 0x01, 0x03};
 
-static void add_name(struct fc_cert *out, const unsigned char *base, int type, const struct der *v,
+static void add_name(struct cs_cert *out, const unsigned char *base, int type, const struct der *v,
                      int *full)
 {
-    if (out->nnames >= FC_MAX_NAMES) {
+    if (out->nnames >= CS_MAX_NAMES) {
         *full = 1;
         return;
     }
@@ -181,7 +165,7 @@ static void add_name(struct fc_cert *out, const unsigned char *base, int type, c
 
 /* A Name: single-valued RDNs of UTF8String, PrintableString or IA5String values.  With
    `out`, the commonName values are recorded (they become names). */
-static int parse_name(struct der *d, struct fc_cert *out, const unsigned char *base)
+static int parse_name(struct der *d, struct cs_cert *out, const unsigned char *base)
 {
     struct der name, rdn, atv, oid, val;
     int tag, full = 0;
@@ -213,7 +197,7 @@ static int parse_name(struct der *d, struct fc_cert *out, const unsigned char *b
             if (n < 1 || n > 64)
                 return -1;
             if (out != NULL)
-                add_name(out, base, FC_NAME_CN, &val, &full);
+                add_name(out, base, CS_NAME_CN, &val, &full);
         }
     }
     return full ? -1 : 0;
@@ -368,7 +352,7 @@ static const struct blob EXT_OIDS[X_NKNOWN] = {
     BLOB(XO_AIA), BLOB(XO_CP),  BLOB(XO_CRLDP), BLOB(XO_SCT), BLOB(XO_TLSF)};
 static const unsigned char QT_CPS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x01};
 
-static int ext_san(struct der v, struct fc_cert *out, const unsigned char *base)
+static int ext_san(struct der v, struct cs_cert *out, const unsigned char *base)
 {
     struct der seq, gn;
     int tag, full = 0;
@@ -382,13 +366,13 @@ static int ext_san(struct der v, struct fc_cert *out, const unsigned char *base)
             if (!ia5_ok(&gn))
                 return -1;
             if (out != NULL)
-                add_name(out, base, FC_NAME_DNS, &gn, &full);
+                add_name(out, base, CS_NAME_DNS, &gn, &full);
             break;
         case 0x87: /* iPAddress */
             if (der_len(&gn) != 4 && der_len(&gn) != 16)
                 return -1;
             if (out != NULL)
-                add_name(out, base, FC_NAME_IP, &gn, &full);
+                add_name(out, base, CS_NAME_IP, &gn, &full);
             break;
         case 0x81: /* rfc822Name */
         case 0x86: /* uniformResourceIdentifier */
@@ -402,7 +386,7 @@ static int ext_san(struct der v, struct fc_cert *out, const unsigned char *base)
     return full ? -1 : 0;
 }
 
-static int ext_aki(struct der v, struct fc_cert *out, const unsigned char *base)
+static int ext_aki(struct der v, struct cs_cert *out, const unsigned char *base)
 {
     struct der seq, kid;
     if (der_expect(&v, 0x30, &seq) < 0 || v.p != v.end)
@@ -573,7 +557,7 @@ static int ext_tlsf(struct der v)
 
 /* Extensions: framing for every certificate; for the leaf (out != NULL) each must be a
    known one, well-formed, and none may repeat. */
-static int parse_extensions(struct der *d, struct fc_cert *out, const unsigned char *base)
+static int parse_extensions(struct der *d, struct cs_cert *out, const unsigned char *base)
 {
     struct der wrap, seq, ext, oid, crit, val;
     int seen[X_NKNOWN] = {0};
@@ -619,7 +603,7 @@ static int parse_extensions(struct der *d, struct fc_cert *out, const unsigned c
 static const unsigned char V3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};
 
 /* One certificate, exactly `len` bytes; the leaf (out != NULL) also fills `out`. */
-static int parse_cert(const unsigned char *der, size_t len, struct fc_cert *out)
+static int parse_cert(const unsigned char *der, size_t len, struct cs_cert *out)
 {
     struct der all = {der, der + len}, cert, tbs, serial, validity;
     long long nb, na;
@@ -757,15 +741,15 @@ static const unsigned char *eol(const unsigned char *p, const unsigned char *e)
     return NULL;
 }
 
-int fc_cert_scan(const unsigned char *pem, size_t len, unsigned char *der, size_t cap,
-                 struct fc_cert *out)
+int cs_cert_scan(const unsigned char *pem, size_t len, unsigned char *der, size_t cap,
+                 struct cs_cert *out)
 {
     const unsigned char *p = pem, *e = pem + len;
     size_t used = 0; /* der[0 .. used) holds the leaf; later blocks are decoded after it */
     int ncerts = 0, seen_key = 0;
     b64_init();
     if (cap < len || out == NULL)
-        return FC_EUNSUPP;
+        return CS_EUNSUPP;
     while (p < e) {
         const unsigned char *label, *lend, *body, *end;
         size_t lablen;
@@ -776,42 +760,42 @@ int fc_cert_scan(const unsigned char *pem, size_t len, unsigned char *der, size_
         if (p == e)
             break;
         if (e - p < 11 || memcmp(p, "-----BEGIN ", 11) != 0)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         label = p + 11;
         if ((lend = find(label, e, "-----")) == NULL || (body = eol(lend + 5, e)) == NULL)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         lablen = (size_t)(lend - label);
         is_cert = lablen == 11 && memcmp(label, "CERTIFICATE", 11) == 0;
         if (!is_cert && !(lablen == 11 && memcmp(label, "PRIVATE KEY", 11) == 0) &&
             !(lablen == 14 && memcmp(label, "EC PRIVATE KEY", 14) == 0) &&
             !(lablen == 15 && memcmp(label, "RSA PRIVATE KEY", 15) == 0))
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         if ((end = find(body, e, "-----END ")) == NULL)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         if ((size_t)(e - end) < 9 + lablen + 5 || memcmp(end + 9, label, lablen) != 0 ||
             memcmp(end + 9 + lablen, "-----", 5) != 0)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         p = end + 9 + lablen + 5;
         if (p < e && (p = eol(p, e)) == NULL)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         /* Certificates first, then the key wucme appends: anything else is the twin's. */
         if ((is_cert && seen_key) || (!is_cert && ncerts == 0))
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         if ((n = b64_decode(body, end, der + used)) < 0)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         if (!is_cert) {
             seen_key = 1;
             continue;
         }
         if (parse_cert(der + used, (size_t)n, ncerts == 0 ? out : NULL) < 0)
-            return FC_EUNSUPP;
+            return CS_EUNSUPP;
         if (ncerts++ == 0)
             used = (size_t)n;
     }
-    return ncerts > 0 ? FC_OK : FC_EUNSUPP;
+    return ncerts > 0 ? CS_OK : CS_EUNSUPP;
 }
 
-int fc_cert_file(const char *path, unsigned char *der, size_t cap, struct fc_cert *out)
+int cs_cert_file(const char *path, unsigned char *der, size_t cap, struct cs_cert *out)
 {
     unsigned char stack[16384], *buf = stack;
     struct stat st;
@@ -819,19 +803,19 @@ int fc_cert_file(const char *path, unsigned char *der, size_t cap, struct fc_cer
     size_t size, have = 0;
     int fd, r;
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return errno == ENOENT ? FC_ENOENT : FC_EIO;
+        return errno == ENOENT ? CS_ENOENT : CS_EIO;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 24)) {
         close(fd);
-        return FC_EIO;
+        return CS_EIO;
     }
     size = (size_t)st.st_size;
     if (size > cap) {
         close(fd);
-        return FC_EUNSUPP;
+        return CS_EUNSUPP;
     }
     if (size + 1 > sizeof stack && (buf = malloc(size + 1)) == NULL) {
         close(fd);
-        return FC_EIO;
+        return CS_EIO;
     }
     /* One byte more than stat said, to see a file that grew: then the caller reads it. */
     while (have <= size && (got = read(fd, buf + have, size + 1 - have)) != 0) {
@@ -843,600 +827,8 @@ int fc_cert_file(const char *path, unsigned char *der, size_t cap, struct fc_cer
         have += (size_t)got;
     }
     close(fd);
-    r = have == size ? fc_cert_scan(buf, size, der, cap, out) : FC_EIO;
+    r = have == size ? cs_cert_scan(buf, size, der, cap, out) : CS_EIO;
     if (buf != stack)
         free(buf);
-    return r;
-}
-
-/* --- keys ------------------------------------------------------------------------------- */
-
-static int key_kind(EVP_PKEY *pkey)
-{
-    char group[32];
-    size_t glen = 0;
-    switch (EVP_PKEY_get_base_id(pkey)) {
-    case EVP_PKEY_RSA:
-        return FC_RSA;
-    case EVP_PKEY_EC:
-        if (!EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof group, &glen))
-            return FC_EKEY;
-        if (strcmp(group, "prime256v1") == 0)
-            return FC_P256;
-        if (strcmp(group, "secp384r1") == 0)
-            return FC_P384;
-        return FC_EKEY;
-    default:
-        return FC_EKEY;
-    }
-}
-
-static fc_key *wrap_key(EVP_PKEY *pkey)
-{
-    fc_key *k;
-    if (pkey == NULL)
-        return NULL;
-    if ((k = malloc(sizeof *k)) == NULL) {
-        EVP_PKEY_free(pkey);
-        return NULL;
-    }
-    k->pkey = pkey;
-    k->type = key_kind(pkey);
-    return k;
-}
-
-fc_key *fc_key_load(const unsigned char *data, size_t len, int der)
-{
-    EVP_PKEY *pkey = NULL;
-    if (len > 1 << 20)
-        return NULL;
-    if (der) {
-        const unsigned char *p = data;
-        pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
-        if (pkey != NULL && p != data + len) {
-            EVP_PKEY_free(pkey);
-            pkey = NULL;
-        }
-    } else {
-        BIO *bio = BIO_new_mem_buf(data, (int)len);
-        if (bio == NULL)
-            return NULL;
-        pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-        BIO_free(bio);
-    }
-    return wrap_key(pkey);
-}
-
-fc_key *fc_key_ec(int bits, const unsigned char *priv, size_t priv_len,
-                  const unsigned char *pub, size_t pub_len)
-{
-    OSSL_PARAM_BLD *bld = NULL;
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *pkey = NULL;
-    BIGNUM *d = NULL;
-    if ((bits != 256 && bits != 384) || pub_len != (size_t)(bits / 4 + 1) || priv_len > 64)
-        return NULL;
-    if ((d = BN_bin2bn(priv, (int)priv_len, NULL)) == NULL || (bld = OSSL_PARAM_BLD_new()) == NULL ||
-        !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                         bits == 256 ? "prime256v1" : "secp384r1", 0) ||
-        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) ||
-        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, pub_len) ||
-        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
-        EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) <= 0)
-        pkey = NULL;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_clear_free(d);
-    return wrap_key(pkey);
-}
-
-fc_key *fc_key_gen_ec(int bits)
-{
-    if (bits != 256 && bits != 384)
-        return NULL;
-    return wrap_key(EVP_EC_gen(bits == 256 ? "P-256" : "P-384"));
-}
-
-void fc_key_free(fc_key *key)
-{
-    if (key != NULL) {
-        EVP_PKEY_free(key->pkey);
-        free(key);
-    }
-}
-
-int fc_key_type(const fc_key *key)
-{
-    return key == NULL ? FC_EKEY : key->type;
-}
-
-int fc_key_pkcs8(const fc_key *key, unsigned char *out, size_t cap, size_t *outlen)
-{
-    PKCS8_PRIV_KEY_INFO *p8;
-    int n;
-    unsigned char *p = out;
-    if (key == NULL || (p8 = EVP_PKEY2PKCS8(key->pkey)) == NULL)
-        return FC_EKEY;
-    n = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL);
-    *outlen = n > 0 ? (size_t)n : 0;
-    if (n <= 0 || (size_t)n > cap) {
-        PKCS8_PRIV_KEY_INFO_free(p8);
-        return n <= 0 ? FC_ECRYPTO : FC_ESPACE;
-    }
-    i2d_PKCS8_PRIV_KEY_INFO(p8, &p);
-    PKCS8_PRIV_KEY_INFO_free(p8);
-    return n;
-}
-
-/* Sign `data` by the key's rule: SHA-256 (SHA-384 for P-384, or when sha384 is set for
-   EC keys); DER ECDSA-Sig-Value or the PKCS#1 v1.5 signature into sig. */
-static int sign(const fc_key *key, const EVP_MD *md, const unsigned char *data, size_t len,
-                unsigned char *sig, size_t *siglen)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok;
-    if (ctx == NULL)
-        return FC_ECRYPTO;
-    ok = EVP_DigestSignInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
-         EVP_DigestSign(ctx, sig, siglen, data, len) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok ? FC_OK : FC_ECRYPTO;
-}
-
-static const EVP_MD *key_md(const fc_key *key)
-{
-    return key->type == FC_P384 ? EVP_sha384() : EVP_sha256();
-}
-
-/* --- base64url and the JWS ------------------------------------------------------------- */
-
-static size_t b64url(const unsigned char *s, size_t n, unsigned char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char *o = out;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = ((unsigned)s[i] << 16) | ((unsigned)s[i + 1] << 8) | s[i + 2];
-        *o++ = a[v >> 18];
-        *o++ = a[(v >> 12) & 63];
-        *o++ = a[(v >> 6) & 63];
-        *o++ = a[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)s[i] << 16;
-        *o++ = a[v >> 18];
-        *o++ = a[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        unsigned v = ((unsigned)s[i] << 16) | ((unsigned)s[i + 1] << 8);
-        *o++ = a[v >> 18];
-        *o++ = a[(v >> 12) & 63];
-        *o++ = a[(v >> 6) & 63];
-    }
-    return (size_t)(o - out);
-}
-
-static size_t b64url_len(size_t n)
-{
-    return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-static int ecdsa_raw(const unsigned char *der, size_t len, int size, unsigned char *out)
-{
-    const unsigned char *p = der;
-    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
-    const BIGNUM *r, *ss;
-    int ok;
-    if (s == NULL)
-        return FC_ECRYPTO;
-    ECDSA_SIG_get0(s, &r, &ss);
-    ok = BN_bn2binpad(r, out, size) == size && BN_bn2binpad(ss, out + size, size) == size;
-    ECDSA_SIG_free(s);
-    return ok ? FC_OK : FC_ECRYPTO;
-}
-
-int fc_jws_sign(const fc_key *key, const unsigned char *prot, size_t prot_len,
-                const unsigned char *payload, size_t payload_len,
-                unsigned char *out, size_t cap, size_t *outlen)
-{
-    static const char P1[] = "{\"protected\":\"", P2[] = "\",\"payload\":\"",
-                      P3[] = "\",\"signature\":\"", P4[] = "\"}";
-    unsigned char sig[1100], raw[96];
-    size_t siglen = sizeof sig, b1, b2, rawlen, need, o;
-    const unsigned char *s;
-    int r, size;
-    if (key == NULL || key->type < 0)
-        return FC_EKEY;
-    if (prot_len > (1u << 28) || payload_len > (1u << 28))
-        return FC_EARG;
-    b1 = b64url_len(prot_len);
-    b2 = b64url_len(payload_len);
-    if (key->type == FC_RSA) {
-        if (EVP_PKEY_get_size(key->pkey) > (int)sizeof sig)
-            return FC_EKEY;
-        rawlen = (size_t)EVP_PKEY_get_size(key->pkey);
-    } else {
-        rawlen = key->type == FC_P384 ? 96 : 64;
-    }
-    need = sizeof P1 - 1 + b1 + sizeof P2 - 1 + b2 + sizeof P3 - 1 + b64url_len(rawlen) +
-           sizeof P4 - 1;
-    *outlen = need;
-    if (need > cap)
-        return FC_ESPACE;
-    /* The signing input is B64(prot) "." B64(payload), written where the JSON needs it
-       and signed from a copy-free view: the "," P2 splits them, so sign a joined copy. */
-    o = 0;
-    memcpy(out, P1, sizeof P1 - 1);
-    o += sizeof P1 - 1;
-    size_t p64 = o;
-    o += b64url(prot, prot_len, out + o);
-    memcpy(out + o, P2, sizeof P2 - 1);
-    o += sizeof P2 - 1;
-    size_t y64 = o;
-    o += b64url(payload, payload_len, out + o);
-    {
-        unsigned char stack[4096], *input = b1 + 1 + b2 <= sizeof stack ? stack : malloc(b1 + 1 + b2);
-        if (input == NULL)
-            return FC_ECRYPTO;
-        memcpy(input, out + p64, b1);
-        input[b1] = '.';
-        memcpy(input + b1 + 1, out + y64, b2);
-        r = sign(key, key_md(key), input, b1 + 1 + b2, sig, &siglen);
-        if (input != stack)
-            free(input);
-    }
-    if (r < 0)
-        return r;
-    if (key->type == FC_RSA) {
-        s = sig;
-    } else {
-        size = key->type == FC_P384 ? 48 : 32;
-        if ((r = ecdsa_raw(sig, siglen, size, raw)) < 0)
-            return r;
-        s = raw;
-        siglen = rawlen;
-    }
-    if (siglen != rawlen)
-        return FC_ECRYPTO;
-    memcpy(out + o, P3, sizeof P3 - 1);
-    o += sizeof P3 - 1;
-    o += b64url(s, siglen, out + o);
-    memcpy(out + o, P4, sizeof P4 - 1);
-    o += sizeof P4 - 1;
-    return (int)o;
-}
-
-/* --- writing DER, back to front ---------------------------------------------------------- */
-
-struct wr {
-    unsigned char *buf, *p;
-    int err;
-};
-
-static void w_raw(struct wr *w, const void *b, size_t n)
-{
-    if (w->err || (size_t)(w->p - w->buf) < n) {
-        w->err = 1;
-        return;
-    }
-    w->p -= n;
-    memcpy(w->p, b, n);
-}
-
-static void w_byte(struct wr *w, unsigned char c)
-{
-    w_raw(w, &c, 1);
-}
-
-/* The tag and length of what was written since `mark`. */
-static void w_wrap(struct wr *w, unsigned char *mark, int tag)
-{
-    size_t n = (size_t)(mark - w->p);
-    if (n < 0x80) {
-        w_byte(w, (unsigned char)n);
-    } else {
-        int k = 0;
-        for (size_t m = n; m; m >>= 8, k++)
-            w_byte(w, (unsigned char)(m & 0xff));
-        w_byte(w, (unsigned char)(0x80 | k));
-    }
-    w_byte(w, (unsigned char)tag);
-}
-
-static void w_tlv(struct wr *w, int tag, const void *b, size_t n)
-{
-    unsigned char *mark = w->p;
-    w_raw(w, b, n);
-    w_wrap(w, mark, tag);
-}
-
-/* An INTEGER from unsigned big-endian bytes: leading zeros dropped, 0x00 added for the sign. */
-static void w_uint(struct wr *w, const unsigned char *b, size_t n)
-{
-    unsigned char *mark = w->p;
-    while (n > 1 && b[0] == 0) {
-        b++;
-        n--;
-    }
-    w_raw(w, b, n);
-    if (n == 0 || (b[0] & 0x80))
-        w_byte(w, 0);
-    w_wrap(w, mark, 0x02);
-}
-
-/* UTCTime for 1950..2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5). */
-static void w_time(struct wr *w, long long t)
-{
-    long long days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-    long long secs = t - days * 86400;
-    /* civil_from_days */
-    long long z = days + 719468;
-    long long era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long y = (long long)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    char s[20];
-    y += m <= 2;
-    int hh = (int)(secs / 3600), mi = (int)(secs / 60 % 60), ss = (int)(secs % 60);
-    if (y >= 1950 && y < 2050) {
-        s[0] = (char)('0' + y / 10 % 10);
-        s[1] = (char)('0' + y % 10);
-        int i = 2;
-        s[i++] = (char)('0' + m / 10); s[i++] = (char)('0' + m % 10);
-        s[i++] = (char)('0' + d / 10); s[i++] = (char)('0' + d % 10);
-        s[i++] = (char)('0' + hh / 10); s[i++] = (char)('0' + hh % 10);
-        s[i++] = (char)('0' + mi / 10); s[i++] = (char)('0' + mi % 10);
-        s[i++] = (char)('0' + ss / 10); s[i++] = (char)('0' + ss % 10);
-        s[i++] = 'Z';
-        w_tlv(w, 0x17, s, (size_t)i);
-    } else {
-        if (y < 0 || y > 9999) {
-            w->err = 1;
-            return;
-        }
-        int i = 0;
-        s[i++] = (char)('0' + y / 1000); s[i++] = (char)('0' + y / 100 % 10);
-        s[i++] = (char)('0' + y / 10 % 10); s[i++] = (char)('0' + y % 10);
-        s[i++] = (char)('0' + m / 10); s[i++] = (char)('0' + m % 10);
-        s[i++] = (char)('0' + d / 10); s[i++] = (char)('0' + d % 10);
-        s[i++] = (char)('0' + hh / 10); s[i++] = (char)('0' + hh % 10);
-        s[i++] = (char)('0' + mi / 10); s[i++] = (char)('0' + mi % 10);
-        s[i++] = (char)('0' + ss / 10); s[i++] = (char)('0' + ss % 10);
-        s[i++] = 'Z';
-        w_tlv(w, 0x18, s, (size_t)i);
-    }
-}
-
-static void w_spki(struct wr *w, const fc_key *key)
-{
-    unsigned char *p = NULL, point[133];
-    size_t plen = 0;
-    int n;
-    if (key->type == FC_P256 || key->type == FC_P384) {
-        /* By hand: libcrypto 3.0's encoder costs more than the whole certificate. */
-        unsigned char *mark = w->p, *bits;
-        if (!EVP_PKEY_get_octet_string_param(key->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-                                             point, sizeof point, &plen) ||
-            plen != (key->type == FC_P256 ? 65u : 97u)) {
-            w->err = 1;
-            return;
-        }
-        bits = w->p;
-        w_raw(w, point, plen);
-        w_byte(w, 0);
-        w_wrap(w, bits, 0x03);
-        if (key->type == FC_P256)
-            w_raw(w, KEY_P256, sizeof KEY_P256);
-        else
-            w_raw(w, KEY_P384, sizeof KEY_P384);
-        w_wrap(w, mark, 0x30);
-        return;
-    }
-    n = i2d_PUBKEY(key->pkey, &p);
-    if (n <= 0) {
-        w->err = 1;
-        return;
-    }
-    w_raw(w, p, (size_t)n);
-    OPENSSL_free(p);
-}
-
-/* One extension: OID, BOOLEAN TRUE when critical, and the OCTET STRING around what was
-   written since `mark` (the extension's value). */
-static void w_ext(struct wr *w, unsigned char *value_mark, const unsigned char *oid, size_t oidlen,
-                  int critical, unsigned char *ext_mark)
-{
-    w_wrap(w, value_mark, 0x04);
-    if (critical)
-        w_raw(w, "\x01\x01\xff", 3);
-    w_tlv(w, 0x06, oid, oidlen);
-    w_wrap(w, ext_mark, 0x30);
-}
-
-static const unsigned char *alg_of(const fc_key *key, size_t *n)
-{
-    if (key->type == FC_RSA) {
-        *n = sizeof ALG_RSA_SHA256;
-        return ALG_RSA_SHA256;
-    }
-    if (key->type == FC_P384) {
-        *n = sizeof ALG_ECDSA_SHA384;
-        return ALG_ECDSA_SHA384;
-    }
-    *n = sizeof ALG_ECDSA_SHA256;
-    return ALG_ECDSA_SHA256;
-}
-
-/* SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING signature } into out. */
-static int sign_der(const fc_key *key, const unsigned char *tbs, size_t tbslen, unsigned char *out,
-                    size_t cap, size_t *outlen)
-{
-    unsigned char sig[1100];
-    size_t siglen = sizeof sig, algn;
-    const unsigned char *alg = alg_of(key, &algn);
-    struct wr w;
-    unsigned char *mark;
-    int r;
-    if (key->type == FC_RSA && EVP_PKEY_get_size(key->pkey) > (int)sizeof sig - 1)
-        return FC_EKEY;
-    if ((r = sign(key, key_md(key), tbs, tbslen, sig, &siglen)) < 0)
-        return r;
-    /* Exact size: header(s) + tbs + alg + bit string. */
-    size_t bits = 1 + siglen, inner = tbslen + algn + 1 + (bits < 0x80 ? 1 : bits < 0x100 ? 2 : 3) + bits;
-    size_t total = 1 + (inner < 0x80 ? 1 : inner < 0x100 ? 2 : inner < 0x10000 ? 3 : 4) + inner;
-    *outlen = total;
-    if (total > cap)
-        return FC_ESPACE;
-    w.buf = out;
-    w.p = out + total;
-    w.err = 0;
-    mark = w.p;
-    {
-        unsigned char *bmark = w.p;
-        w_raw(&w, sig, siglen);
-        w_byte(&w, 0);
-        w_wrap(&w, bmark, 0x03);
-    }
-    w_raw(&w, alg, algn);
-    w_raw(&w, tbs, tbslen);
-    w_wrap(&w, mark, 0x30);
-    if (w.err || w.p != out)
-        return FC_ECRYPTO;
-    return (int)total;
-}
-
-static const unsigned char OID_ACME_ID[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f};
-
-int fc_alpn_cert(const fc_key *key, int san_type, const unsigned char *san, size_t san_len,
-                 const unsigned char *digest, const unsigned char *serial, size_t serial_len,
-                 long long not_before, long long not_after,
-                 unsigned char *out, size_t cap, size_t *outlen)
-{
-    unsigned char scratch[2048];
-    struct wr w = {scratch, scratch + sizeof scratch, 0};
-    unsigned char *tbs_mark, *exts_mark, *seq_mark, *ext_mark, *val_mark, *m;
-    size_t algn;
-    const unsigned char *alg;
-    *outlen = 0;
-    if (key == NULL || key->type != FC_P256)
-        return FC_EKEY;
-    if (san_len > 1024 || serial_len < 1 || serial_len > 20 ||
-        (san_type == FC_NAME_IP && san_len != 4 && san_len != 16) ||
-        (san_type != FC_NAME_IP && san_type != FC_NAME_DNS))
-        return FC_EARG;
-    alg = alg_of(key, &algn);
-    tbs_mark = w.p;
-    /* [3] { SEQUENCE { SAN, acmeIdentifier } } */
-    exts_mark = w.p;
-    seq_mark = w.p;
-    ext_mark = w.p;
-    val_mark = w.p;
-    w_tlv(&w, 0x04, digest, 32);
-    w_ext(&w, val_mark, OID_ACME_ID, sizeof OID_ACME_ID, 1, ext_mark);
-    ext_mark = w.p;
-    val_mark = w.p;
-    m = w.p;
-    w_tlv(&w, san_type == FC_NAME_IP ? 0x87 : 0x82, san, san_len);
-    w_wrap(&w, m, 0x30);
-    w_ext(&w, val_mark, XO_SAN, sizeof XO_SAN, 1, ext_mark);
-    w_wrap(&w, seq_mark, 0x30);
-    w_wrap(&w, exts_mark, 0xa3);
-    w_spki(&w, key);
-    w_raw(&w, "\x30\x00", 2); /* subject */
-    m = w.p;
-    w_time(&w, not_after);
-    w_time(&w, not_before);
-    w_wrap(&w, m, 0x30);
-    w_raw(&w, "\x30\x00", 2); /* issuer */
-    w_raw(&w, alg, algn);
-    w_uint(&w, serial, serial_len);
-    w_raw(&w, V3, sizeof V3);
-    w_wrap(&w, tbs_mark, 0x30);
-    if (w.err)
-        return FC_EARG;
-    return sign_der(key, w.p, (size_t)(tbs_mark - w.p), out, cap, outlen);
-}
-
-static const unsigned char OID_EXT_REQ[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
-
-int fc_csr(const fc_key *key, const unsigned char *cn, size_t cn_len, int nnames,
-           const int *types, const unsigned char **names, const size_t *name_lens,
-           int key_usage, int status_req, unsigned char *out, size_t cap, size_t *outlen)
-{
-    size_t room = 4096 + cn_len, algn;
-    unsigned char *scratch;
-    struct wr w;
-    unsigned char *info_mark, *m, *ext_mark, *val_mark, *attr_mark, *set_mark, *exts_mark;
-    int r;
-    *outlen = 0;
-    if (key == NULL || key->type < 0)
-        return FC_EKEY;
-    if (nnames < 1 || nnames > 100000 || cn_len > 1024 || key_usage < 0 || key_usage > 2)
-        return FC_EARG;
-    for (int i = 0; i < nnames; i++) {
-        if (name_lens[i] > 1024 || (types[i] != FC_NAME_DNS && types[i] != FC_NAME_IP) ||
-            (types[i] == FC_NAME_IP && name_lens[i] != 4 && name_lens[i] != 16))
-            return FC_EARG;
-        room += name_lens[i] + 4;
-    }
-    (void)alg_of(key, &algn);
-    if ((scratch = malloc(room)) == NULL)
-        return FC_ECRYPTO;
-    w.buf = scratch;
-    w.p = scratch + room;
-    w.err = 0;
-    info_mark = w.p;
-    /* [0] { SEQUENCE { extensionRequest, SET { SEQUENCE { extensions } } } } */
-    attr_mark = w.p;
-    m = w.p;
-    set_mark = w.p;
-    exts_mark = w.p;
-    if (status_req) {
-        ext_mark = w.p;
-        val_mark = w.p;
-        w_raw(&w, "\x30\x03\x02\x01\x05", 5);
-        w_ext(&w, val_mark, XO_TLSF, sizeof XO_TLSF, 0, ext_mark);
-    }
-    if (key_usage) {
-        ext_mark = w.p;
-        val_mark = w.p;
-        w_raw(&w, key_usage == 2 ? "\x03\x02\x05\xa0" : "\x03\x02\x07\x80", 4);
-        w_ext(&w, val_mark, XO_KU, sizeof XO_KU, 1, ext_mark);
-    }
-    ext_mark = w.p;
-    val_mark = w.p;
-    {
-        unsigned char *sm = w.p;
-        for (int i = nnames - 1; i >= 0; i--)
-            w_tlv(&w, types[i] == FC_NAME_IP ? 0x87 : 0x82, names[i], name_lens[i]);
-        w_wrap(&w, sm, 0x30);
-    }
-    w_ext(&w, val_mark, XO_SAN, sizeof XO_SAN, 0, ext_mark);
-    w_wrap(&w, exts_mark, 0x30);
-    w_wrap(&w, set_mark, 0x31);
-    w_tlv(&w, 0x06, OID_EXT_REQ, sizeof OID_EXT_REQ);
-    w_wrap(&w, m, 0x30);
-    w_wrap(&w, attr_mark, 0xa0);
-    w_spki(&w, key);
-    m = w.p;
-    if (cn_len > 0) {
-        unsigned char *rdn = w.p, *atv;
-        atv = w.p;
-        w_tlv(&w, 0x0c, cn, cn_len);
-        w_tlv(&w, 0x06, OID_CN, sizeof OID_CN);
-        w_wrap(&w, atv, 0x30);
-        w_wrap(&w, rdn, 0x31);
-    }
-    w_wrap(&w, m, 0x30);
-    w_raw(&w, "\x02\x01\x00", 3);
-    w_wrap(&w, info_mark, 0x30);
-    r = w.err ? FC_EARG : sign_der(key, w.p, (size_t)(info_mark - w.p), out, cap, outlen);
-    free(scratch);
     return r;
 }
