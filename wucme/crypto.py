@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from wucme._native import certscan
+from wucme._native.certscan import CertInfo
 from wucme.core import der
 from wucme.core.b64 import b64url_encode
 from wucme.core.ident import is_ip  # port of crypto.c:is_ip(); one definition for all of wucme
@@ -37,11 +39,14 @@ __all__ = [
     "key_gen",
     "key_save",
     "key_load",
+    "key_load_own",
     "write_atomic",
     "is_ip",
     "csr_gen",
     "csr_load",
     "cert_load",
+    "cert_info",
+    "CertInfo",
     "cert_match",
     "crt_ari_url",
     "cert_names",
@@ -218,6 +223,26 @@ def key_load(
     raise CryptoError(f"key_load: {path} vanished after it was generated")
 
 
+def key_load_own(path: PathLike) -> PrivateKey:
+    """A key from wucme's own repository (the account key), without key_load()'s RSA check.
+
+    wucme generated the key and wrote it 0600, atomically; the check (that p and q are
+    prime and match n: 30 ms for 2048 bits, a quarter of a second for 4096, each time a
+    verb starts) guards against keys from elsewhere, and OpenSSL verifies its CRT result
+    when it signs anyway.  A key this cannot read goes through key_load(), so the errors
+    are key_load()'s.  Keys from elsewhere (uacme's confdir, -k) keep key_load().
+    """
+    where = os.fspath(path)
+    try:
+        with open(where, "rb") as f:
+            data = f.read()
+        key = serialization.load_pem_private_key(data, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+    except (OSError, TypeError, ValueError, UnsupportedAlgorithm):
+        return key_load(where)
+    return _check_key(key, where)
+
+
 # --- identifiers and CSRs ------------------------------------------------------------------
 
 
@@ -364,6 +389,23 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
         raise CryptoError(f"cert_load: {where} holds no PEM certificate")
     try:
         return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
+
+
+def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertInfo | None:
+    """What the repository scan needs of the chain in *path*: the leaf's serial, validity,
+    names (as cert_names() gives them), AKI keyIdentifier and DER, read by the native
+    scanner when it was built (*scanner*, or certscan.backend()).  None for a missing
+    file; otherwise the CryptoError cert_load() raises for the same file.
+    """
+    where = os.fspath(path)
+    try:
+        return (scanner or certscan.backend()).cert_file(where)
+    except OSError as exc:
+        raise CryptoError(f"cert_load: cannot read {where}: {exc.strerror}") from None
+    except certscan.NoCertificate:
+        raise CryptoError(f"cert_load: {where} holds no PEM certificate") from None
     except ValueError:
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 

@@ -113,12 +113,10 @@ def served_certificate(service: Service, timeout: float = HANDSHAKE_TIMEOUT) -> 
 
 def expected_certificate(repo: Repository, name: str) -> tuple[bytes, str] | None:
     """(DER, serial in hex) of the repository's certificate naming `name`, or None."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     for m in repo.managed():
-        leaf = m.leaf
+        leaf = m.info
         if leaf is not None and name in (h.lower() for h in m.hosts):
-            return leaf.public_bytes(Encoding.DER), format(leaf.serial_number, "x")
+            return leaf.der, format(leaf.serial_number, "x")
     return None
 
 

@@ -113,7 +113,7 @@ class RenewalReport:
         return text + (f", load {'ok' if self.load_ok else 'FAILED'}" if self.load_steps else "")
 
 
-def threshold(leaf: x509.Certificate) -> _dt.timedelta:
+def threshold(leaf: x509.Certificate | crypto.CertInfo) -> _dt.timedelta:
     """How long before notAfter renewal starts: a third of the lifetime, half if <= 10 days."""
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     return lifetime / 2 if lifetime <= _dt.timedelta(days=10) else lifetime / 3
@@ -122,21 +122,21 @@ def threshold(leaf: x509.Certificate) -> _dt.timedelta:
 def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | None = None,
         days: float | None = None) -> tuple[bool, str]:
     """(due, why) for one certificate; *ari* returns ari_check's 1 / 0 / -1."""
-    leaf = m.leaf
+    leaf = m.info
     if m.state.status == "revoked":
         return False, "revoked: wucme issue replaces it"
     if leaf is None:
         return True, m.problem or "no certificate"
     if m.state.corrupt:
         return True, m.state.last_result or "state unreadable"
-    have = set(crypto.cert_names(leaf))
+    have = set(leaf.names)
     missing = [h for h in m.state.hosts if h.lower() not in have]
     if missing:
         return True, f"certificate lacks {', '.join(missing)}"
     left = leaf.not_valid_after_utc - now
     if left <= _dt.timedelta(0):
         return True, "expired"
-    verdict = ari(leaf) if ari is not None else -1
+    verdict = ari(m.leaf) if ari is not None and m.leaf is not None else -1
     if verdict == 1:
         return True, "inside the CA's renewal window (ARI)"
     if verdict == 0:
@@ -177,8 +177,8 @@ def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) 
         return []  # the pass's own error already says the repository cannot be read
     events: list[Event] = []
     for m in managed:
-        leaf = m.leaf
-        name = m.cert_path.name
+        leaf = m.info
+        name = m.cert_name
         if leaf is None or m.state.status == "revoked" or name in renewed:
             continue
         failing = name in failed or bool(report.error) or m.state.status == "failed"
@@ -233,8 +233,8 @@ def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note) -> 
             if is_due:
                 todo.append((m, why))
             else:
-                report.outcomes.append(Outcome(m.hosts, m.cert_path.name, "skipped", why))
-                say(Condition("I", "SKIPPED", f"{m.cert_path.name} ({', '.join(m.hosts)}): {why}"))
+                report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
+                say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(m.hosts)}): {why}"))
         if not todo:
             return
         ensure_account(a)
@@ -250,7 +250,7 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
            why: str, log: Msg, say: Note) -> Outcome:
     state = m.state
     try:
-        if m.problem and not m.leaf and state.corrupt:
+        if m.problem and m.info is None and state.corrupt:
             raise WucmeError(f"cannot tell which hosts {m.cert_path.name} is for ({m.problem}); "
                              "run wucme issue for them", ident="NOHOSTS")
         names = validate_identifiers(state.hosts, wildcard=False)
@@ -263,7 +263,7 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
     except Exception as e:  # noqa: BLE001 - one failure never blocks the others
         text = e.text if isinstance(e, WucmeError) else f"{type(e).__name__}: {e}"
         try:
-            if state.hosts and not (m.problem and not m.leaf and state.corrupt):
+            if state.hosts and not (m.problem and m.info is None and state.corrupt):
                 repo.record_attempt(state, "failed", f"failed: {text}",
                                     utc_now() + RETRY_AFTER_FAILURE)
         except OSError as w:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
+from wucme._native import certscan
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
@@ -113,26 +115,52 @@ class CertState:
 
 @dataclass
 class Managed:
-    """One certificate of the repository as `certificates` and the renewal function see it."""
+    """One certificate of the repository as `certificates` and the renewal function see it.
+
+    `info` is what the scan read of the leaf (crypto.cert_info: serial, validity, names,
+    AKI); `leaf`, the full `cryptography` certificate, is parsed only when asked for.
+    """
 
     host_part: str
     state: CertState
-    cert_path: Path
-    key_path: Path
-    state_path: Path
-    chain: list[x509.Certificate] = field(default_factory=list)
+    directory: Path
+    info: crypto.CertInfo | None = None
     problem: str = ""
+    _leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cert_name(self) -> str:
+        """The WUCME_C file's name, without making its Path."""
+        return f"WUCME_C_{self.host_part}.PEM"
+
+    # The file names, made when first used (a scan of thousands of certificates notices).
+    @cached_property
+    def cert_path(self) -> Path:
+        return self.directory / self.cert_name
+
+    @cached_property
+    def key_path(self) -> Path:
+        return self.directory / f"WUCME_K_{self.host_part}.PEM"
+
+    @cached_property
+    def state_path(self) -> Path:
+        return self.directory / f"{STATE_PREFIX}{self.host_part}{STATE_TYPE}"
 
     @property
     def leaf(self) -> x509.Certificate | None:
-        return self.chain[0] if self.chain else None
+        if self._leaf is None and self.info is not None:
+            self._leaf = x509.load_der_x509_certificate(self.info.der)
+        return self._leaf
 
     @property
     def hosts(self) -> list[str]:
         return self.state.hosts
 
     def days_left(self, now: _dt.datetime | None = None) -> float | None:
-        return crypto.cert_days_left(self.leaf, now) if self.leaf is not None else None
+        if self.info is None:
+            return None
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        return (self.info.not_valid_after_utc - now).total_seconds() / 86400.0
 
 
 class Repository:
@@ -162,10 +190,6 @@ class Repository:
 
     def state_path(self, host: str) -> Path:
         return self.path / f"{STATE_PREFIX}{ods2_name(host)}{STATE_TYPE}"
-
-    def _paths(self, part: str) -> tuple[Path, Path, Path]:
-        return (self.path / f"WUCME_C_{part}.PEM", self.path / f"WUCME_K_{part}.PEM",
-                self.path / f"{STATE_PREFIX}{part}{STATE_TYPE}")
 
     # --- access ------------------------------------------------------------------------------
 
@@ -201,7 +225,7 @@ class Repository:
             raise WucmeError(f"no account key {path}: register an account first (wucme register)",
                              ident="NOACCOUNT")
         try:
-            return crypto.key_load(path)
+            return crypto.key_load_own(path)
         except crypto.CryptoError as e:
             raise WucmeError(
                 f"account key {path} is unusable ({e.text}); it is never replaced silently: "
@@ -243,9 +267,10 @@ class Repository:
     def load_state(self, host: str) -> CertState:
         return self._read_state(self.state_path(host), [host])
 
-    def _read_state(self, path: Path, fallback_hosts: list[str]) -> CertState:
+    def _read_state(self, path: str | Path, fallback_hosts: list[str]) -> CertState:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return CertState(hosts=list(fallback_hosts))
         except OSError as e:
@@ -297,30 +322,31 @@ class Repository:
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
-        return [self._managed(p) for p in sorted(parts)]
+        scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
+        return [self._managed(p, scanner) for p in sorted(parts)]
 
-    def _managed(self, part: str) -> Managed:
-        cpath, kpath, spath = self._paths(part)
-        chain: list[x509.Certificate] = []
+    def _managed(self, part: str, scanner: certscan.Scanner) -> Managed:
+        here = f"{os.fspath(self.path)}/"
+        cname, spath = f"WUCME_C_{part}.PEM", f"{here}{STATE_PREFIX}{part}{STATE_TYPE}"
+        info = None
         problem = ""
         try:
-            chain = crypto.cert_load(cpath)
-            if not chain:
-                problem = f"{cpath.name} missing"
+            info = crypto.cert_info(here + cname, scanner)
+            if info is None:
+                problem = f"{cname} missing"
         except crypto.CryptoError as e:
-            problem = f"{cpath.name} unreadable: {e.text}"
+            problem = f"{cname} unreadable: {e.text}"
         names: list[str] = []
         state = self._read_state(spath, [])
         if not state.hosts:
             # No state file, or one that does not parse: the hosts come from the certificate.
-            # Read its names only then (a pass over thousands of certificates notices).
-            names = crypto.cert_names(chain[0]) if chain else []
+            names = list(info.names) if info is not None else []
             state.hosts = names or [part.lower()]
-        if not chain and not spath.exists():
+        if info is None and not os.path.exists(spath):
             state.corrupt = True
         if state.corrupt and not names and state.hosts == [part.lower()]:
             problem = problem or "state unreadable and no certificate"
-        return Managed(part, state, cpath, kpath, spath, chain, problem)
+        return Managed(part, state, self.path, info, problem)
 
     def find(self, certfile: Path) -> Managed | None:
         """The managed certificate whose WUCME_C file is *certfile*, or whose serial it carries."""
@@ -329,8 +355,8 @@ class Repository:
         except (crypto.CryptoError, IndexError):
             serial = None
         for m in self.managed():
-            if m.cert_path == certfile or (serial and m.leaf is not None
-                                           and format(m.leaf.serial_number, "x") == serial):
+            if m.cert_path == certfile or (serial and m.info is not None
+                                           and format(m.info.serial_number, "x") == serial):
                 return m
         return None
 

@@ -23,7 +23,7 @@ def condition(m: Managed) -> str:
     """valid, due, expired, revoked or missing: what `manage` would make of it (without ARI)."""
     if m.state.status == "revoked":
         return "revoked"
-    if m.leaf is None:
+    if m.info is None:
         return "missing"
     left = m.days_left()
     if left is not None and left <= 0:
@@ -32,7 +32,7 @@ def condition(m: Managed) -> str:
 
 
 def record(m: Managed) -> dict[str, Any]:
-    leaf = m.leaf
+    leaf = m.info
     left = m.days_left()
     return {
         "hosts": m.hosts,
