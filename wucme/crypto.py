@@ -35,6 +35,7 @@ from wucme.vms.atomic import atomic_write
 
 __all__ = [
     "CryptoError",
+    "serial_hex",
     "key_bits_problem",
     "key_gen",
     "key_save",
@@ -437,6 +438,13 @@ def cert_match(pem: bytes, prefix: bytes) -> bool:
         if keyid is not None and keyid.startswith(prefix):
             return True
     return False
+
+
+def serial_hex(value: int) -> str:
+    """A certificate serial as `openssl x509 -serial` prints it: upper-case hex, two digits a
+    byte, so an odd count gains a leading zero (0x0ABC shows as 0ABC)."""
+    digits = format(abs(value), "X")
+    return ("-" if value < 0 else "") + ("0" * (len(digits) % 2)) + digits
 
 
 def _der_integer_content(value: int) -> bytes:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wucme import settings
+from wucme.crypto import serial_hex
 from wucme.settings import Service, ServiceSpecError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def expected_certificate(repo: Repository, name: str) -> tuple[bytes, str] | Non
     for m in repo.managed():
         leaf = m.info
         if leaf is not None and name in (h.lower() for h in m.hosts):
-            return leaf.der, format(leaf.serial_number, "x")
+            return leaf.der, serial_hex(leaf.serial_number)
     return None
 
 
@@ -124,7 +125,7 @@ def _serial(der: bytes) -> str:
     from cryptography import x509
 
     try:
-        return format(x509.load_der_x509_certificate(der).serial_number, "x")
+        return serial_hex(x509.load_der_x509_certificate(der).serial_number)
     except ValueError:
         return "?"
 

@@ -255,7 +255,7 @@ class Repository:
         state.key_type = key_description(key)
         state.challenge = challenge
         state.status = status
-        state.serial = format(leaf.serial_number, "x")
+        state.serial = crypto.serial_hex(leaf.serial_number)
         state.not_after = iso(leaf.not_valid_after_utc)
         state.last_attempt = iso(utc_now())
         state.last_result = f"{status} {state.last_attempt}"
@@ -351,12 +351,12 @@ class Repository:
     def find(self, certfile: Path) -> Managed | None:
         """The managed certificate whose WUCME_C file is *certfile*, or whose serial it carries."""
         try:
-            serial = format(crypto.cert_load(certfile)[0].serial_number, "x")
+            serial: int | None = crypto.cert_load(certfile)[0].serial_number
         except (crypto.CryptoError, IndexError):
             serial = None
         for m in self.managed():
-            if m.cert_path == certfile or (serial and m.info is not None
-                                           and format(m.info.serial_number, "x") == serial):
+            if m.cert_path == certfile or (serial is not None and m.info is not None
+                                           and m.info.serial_number == serial):
                 return m
         return None
 

@@ -16,7 +16,7 @@ from typing import Any, Union
 from wucme.vms.condition import Condition, exit_status
 
 __all__ = ["Cell", "Facts", "Table", "Text", "Block", "Show", "Result", "block_lines", "render_text",
-           "render_json", "cell_text"]
+           "render_json", "cell_text", "one_line"]
 
 #: A table cell: text, or a list of names (text shows the first and a count, HTML all of them).
 Cell = Union[str, tuple[str, ...]]
@@ -89,10 +89,16 @@ class Result:
         return any(m.severity in ("E", "F") for m in self.messages)
 
 
+def one_line(text: str) -> str:
+    """*text* on one line: a multi-line message (a CA's problem document, a traceback's tail)
+    folded, its lines joined by " / ", so a table row stays one row."""
+    return " / ".join(part for part in (line.strip() for line in text.splitlines()) if part)
+
+
 def cell_text(cell: Cell) -> str:
     """A cell on one line: a list of names as its first and `+N` for the rest."""
     if isinstance(cell, str):
-        return cell
+        return one_line(cell)
     return (cell[0] if cell else "-") + (f" +{len(cell) - 1}" if len(cell) > 1 else "")
 
 

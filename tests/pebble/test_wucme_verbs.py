@@ -129,7 +129,11 @@ def test_issue_http01_on_wucme_http01_then_certificates(wucme: Wucme, tmp_path: 
     state = json.loads((wucme.here / "WUCME_S_WWW_EXAMPLE_ORG.JSON").read_text())
     assert state["hosts"] == ["www.example.org", "two.example.org"]
     assert state["challenge"] == "http-01" and state["key_type"] == "EC P-256"
-    assert state["serial"] == format(leaf.serial_number, "x")
+    # the serial as openssl prints it (upper-case hex, two digits a byte)
+    openssl = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", str(wucme.here / "WUCME_C_WWW_EXAMPLE_ORG.PEM")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert openssl == f"serial={state['serial']}"
+    assert json.loads(wucme("certificates", "/output=json").stdout)["certificates"][0]["serial"] == state["serial"]
 
     text = wucme("cert").stdout  # abbreviated verb
     row = next(line for line in text.splitlines() if "WUCME_C_WWW_EXAMPLE_ORG.PEM" in line)
@@ -170,7 +174,8 @@ def test_issue_tls_alpn01_idn_continuation_then_revoke(wucme: Wucme, pebble: Peb
     assert pebble.cert_status(serial)["Status"] == "Valid"
 
     r = wucme("revoke", "wucme_c_www_example_org.pem", "--reason=super")
-    assert f"%WUCME-S-REVOKED, certificate {serial} in WUCME_C_WWW_EXAMPLE_ORG.PEM revoked (superseded)" in r.stdout
+    shown = format(leaf.serial_number, "X").zfill(len(format(leaf.serial_number, "X")) + 1 & ~1)
+    assert f"%WUCME-S-REVOKED, certificate {shown} in WUCME_C_WWW_EXAMPLE_ORG.PEM revoked (superseded)" in r.stdout
     assert pebble.cert_status(serial)["Status"] == "Revoked"
     [rec] = wucme.json()
     assert rec["state"] == "revoked" and "superseded" in rec["last_result"]

@@ -71,7 +71,7 @@ def test_files_names_modes_and_contents(repo: Repository) -> None:
     leaf = x509.load_pem_x509_certificates(c.read_bytes())[0]
     data = json.loads(s.read_text())
     assert data["hosts"] == ["www.example.org", "two.example.org"]
-    assert data["serial"] == format(leaf.serial_number, "x") == st.serial
+    assert data["serial"] == format(leaf.serial_number, "X").zfill(len(format(leaf.serial_number, "X")) + 1 & ~1) == st.serial
     assert data["not_after"] == leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert data["key_type"] == "EC P-256" and data["challenge"] == "http-01"
     assert data["status"] == "issued" and data["last_attempt"] and data["next_attempt"] is None

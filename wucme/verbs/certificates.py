@@ -7,6 +7,7 @@ from typing import Any
 
 from wucme.command import Command, Qualifier, Verb
 from wucme.core.times import iso, utc_now
+from wucme.crypto import serial_hex
 from wucme.renewal import due
 from wucme.repository import Managed, Repository
 from wucme.settings import fixed_days
@@ -41,7 +42,7 @@ def record(m: Managed) -> dict[str, Any]:
         "not_after": iso(leaf.not_valid_after_utc) if leaf is not None else None,
         "days_left": round(left, 2) if left is not None else None,
         "state": condition(m),
-        "serial": format(leaf.serial_number, "x") if leaf is not None else m.state.serial,
+        "serial": serial_hex(leaf.serial_number) if leaf is not None else m.state.serial,
         "key_type": m.state.key_type,
         "challenge": m.state.challenge,
         "status": m.state.status,

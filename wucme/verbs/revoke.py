@@ -72,7 +72,7 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     if managed is not None:
         repo.ensure_writable()
     key = repo.load_account_key()
-    serial = format(certs[0].serial_number, "x")
+    serial = crypto.serial_hex(certs[0].serial_number)
     with account_session(VerbLog(), key=key, retrieve=True) as a:
         with tempfile.TemporaryDirectory(prefix="wucme-revoke-") as tmp:
             leaf = Path(tmp) / "cert.pem"
