@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wucme.command import Command, Verb, match_keyword, parse
-from wucme.verbs import agent, certificates, check, issue, logicals, manage, register, revoke, version
+from wucme.command import Command, Qualifier, Verb, match_keyword, parse
+from wucme.verbs import agent, certificates, check, issue, logicals, manage, manual, register, revoke, version
 from wucme.result import Result, Show
 
 __all__ = ["VERBS", "parse_command", "run", "show_help"]
 
-HELP = Verb("help", max_params=1, help="List the verbs, or describe one.")
+HELP = Verb("help", max_params=1, help="List the verbs, or describe one.",
+            qualifiers=(Qualifier("output", "required", keywords=("text", "man", "bash"),
+                                  help="TEXT (default), MAN (the manual page wucme(1), roff) or BASH (bash completion)"),))
 
 Runner = Callable[[Command, "Show | None"], Result]
 
@@ -47,6 +49,11 @@ def run(cmd: Command, show: Show | None = None) -> Result:
 
 
 def show_help(cmd: Command, show: Show | None = None) -> Result:
+    form = str(cmd.qualifiers.get("output", "text"))
+    if form == "man":
+        return Result("Manual", show=show).text(manual.man_page(VERBS))
+    if form == "bash":
+        return Result("Completion", show=show).text(manual.bash_completion(VERBS))
     verbs = VERBS
     if cmd.params:
         name = match_keyword(cmd.params[0], [v.name for v in VERBS], "command verb", ident="IVVERB")
@@ -61,5 +68,5 @@ def show_help(cmd: Command, show: Show | None = None) -> Result:
     lines += ["  --uacme ARGS  uacme's command line, option for option",
               "  alpn ARGS     the ualpn port (tls-alpn-01 responder), taking ualpn's options",
               "  acme_tls_1 SNI  the ACME_TLS_1 agent: validation certificate and key for a host",
-              "Manual: docs/commands.md"]
+              "Manual: man wucme, docs/commands.md"]
     return Result("Help", show=show).text("\n".join(lines))
