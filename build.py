@@ -7,6 +7,9 @@
     python3 build.py demo    set up, then run the demo against a local Pebble CA
     python3 build.py test    set up, then run the test suite (pytest arguments may follow)
     python3 build.py bench   set up, then run the benchmarks in tests/bench/ (or the files named)
+    python3 build.py install [--prefix DIR] [--bindir DIR] [--root DIR] [--enable]
+                             install wucme for production (default prefix /opt/wucme): see
+                             docs/install.md; `uninstall` with the same options undoes it
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -136,6 +139,287 @@ def venv_env(venv: Path) -> dict[str, str]:
     return env
 
 
+# --- install and uninstall (production) -------------------------------------------------------
+
+#: What a production environment needs to build wucme (its own dependencies come from setup.py).
+BUILD_REQUIRES = ["setuptools>=64", "wheel", "cffi>=1.15"]
+#: The Debian packages a production install needs (python3-venv, the compiler for native/).
+DEBIAN_INSTALL_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "openssl", "ca-certificates"]
+#: The first line of every file install writes outside the prefix, so uninstall removes only its own.
+MARK = "installed by wucme's build.py install"
+
+
+class Layout:
+    """Where install puts each piece.  *root* (default /) is prepended to every system path and
+    written into what refers to them, so a test can install a complete, working system into a
+    scratch directory without touching the real /etc."""
+
+    def __init__(self, prefix: str = "/opt/wucme", root: str = "/", bindir: str = "/usr/local/bin",
+                 cgi_bin: str = "/usr/lib/cgi-bin", repository: str = "/var/lib/wucme") -> None:
+        self.root = Path(root).absolute()
+        self.prefix = Path(prefix).absolute()
+        r = lambda p: self.root / p.lstrip("/")  # noqa: E731
+        self.venv = self.prefix / "venv"
+        self.man_page = self.prefix / "share" / "man" / "man1" / "wucme.1"
+        self.completion = self.prefix / "share" / "bash-completion" / "completions" / "wucme"
+        self.docs = self.prefix / "share" / "doc" / "wucme"
+        self.com = self.prefix / "com"
+        self.stamp = self.prefix / "wucme-install.stamp"
+        self.bin_link = r(bindir) / "wucme"
+        self.cgi = r(cgi_bin) / "wucme"
+        self.unit = r("/etc/systemd/system/wucme-agent.service")
+        self.unit_wants = r("/etc/systemd/system/multi-user.target.wants/wucme-agent.service")
+        self.apache = r("/etc/apache2/conf-available/wucme.conf")
+        self.apache_enabled = r("/etc/apache2/conf-enabled/wucme.conf")
+        self.nginx = r("/etc/nginx/snippets/wucme.conf")
+        self.man_link = r("/usr/local/share/man/man1/wucme.1")
+        self.completion_link = r("/usr/share/bash-completion/completions/wucme")
+        self.repository = r(repository)
+        self.lnm_dir = self.repository / "lnm"
+        #: The wucme files install made outside the prefix: links and marked files.
+        self.system_files = [self.bin_link, self.cgi, self.unit, self.unit_wants, self.apache,
+                             self.apache_enabled, self.nginx, self.man_link, self.completion_link]
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.root != Path("/")
+
+
+def _web_group() -> int:
+    """The web server's group (Debian: www-data), which may read the repository; else root's."""
+    import grp
+
+    try:
+        return grp.getgrnam("www-data").gr_gid
+    except KeyError:
+        return 0
+
+
+def _check_prefix(prefix: Path) -> None:
+    """The web server's user must run the environment's interpreter: every directory above
+    the prefix must be searchable by others (not /root, not a 0700 home)."""
+    for d in [prefix, *prefix.parents]:
+        if d.exists() and not d.stat().st_mode & 0o001:
+            raise SystemExit(f"%WUCME-F-PREFIX, {d} is not searchable by others: the web server "
+                             f"could not run {prefix}/venv/bin/python (choose a prefix such as /opt/wucme)")
+
+
+def _world_runnable(python: str) -> bool:
+    """Can any user run *python*: the real file others may execute, every directory above it
+    searchable by others (pyenv's under /root is not)."""
+    real = Path(os.path.realpath(python))
+    if not real.exists() or not real.stat().st_mode & 0o001:
+        return False
+    return all(d.stat().st_mode & 0o001 for d in real.parents)
+
+
+def production_python() -> str:
+    """The interpreter the production environment is made from: this one when the web
+    server's user can run it, else Debian's /usr/bin/python3 (3.11 or later)."""
+    for python in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
+        if not _world_runnable(python):
+            continue
+        r = subprocess.run([python, "-c", "import sys, venv; print(sys.version_info >= (3, 11))"],
+                           capture_output=True, text=True)
+        if r.stdout.strip() == "True":
+            return python
+    raise SystemExit(f"%WUCME-F-PYTHON, no Python 3.11+ with venv that the web server's user can run "
+                     f"({sys.executable} is out of its reach; install python3 and python3-venv)")
+
+
+def _write_marked(path: Path, text: str, mode: int, comment: str = "#") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(f"{comment} {MARK}\n{text}")
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def _link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or path.exists():
+        if path.is_symlink() and Path(os.readlink(path)) == target:
+            return
+        if not _ours(path):
+            raise SystemExit(f"%WUCME-F-EXISTS, {path} exists and is not wucme's: not replaced")
+        path.unlink()
+    path.symlink_to(target)
+
+
+def _ours(path: Path) -> bool:
+    """Did install make *path*?  A link into a wucme prefix, or a file carrying MARK."""
+    if path.is_symlink():
+        t = os.readlink(path)
+        return "wucme" in t
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return any(MARK in f.readline() for _ in range(2))
+    except OSError:
+        return False
+
+
+def _install_venv(lay: Layout) -> None:
+    """The production environment: wucme and its dependencies, no test packages.  Rebuilt
+    only when the checkout's packaging or sources changed (the stamp holds their digest)."""
+    h = hashlib.sha256(_setup_key().encode())
+    for p in sorted((HERE / "wucme").rglob("*.py")):
+        h.update(p.read_bytes())
+    key = h.hexdigest()
+    if venv_python(lay.venv).exists() and lay.stamp.exists() and lay.stamp.read_text().strip() == key:
+        return
+    if venv_python(lay.venv).exists() and not _world_runnable(str(venv_python(lay.venv))):
+        shutil.rmtree(lay.venv)  # made from an interpreter the web server cannot run
+    if not venv_python(lay.venv).exists():
+        _run([production_python(), "-m", "venv", str(lay.venv)])
+    lay.stamp.unlink(missing_ok=True)
+    pip = [str(venv_python(lay.venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run(pip + BUILD_REQUIRES)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wucme-build-") as tmp:
+        # Built from a copy, so the checkout (and its editable .venv) is left as it was.
+        src = Path(tmp) / "src"
+        shutil.copytree(HERE, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info",
+                                                                 "__pycache__", "_*.so", "tests"))
+        dist = Path(tmp) / "dist"
+        _run(pip[:3] + ["wheel", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation",
+                        "-w", str(dist), str(src)], cwd=Path(tmp))
+        (wheel,) = dist.glob("wucme-*.whl")
+        _run(pip + [str(wheel)])  # its dependencies
+        _run(pip + ["--force-reinstall", "--no-deps", str(wheel)])  # this checkout's wucme, same version or not
+    lay.stamp.write_text(key + "\n")
+
+
+def _system_table(lay: Layout) -> None:
+    """WUCME_HERE in the system logical-name table, unless the administrator defined it."""
+    table = lay.lnm_dir / "system.json"
+    if table.exists():
+        import json
+
+        if "WUCME_HERE" in json.loads(table.read_text() or "{}").get("names", {}):
+            return
+    env = dict(os.environ, WUCME_LNM_DIR=str(lay.lnm_dir))
+    _run([str(lay.venv / "bin" / "wucme"), "define", "/system", "WUCME_HERE", str(lay.repository)], env=env)
+
+
+def _repository(lay: Layout) -> None:
+    """The repository (WASD_ROOT:[LOCAL]): root:www-data 0750, so the web server's user reaches
+    the challenge store (0755, entries 0644) and the system table (0640) but not the keys
+    (WUCME_C_/WUCME_K_ files are 0600 root).  Never group-writable: wucme refuses that."""
+    web = _web_group()
+    for d, mode in ((lay.repository, 0o750), (lay.lnm_dir, 0o750), (lay.repository / "WUCME_CHALLENGES", 0o755)):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, 0, web if mode == 0o750 else 0)
+        d.chmod(mode)
+    _system_table(lay)
+    for f in lay.lnm_dir.iterdir():
+        if f.is_file():
+            os.chown(f, 0, web)
+            f.chmod(0o640)
+
+
+def _cgi_launcher(lay: Layout) -> str:
+    env = f"WUCME_LNM_DIR={lay.lnm_dir}\nexport WUCME_LNM_DIR\n" if lay.sandboxed else ""
+    return (f"# wucme as a CGI script (docs/install.md): the production environment's wucme,\n"
+            f"# run by the web server's user (www-data).\n{env}"
+            f'exec {lay.venv}/bin/wucme "$@"\n')
+
+
+def _unit(lay: Layout) -> str:
+    text = (HERE / "docs" / "systemd" / "wucme-agent.service").read_text()
+    text = text.replace("ExecStart=/usr/local/bin/wucme agent", f"ExecStart={lay.venv}/bin/wucme agent")
+    here = "Environment=WUCME_HERE=/var/lib/wucme"
+    text = text.replace(here, f"Environment=WUCME_LNM_DIR={lay.lnm_dir}" if lay.sandboxed else
+                        "# WUCME_HERE comes from the system table (wucme show logical /system WUCME_HERE)")
+    return text
+
+
+def _apache(lay: Layout) -> str:
+    text = (HERE / "docs" / "servers" / "apache-wucme.conf").read_text()
+    text = text.replace("Define WUCME_SCRIPT /usr/local/bin/wucme", f"Define WUCME_SCRIPT {lay.cgi}")
+    return text.replace("Define WUCME_LNM_DIR /var/lib/wucme/lnm", f"Define WUCME_LNM_DIR {lay.lnm_dir}")
+
+
+def install(lay: Layout, enable: bool) -> None:
+    """Install (or bring up to date) wucme under the prefix and its system pieces.  Idempotent."""
+    if shutil.which("dpkg-query") and not lay.sandboxed:
+        global DEBIAN_PACKAGES
+        DEBIAN_PACKAGES = DEBIAN_INSTALL_PACKAGES
+        setup_debian()
+    _check_prefix(lay.prefix)
+    old = os.umask(0o022)  # world-readable: the web server's user runs this environment
+    try:
+        lay.prefix.mkdir(parents=True, exist_ok=True)
+        _install_venv(lay)
+        wucme = lay.venv / "bin" / "wucme"
+        for path, form in ((lay.man_page, "man"), (lay.completion, "bash")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = subprocess.run([str(wucme), "help", f"/output={form}"], capture_output=True, text=True, check=True)
+            path.write_text(out.stdout)
+        shutil.copytree(HERE / "docs", lay.docs, dirs_exist_ok=True)
+        shutil.copytree(HERE / "com", lay.com, dirs_exist_ok=True)
+        _link(lay.bin_link, wucme)
+        _link(lay.man_link, lay.man_page)
+        _link(lay.completion_link, lay.completion)
+        _write_marked(lay.cgi, _cgi_launcher(lay), 0o755, "#!/bin/sh\n#")
+        _write_marked(lay.unit, _unit(lay), 0o644)
+        _write_marked(lay.apache, _apache(lay), 0o644)
+        _write_marked(lay.nginx, "# Debian keeps it here; include it from the main context of nginx.conf.\n"
+                      + (HERE / "docs" / "servers" / "nginx-wucme.conf").read_text(), 0o644)
+        _repository(lay)
+        if enable:
+            _link(lay.unit_wants, lay.unit)
+            _link(lay.apache_enabled, Path("../conf-available/wucme.conf"))
+        if not lay.sandboxed and shutil.which("systemctl") and Path("/run/systemd/system").exists():
+            subprocess.run(["systemctl", "daemon-reload"], check=False)
+    finally:
+        os.umask(old)
+    print(f"%WUCME-S-INSTALLED, wucme in {lay.prefix}, the command {lay.bin_link}, the CGI script {lay.cgi}, "
+          f"the repository {lay.repository}" + ("" if enable else
+          "; not enabled (systemctl enable --now wucme-agent; a2enconf wucme), or run again with --enable"))
+
+
+def uninstall(lay: Layout) -> None:
+    """Remove what install made, except the repository (certificates, keys, the account and
+    the system table stay for a later install)."""
+    for path in lay.system_files:
+        if (path.is_symlink() or path.exists()) and _ours(path):
+            path.unlink()
+    for part in (lay.venv, lay.prefix / "share", lay.com):
+        shutil.rmtree(part, ignore_errors=True)
+    lay.stamp.unlink(missing_ok=True)
+    try:
+        lay.prefix.rmdir()
+    except OSError:
+        pass
+    if not lay.sandboxed and shutil.which("systemctl") and Path("/run/systemd/system").exists():
+        subprocess.run(["systemctl", "daemon-reload"], check=False)
+    print(f"%WUCME-S-UNINSTALLED, wucme removed from {lay.prefix}; the repository {lay.repository} is kept")
+
+
+def install_main(verb: str, args: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"build.py {verb}")
+    ap.add_argument("--prefix", default="/opt/wucme")
+    ap.add_argument("--root", default="/", help="prepended to every system path (a scratch system)")
+    ap.add_argument("--bindir", default="/usr/local/bin")
+    ap.add_argument("--cgi-bin", default="/usr/lib/cgi-bin")
+    ap.add_argument("--repository", default="/var/lib/wucme")
+    ap.add_argument("--enable", action="store_true", help="enable the agent's unit and Apache's wucme.conf")
+    o = ap.parse_args(args)
+    if os.geteuid() != 0:
+        print(f"%WUCME-F-NOPRIV, build.py {verb} runs as root (it writes /etc and chowns the repository)",
+              file=sys.stderr)
+        return 2
+    lay = Layout(o.prefix, o.root, o.bindir, o.cgi_bin, o.repository)
+    if verb == "install":
+        install(lay, o.enable)
+    else:
+        uninstall(lay)
+    return 0
+
+
 # --- the verbs --------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
@@ -155,6 +439,8 @@ def main(argv: list[str]) -> int:
         venv = venv.absolute()
     verb = argv[0] if argv else "help"
     rest = argv[1:]
+    if verb in ("install", "uninstall"):
+        return install_main(verb, rest)
     if verb not in ("setup", "test", "bench", "demo"):
         print(__doc__)
         return 0 if verb in ("help", "-h", "--help") else 2
