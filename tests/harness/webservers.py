@@ -226,8 +226,10 @@ class Apache(_WebServer):
     def __init__(self, port: int | None = None, *, store_dir: str | os.PathLike[str] | None = None,
                  lnm_dir: str | os.PathLike[str] | None = None, workdir: Path | None = None,
                  access_log: bool = True, extra_config: str = "",
-                 max_workers: int = 64) -> None:
+                 max_workers: int = 64, script: Path | None = None) -> None:
         self.port = port or free_port()
+        #: An installed script to run (build.py install's launcher) instead of this tree's wucme.
+        self.installed_script = script
         self._own_workdir = workdir is None
         self.workdir = workdir if workdir is not None else shared_dir("wucme-apache-")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +300,7 @@ Include "{DOCS_SERVERS / 'apache-wucme.conf'}"
         self.lnm_dir.mkdir(parents=True, exist_ok=True)
         if self.store_dir is not None:
             define_system_logical(self.lnm_dir, "WUCME_CHALLENGES", str(self.store_dir))
-        self.script = cgi_script(self.workdir / "cgi", self.user)
+        self.script = self.installed_script or cgi_script(self.workdir / "cgi", self.user)
         self.conf_path.write_text(self.config())
         self._run(APACHE, [APACHE, "-t", "-f", str(self.conf_path)],
                   [APACHE, "-f", str(self.conf_path), "-DFOREGROUND"], [self.port], timeout)
