@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from wucme import crypto, reporting
+from wucme import crypto, metrics, reporting
 from wucme.challenge.solver import ChallengeSolver
 from wucme.core.ident import validate_identifiers
 from wucme.core.jws import jws_thumbprint
@@ -41,7 +41,7 @@ from wucme.obtain import host_list, obtain
 from wucme.repository import Managed, Repository
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
-from wucme.settings import ca_directory, challenge_config, fixed_days, warn_days, workers
+from wucme.settings import ca_directory, challenge_config, fixed_days, prometheus_file, warn_days, workers
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
@@ -212,7 +212,21 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
     if report.renewed or repo.load_pending():
         _load(repo, report, say)
     _report(repo, report, now or utc_now(), say)
+    _metrics(repo, report, say)
     return report
+
+
+def _metrics(repo: Repository, report: RenewalReport, say: Note) -> None:
+    """The node_exporter textfile (WUCME_PROMETHEUS_FILE), rewritten after every pass."""
+    try:
+        path = prometheus_file()
+        if path is None:
+            return
+        text = metrics.prometheus_text(repo.managed(), now=utc_now(),
+                                       pass_ok=report.ok and (report.load_ok or not report.load_steps))
+        metrics.write_textfile(path, text)
+    except (WucmeError, crypto.CryptoError, OSError) as e:
+        say(Condition("W", "NOMETRICS", f"cannot write the Prometheus file: {e}"))
 
 
 def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note) -> None:

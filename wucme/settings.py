@@ -276,6 +276,20 @@ def warn_days() -> float:
     return days if math.isfinite(days) and days >= 0 else DEFAULT_WARN_DAYS
 
 
+# --- monitoring -------------------------------------------------------------------------------
+
+def prometheus_file() -> Path | None:
+    """WUCME_PROMETHEUS_FILE: the node_exporter textfile the renewal pass rewrites, None when
+    undefined.  A relative name is refused (the agent's working directory is not the admin's)."""
+    value = _text("WUCME_PROMETHEUS_FILE")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        raise UsageError(f"WUCME_PROMETHEUS_FILE {value!r} must be an absolute file name", ident="BADVALUE")
+    return path
+
+
 # --- the load action ----------------------------------------------------------------------------
 
 def load_command() -> str | None:

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, dict[str, tuple[str, ...]]]] = [
     ("verbs", {"verbs": ("wucme.verbs", "wucme.command", "wucme.result"),
                "agent process": ("wucme.agent",)}),
     ("middle", {"middle": ("wucme.repository", "wucme.challenge", "wucme.obtain", "wucme.session",
-                           "wucme.renewal", "wucme.load", "wucme.progress")}),
+                           "wucme.renewal", "wucme.load", "wucme.progress", "wucme.metrics")}),
     ("services", {"uacme port": ("wucme.uacme",),
                   "reporting": ("wucme.reporting",),
                   "lock manager": ("wucme.lock", "wucme.lockpg")}),

@@ -8,13 +8,14 @@ from typing import Any
 from wucme.command import Command, Qualifier, Verb
 from wucme.core.times import iso, utc_now
 from wucme.crypto import serial_hex
+from wucme.metrics import prometheus_text
 from wucme.renewal import due
 from wucme.repository import Managed, Repository
 from wucme.settings import fixed_days
 from wucme.result import Cell, Result, Show
 
-VERB = Verb("certificates", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
-                                                  help="TEXT (a table, default) or JSON"),),
+VERB = Verb("certificates", qualifiers=(Qualifier("output", "required", keywords=("text", "json", "prometheus"),
+                                                  help="TEXT (a table, default), JSON or PROMETHEUS (node_exporter's textfile format)"),),
             help="List the certificates currently being managed.")
 
 HEADING = ("HOSTS", "FILE", "NOT AFTER", "DAYS", "STATE", "LAST RESULT")
@@ -71,4 +72,7 @@ def certificates(show: Show | None = None) -> Result:
 
 
 def run(cmd: Command, show: Show | None = None) -> Result:
+    if cmd.qualifiers.get("output") == "prometheus":
+        repo = Repository.here()
+        return Result("Certificates", show=show).text(prometheus_text(repo.managed(), now=utc_now()))
     return certificates(show)
