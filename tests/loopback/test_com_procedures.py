@@ -70,6 +70,35 @@ $ @{COM}/WUCME_STARTUP
     assert lnm.lookup("WUCME_CA", "system") is None  # no symbol, no definition
 
 
+def documented_logical_names() -> set[str]:
+    """Every logical name the docs list: the tables of docs/logical-names.md and docs/agent.md
+    and the reporting paragraph, less the two that locate the tables (environment only)."""
+    import re
+
+    docs = COM.parent / "docs"
+    names: set[str] = set()
+    for doc in ("logical-names.md", "agent.md"):
+        for line in (docs / doc).read_text().splitlines():
+            if line.startswith("| ") and "WUCME_" in line.split("|")[1]:
+                names |= set(re.findall(r"WUCME_[A-Z0-9_]*[A-Z0-9]", line.split("|")[1]))
+    text = (docs / "logical-names.md").read_text()
+    names |= set(re.findall(r"`(WUCME_[A-Z0-9_]*[A-Z0-9])`", text.split("Reporting (")[1].split("\n\n")[0]))
+    return names - {"WUCME_LNM_DIR", "WUCME_LNM_CLUSTER_DIR"}
+
+
+def test_startup_takes_every_documented_logical_name(tmp_path: Path) -> None:
+    names = documented_logical_names()
+    assert {"WUCME_SMTP", "WUCME_SYSLOG", "WUCME_SCHEDULE", "WUCME_SERVICES", "WUCME_LOCK_DB"} <= names
+    site = tmp_path / "SITE_STARTUP.COM"
+    site.write_text("".join(f'$ {n} = "value of {n.lower()}"\n' for n in sorted(names))
+                    + f"$ @{COM}/WUCME_STARTUP.COM\n")
+    r = dcl(f"@{site}", env=clean_env(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"%WUCME-S-STARTUP, {len(names)} logical name(s) defined" in r.stdout
+    missing = sorted(n for n in names if lnm.trnlnm(n, "system") != f"value of {n.lower()}")
+    assert missing == []
+
+
 @pytest.fixture
 def alpn_responder(tmp_path: Path) -> Iterator[tuple[TlsAlpnResponder, ChallengeStore]]:
     store = ChallengeStore(tmp_path / "here" / "WUCME_CHALLENGES")
