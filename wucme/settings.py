@@ -189,8 +189,9 @@ def key_spec() -> tuple[str, int]:
 
 # --- challenges ---------------------------------------------------------------------------------
 
-def parse_hostport(value: str, what: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
-    """`[addr:]port` (an IPv6 address in brackets: `[::1]:443`); *what* names it in the error."""
+def parse_hostport(value: str, what: str, default_host: str = "") -> tuple[str, int]:
+    """`[addr:]port` (an IPv6 address in brackets: `[::1]:443`); *what* names it in the error.
+    No address: *default_host*, by default "" (every address of both families)."""
     v = value.strip()
     host = default_host
     if v.startswith("["):
@@ -198,7 +199,7 @@ def parse_hostport(value: str, what: str, default_host: str = "0.0.0.0") -> tupl
         v = v.lstrip(":")
     elif ":" in v:
         host, _, v = v.rpartition(":")
-    if not v.isdigit() or not 0 < int(v) < 65536 or not host:
+    if not v.isdigit() or not 0 < int(v) < 65536 or (not host and value.strip()[:1] in "[:"):
         raise UsageError(f"{what} {value!r} must be [addr:]port", ident="BADPORT")
     return host, int(v)
 
@@ -209,7 +210,7 @@ class ChallengeConfig:
 
     type: str
     http01: tuple[str, int] | None = None
-    alpn: tuple[str, int] | None = ("0.0.0.0", 443)
+    alpn: tuple[str, int] | None = ("", 443)
 
 
 def challenge_config() -> ChallengeConfig:

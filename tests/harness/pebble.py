@@ -451,10 +451,12 @@ def _skip_name(data: bytes, pos: int) -> int:
 
 
 class ChallTestSrv(ManagedServer):
-    """pebble-challtestsrv serving DNS only: every name is 127.0.0.1, no AAAA."""
+    """pebble-challtestsrv serving DNS only: every name is *ipv4* (default 127.0.0.1) and, when
+    given, *ipv6* (AAAA); `ipv4=""` with `ipv6="::1"` makes the CA's VA connect over IPv6."""
 
     def __init__(self, workdir: str | os.PathLike[str], dns_port: int | None = None,
-                 management_port: int | None = None) -> None:
+                 management_port: int | None = None, *, ipv4: str = "127.0.0.1", ipv6: str = "") -> None:
+        self.ipv4, self.ipv6 = ipv4, ipv6
         self.workdir = Path(workdir)
         self.dns_port = dns_port or free_port(kind=socket.SOCK_DGRAM)
         self.management_port = management_port or free_port()
@@ -473,7 +475,7 @@ class ChallTestSrv(ManagedServer):
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [CHALLTESTSRV, "-dns01", self.dns_address, "-http01", "", "-https01", "",
                 "-tlsalpn01", "", "-management", f"127.0.0.1:{self.management_port}",
-                "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
+                "-defaultIPv4", self.ipv4, "-defaultIPv6", self.ipv6]
         self.process = ManagedProcess(argv, self.log_path, env=_clean_env(), cwd=self.workdir)
         deadline = time.monotonic() + timeout
         wait_port(self.management_port, self.process, "pebble-challtestsrv", deadline)
@@ -483,8 +485,8 @@ class ChallTestSrv(ManagedServer):
         assert self.process is not None
         while True:
             try:
-                if dns_query_a(("127.0.0.1", self.dns_port), "ready.wucme.test", timeout=0.3):
-                    return
+                if dns_query_a(("127.0.0.1", self.dns_port), "ready.wucme.test", timeout=0.3) or not self.ipv4:
+                    return  # (with no A records, any answer at all says it is up)
             except OSError:
                 pass
             if not self.process.running() or time.monotonic() > deadline:
@@ -513,7 +515,10 @@ class Pebble(ManagedServer):
                  authz_reuse: int = 0, validity: int | None = None, strict: bool = True,
                  eab_keys: dict[str, str] | None = None, eab_required: bool | None = None,
                  extra_env: dict[str, str] | None = None, extra_config: dict[str, Any] | None = None,
-                 ca: TestCA | str | os.PathLike[str] | None = None) -> None:
+                 ca: TestCA | str | os.PathLike[str] | None = None,
+                 dns_ipv4: str = "127.0.0.1", dns_ipv6: str = "") -> None:
+        #: The addresses challtestsrv gives every name (ChallTestSrv): where the VA connects.
+        self.dns_ipv4, self.dns_ipv6 = dns_ipv4, dns_ipv6
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wucme-pebble-"))
         self.http_port = http_port or free_port()
@@ -595,7 +600,7 @@ class Pebble(ManagedServer):
         """Start challtestsrv and Pebble; return once /dir answers over verified TLS."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):  # its two free ports may be taken meanwhile, too
-            cts = self.challtestsrv = ChallTestSrv(self.workdir)
+            cts = self.challtestsrv = ChallTestSrv(self.workdir, ipv4=self.dns_ipv4, ipv6=self.dns_ipv6)
             try:
                 cts.start(timeout)
                 break

@@ -120,10 +120,10 @@ def tls_get(port: int, server_name: str, alpn: list[str] | None = None) -> tuple
             return data, tls.selected_alpn_protocol()
 
 
-def s_client(port: int, args: list[str]) -> tuple[str, x509.Certificate | None]:
+def s_client(port: int, args: list[str], host: str = "127.0.0.1") -> tuple[str, x509.Certificate | None]:
     """Run the real `openssl s_client`; return its output and the certificate it was shown."""
     p = subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+        ["openssl", "s_client", "-connect", f"[{host}]:{port}" if ":" in host else f"{host}:{port}", *args],
         input=b"", capture_output=True, timeout=20,
     )
     out = p.stdout.decode("utf-8", "replace")

@@ -113,7 +113,7 @@ def test_key_spec_uses_the_one_key_size_rule(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_challenge_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert settings.challenge_config() == settings.ChallengeConfig("tls-alpn-01", None, ("0.0.0.0", 443))
+    assert settings.challenge_config() == settings.ChallengeConfig("tls-alpn-01", None, ("", 443))  # both families
     monkeypatch.setenv("WUCME_CHALLENGE", "HTTP-01")
     monkeypatch.setenv("WUCME_HTTP01", "[::1]:8080")
     monkeypatch.setenv("WUCME_ALPN", "agent")
@@ -125,7 +125,7 @@ def test_challenge_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_http01_places(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert settings.http01_listen() == ("0.0.0.0", 80)
+    assert settings.http01_listen() == ("", 80)  # no address: IPv4 and IPv6
     assert settings.http01_probe() == ("127.0.0.1", 80, "this web server's port 80 mapping")
     monkeypatch.setenv("WUCME_HTTP_PORT", "8080")
     assert settings.http01_probe()[:2] == ("127.0.0.1", 8080)

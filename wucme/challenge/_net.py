@@ -13,6 +13,7 @@ connection is past its head is a newcomer refused.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -26,12 +27,14 @@ from OpenSSL import SSL
 from wucme.vms.lnm import trnlnm
 
 __all__ = [
+    "ANY",
     "Accepted",
     "Acceptor",
     "Admission",
     "DropReport",
     "Limits",
     "bind_listener",
+    "show_address",
     "handshake",
     "HandshakeFailed",
     "listen_limits",
@@ -208,14 +211,36 @@ class Admission(Generic[C]):
         return None
 
 
+#: The host that means "every address of both families" (no address given: `WUCME_HTTP01=80`).
+ANY = ""
+
+
+def show_address(host: str, port: int) -> str:
+    """An address as messages show it: `*:80 (IPv4 and IPv6)` for ANY, `[::1]:80`, `127.0.0.1:80`."""
+    if host in (ANY, "*"):
+        return f"*:{port} (IPv4 and IPv6)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_listener(host: str, port: int, *, v6only: bool = True) -> socket.socket:
-    """A listening TCP socket; IPv6 sockets are v6-only so that v4 and v6 can be bound separately."""
+    """A listening TCP socket.  No address (ANY, or `*`): one dual-stack socket on `::` with
+    IPV6_V6ONLY off, so IPv4 clients arrive as ::ffff:a.b.c.d; on a system without IPv6, the
+    IPv4 wildcard.  An explicit address binds that address only (`::` is IPv6 only, `0.0.0.0`
+    IPv4 only), so v4 and v6 can also be bound separately."""
+    if host in (ANY, "*"):
+        if socket.has_ipv6:
+            try:
+                return bind_listener("::", port, v6only=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+                    raise
+        host = "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and v6only:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
         sock.bind((host, port))
         sock.listen(socket.SOMAXCONN)
     except OSError:

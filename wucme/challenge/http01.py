@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import unquote
 
-from wucme.challenge._net import Admission, DropReport, Limits, listen_limits, source_key
+from wucme.challenge._net import ANY, Admission, DropReport, Limits, bind_listener, listen_limits, source_key
 from wucme.challenge.store import ChallengeStore, is_token
 from wucme.vms.condition import VmsError, format_message
 
@@ -189,7 +189,7 @@ class Http01Listener:
     def __init__(
         self,
         store: ChallengeStore,
-        host: str = "0.0.0.0",
+        host: str = ANY,
         port: int = 80,
         *,
         timeout: float | None = None,
@@ -207,15 +207,7 @@ class Http01Listener:
         self.max_clients = self.limits.max_clients
         self._admission: Admission[_Client] = Admission(self.limits.max_clients, self.limits.per_source)
         self._report = DropReport(self.log)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((host, port))
-            self._listener.listen(socket.SOMAXCONN)
-        except OSError:
-            self._listener.close()
-            raise
+        self._listener = bind_listener(host, port)  # no address: both families (one dual-stack socket)
         self._listener.setblocking(False)
         self.host, self.port = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
-from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, bind_listener, close_tls,
+from wucme.challenge._net import (ANY, Accepted, Acceptor, HandshakeFailed, Limits, bind_listener, close_tls,
                                   handshake, listen_limits)
 from wucme.challenge.names import is_ip
 from wucme.challenge.store import ChallengeStore
@@ -157,7 +157,7 @@ class TlsAlpnResponder:
     def __init__(
         self,
         store: ChallengeStore,
-        host: str = "0.0.0.0",
+        host: str = ANY,
         port: int = 443,
         fallback_cert: CertKey | tuple[object, object] | str | os.PathLike[str] | None = None,
         *,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from wucme.challenge._net import show_address
 from wucme.challenge.http01 import CHALLENGE_PREFIX, NO_SUCH_TOKEN, Http01Listener
 from wucme.challenge.store import ChallengeStore
 from wucme.command import Command, Qualifier, Verb
@@ -71,8 +72,8 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
     try:
         listener = Http01Listener(store, host, port)
     except OSError as e:
-        raise WucmeError(f"cannot listen on {host}:{port}: {e.strerror or e}", ident="NOLISTEN") from None
-    r.say("I", "LISTENING", f"http-01 responder on {host}:{port} answering from {store.directory}"
+        raise WucmeError(f"cannot listen on {show_address(host, port)}: {e.strerror or e}", ident="NOLISTEN") from None
+    r.say("I", "LISTENING", f"http-01 responder on {show_address(host, port)} answering from {store.directory}"
           + (f" for {seconds} s" if seconds else "; interrupt (Ctrl-C) to stop"))
     stop = threading.Event()
     listener.start()
@@ -82,7 +83,7 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
         sys.stdout.write("\n")
     finally:
         listener.stop()
-    return r.say("S", "STOPPED", f"http-01 responder on {host}:{port} stopped")
+    return r.say("S", "STOPPED", f"http-01 responder on {show_address(host, port)} stopped")
 
 
 def check_log(r: Result, tail: int | None = None) -> Result:
