@@ -268,13 +268,32 @@ def test_check_challenge_reports_a_server_that_is_not_wucme(repo: Repository, no
     assert "&lt;script&gt;alert(1)&lt;/script&gt; It works!" in body and "<script>" not in body
 
 
-def test_check_challenge_with_nothing_listening(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_challenge_with_nothing_listening_starts_the_ad_hoc_responder(
+        repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # bound, never listening: the connection is refused
+        port = s.getsockname()[1]  # free again once closed: nothing answers there
+    monkeypatch.setenv("WUCME_HTTP_PORT", str(port))
+    status, _, body = call(environ("/admin/check/challenge", query="format=text"))
+    assert status == 200, body
+    lines = body.splitlines()
+    assert lines[0].startswith(f"%WUCME-I-ADHOC, http://127.0.0.1:{port}/.well-known/acme-challenge/ did not "
+                               "answer") and "started on port" in lines[0]
+    assert lines[1].startswith("%WUCME-S-CHALLENGE, ")
+    assert "Challenge received but no such token." in body
+    with pytest.raises(ConnectionRefusedError):  # stopped after the check
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_check_challenge_when_the_ad_hoc_responder_cannot_listen(repo: Repository,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused, and not free for wucme either
         monkeypatch.setenv("WUCME_HTTP_PORT", str(port))
         status, _, body = call(environ("/admin/check/challenge", query="format=text"))
-    assert status == 500 and body.startswith("%WUCME-E-NOCHALLENGE, ")
+    assert status == 200 and body.startswith("%WUCME-W-NOCHALLENGE, "), body
+    assert "cannot listen on port" in body
 
 
 def test_check_load_runs_the_command(repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wucme.challenge._net import show_address
+from wucme.challenge._net import ANY, show_address
 from wucme.challenge.http01 import CHALLENGE_PREFIX, NO_SUCH_TOKEN, Http01Listener
 from wucme.challenge.store import ChallengeStore
 from wucme.command import Command, Qualifier, Verb
@@ -131,24 +131,48 @@ def check_opcom(r: Result) -> Result:
     return r.say("S", "OPCOM", opcom_test())
 
 
-def check_challenge(r: Result) -> Result:
-    """Ask the http-01 responder for the bare challenge directory, as the seed's curl check does:
-    "Challenge received but no such token." (with 404) means the mapping reaches wucme.  Asks
-    WUCME_HTTP01's listener when defined, else this server's plain port (WUCME_HTTP_PORT)."""
-    host, port, what = http01_probe()
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}{CHALLENGE_PREFIX}"
+def _ask(host: str, port: int) -> tuple[int, str]:
+    """GET the bare challenge directory from *host*:*port*: (status, body); OSError when
+    nothing answers."""
     conn = http.client.HTTPConnection(host, port, timeout=CHALLENGE_TIMEOUT)
     try:
         conn.request("GET", CHALLENGE_PREFIX, headers={"Host": "localhost"})
         resp = conn.getresponse()
-        status = resp.status
-        body = resp.read(4096).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as e:
-        r.say("E", "NOCHALLENGE", f"{url} did not answer: {getattr(e, 'strerror', None) or e}")
-        return r.facts(("responder", what), ("asked", url))
+        return resp.status, resp.read(4096).decode("utf-8", "replace")
+    except http.client.HTTPException as e:
+        raise OSError(str(e)) from None
     finally:
         conn.close()
+
+
+def check_challenge(r: Result) -> Result:
+    """Ask the http-01 responder for the bare challenge directory, as the seed's curl check does:
+    "Challenge received but no such token." (with 404) means the mapping reaches wucme.  Asks
+    WUCME_HTTP01's listener when defined, else this server's plain port (WUCME_HTTP_PORT).
+    When nothing answers there, the seed's "internal ad hoc responder" is started on that port
+    for the check (as `check /http01` would, for a moment) and asked instead."""
+    host, port, what = http01_probe()
+    url = f"http://{show_address(host, port)}{CHALLENGE_PREFIX}"
+    try:
+        status, body = _ask(host, port)
+    except OSError as e:
+        why = getattr(e, "strerror", None) or str(e)
+        try:
+            listener = Http01Listener(ChallengeStore(), ANY, port)
+        except OSError as b:
+            r.say("W", "NOCHALLENGE", f"{url} did not answer ({why}), and wucme's own http-01 responder "
+                  f"cannot listen on port {port} to be checked instead: {b.strerror or b}")
+            return r.facts(("responder", what), ("asked", url))
+        with listener:
+            try:
+                status, body = _ask(host, port)
+            except OSError as e2:
+                r.say("E", "NOCHALLENGE", f"wucme's own http-01 responder on port {port} did not answer: "
+                      f"{getattr(e2, 'strerror', None) or e2}")
+                return r.facts(("responder", "wucme's own (ad hoc)"), ("asked", url))
+        what = f"wucme's own http-01 responder, started ad hoc on port {port} (nothing answered there)"
+        r.say("I", "ADHOC", f"{url} did not answer ({why}): wucme's own http-01 responder was started "
+              f"on port {port} for this check, and stopped after it")
     if body.strip() == NO_SUCH_TOKEN:
         r.say("S", "CHALLENGE", f"{url} answered {NO_SUCH_TOKEN!r}: http-01 reaches wucme")
     else:
