@@ -2,7 +2,8 @@
 
 Each page is a verb's result (wucme.result: messages, facts, a table, preformatted text) from
 the same function the command line runs (`certificates`, `check /ca`, `check /log`, ...),
-rendered as small HTML or, with `?format=text`, as the command line's text for curl.  Everything
+rendered as small HTML; with `?format=text` as the command line's text for curl; with `?format=json`
+(or `Accept: application/json`) as its `/OUTPUT=JSON` object, from the same Result.  Everything
 that came from a file, the CA or a logical name is data: it goes through html.escape.
 
 The pages answer only a request the web server authenticated (REMOTE_USER) and received over
@@ -13,6 +14,7 @@ The script checks both itself, so a server configured without the rule still ref
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wucme.errors import WucmeError
-from wucme.result import Block, Cell, Facts, Result, Table, render_text
+from wucme.result import Block, Cell, Facts, Result, Table, render_json, render_text
 from wucme.vms.condition import Condition, VmsError, format_message
 
 __all__ = [
@@ -38,6 +40,8 @@ ADMIN_PREFIX = "/cgi-bin/wucme/admin"
 LOG_TAIL = 64 * 1024
 #: Seconds between the CA directory query's tries (the command line waits 5 s, a page less).
 CA_RETRY_DELAY = 0.5
+#: A certificate with more host names than this shows its first and a count, opened on a click.
+HOSTS_SHOWN = 3
 _ALLOWED = "GET, HEAD"
 _ADMIN_PATH = re.compile(r"(?:/cgi-bin/wucme)?/admin(?:/(.*))?", re.S)
 
@@ -173,7 +177,9 @@ def _links() -> list[tuple[str, str]]:
 
 
 _STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:80em}"
-          "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em;text-align:left}"
+          "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em;text-align:left;"
+          "vertical-align:top}td{overflow-wrap:anywhere;max-width:36em}summary{cursor:pointer}"
+          "details ul{margin:.2em 0;padding-left:1.2em}"
           "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.msg{font-family:monospace}"
           ".E,.F{color:#a00}.W{color:#a60}.S{color:#060}")
 
@@ -186,7 +192,14 @@ def _html_block(block: Block) -> str:
         return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in block.items) + "</dl>"
     if isinstance(block, Table):
         def cell(c: Cell) -> str:
-            return f"<td>{e(c if isinstance(c, str) else ' '.join(c))}</td>"  # every name: HTML wraps
+            if isinstance(c, str):
+                return f"<td>{e(c)}</td>"
+            if len(c) <= HOSTS_SHOWN:
+                return f"<td>{e(' '.join(c))}</td>"  # a few names: shown, HTML wraps them
+            # A long host list (up to 100 names) collapses to its first name and a count; the
+            # reader opens it for every name, so the table stays one line a certificate.
+            return (f"<td><details><summary>{e(c[0])} +{len(c) - 1}</summary><ul>"
+                    + "".join(f"<li>{e(n)}</li>" for n in c) + "</ul></details></td>")
 
         return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in block.heading)
                 + "</tr></thead><tbody>\n"
@@ -206,6 +219,29 @@ def render_html(page: Page) -> str:
                                     for n, d in page.links) + "</ul>")
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+def render_page_json(page: Page) -> str:
+    """The page as JSON (`?format=json` or `Accept: application/json`): the command line's
+    /OUTPUT=JSON of the same result; the index adds its pages."""
+    if not page.links:
+        return render_json(page.result) + "\n"
+    out = json.loads(render_json(page.result))
+    out["pages"] = [{"path": f"{ADMIN_PREFIX}/{n}", "description": d} for n, d in page.links]
+    return json.dumps(out, indent=1) + "\n"
+
+
+def _format(environ: Mapping[str, Any]) -> str:
+    """html, text or json: `?format=` when given, else the Accept header's JSON, else HTML."""
+    asked = parse_qs(str(environ.get("QUERY_STRING", ""))).get("format", [""])[-1].lower()
+    if asked in ("text", "txt", "plain"):
+        return "text"
+    if asked == "json":
+        return "json"
+    accept = str(environ.get("HTTP_ACCEPT", "")).lower()
+    if not asked and "application/json" in accept and "text/html" not in accept:
+        return "json"
+    return "html"
 
 
 def render_page_text(page: Page) -> str:
@@ -260,8 +296,7 @@ def make_admin_app() -> WsgiApp:
             return _send(start_response, method, "405 Method Not Allowed",
                          format_message("E", "BADMETHOD", f"{method[:20]} is not allowed here") + "\n",
                          "text/plain", [("Allow", _ALLOWED)])
-        query = parse_qs(str(environ.get("QUERY_STRING", "")))
-        as_text = query.get("format", [""])[-1].lower() in ("text", "txt", "plain")
+        form = _format(environ)
         if name == "":
             page = Page(Result("wucme administration"), _links())
         elif name in PAGES:
@@ -269,14 +304,16 @@ def make_admin_app() -> WsgiApp:
         else:
             page = Page(Result("Not found").say("E", "NOPAGE", f"no admin page {(name or '')[:100]!r}"),
                         _links())
-            return _page(start_response, method, "404 Not Found", page, as_text)
+            return _page(start_response, method, "404 Not Found", page, form)
         status = "500 Internal Server Error" if page.failed else "200 OK"
-        return _page(start_response, method, status, page, as_text)
+        return _page(start_response, method, status, page, form)
 
     return app
 
 
-def _page(start_response: StartResponse, method: str, status: str, page: Page, as_text: bool) -> list[bytes]:
-    if as_text:
+def _page(start_response: StartResponse, method: str, status: str, page: Page, form: str) -> list[bytes]:
+    if form == "text":
         return _send(start_response, method, status, render_page_text(page), "text/plain")
+    if form == "json":
+        return _send(start_response, method, status, render_page_json(page), "application/json")
     return _send(start_response, method, status, render_html(page), "text/html")

@@ -356,3 +356,60 @@ def test_cgi_entry_routes_admin_and_writes_a_status_header(repo: Repository) -> 
     out = io.BytesIO()
     cgi_main(environ(https=False, HTTP_X_FORWARDED_PROTO="https"), stdout=out)
     assert out.getvalue().startswith(b"Status: 403 Forbidden\r\n")
+
+
+# -- formats and long tables (issue 12 item 5) -------------------------------------------------
+
+
+def hundred_names() -> list[str]:
+    return [f"host{i:03d}.with-a-rather-long-label.example.org" for i in range(100)]
+
+
+@pytest.mark.parametrize("page", ["", "cert", "log", "check/ca", "check/challenge", "check/load",
+                                  "check/mail", "check/opcom", "nonesuch"])
+def test_every_page_answers_json(repo: Repository, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_CA", "http://127.0.0.1:9/dir")  # refused at once: a failed check, still JSON
+    monkeypatch.setenv("WUCME_HTTP_PORT", "9")
+    for env in (environ(f"/admin/{page}", query="format=json"),
+                environ(f"/admin/{page}", HTTP_ACCEPT="application/json")):
+        status, headers, body = call(env)
+        assert headers["content-type"] == "application/json; charset=utf-8", page
+        data = json.loads(body)
+        assert isinstance(data["status"], int) and isinstance(data["messages"], list)
+        assert (status >= 400) == any(m["severity"] in ("E", "F") for m in data["messages"]) or page == "nonesuch"
+    if page == "":
+        assert {p["path"] for p in data["pages"]} >= {"/cgi-bin/wucme/admin/cert", "/cgi-bin/wucme/admin/log"}
+    # a browser asking for HTML still gets HTML
+    assert call(environ(f"/admin/{page}", HTTP_ACCEPT="text/html,application/json;q=0.9"))[1][
+        "content-type"].startswith("text/html")
+
+
+def test_cert_json_is_the_command_line_json(repo: Repository) -> None:
+    import subprocess
+    import sys
+
+    pem, key = make_cert(["www.example.org", "example.org"])
+    repo.save_certificate(["www.example.org", "example.org"], key, pem, "http-01")
+    page = json.loads(call(environ(query="format=json"))[2])
+    cli = json.loads(subprocess.run([sys.executable, "-m", "wucme", "certificates", "/output=json"],
+                                    capture_output=True, text=True, check=True).stdout)
+    for c in page["certificates"] + cli["certificates"]:
+        c.pop("days_left")  # a moment apart
+    assert page == cli
+    assert page["certificates"][0]["hosts"] == ["www.example.org", "example.org"]
+
+
+def test_a_hundred_names_keep_the_table_readable(repo: Repository) -> None:
+    names = hundred_names()
+    pem, key = make_cert(names)
+    repo.save_certificate(names, key, pem, "http-01")
+    pem, key = make_cert(["two.example.org"])
+    repo.save_certificate(["two.example.org"], key, pem, "tls-alpn-01")
+    body = call(environ())[2]
+    # the host list collapses to its first name and a count; every name is one click away
+    assert f"<summary>{names[0]} +99</summary>" in body
+    assert all(f"<li>{n}</li>" in body for n in names)
+    text = call(environ(query="format=text"))[2]
+    rows = [line for line in text.splitlines() if "WUCME_C_" in line]
+    assert len(rows) == 2 and all(len(r) < 200 for r in rows), rows
+    assert rows[0].startswith(f"{names[0]} +99") or rows[1].startswith(f"{names[0]} +99")
