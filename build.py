@@ -40,7 +40,8 @@ STAMP = "wucme-setup.stamp"
 #: Debian packages the set-up, the tests and the demo use (real parts, not mocks).  python3-venv
 #: lets Debian's python3 make the environment; gcc, libc6-dev and python3-dev build native/.
 DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "pebble", "uacme", "apache2",
-                   "nginx", "libnginx-mod-stream", "wrk", "openssl", "ca-certificates", "postgresql", "msmtp"]
+                   "nginx", "libnginx-mod-stream", "wrk", "openssl", "ca-certificates", "postgresql", "msmtp",
+                   "chromium", "groff-base"]
 #: What the environment holds besides wucme: its dependencies, the test packages, and what
 #: `pip install --no-build-isolation -e .` needs to build native/.
 PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",

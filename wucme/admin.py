@@ -178,8 +178,12 @@ def _links() -> list[tuple[str, str]]:
 
 _STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:80em}"
           "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em;text-align:left;"
-          "vertical-align:top}td{overflow-wrap:anywhere;max-width:36em}summary{cursor:pointer}"
-          "details ul{margin:.2em 0;padding-left:1.2em}"
+          "vertical-align:top;white-space:nowrap}"
+          # the host names and the last column wrap (at blanks, a long word anywhere); the rest,
+          # short (a file name, a time, a count), never breaks inside a value
+          "td:first-child{white-space:normal;max-width:32em}.n{white-space:nowrap}"
+          "td:last-child{white-space:normal;overflow-wrap:anywhere;min-width:16em}"
+          "summary{cursor:pointer;white-space:nowrap}details ul{margin:.2em 0;padding-left:1.2em}"
           "pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.msg{font-family:monospace}"
           ".E,.F{color:#a00}.W{color:#a60}.S{color:#060}")
 
@@ -195,7 +199,7 @@ def _html_block(block: Block) -> str:
             if isinstance(c, str):
                 return f"<td>{e(c)}</td>"
             if len(c) <= HOSTS_SHOWN:
-                return f"<td>{e(' '.join(c))}</td>"  # a few names: shown, HTML wraps them
+                return "<td>" + " ".join(f'<span class="n">{e(n)}</span>' for n in c) + "</td>"  # wrap between names
             # A long host list (up to 100 names) collapses to its first name and a count; the
             # reader opens it for every name, so the table stays one line a certificate.
             return (f"<td><details><summary>{e(c[0])} +{len(c) - 1}</summary><ul>"

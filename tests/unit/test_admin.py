@@ -177,7 +177,7 @@ def test_cert_page_lists_the_repository(repo: Repository) -> None:
     repo.save_certificate(["www.example.org", "example.org"], key, pem, "http-01")
     status, headers, body = call(environ())
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
-    assert "<td>www.example.org example.org</td>" in body
+    assert '<td><span class="n">www.example.org</span> <span class="n">example.org</span></td>' in body
     assert "<td>WUCME_C_WWW_EXAMPLE_ORG.PEM</td>" in body
     assert "%WUCME-S-CERTS, 1 certificate in" in body
     text = call(environ(query="format=text"))
