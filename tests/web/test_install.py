@@ -8,8 +8,11 @@ to answer Pebble's http-01 validation.
 """
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
+import ssl
 import shutil
 import stat
 import subprocess
@@ -20,11 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.pebble import Pebble
-from harness.webservers import Apache, apache_available, shared_dir
+from harness.pebble import Pebble, free_port, make_server_cert, make_test_ca
+from harness.webservers import APACHE_MODULES, apache_available, shared_dir
+from wucme import crypto
 from wucme.challenge.store import ChallengeStore
+from wucme.repository import Repository
+from wucme.uacme.cert import cert_order
 
 from .support import Acme, http01_responder, unique_names
+from .test_admin import _MODULES, PASSWORD, USER, AdminApache
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
@@ -129,18 +136,50 @@ def test_systemd_accepts_the_agent_unit(installed: Installed) -> None:
     assert r.returncode == 0 and "wucme-agent" not in r.stderr, r.stderr
 
 
-def test_apache_runs_the_installed_script_as_www_data_for_pebble(
+def test_apache_runs_the_installed_script_as_www_data_for_pebble_and_the_admin_pages(
         installed: Installed, pebble: Pebble, acme: Acme) -> None:
-    if not apache_available():
-        pytest.skip("apache2 with mod_cgid not installed (Debian package apache2)")
-    store = ChallengeStore(installed.repository / "WUCME_CHALLENGES")
-    web = Apache(pebble.http_port, lnm_dir=installed.repository / "lnm",
-                 script=installed.at("/usr/lib/cgi-bin/wucme"), workdir=shared_dir("wucme-apache-"))
-    with web:
-        assert web.user == "www-data"
-        names = unique_names(2)
-        acme.issue(names, http01_responder(store))
-        assert acme.answered("http-01") == set(names)
+    if not apache_available() or not all((APACHE_MODULES / f"mod_{m}.so").exists() for m in _MODULES):
+        pytest.skip("apache2 with mod_cgid, mod_ssl and the auth modules not installed (Debian package apache2)")
+    if shutil.which("htpasswd") is None:
+        pytest.skip("htpasswd not installed (Debian package apache2-utils)")
+    work = shared_dir("wucme-apache-")
+    try:
+        users = work / "admin.htpasswd"
+        subprocess.run(["htpasswd", "-cbB", str(users), USER, PASSWORD], check=True, capture_output=True)
+        users.chmod(0o644)
+        ca, ca_key = make_test_ca(work / "tls")
+        cert, key = make_server_cert(work / "tls", (ca, ca_key))
+        https_port = free_port()
+        extra = (f'Listen 127.0.0.1:{https_port}\n<VirtualHost 127.0.0.1:{https_port}>\n    SSLEngine on\n'
+                 f'    SSLCertificateFile "{cert}"\n    SSLCertificateKeyFile "{key}"\n</VirtualHost>\n')
+        web = AdminApache(pebble.http_port, lnm_dir=installed.repository / "lnm",
+                          script=installed.at("/usr/lib/cgi-bin/wucme"), workdir=work / "apache",
+                          extra_config=extra, users=users)
+        store = ChallengeStore(installed.repository / "WUCME_CHALLENGES")
+        with web:
+            assert web.user == "www-data"
+            # Pebble's http-01 validation, answered by the installed script run by Apache
+            names = unique_names(2)
+            certkey = crypto.key_gen("EC", 256)
+            pem = cert_order(acme.session, names, crypto.csr_gen(names, False, False, certkey),
+                             solver=http01_responder(store))
+            Repository(installed.repository).save_certificate(names, certkey, pem, "http-01")
+            # the admin page, authenticated over HTTPS, as www-data: it lists the certificate
+            # by its state file, never reading WUCME_C_/WUCME_K_ (0600 root: they hold the key)
+            ctx = ssl.create_default_context(cafile=str(ca))
+            conn = http.client.HTTPSConnection("localhost", https_port, context=ctx, timeout=30)
+            auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            conn.request("GET", "/cgi-bin/wucme/admin/cert?format=json", headers={"Authorization": f"Basic {auth}"})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            conn.close()
+            assert resp.status == 200, body
+            [rec] = [c for c in json.loads(body)["certificates"] if c["hosts"] == names]
+            assert rec["state"] == "valid" and rec["days_left"] > 1 and rec["not_after"]
+            for f in (rec["file"], rec["key_file"]):
+                assert mode(Path(f)) == 0o600 and owner(Path(f))[0] == "root"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_install_again_changes_nothing_and_uninstall_leaves_only_the_repository(installed: Installed) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from wucme.command import Command, Qualifier, Verb
-from wucme.core.times import iso, utc_now
+from wucme.core.times import iso, parse_iso, utc_now
 from wucme.crypto import serial_hex
 from wucme.metrics import prometheus_text
 from wucme.renewal import due
@@ -21,10 +21,25 @@ VERB = Verb("certificates", qualifiers=(Qualifier("output", "required", keywords
 HEADING = ("HOSTS", "FILE", "NOT AFTER", "DAYS", "STATE", "LAST RESULT")
 
 
+def _noted_days_left(m: Managed) -> float | None:
+    """Days left by the state file's not-after, when the certificate file exists but this user
+    may not read it: the web server's user (the admin pages) never reads WUCME_C_ files, which
+    hold the private key (docs/install.md)."""
+    if m.info is not None or "unreadable" not in m.problem:
+        return None
+    t = parse_iso(m.state.not_after)
+    return (t - utc_now()).total_seconds() / 86400.0 if t is not None else None
+
+
 def condition(m: Managed) -> str:
     """valid, due, expired, revoked or missing: what `manage` would make of it (without ARI)."""
     if m.state.status == "revoked":
         return "revoked"
+    noted = _noted_days_left(m)
+    if noted is not None:  # by the state file: the lifetime rule needs the certificate itself
+        days = fixed_days()
+        return ("expired" if noted <= 0 else "due" if m.state.status == "failed" or (days and noted < days)
+                else "valid")
     if m.info is None:
         return "missing"
     left = m.days_left()
@@ -36,12 +51,14 @@ def condition(m: Managed) -> str:
 def record(m: Managed) -> dict[str, Any]:
     leaf = m.info
     left = m.days_left()
+    noted = _noted_days_left(m)
     return {
         "hosts": m.hosts,
         "file": str(m.cert_path),
         "key_file": str(m.key_path),
-        "not_after": iso(leaf.not_valid_after_utc) if leaf is not None else None,
-        "days_left": round(left, 2) if left is not None else None,
+        "not_after": iso(leaf.not_valid_after_utc) if leaf is not None else m.state.not_after if noted is not None
+        else None,
+        "days_left": round(left, 2) if left is not None else round(noted, 2) if noted is not None else None,
         "state": condition(m),
         "serial": serial_hex(leaf.serial_number) if leaf is not None else m.state.serial,
         "key_type": m.state.key_type,
