@@ -201,3 +201,35 @@ def test_install_again_changes_nothing_and_uninstall_leaves_only_the_repository(
     left = sorted(str(p.relative_to(installed.root)) for p in installed.root.rglob("*") if not p.is_dir())
     assert left and all(p.startswith("var/lib/wucme/") for p in left), left
     assert (installed.repository / "lnm" / "system.json").exists()
+
+
+REAL_PATHS = ["/opt/wucme", "/usr/local/bin/wucme", "/usr/lib/cgi-bin/wucme", "/etc/systemd/system/wucme-agent.service",
+              "/etc/apache2/conf-available/wucme.conf", "/etc/nginx/snippets/wucme.conf",
+              "/usr/local/share/man/man1/wucme.1", "/usr/share/bash-completion/completions/wucme", "/var/lib/wucme"]
+
+
+@pytest.mark.skipif(os.environ.get("WUCME_TEST_REAL_INSTALL") != "1",
+                    reason="installs into the machine's own / (set WUCME_TEST_REAL_INSTALL=1 on a scratch machine)")
+def test_real_install_into_the_root_and_uninstall() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("build.py install runs as root")
+    present = [p for p in REAL_PATHS if os.path.lexists(p)]
+    if present:
+        pytest.skip(f"wucme is already installed here ({', '.join(present)}): not touched")
+    try:
+        r = subprocess.run([PYTHON, str(CHECKOUT / "build.py"), "install"], capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        out = subprocess.run(["wucme", "version"], capture_output=True, text=True, env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+        assert out.returncode == 0 and "wucme" in out.stdout.lower()
+        man = subprocess.run(["man", "-w", "wucme"], capture_output=True, text=True)
+        assert Path(man.stdout.strip()).resolve() == Path("/opt/wucme/share/man/man1/wucme.1"), man.stderr
+        if shutil.which("systemd-analyze"):
+            v = subprocess.run(["systemd-analyze", "verify", "/etc/systemd/system/wucme-agent.service"],
+                               capture_output=True, text=True)
+            assert v.returncode == 0, v.stderr
+        r = subprocess.run([PYTHON, str(CHECKOUT / "build.py"), "uninstall"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert [p for p in REAL_PATHS if os.path.lexists(p)] == ["/var/lib/wucme"]
+    finally:
+        subprocess.run([PYTHON, str(CHECKOUT / "build.py"), "uninstall"], capture_output=True, timeout=300)
+        shutil.rmtree("/var/lib/wucme", ignore_errors=True)  # the test's own repository
