@@ -56,17 +56,18 @@ def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 
 # --- Debian -----------------------------------------------------------------------------------
 
-def _missing_debian() -> list[str]:
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *DEBIAN_PACKAGES],
+def _missing_debian(packages: list[str] | None = None) -> list[str]:
+    packages = packages or DEBIAN_PACKAGES
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages],
                        capture_output=True, text=True)
     installed = {line.split()[0].split(":")[0] for line in r.stdout.splitlines()
                  if line.endswith("install ok installed")}
-    return [p for p in DEBIAN_PACKAGES if p not in installed]
+    return [p for p in packages if p not in installed]
 
 
-def setup_debian() -> None:
-    """Install the missing Debian packages (as root, or through sudo)."""
-    missing = _missing_debian() if shutil.which("dpkg-query") else []
+def setup_debian(packages: list[str] | None = None) -> None:
+    """Install the missing Debian *packages* (default: DEBIAN_PACKAGES; as root, or through sudo)."""
+    missing = _missing_debian(packages or DEBIAN_PACKAGES) if shutil.which("dpkg-query") else []
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -343,10 +344,8 @@ def _apache(lay: Layout) -> str:
 
 def install(lay: Layout, enable: bool) -> None:
     """Install (or bring up to date) wucme under the prefix and its system pieces.  Idempotent."""
-    if shutil.which("dpkg-query") and not lay.sandboxed:
-        global DEBIAN_PACKAGES
-        DEBIAN_PACKAGES = DEBIAN_INSTALL_PACKAGES
-        setup_debian()
+    if not lay.sandboxed:
+        setup_debian(DEBIAN_INSTALL_PACKAGES)
     _check_prefix(lay.prefix)
     old = os.umask(0o022)  # world-readable: the web server's user runs this environment
     try:

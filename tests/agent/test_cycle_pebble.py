@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 
 from harness.pebble import Pebble, free_port
+from wucme.crypto import serial_hex
 
 from .support import Agents, alive, comm, wait_for
 
@@ -123,7 +124,7 @@ def test_full_cycle_renew_load_nginx_check_and_report(pebble_factory: Callable[.
         assert new.serial_number != old.serial_number
         assert "%WUCME-S-RENEWED, WUCME_C_SITE_EXAMPLE_ORG.PEM" in r.stderr
         assert f"certificates loaded by {reload!r}" in r.stderr
-        assert f"serves the current certificate (serial {new.serial_number:x})" in r.stderr
+        assert f"serves the current certificate (serial {serial_hex(new.serial_number)})" in r.stderr
         # nginx reloaded it (an old worker may answer a last connection while it winds down)
         wait_for(lambda: served_serial(ng.site_port, "site.example.org") == new.serial_number, 5, "reloaded")
 
@@ -191,7 +192,7 @@ def test_handshake_mismatch_is_a_failure(pebble: Pebble, pebble_ca: Any, agents:
         t.join(5)
         srv.close()
     assert "%WUCME-S-RENEWED" in r.stderr
-    assert "serves serial" in r.stderr and f"not the current {leaf(cert).serial_number:x}" in r.stderr
+    assert "serves serial" in r.stderr and f"not the current {serial_hex(leaf(cert).serial_number)}" in r.stderr
     state = json.loads((agents.here / "WUCME_AGENT.JSON").read_text())
     assert state["failures"] == 1 and state["retry_at"]
     # The failed load is the repository's to remember: the next pass, agent or manage, loads again.
