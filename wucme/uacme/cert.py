@@ -111,7 +111,26 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         raise ProtocolViolation("failed to parse certificate url")
     pem = _download(a, certurl)
     _check_chain(pem, names, csr)
+    _check_staple(a, pem, csr)
     return pem
+
+
+def _has_tls_feature(obj: x509.Certificate | x509.CertificateSigningRequest) -> bool:
+    try:
+        obj.extensions.get_extension_for_class(x509.TLSFeature)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _check_staple(a: AcmeSession, pem: bytes, csr: bytes) -> None:
+    """Warn when the CSR asked for must-staple (RFC 7633 TLS Feature) and the CA dropped it:
+    some CAs do, and a server that relies on stapling should know."""
+    if not _has_tls_feature(x509.load_der_x509_csr(csr)):
+        return
+    if not _has_tls_feature(x509.load_pem_x509_certificates(pem)[0]):
+        a.log.warn("must-staple was requested but the CA issued the certificate without the "
+                   "TLS Feature extension (RFC 7633)")
 
 
 def _download(a: AcmeSession, certurl: str) -> bytes:
