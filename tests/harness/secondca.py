@@ -53,6 +53,13 @@ class SecondCA:
     resigned: int = 0  # certificates re-signed without the TLS Feature extension
     replaces_dropped: int = 0  # order answers whose `replaces` was left out
 
+    def ahead(self, rule: Rule) -> Rule:
+        """Move a test's own rule ahead of the profile's (the proxy applies the first match)."""
+        with self.proxy._lock:
+            self.proxy.rules.remove(rule)
+            self.proxy.rules.insert(0, rule)
+        return rule
+
     def lock_database(self, bad_nonces: int = 3) -> None:
         """The next POST gets a 500, the `bad_nonces` after it a badNonce problem."""
         burst = [
@@ -62,10 +69,8 @@ class SecondCA:
                                 problem(400, "badNonce", "JWS has an invalid anti-replay nonce"),
                                 times=bad_nonces),
         ]
-        with self.proxy._lock:  # ahead of the profile's own rules
-            for r in burst:
-                self.proxy.rules.remove(r)
-            self.proxy.rules[0:0] = burst
+        for r in reversed(burst):
+            self.ahead(r)
 
 
 def _contact_missing(req: ProxyRequest) -> Reply | None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -148,3 +149,112 @@ def test_a_locked_database_500_then_bad_nonces(wucme: Wucme, second_ca: SecondCA
     assert sum(1 for q in second_ca.proxy.log if q.injected and b"badNonce" in q.response_body) == 3
     state = json.loads((wucme.here / "WUCME_S_LOCKED_EXAMPLE_ORG.JSON").read_text())
     assert state["status"] == "issued"
+
+
+# --- 2. one tls-alpn-01 validation per name at a time ---------------------------------------------
+
+def test_manage_renews_two_certificates_sharing_a_name_over_tls_alpn01(
+        wucme: Wucme, second_ca: SecondCA) -> None:
+    """Both renewals run at once (WUCME_WORKERS 2); each challenge start is held a moment at the
+    proxy, so without the per-name lock the second order's answer for the shared name replaces
+    the first's before the CA looks."""
+    import time as _time
+
+    def slow_start(req: Any) -> None:
+        if req.body and b'"payload":"e30"' in req.body.replace(b" ", b""):
+            _time.sleep(0.5)
+        return None
+
+    second_ca.ahead(second_ca.proxy.add_rule(
+        lambda m, p, _b: m == "POST" and p.startswith("/chalZ/"), slow_start))
+    wucme("issue", "one.example.org,shared.example.org", WUCME_CHALLENGE="tls-alpn-01")
+    wucme("issue", "two.example.org,shared.example.org", WUCME_CHALLENGE="tls-alpn-01")
+    r = wucme("manage", WUCME_DAYS="3000", WUCME_WORKERS="2", WUCME_VERBOSE="1")
+    assert "%WUCME-S-MANAGED, 2 renewed, 0 not due, 0 failed" in r.stdout
+    assert "waiting for another order's tls-alpn-01 validation of shared.example.org" in r.stdout + r.stderr
+
+
+# --- 3. each certificate renewed over the challenge type it was issued with -----------------------
+
+def state_of(w: Wucme, part: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((w.here / f"WUCME_S_{part}.JSON").read_text())
+    return result
+
+
+def test_manage_renews_over_the_recorded_challenge_unless_told_otherwise(wucme: Wucme) -> None:
+    wucme("issue", "byhttp.example.org")  # http-01 (the fixture's WUCME_CHALLENGE)
+    # WUCME_CHALLENGE now says tls-alpn-01, and nothing answers it: the renewal keeps http-01.
+    r = wucme("manage", WUCME_DAYS="3000", WUCME_CHALLENGE="tls-alpn-01", WUCME_ALPN=nowhere())
+    assert "1 renewed" in r.stdout
+    assert state_of(wucme, "BYHTTP_EXAMPLE_ORG")["challenge"] == "http-01"
+    # The qualifier overrides for one pass, and the state records what was used.
+    r = wucme("manage", "/challenge=tls-alpn-01", WUCME_DAYS="3000", WUCME_HTTP01=nowhere())
+    assert "1 renewed" in r.stdout
+    assert state_of(wucme, "BYHTTP_EXAMPLE_ORG")["challenge"] == "tls-alpn-01"
+    # WUCME_RENEW_CHALLENGE overrides for every pass (the agent's too).
+    r = wucme("manage", WUCME_DAYS="3000", WUCME_RENEW_CHALLENGE="http-01", WUCME_ALPN=nowhere())
+    assert "1 renewed" in r.stdout
+    assert state_of(wucme, "BYHTTP_EXAMPLE_ORG")["challenge"] == "http-01"
+    wucme("manage", WUCME_RENEW_CHALLENGE="dns-01", code=2)  # refused, as WUCME_CHALLENGE is
+
+
+# --- 4. revoke names the repository's file --------------------------------------------------------
+
+def test_revoke_errors_name_the_repository_file(wucme: Wucme) -> None:
+    wucme("issue", "revoke.example.org")
+    wucme("revoke", "WUCME_C_REVOKE_EXAMPLE_ORG.PEM")
+    (wucme.here / "WUCME_S_REVOKE_EXAMPLE_ORG.JSON").unlink()  # so the verb asks again
+    r = wucme("revoke", "WUCME_C_REVOKE_EXAMPLE_ORG.PEM", code=2)
+    assert "alreadyRevoked" in r.stderr
+    assert str(wucme.here / "WUCME_C_REVOKE_EXAMPLE_ORG.PEM") in r.stderr
+    assert "wucme-revoke-" not in r.stderr and "cert.pem" not in r.stderr
+
+
+# --- 5. a closed output pipe under --uacme: SIGPIPE, as uacme ---------------------------------------
+
+def test_uacme_face_dies_of_sigpipe_when_its_reader_goes(
+        second_ca: SecondCA, challenge_dir_server: ChallengeDirServer,
+        hook_scripts: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    run = UacmeRun(second_ca.proxy.directory_url, second_ca.proxy.ca_bundle, tmp_path / "conf",
+                   {"UACME_CHALLENGE_PATH": str(challenge_dir_server.root_dir)})
+    ok(run("-y", "new", "admin@example.org"))
+    import os
+    env = dict(os.environ, WUCME_CA_BUNDLE=run.ca_bundle, **run.env)
+    p = subprocess.Popen([sys.executable, "-m", "wucme", "--uacme", "-v", "-c", str(run.confdir),
+                          "-a", run.directory_url, "-h", hook_scripts["http-01"], "issue",
+                          "pipe.example.org"], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert p.stderr is not None
+    p.stderr.readline(), p.stderr.readline()  # `| head -2`
+    p.stderr.close()
+    assert p.wait(timeout=60) == -signal.SIGPIPE  # 141 in a shell; 1 would mean "still current"
+
+
+# --- 6. messages ------------------------------------------------------------------------------------
+
+def test_authorizing_is_said_once_the_order_is_accepted(wucme: Wucme, second_ca: SecondCA) -> None:
+    second_ca.ahead(second_ca.proxy.inject(
+        "POST", "/order-plz", 400, {"Content-Type": "application/problem+json"},
+        {"type": "urn:ietf:params:acme:error:rejectedIdentifier",
+         "detail": "policy forbids issuing for these names", "status": 400}))
+    r = wucme("issue", "refused.example.org", code=2)
+    assert "policy forbids" in r.stderr
+    assert "AUTHORIZING" not in r.stdout + r.stderr
+    r = wucme("issue", "accepted.example.org")
+    assert "%WUCME-I-AUTHORIZING, 1 name by http-01" in r.stdout + r.stderr
+
+
+def test_manage_says_when_outside_the_ari_window(wucme: Wucme, second_ca: SecondCA) -> None:
+    second_ca.proxy.enable_ari()
+    wucme("issue", "later.example.org")
+    old = ari_cert_id(chain(wucme.here / "WUCME_C_LATER_EXAMPLE_ORG.PEM")[0])
+    start = datetime.now(timezone.utc) + timedelta(days=30)
+    second_ca.proxy.set_renewal_info(old, start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                     (start + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    r = wucme("manage")
+    assert f"not due until {start.strftime('%Y-%m-%dT%H:%M')}" in r.stdout
+    assert "outside the CA's renewal window (ARI)" in r.stdout

@@ -216,16 +216,22 @@ def _unlink(path: str) -> None:
         pass
 
 
+def cert_revoke_leaf(a: AcmeSession, leaf: x509.Certificate, reason: int, what: str) -> None:
+    """The revokeCert request of cert_revoke() (RFC 8555 §7.6) for *leaf*, which messages call
+    *what* (the file the administrator named), and nothing else: no file is touched."""
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    url = a.url("revokeCert")
+    a.log(1, f"revoking {what} at {url}")
+    acme_post(a, url, {"certificate": b64url_encode(der), "reason": reason}).expect(
+        200, what=f"revoke {what}")
+
+
 def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
     """Port of uacme.c:cert_revoke() (RFC 8555 §7.6); the file becomes revoked-EPOCH.pem."""
     certs = crypto.cert_load(certfile)
     if not certs:
         raise FileError(f"no certificate in {certfile}")
-    der = certs[0].public_bytes(serialization.Encoding.DER)
-    url = a.url("revokeCert")
-    a.log(1, f"revoking {certfile} at {url}")
-    acme_post(a, url, {"certificate": b64url_encode(der), "reason": reason}).expect(
-        200, what=f"revoke {certfile}")
+    cert_revoke_leaf(a, certs[0], reason, certfile)
     dest = os.path.join(os.path.dirname(certfile) or ".", f"revoked-{int(time.time())}.pem")
     try:
         os.rename(certfile, dest)
