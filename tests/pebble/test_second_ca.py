@@ -169,7 +169,8 @@ def test_manage_renews_two_certificates_sharing_a_name_over_tls_alpn01(
         lambda m, p, _b: m == "POST" and p.startswith("/chalZ/"), slow_start))
     wucme("issue", "one.example.org,shared.example.org", WUCME_CHALLENGE="tls-alpn-01")
     wucme("issue", "two.example.org,shared.example.org", WUCME_CHALLENGE="tls-alpn-01")
-    r = wucme("manage", WUCME_DAYS="3000", WUCME_WORKERS="2", WUCME_VERBOSE="1")
+    r = wucme("manage", WUCME_DAYS="3000", WUCME_WORKERS="2", WUCME_VERBOSE="1",
+              WUCME_CHALLENGE="tls-alpn-01")
     assert "%WUCME-S-MANAGED, 2 renewed, 0 not due, 0 failed" in r.stdout
     assert "waiting for another order's tls-alpn-01 validation of shared.example.org" in r.stdout + r.stderr
 
