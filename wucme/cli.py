@@ -9,6 +9,7 @@ mapped to exit statuses; a traceback is shown only for a bug, and only with WUCM
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return cgi_main()
     if args and args[0] == "--uacme":
         from wucme.uacme.main import main as uacme_main
+
+        if argv is None and hasattr(signal, "SIGPIPE"):
+            # As uacme (a C program) does: a closed output pipe kills the process (141 in a
+            # shell), where Python would raise and end with 1, uacme's "still current".
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
         return uacme_main(args[1:])
     if args and args[0].lower() == "alpn":

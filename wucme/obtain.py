@@ -11,6 +11,10 @@ and every name.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable, Iterable
+
 from wucme import crypto, settings
 from wucme.progress import Progress
 from wucme.repository import CertState, Repository
@@ -39,15 +43,40 @@ def _tracked(solver: Solver, progress: Progress) -> Solver:
     return solve
 
 
+def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
+    """*solver*, calling *announce* once, before the first challenge it is offered: the CA has
+    accepted the order by then."""
+    lock = threading.Lock()
+    said = False
+
+    def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        nonlocal said
+        with lock:
+            if not said:
+                said = True
+                announce()
+        return solver(method, type, ident, token, auth)
+    return solve
+
+
 def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
            replaces: str | None = None, status: str = "issued",
-           progress: Progress | None = None) -> CertState:
+           progress: Progress | None = None,
+           on_authorize: Callable[[], None] | None = None) -> CertState:
     """Order a certificate for *names* under the session's account, answer its challenges
-    through *solver*, and save it with a new key; the certificate's state on success."""
+    through *solver*, and save it with a new key; the certificate's state on success.
+    *on_authorize* is called once the CA has accepted the order, before its first challenge."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
+    # One tls-alpn-01 validation per name at a time (RFC 8737 §3): ChallengeSolver.reserve.
+    reserve: Callable[[Iterable[str]], AbstractContextManager[None]] = getattr(
+        solver, "reserve", lambda _names: nullcontext())
+    answer = _tracked(solver, progress) if progress else solver
+    if on_authorize is not None:
+        answer = _announcing(answer, on_authorize)
     try:
-        chain = cert_order(a, names, csr, replaces, _tracked(solver, progress) if progress else solver)
+        with reserve(names):
+            chain = cert_order(a, names, csr, replaces, answer)
     except BaseException:
         if progress is not None:
             progress.finish(False)

@@ -18,6 +18,12 @@ When a certificate is due:
 A certificate whose files or state cannot be read is due (it needs issuance); one revoked by
 `wucme revoke` is left alone until `wucme issue` replaces it.
 
+Each certificate is renewed over the challenge type its state records (the one it was issued
+with: a name answered by http-01 may have no tls-alpn-01 route, and the reverse), unless the
+caller's *challenge* (`manage /CHALLENGE=`) or WUCME_RENEW_CHALLENGE names one for all;
+WUCME_CHALLENGE applies to new certificates, and to states that record none.  The state then
+records the type that was used.
+
 Everything the pass has to say goes to its caller as VMS conditions (`note`), in the order it
 happens: the caller prints them (`manage`) or logs them (the agent).
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -41,7 +48,8 @@ from wucme.obtain import host_list, obtain
 from wucme.repository import Managed, Repository
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
-from wucme.settings import ca_directory, challenge_config, fixed_days, prometheus_file, warn_days, workers
+from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, prometheus_file,
+                            renewal_challenge, warn_days, workers)
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
@@ -119,9 +127,11 @@ def threshold(leaf: x509.Certificate | crypto.CertInfo) -> _dt.timedelta:
     return lifetime / 2 if lifetime <= _dt.timedelta(days=10) else lifetime / 3
 
 
-def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | None = None,
+def due(m: Managed, now: _dt.datetime,
+        ari: Callable[[x509.Certificate], int | tuple[int, float | None]] | None = None,
         days: float | None = None) -> tuple[bool, str]:
-    """(due, why) for one certificate; *ari* returns ari_check's 1 / 0 / -1."""
+    """(due, why) for one certificate; *ari* returns ari_check's 1 / 0 / -1, alone or with the
+    renewal time it picked in the CA's window (a POSIX time)."""
     leaf = m.info
     if m.state.status == "revoked":
         return False, "revoked: wucme issue replaces it"
@@ -136,11 +146,13 @@ def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | 
     left = leaf.not_valid_after_utc - now
     if left <= _dt.timedelta(0):
         return True, "expired"
-    verdict = ari(m.leaf) if ari is not None and m.leaf is not None else -1
+    answer = ari(m.leaf) if ari is not None and m.leaf is not None else -1
+    verdict, when = answer if isinstance(answer, tuple) else (answer, None)
     if verdict == 1:
         return True, "inside the CA's renewal window (ARI)"
     if verdict == 0:
-        return False, "outside the CA's renewal window (ARI)"
+        until = f"not due until {iso(_dt.datetime.fromtimestamp(when, _dt.timezone.utc))}, " if when else ""
+        return False, f"{until}outside the CA's renewal window (ARI)"
     if days is not None:
         if left < _dt.timedelta(days=days):
             return True, f"fewer than {days:g} days left (WUCME_DAYS)"
@@ -199,14 +211,15 @@ def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) 
 
 
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
-                 now: _dt.datetime | None = None) -> RenewalReport:
+                 now: _dt.datetime | None = None, challenge: str | None = None) -> RenewalReport:
     """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
     traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
-    the expiry warnings are measured from (the agent's clock; certificates use the real one)."""
+    the expiry warnings are measured from (the agent's clock; certificates use the real one);
+    *challenge*, when given, the challenge type of every renewal of this pass."""
     say: Note = note or (lambda c: None)
     report = RenewalReport(started=iso(utc_now()) or "")
     try:
-        _renew_due(repo, log, report, say)
+        _renew_due(repo, log, report, say, challenge)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
     if report.renewed or repo.load_pending():
@@ -229,21 +242,32 @@ def _metrics(repo: Repository, report: RenewalReport, say: Note) -> None:
         say(Condition("W", "NOMETRICS", f"cannot write the Prometheus file: {e}"))
 
 
-def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note) -> None:
+def _challenge_of(m: Managed, override: str | None, default: str) -> str:
+    """The challenge type *m* is renewed over: the override, else the one its state records."""
+    if override:
+        return override
+    return m.state.challenge if m.state.challenge in CHALLENGES else default
+
+
+def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note,
+               challenge: str | None = None) -> None:
     managed = repo.managed()
     if not managed:
         return
     repo.ensure_writable()
     key = repo.load_account_key()
-    config = challenge_config()
+    override = challenge or renewal_challenge()
+    default = challenge_config(override).type
     days = fixed_days()
     with account_session(log, key=key, directory=ca_directory()) as a:
         ari_url = a.dir.get("renewalInfo")
-        ari = (lambda leaf: ari_check(a, leaf, ari_url)) if isinstance(ari_url, str) else None
+        def ari(leaf: x509.Certificate) -> tuple[int, float | None]:
+            picked: list[float] = []
+            return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
         now = utc_now()
         todo: list[tuple[Managed, str]] = []
         for m in managed:
-            is_due, why = due(m, now, ari, days)
+            is_due, why = due(m, now, ari if isinstance(ari_url, str) else None, days)
             if is_due:
                 todo.append((m, why))
             else:
@@ -252,9 +276,15 @@ def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note) -> 
         if not todo:
             return
         ensure_account(a)
-        with ChallengeSolver(config, jws_thumbprint(key), log=lambda s: log(1, s)) as solver:
+        with ExitStack() as stack:
+            solvers = {
+                t: stack.enter_context(ChallengeSolver(challenge_config(t), jws_thumbprint(key),
+                                                       log=lambda s: log(1, s)))
+                for t in sorted({_challenge_of(m, override, default) for m, _ in todo})}
+
             def renew(item: tuple[Managed, str]) -> Outcome:
-                return _renew(a, repo, solver, config.type, item[0], item[1], log, say)
+                t = _challenge_of(item[0], override, default)
+                return _renew(a, repo, solvers[t], t, item[0], item[1], log, say)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
@@ -269,7 +299,7 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
                              "run wucme issue for them", ident="NOHOSTS")
         names = validate_identifiers(state.hosts, wildcard=False)
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
-        log(1, f"renewing {m.cert_path.name}: {why}")
+        log(1, f"renewing {m.cert_path.name} over {challenge}: {why}")
         new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed")
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
         say(Condition("S", "RENEWED", msg))

@@ -213,16 +213,29 @@ class ChallengeConfig:
     alpn: tuple[str, int] | None = ("", 443)
 
 
-def challenge_config() -> ChallengeConfig:
-    """WUCME_CHALLENGE (tls-alpn-01 or http-01), WUCME_HTTP01 and WUCME_ALPN (`[addr:]port`, or
-    AGENT for tls-alpn-01 answered by the web server's ACME_TLS_1 agent)."""
-    raw = (_text("WUCME_CHALLENGE") or "tls-alpn-01").lower()
-    if raw not in CHALLENGES:
-        raise UsageError(f"WUCME_CHALLENGE {raw!r} must be tls-alpn-01 or http-01", ident="BADCHALLENGE")
+def challenge_type(raw: str | None, name: str = "WUCME_CHALLENGE") -> str:
+    """A challenge type as wucme answers it: tls-alpn-01 or http-01 (any case)."""
+    value = (raw or "").lower()
+    if value not in CHALLENGES:
+        raise UsageError(f"{name} {value!r} must be tls-alpn-01 or http-01", ident="BADCHALLENGE")
+    return value
+
+
+def challenge_config(type: str | None = None) -> ChallengeConfig:
+    """WUCME_CHALLENGE (tls-alpn-01 or http-01), or *type* when given, WUCME_HTTP01 and WUCME_ALPN
+    (`[addr:]port`, or AGENT for tls-alpn-01 answered by the web server's ACME_TLS_1 agent)."""
+    raw = challenge_type(type or _text("WUCME_CHALLENGE") or "tls-alpn-01")
     http01 = _text("WUCME_HTTP01")
     alpn = _text("WUCME_ALPN") or DEFAULT_ALPN
     return ChallengeConfig(raw, parse_hostport(http01, "WUCME_HTTP01") if http01 else None,
                            None if alpn.upper() == ALPN_AGENT else parse_hostport(alpn, "WUCME_ALPN"))
+
+
+def renewal_challenge() -> str | None:
+    """WUCME_RENEW_CHALLENGE: the challenge type every renewal uses, whatever each certificate
+    recorded; undefined (the default), each certificate is renewed the way it was issued."""
+    raw = _text("WUCME_RENEW_CHALLENGE")
+    return challenge_type(raw, "WUCME_RENEW_CHALLENGE") if raw else None
 
 
 def http01_listen() -> tuple[str, int]:

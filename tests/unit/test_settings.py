@@ -124,6 +124,17 @@ def test_challenge_config(monkeypatch: pytest.MonkeyPatch) -> None:
     refused("BADCHALLENGE", settings.challenge_config)
 
 
+def test_renewal_challenge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undefined: each certificate renews over the type it recorded; defined, it overrides."""
+    assert settings.renewal_challenge() is None
+    monkeypatch.setenv("WUCME_RENEW_CHALLENGE", "HTTP-01")
+    assert settings.renewal_challenge() == "http-01"
+    monkeypatch.setenv("WUCME_CHALLENGE", "http-01")
+    assert settings.challenge_config("tls-alpn-01").type == "tls-alpn-01"  # a type given wins
+    monkeypatch.setenv("WUCME_RENEW_CHALLENGE", "dns-01")
+    assert "WUCME_RENEW_CHALLENGE" in refused("BADCHALLENGE", settings.renewal_challenge)
+
+
 def test_http01_places(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.http01_listen() == ("", 80)  # no address: IPv4 and IPv6
     assert settings.http01_probe() == ("127.0.0.1", 80, "this web server's port 80 mapping")

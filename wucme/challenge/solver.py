@@ -8,10 +8,21 @@ It answers the one challenge type WUCME_CHALLENGE names and declines the others:
 - http-01 (RFC 8555 §8.3): entries in the challenge store, served by wucme's Http01Listener on
   WUCME_HTTP01 when that is defined, else by the web server running the wucme script.
 As a context manager it runs the listener it needs for the duration.
+
+RFC 8737 §3 allows one validation certificate per name at a time, and both the store and a
+`wucme alpn` server keep one tls-alpn-01 answer per name: orders that share a name must not be
+validated at once, or one's answer replaces or withdraws the other's.  `reserve(names)` holds,
+for one order, an exclusive lock per name in the lock manager (resource ALPN_<name>, in the
+store's WUCME_LOCKS directory), taken in sorted order so two orders never wait on each other;
+it excludes other threads and other processes alike.  http-01 answers are keyed by token and
+need no such lock.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from wucme.challenge.alpn import AlpnControl
@@ -20,9 +31,23 @@ from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import TlsAlpnResponder
 from wucme.core import jws
 from wucme.errors import WucmeError
+from wucme.lock import LockManager, LockMode, NotQueued
 from wucme.settings import ALPN_AGENT, ChallengeConfig
 
-__all__ = ["ChallengeSolver"]
+__all__ = ["ChallengeSolver", "LOCK_DIR", "alpn_resource"]
+
+#: The lock manager's directory, inside the challenge store.
+LOCK_DIR = "WUCME_LOCKS"
+_PLAIN = re.compile(r"[a-z0-9.-]{1,26}")
+
+
+def alpn_resource(name: str) -> str:
+    """The lock resource of one name's tls-alpn-01 validation: ALPN_WWW_EXAMPLE_ORG, or, for a
+    name too long for a resource (31 characters), ALPN_ and 26 hex digits of its SHA-256."""
+    n = name.lower().rstrip(".")
+    if _PLAIN.fullmatch(n):
+        return "ALPN_" + n.upper().replace(".", "_")
+    return "ALPN_" + hashlib.sha256(n.encode()).hexdigest()[:26].upper()
 
 
 class ChallengeSolver:
@@ -69,6 +94,25 @@ class ChallengeSolver:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    @contextmanager
+    def reserve(self, names: Iterable[str]) -> Iterator[None]:
+        """Hold *names* for one order's tls-alpn-01 validations (the module's docstring); for
+        http-01, nothing to hold."""
+        if self.config.type != "tls-alpn-01":
+            yield
+            return
+        self.store._ensure_directory()
+        manager = LockManager(self.store.directory / LOCK_DIR)
+        with ExitStack() as held:
+            for resource, name in sorted({alpn_resource(n): n for n in names}.items()):
+                try:
+                    lock = manager.enqueue(resource, LockMode.EX, wait=False)
+                except NotQueued:
+                    self.log(f"waiting for another order's tls-alpn-01 validation of {name}")
+                    lock = manager.enqueue(resource, LockMode.EX)
+                held.enter_context(lock)
+            yield
 
     def __call__(self, method: str, type: str, ident: str, token: str, auth: str) -> int:
         """uacme's hook protocol: 0 accepted, >0 declined (the next challenge is offered).

@@ -36,11 +36,11 @@ def ari_replaces(a: AcmeSession, old: Any) -> str | None:
 
 
 def ari_check(a: AcmeSession, cert: Any, ari_url: str | None, now: float | None = None,
-              rand: float | None = None) -> int:
+              rand: float | None = None, picked: list[float] | None = None) -> int:
     """1 when ARI says renew now, 0 when not yet, -1 when ARI is unavailable.
 
-    A renewal time is chosen uniformly within suggestedWindow (RFC 9773 §4.2);
-    `rand` fixes that choice for tests.
+    A renewal time is chosen uniformly within suggestedWindow (RFC 9773 §4.2) and appended
+    to *picked* when given; `rand` fixes that choice for tests.
     """
     if not ari_url:
         return -1
@@ -74,5 +74,7 @@ def ari_check(a: AcmeSession, cert: Any, ari_url: str | None, now: float | None 
     t = time.time() if now is None else now
     pick = start + (random.random() if rand is None else rand) * (end - start)
     due = t > pick
+    if picked is not None:
+        picked.append(pick)
     a.log(1, f"ARI window {window['start']} .. {window['end']}: {'due' if due else 'not due'}")
     return 1 if due else 0

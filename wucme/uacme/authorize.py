@@ -11,10 +11,13 @@ authorizations at once:
    0 accepts, >0 declines so the next is offered, a signal aborts);
 3. start every accepted challenge (POST {}, RFC 8555 §7.5.1);
 4. poll until each is valid or invalid, honouring Retry-After: given the order
-   URL, the order alone is polled (one request a round, whatever the number of
+   URL, the order is polled (one request a round, whatever the number of
    names: the order is `pending` until every authorization is valid and
-   `invalid` once one fails, RFC 8555 §7.1.6), and the challenges are read
-   once more only when it failed; otherwise every challenge is polled;
+   `invalid` once one fails, RFC 8555 §7.1.6); once it has stayed pending for
+   a second (WATCH_AFTER), the challenges not yet known valid are polled too,
+   since not every CA makes the order invalid promptly, and the first invalid
+   one ends the order at once; a challenge the start already answered invalid
+   ends it before any poll; without the order URL every challenge is polled;
 5. run `done` or `failed` for each accepted challenge.
 
 A hook program (and the operator, without one) is called one call at a time, in
@@ -32,7 +35,7 @@ from typing import Any
 from wucme.core import jws
 from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
-from wucme.uacme.acme import AcmeReply, AcmeSession, acme_poll, acme_post
+from wucme.uacme.acme import AcmeReply, AcmeSession, acme_post
 from wucme.uacme.hook import Solver, hook_run
 from wucme.uacme.msg import scan_char
 
@@ -134,6 +137,8 @@ def _start(a: AcmeSession, ch: Challenge) -> None:
     a.log(1, f"starting challenge at {ch.url}")
     r = acme_post(a, ch.url, {}).expect(200, what=f"start challenge at {ch.url}")
     ch.status = r.jstr("status") or "pending"
+    if ch.status not in ("pending", "processing", "valid"):
+        ch.error = (r.json or {}).get("error")  # some CAs validate within the start POST
 
 
 def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
@@ -252,19 +257,46 @@ def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
         a.sleep(wait)
 
 
+#: Seconds the order may stay pending before the challenges are watched as well.
+WATCH_AFTER = 1.0
+_LIVE = ("pending", "processing")
+
+
 def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
-    """Poll the order until it leaves `pending`; read the challenges only if it failed."""
-    try:
-        status = acme_poll(a, order_url, ("pending",), "order").jstr("status")
-    except PollTimeout:
-        for c in chs:
-            c.status = "timeout"
-        raise
-    if status in ("ready", "processing", "valid"):
-        for c in chs:
-            c.status = "valid"
-        return
-    _map(a, lambda c: _poll_one(a, c), chs)  # which failed, and why
+    """Poll the order until it leaves `pending`, and watch the challenges while it lingers.
+
+    RFC 8555 §7.1.6 makes the order invalid once an authorization is, but not every CA does
+    so promptly: one leaves the order pending with a challenge invalid.  While all goes well
+    one request a round suffices (the order); once the order has stayed pending for
+    WATCH_AFTER seconds, each round also reads the challenges not yet known valid, and the
+    first invalid one ends the wait with its problem document."""
+    if any(c.status not in (*_LIVE, "valid") for c in chs):
+        return  # the start POST already answered invalid: nothing to wait for
+    backoff = a.backoff()
+    while True:
+        r = acme_post(a, order_url, "").expect(200, what=f"poll order status at {order_url}")
+        status = r.jstr("status")
+        if status in ("ready", "processing", "valid"):
+            for c in chs:
+                c.status = "valid"
+            return
+        if status != "pending":
+            _map(a, lambda c: _poll_one(a, c), [c for c in chs if c.status != "valid"])
+            return  # which failed, and why
+        hint = retry_after(r.header("Retry-After"), 0) or None
+        if backoff.spent >= WATCH_AFTER:
+            live = [c for c in chs if c.status in _LIVE]
+            _map(a, lambda c: _poll_one(a, c), live)
+            if any(c.status not in (*_LIVE, "valid") for c in chs):
+                return
+        wait = backoff.next(hint)
+        if wait is None:
+            for c in chs:
+                if c.status in _LIVE:
+                    c.status = "timeout"
+            raise PollTimeout(f"timeout while polling order status at {order_url}, giving up")
+        a.log(2, f"order {status}, waiting {wait:g} seconds")
+        a.sleep(wait)
 
 
 def _finish(a: AcmeSession, chs: list[Challenge], solver: Solver | None, force_failed: bool = False) -> None:

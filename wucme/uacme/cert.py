@@ -111,7 +111,26 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         raise ProtocolViolation("failed to parse certificate url")
     pem = _download(a, certurl)
     _check_chain(pem, names, csr)
+    _check_staple(a, pem, csr)
     return pem
+
+
+def _has_tls_feature(obj: x509.Certificate | x509.CertificateSigningRequest) -> bool:
+    try:
+        obj.extensions.get_extension_for_class(x509.TLSFeature)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _check_staple(a: AcmeSession, pem: bytes, csr: bytes) -> None:
+    """Warn when the CSR asked for must-staple (RFC 7633 TLS Feature) and the CA dropped it:
+    some CAs do, and a server that relies on stapling should know."""
+    if not _has_tls_feature(x509.load_der_x509_csr(csr)):
+        return
+    if not _has_tls_feature(x509.load_pem_x509_certificates(pem)[0]):
+        a.log.warn("must-staple was requested but the CA issued the certificate without the "
+                   "TLS Feature extension (RFC 7633)")
 
 
 def _download(a: AcmeSession, certurl: str) -> bytes:
@@ -197,16 +216,22 @@ def _unlink(path: str) -> None:
         pass
 
 
+def cert_revoke_leaf(a: AcmeSession, leaf: x509.Certificate, reason: int, what: str) -> None:
+    """The revokeCert request of cert_revoke() (RFC 8555 §7.6) for *leaf*, which messages call
+    *what* (the file the administrator named), and nothing else: no file is touched."""
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    url = a.url("revokeCert")
+    a.log(1, f"revoking {what} at {url}")
+    acme_post(a, url, {"certificate": b64url_encode(der), "reason": reason}).expect(
+        200, what=f"revoke {what}")
+
+
 def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
     """Port of uacme.c:cert_revoke() (RFC 8555 §7.6); the file becomes revoked-EPOCH.pem."""
     certs = crypto.cert_load(certfile)
     if not certs:
         raise FileError(f"no certificate in {certfile}")
-    der = certs[0].public_bytes(serialization.Encoding.DER)
-    url = a.url("revokeCert")
-    a.log(1, f"revoking {certfile} at {url}")
-    acme_post(a, url, {"certificate": b64url_encode(der), "reason": reason}).expect(
-        200, what=f"revoke {certfile}")
+    cert_revoke_leaf(a, certs[0], reason, certfile)
     dest = os.path.join(os.path.dirname(certfile) or ".", f"revoked-{int(time.time())}.pem")
     try:
         os.rename(certfile, dest)

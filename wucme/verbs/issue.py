@@ -57,11 +57,13 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     try:
         with account_session(log, key=account_key, directory=directory, retrieve=True) as a:
             replaces = ari_replaces(a, repo.cert_path(names[0]))
-            if progress is not None:
-                result.say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
+            def authorizing() -> None:  # once the CA accepted the order, not before it refuses
+                result.say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} "
+                           f"by {config.type}")
             with ChallengeSolver(config, jws_thumbprint(account_key), log=lambda s: log(1, s)) as solver:
                 state = obtain(a, repo, names, solver, challenge=config.type, replaces=replaces,
-                               progress=progress)
+                               progress=progress,
+                               on_authorize=authorizing if progress is not None else None)
     except WucmeError as e:
         if managed_before:  # a managed certificate: note the failure beside it
             st = repo.load_state(names[0])

@@ -7,16 +7,20 @@ from dataclasses import asdict
 from wucme.command import Command, Qualifier, Verb
 from wucme.renewal import renewal_pass
 from wucme.repository import Repository
+from wucme.settings import CHALLENGES
 from wucme.verbs.common import VerbLog
 from wucme.result import Result, Show
 from wucme.vms.condition import Condition, parse_message
 
 VERB = Verb("manage", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
-                                            help="TEXT (default) or JSON"),),
+                                            help="TEXT (default) or JSON"),
+                                  Qualifier("challenge", "required", keywords=CHALLENGES,
+                                            help="renew every certificate over this challenge type "
+                                                 "(default: the type each was issued with)")),
             help="Renew the certificates that are due, load and report, now, as the agent does daily.")
 
 
-def manage(show: Show | None = None) -> Result:
+def manage(show: Show | None = None, challenge: str | None = None) -> Result:
     """One renewal pass: a message for each step as it happens, then the summary."""
     repo = Repository.here()
     result = Result("Manage", show=show)
@@ -24,7 +28,7 @@ def manage(show: Show | None = None) -> Result:
     def note(c: Condition) -> None:
         result.add(c)
 
-    report = renewal_pass(repo, VerbLog(), note=note)
+    report = renewal_pass(repo, VerbLog(), note=note, challenge=challenge)
     result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
     if report.error:
         c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
@@ -36,4 +40,5 @@ def manage(show: Show | None = None) -> Result:
 
 
 def run(cmd: Command, show: Show | None = None) -> Result:
-    return manage(show)
+    value = cmd.qualifiers.get("challenge")
+    return manage(show, value.lower() if isinstance(value, str) else None)

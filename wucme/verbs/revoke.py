@@ -7,10 +7,7 @@ the repository's state marks the certificate revoked, and `manage` leaves it alo
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
 from wucme.command import Command, Qualifier, Verb, match_keyword
@@ -18,7 +15,7 @@ from wucme.errors import FileError, UsageError
 from wucme.core.times import iso, utc_now
 from wucme.repository import Repository
 from wucme.session import account_session
-from wucme.uacme.cert import cert_revoke
+from wucme.uacme.cert import cert_revoke_leaf
 from wucme.verbs.common import VerbLog
 from wucme.result import Result, Show
 from wucme.vms.filespec import is_vms_spec, to_path
@@ -74,10 +71,7 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     key = repo.load_account_key()
     serial = crypto.serial_hex(certs[0].serial_number)
     with account_session(VerbLog(), key=key, retrieve=True) as a:
-        with tempfile.TemporaryDirectory(prefix="wucme-revoke-") as tmp:
-            leaf = Path(tmp) / "cert.pem"
-            leaf.write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
-            cert_revoke(a, str(leaf), code)
+        cert_revoke_leaf(a, certs[0], code, str(path))  # the file stays where it is
     if managed is not None:
         repo.record_attempt(managed.state, "revoked", f"revoked ({name}) {iso(utc_now())}")
     return Result("Revoke", show=show).say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")

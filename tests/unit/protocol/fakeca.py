@@ -272,9 +272,14 @@ class Order:
     error: dict[str, Any] | None = None
     csr: x509.CertificateSigningRequest | None = None
 
+    stays_pending: bool = False  # a CA that leaves the order pending when an authorization fails
+
     def status(self) -> str:
-        if self.error or any(a.status != "valid" and a.status != "pending" for a in self.authzs):
+        if self.error or (not self.stays_pending
+                          and any(a.status != "valid" and a.status != "pending" for a in self.authzs)):
             return "invalid"
+        if any(a.status != "valid" for a in self.authzs):
+            return "pending"
         if any(a.status == "pending" for a in self.authzs):
             return "pending"
         if self.cert:
@@ -316,6 +321,8 @@ class FakeCA:
         self.order_processing_polls = 0  # order reads that say processing after finalize
         self.poll_retry_after: str | None = None  # Retry-After on pending/processing answers
         self.fail_challenge: dict[str, dict[str, Any]] = {}  # ident -> problem the validation finds
+        self.order_stays_pending = False  # orders stay pending when an authorization fails
+        self.validate_on_start = False  # the start POST answers with the validation's outcome
         self.issue_error: dict[str, Any] | None = None  # finalize fails with this order error
         self.alternates = 0
         self.links_on_one_line = False
@@ -721,7 +728,7 @@ class FakeCA:
         authzs = [self._new_authz(i, account) for i in idents]
         oid = self._id()
         order = Order(oid, f"{BASE}/order/{oid}", account, idents, authzs, replaces, profile,
-                      pending_left=self.order_pending_polls)
+                      pending_left=self.order_pending_polls, stays_pending=self.order_stays_pending)
         self.orders[oid] = order
         return self._respond(201, self._order_json(order), headers=[("Location", order.url)])
 
@@ -814,6 +821,9 @@ class FakeCA:
                 raise _Refusal(400, "malformed", f"authorization is {ch.authz.status}", True)
             if ch.status == "pending":
                 ch.status, ch.reads_left = "processing", self.validation_polls
+                if self.validate_on_start:
+                    ch.reads_left = 0
+                    self._tick(ch)
         else:
             raise _Refusal(400, "malformed", f"challenge payload must be {{}}, not {payload!r}", True)
         headers = [("Link", f'<{ch.authz.url}>;rel="up"')]

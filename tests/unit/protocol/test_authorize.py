@@ -135,6 +135,47 @@ def test_a_failed_challenge_reports_the_cas_problem(ca: FakeCA) -> None:
     assert reads(ca, "order") == 1 and reads(ca, "challenge") == 2
 
 
+def test_an_order_left_pending_still_ends_at_the_first_invalid_challenge(ca: FakeCA) -> None:
+    """A CA that leaves the order pending after an authorization failed (RFC 8555 §7.1.6 says
+    it becomes invalid): the challenges are watched once the order lingers, and the first
+    invalid one ends the wait with its problem, long before the poll deadline."""
+    ca.order_stays_pending = True
+    ca.validation_polls = 3
+    ca.fail_challenge["b.test"] = {"type": NS + "unauthorized", "detail": "no such token"}
+    a = registered(ca)
+    answerer = Answerer(ca)
+    with fails(WucmeError, "CHALLFAIL.*b.test \\(http-01\\): invalid: "
+               "urn:ietf:params:acme:error:unauthorized no such token"):
+        run(a, answerer, ["a.test", "b.test"])
+    assert answerer.methods()[2:] == [("done", "http-01", "a.test"), ("failed", "http-01", "b.test")]
+    assert sum(waits(a)) < 3.0
+
+
+def test_a_challenge_answered_invalid_at_its_start_ends_the_order_without_polling(ca: FakeCA) -> None:
+    """The start POST itself says invalid (the CA validated at once) and the order stays pending:
+    nothing is polled, the hook hears `failed` and the CA's error is reported."""
+    ca.order_stays_pending = ca.validate_on_start = True
+    ca.fail_challenge["a.test"] = {"type": NS + "dns", "detail": "no address for a.test"}
+    a = registered(ca)
+    answerer = Answerer(ca)
+    with fails(WucmeError, "CHALLFAIL.*a.test \\(http-01\\): invalid: "
+               "urn:ietf:params:acme:error:dns no address for a.test"):
+        run(a, answerer, ["a.test"])
+    assert answerer.methods()[-1] == ("failed", "http-01", "a.test")
+    assert reads(ca, "order") == 0 and waits(a) == []
+
+
+def test_a_lingering_order_has_only_the_challenges_not_yet_valid_read(ca: FakeCA) -> None:
+    """Order pending past WATCH_AFTER: each round reads the order and the challenges not yet
+    known valid; it ends as soon as the order is ready."""
+    ca.validation_polls = 12
+    a = registered(ca)
+    answerer = Answerer(ca)
+    run(a, answerer, ["a.test", "b.test"])
+    assert [m for m, *_ in answerer.methods()].count("done") == 2
+    assert 0 < reads(ca, "challenge") < 2 * reads(ca, "order")
+
+
 def test_a_wrong_answer_fails_validation(ca: FakeCA) -> None:
     a = registered(ca)
     answerer = Answerer(ca, garble=True)
