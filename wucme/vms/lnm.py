@@ -332,7 +332,7 @@ def cluster_db() -> str | None:
 
 
 def _cluster_error(exc: VmsError) -> LogicalNameError:
-    return LogicalNameError(f"cluster logical name table (database {CLUSTER_DB}): {exc.text}", "CLUSTERDB")
+    return LogicalNameError(f"cluster logical name table (database {CLUSTER_DB}): {exc.text}", exc.ident)
 
 
 def _db_load(conninfo: str) -> dict[str, LogicalName]:
