@@ -8,9 +8,11 @@ as a load balancer would.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -177,15 +179,68 @@ def test_a_removed_challenge_is_never_served_by_another_node(db: str, tmp_path: 
             assert http_get(B, port, token) == (200, f"{token}.thumb")
             node_a.remove(token)
             assert http_get(B, port, token)[0] == 404  # at once: no cache serves it
-        node_b = ChallengeStore(db=db)
-        node_a.alpn_put("www.cluster.test", "k.thumb")
-        assert node_b.alpn_get("www.cluster.test") == "k.thumb"
-        node_a.alpn_remove("www.cluster.test")
-        assert node_b.alpn_get("www.cluster.test") is None
-        node_b.close()
     finally:
         node_a.close()
         stop_child(responder)  # type: ignore[arg-type]
+
+
+def acme_tls_1(addr: str, port: int, sni: str) -> bytes | None:
+    """The DER certificate presented for an acme-tls/1 handshake naming *sni*, or None when
+    acme-tls/1 was not negotiated (wucme alpn then passes the connection to its backend)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["acme-tls/1"])
+    try:
+        with socket.create_connection((addr, port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=sni) as tls:
+            if tls.selected_alpn_protocol() != "acme-tls/1":
+                return None
+            return tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def test_a_removed_tls_alpn01_challenge_is_never_served_by_another_nodes_wucme_alpn(
+        db: str, tmp_path: Path) -> None:
+    from harness.pebble import free_port
+
+    port = free_port(C)
+    c = Node(tmp_path, "c", C, db)
+    c.tmp.mkdir(parents=True)
+    alpn = c.start("-m", "wucme.challenge.alpn", "-b", f"{C}@{port}", "-c", "127.0.0.1@1",
+                   "-s", str(c.tmp / "alpn.sock"), "-p", str(c.tmp / "alpn.pid"), "-l", str(c.tmp / "alpn.log"))
+    node_a = ChallengeStore(db=db)
+    try:
+        wait_listening(C, port, alpn)
+        assert acme_tls_1(C, port, "www.cluster.test") is None
+        for i in range(10):
+            node_a.alpn_put("www.cluster.test", f"token{i}.thumb")
+            der = acme_tls_1(C, port, "www.cluster.test")
+            assert der is not None, (c.tmp / "alpn.log").read_text()
+            digest = hashlib.sha256(f"token{i}.thumb".encode()).digest()
+            assert digest in der  # the acmeIdentifier extension of RFC 8737 §3
+            node_a.alpn_remove("www.cluster.test")
+            assert acme_tls_1(C, port, "www.cluster.test") is None  # at once
+    finally:
+        node_a.close()
+        stop_child(alpn)  # type: ignore[arg-type]
+
+
+def test_the_web_script_loads_psycopg_only_for_a_cluster(db: str, tmp_path: Path) -> None:
+    """The http-01 script runs once per request: outside a cluster it never imports psycopg."""
+    probe = ("import io, sys\nfrom wucme.web import cgi_main\nout = io.BytesIO()\n"
+             "cgi_main({'REQUEST_METHOD': 'GET', 'PATH_INFO': '/.well-known/acme-challenge/tok'}, "
+             "io.BytesIO(), out)\nprint('psycopg' in sys.modules, out.getvalue().split(b'\\r\\n\\r\\n')[-1])")
+    a = Node(tmp_path, "a", A, None)
+    r = subprocess.run([sys.executable, "-c", probe], env=a.env, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "False b'Challenge received but no such token.'", r.stderr
+    store = ChallengeStore(db=db)
+    store.put("tok", "tok.thumb", "a.test", "http-01")
+    store.close()
+    a = Node(tmp_path, "a2", A, db)
+    r = subprocess.run([sys.executable, "-c", probe], env=a.env, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "True b'tok.thumb'", r.stderr
 
 
 def test_challenges_expire_on_the_database_clock_and_after_a_day_whatever_the_ttl(db: str) -> None:
