@@ -356,6 +356,9 @@ def _out(r: subprocess.CompletedProcess[str]) -> str:
 def test_check_cluster(db: str, tmp_path: Path) -> None:
     a = Node(tmp_path, "a", A, None)
     assert "%WUCME-W-NOCLUSTER, WUCME_LOCK_DB is not defined" in _out(a("check", "/cluster", code=None))
+    a("define", "/cluster", "WUCME_LOCK_DB", db)  # the file cluster table: never where the database is named
+    out = _out(a("check", "/cluster", code=None))
+    assert "%WUCME-W-LOCKDBCLUSTER" in out and "%WUCME-W-NOCLUSTER" in out
     a = Node(tmp_path, "a2", A, db)
     a.here.mkdir(parents=True)
     out = _out(a("check", "/cluster", code=None))

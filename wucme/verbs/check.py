@@ -95,6 +95,11 @@ def check_cluster(r: Result) -> Result:
 
     conninfo = lock_db()
     if conninfo is None:
+        from wucme.vms.lnm import lookup
+
+        if lookup("WUCME_LOCK_DB", "cluster") is not None:
+            r.say("W", "LOCKDBCLUSTER", "WUCME_LOCK_DB is defined in the cluster table, which cannot name "
+                  "its own database, so it is not used: define it /SYSTEM on each node")
         return r.say("W", "NOCLUSTER", "WUCME_LOCK_DB is not defined (process or system table): this "
                      "node is no cluster member; its agents' lock is local, its challenge store a "
                      "directory and its cluster logical-name table a file (docs/cluster.md)")
