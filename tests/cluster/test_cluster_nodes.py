@@ -383,3 +383,55 @@ def test_check_cluster(db: str, tmp_path: Path) -> None:
     out = _out(r)
     assert r.returncode != 0 and "%WUCME-E-NOCLUSTERDB, the cluster database (WUCME_LOCK_DB) does not answer" \
         in out
+
+
+def test_wucmes_own_tls_alpn01_responder_answers_from_the_shared_store(db: str) -> None:
+    """The responder `issue` runs on WUCME_ALPN (tlsalpn.py) answers another node's entries, and
+    stops the moment they are withdrawn."""
+    from harness.pebble import free_port
+    from wucme.challenge.tlsalpn import TlsAlpnResponder
+
+    node_a, node_c = ChallengeStore(db=db), ChallengeStore(db=db)
+    port = free_port(C)
+    responder = TlsAlpnResponder(node_c, C, port).start()
+    try:
+        node_a.alpn_put("tls.cluster.test", "tok.thumb")
+        der = acme_tls_1(C, port, "tls.cluster.test")
+        assert der is not None and hashlib.sha256(b"tok.thumb").digest() in der
+        node_a.alpn_remove("tls.cluster.test")
+        assert acme_tls_1(C, port, "tls.cluster.test") is None
+    finally:
+        responder.stop()
+        node_a.close()
+        node_c.close()
+
+
+def test_a_running_process_sees_another_nodes_define_within_a_second(
+        db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logical names are read when used (the seed on WUCME_VERBOSE): a DEFINE /CLUSTER made on
+    node A reaches a process already running on node B within the cache time (1 s)."""
+    from wucme.vms.lnm import trnlnm
+
+    monkeypatch.setenv("WUCME_LOCK_DB", db)
+    assert trnlnm("WUCME_CLUSTER_NEWS") is None
+    Node(tmp_path, "a", A, db)("define", "/cluster", "WUCME_CLUSTER_NEWS", "/srv/one")
+    t0 = time.monotonic()
+    while trnlnm("WUCME_CLUSTER_NEWS") != "/srv/one":
+        assert time.monotonic() - t0 < 1.5, "not seen within the cache time"
+        time.sleep(0.02)
+    Node(tmp_path, "a", A, db)("deassign", "/cluster", "WUCME_CLUSTER_NEWS")
+    t0 = time.monotonic()
+    while trnlnm("WUCME_CLUSTER_NEWS") is not None:
+        assert time.monotonic() - t0 < 1.5, "the DEASSIGN not seen within the cache time"
+        time.sleep(0.02)
+
+
+def test_concurrent_defines_on_every_node_are_all_kept(db: str, tmp_path: Path) -> None:
+    nodes = [Node(tmp_path, n, ip, db) for n, ip in (("a", A), ("b", B), ("c", C))]
+    procs = [n.start("-m", "wucme", "define", "/cluster", f"WUCME_N_{n.name}_{i}", f"/v/{i}")
+             for i in range(4) for n in nodes]
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0, out
+    listing = nodes[0]("show", "logical", "/cluster").stdout
+    assert all(f'"WUCME_N_{n.name.upper()}_{i}" = "/v/{i}"' in listing for i in range(4) for n in nodes)
