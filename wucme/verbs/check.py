@@ -74,7 +74,7 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
         listener = Http01Listener(store, host, port)
     except OSError as e:
         raise WucmeError(f"cannot listen on {host}:{port}: {e.strerror or e}", ident="NOLISTEN") from None
-    r.say("I", "LISTENING", f"http-01 responder on {host}:{port} answering from {store.directory}"
+    r.say("I", "LISTENING", f"http-01 responder on {host}:{port} answering from {store.where}"
           + (f" for {seconds} s" if seconds else "; interrupt (Ctrl-C) to stop"))
     stop = threading.Event()
     listener.start()
