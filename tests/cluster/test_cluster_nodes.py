@@ -435,3 +435,25 @@ def test_concurrent_defines_on_every_node_are_all_kept(db: str, tmp_path: Path) 
         assert p.returncode == 0, out
     listing = nodes[0]("show", "logical", "/cluster").stdout
     assert all(f'"WUCME_N_{n.name.upper()}_{i}" = "/v/{i}"' in listing for i in range(4) for n in nodes)
+
+
+def test_a_select_only_role_reads_the_store_and_cannot_write_it(db: str) -> None:
+    """docs/cluster.md: the web server's script may have a role that can only read."""
+    writer = ChallengeStore(db=db)
+    writer.put("tok", "tok.thumb", "a.test", "http-01")
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("DROP ROLE IF EXISTS wucme_web")
+        c.execute("CREATE ROLE wucme_web LOGIN")
+        c.execute("GRANT SELECT ON wucme_challenges TO wucme_web")
+    reader = ChallengeStore(db=db.replace("user=postgres", "user=wucme_web"))
+    try:
+        assert reader.get("tok") == "tok.thumb"
+        with pytest.raises(OSError, match="permission denied"):
+            reader.put("other", "other.thumb", "a.test", "http-01")
+        assert writer.get("other") is None
+    finally:
+        reader.close()
+        writer.close()
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("DROP TABLE wucme_challenges")
+            c.execute("DROP ROLE wucme_web")
