@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from wucme.challenge.storepg import PgChallenges
-
 from wucme.challenge.names import is_ip, sni_key
 from wucme.settings import challenges_dir, store_db
 from wucme.vms.atomic import TEMP_PREFIX, atomic_write
 from wucme.vms.secure import InsecureError, check_directory, check_stat, make_directory
+
+if TYPE_CHECKING:  # imported when a database is named: psycopg is the `cluster` extra
+    from wucme.challenge.storepg import PgChallenges
 
 __all__ = [
     "ChallengeStore",
