@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from wucme.errors import UsageError
 from wucme.vms.filespec import dir_path
-from wucme.vms.lnm import trnlnm
+from wucme.vms.lnm import LOCAL_TABLES, trnlnm
 
 if TYPE_CHECKING:
     from wucme.http import HttpConfig
@@ -411,8 +411,17 @@ def always_active() -> bool:
 
 
 def lock_db() -> str | None:
-    """WUCME_LOCK_DB: a libpq connection string for the cluster-wide lock, or None (local lock)."""
-    return trnlnm("WUCME_LOCK_DB") or None
+    """WUCME_LOCK_DB: a libpq connection string for the cluster-wide lock, or None (local lock).
+
+    Read from the process, job, group and system tables only: the cluster table lives in that
+    database (docs/cluster.md), so it cannot name it."""
+    return trnlnm("WUCME_LOCK_DB", LOCAL_TABLES) or None
+
+
+def store_db() -> str | None:
+    """The database of the shared challenge store: WUCME_STORE_DB, else WUCME_LOCK_DB, else None
+    (the store is a directory).  Local tables only, as lock_db."""
+    return trnlnm("WUCME_STORE_DB", LOCAL_TABLES) or lock_db()
 
 
 def hook_timeout() -> float | None:

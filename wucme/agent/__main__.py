@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from wucme.vms.condition import format_message
+from wucme.vms.condition import VmsError, exit_status, format_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     from wucme.daemon import Detached, daemonize
     from wucme.settings import here_path
 
-    repo = here_path()
-    if detach:
-        daemon = daemonize()
-        if isinstance(daemon, Detached):
-            sys.stdout.write(format_message("I", "DETACHED", f"agent pid {daemon.pid} for {repo}") + "\n")
-            return 0
-        daemon.close()
-    return Agent(repo, max_cycles=1 if once else None, immediate=once).serve()
+    try:
+        repo = here_path()
+        if detach:
+            daemon = daemonize()
+            if isinstance(daemon, Detached):
+                sys.stdout.write(format_message("I", "DETACHED", f"agent pid {daemon.pid} for {repo}") + "\n")
+                return 0
+            daemon.close()
+        return Agent(repo, max_cycles=1 if once else None, immediate=once).serve()
+    except VmsError as e:  # a logical name table unreadable (the cluster database down): a message
+        sys.stderr.write(e.message() + "\n")
+        return exit_status(e.severity)
 
 
 if __name__ == "__main__":

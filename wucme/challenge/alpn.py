@@ -26,11 +26,13 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
 from wucme.challenge.alpnauth import AuthTable
 from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
+from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import auth_digest
 from wucme.daemon import Daemon, Detached, daemonize
 from wucme.settings import alpn_pidfile, alpn_socket
@@ -598,7 +600,7 @@ def server_main(o: Options, log: AlpnLog) -> int:
             raise AlpnError("failed to listen to all address")
         _write_pid(o.pidfile, stale=pid is not None)
         cleanup_paths.append(o.pidfile)
-        table = AuthTable(o.max_auths)
+        table = AuthTable(o.max_auths, shared=_shared_store(log))
         # Built (its limits read from the logical name tables) before -u and -r take the
         # tables out of reach.
         proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
@@ -667,6 +669,21 @@ def _version() -> str:
     from wucme import UACME_VERSION, __version__
 
     return f"{__version__} (ualpn {UACME_VERSION} port)"
+
+
+def _shared_store(log: Callable[[str, str], None]) -> Callable[[str], tuple[str, str] | None] | None:
+    """The cluster's shared challenge store as an SNI lookup, when one is defined (WUCME_STORE_DB
+    or WUCME_LOCK_DB: docs/cluster.md): this server then answers orders other nodes started."""
+    store = ChallengeStore()
+    if not store.shared:
+        return None
+    log("NOTICE", "answering the cluster's shared challenge store too")
+
+    def lookup(sni: str) -> tuple[str, str] | None:
+        entry = store.alpn_lookup(sni, sni=True)
+        return (entry.ident, entry.key_authorization) if entry is not None else None
+
+    return lookup
 
 
 def alpn_main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:

@@ -12,6 +12,7 @@ reverse-DNS name, because that is the SNI a validation server sends (RFC 8738 §
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -22,7 +23,7 @@ from OpenSSL import SSL
 
 from wucme.challenge.names import is_ip, sni_key
 from wucme.challenge.tlsalpn import ACME_TLS_1, make_validation_cert_from_digest
-from wucme.core.b64 import b64url_decode
+from wucme.core.b64 import b64url_decode, b64url_encode
 
 __all__ = ["Auth", "AuthTable", "Log", "handle_command", "AUTH_LIFETIME", "MAX_LINE"]
 
@@ -63,12 +64,23 @@ def _acme_context(ident: str, digest: bytes) -> SSL.Context:
     return ctx
 
 
-class AuthTable:
-    """Authorizations in memory, keyed case-insensitively by SNI; at most *max_auths* of them."""
+#: Looks an SNI up in the cluster's shared challenge store: (identifier, key authorization).
+SharedLookup = Callable[[str], "tuple[str, str] | None"]
 
-    def __init__(self, max_auths: int = 100, clock: Callable[[], float] = time.monotonic) -> None:
+
+class AuthTable:
+    """Authorizations in memory, keyed case-insensitively by SNI; at most *max_auths* of them.
+
+    With *shared*, a name not held in memory is looked up in the cluster's shared challenge
+    store (an order another node started: docs/cluster.md) on every handshake, never cached, so
+    a challenge removed there is not answered here.
+    """
+
+    def __init__(self, max_auths: int = 100, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedLookup | None = None) -> None:
         self.max_auths = max_auths
         self.clock = clock
+        self.shared = shared
         self._auths: dict[str, Auth] = {}
         self._lock = threading.Lock()
 
@@ -83,8 +95,20 @@ class AuthTable:
         with self._lock:
             found = self._auths.get(key)
         if found is None or self.clock() - found.timestamp > AUTH_LIFETIME:
-            return None
+            return self._shared(sni, key)
         return found
+
+    def _shared(self, sni: str, key: str) -> Auth | None:
+        hit = self.shared(sni) if self.shared is not None else None
+        if hit is None:
+            return None
+        ident, keyauth = hit
+        digest = hashlib.sha256(keyauth.encode("utf-8")).digest()
+        try:
+            context = _acme_context(ident, digest)
+        except (ValueError, SSL.Error):
+            return None
+        return Auth(ident, key, b64url_encode(digest), context, self.clock())
 
     def expire(self) -> list[Auth]:
         """Remove authorizations older than an hour (ualpn's 1 s timer does the same)."""

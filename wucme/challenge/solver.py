@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from wucme.challenge._net import show_address
 from wucme.challenge.alpn import AlpnControl
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore
@@ -73,20 +74,20 @@ class ChallengeSolver:
                     self.log(f"tls-alpn-01 answered by the wucme alpn server at {ctl.socket_path}")
                 elif cfg.alpn is None:
                     self.log("tls-alpn-01 answered by the web server's ACME_TLS_1 agent from "
-                             f"{self.store.directory}")
+                             f"{self.store.where}")
                 else:
                     self._server = TlsAlpnResponder(self.store, *cfg.alpn).start()
-                    self.log(f"tls-alpn-01 answered on {cfg.alpn[0]}:{cfg.alpn[1]}")
+                    self.log(f"tls-alpn-01 answered on {show_address(*cfg.alpn)}")
             elif cfg.http01 is not None:
                 self._server = Http01Listener(self.store, *cfg.http01).start()
-                self.log(f"http-01 answered on {cfg.http01[0]}:{cfg.http01[1]}")
+                self.log(f"http-01 answered on {show_address(*cfg.http01)}")
             else:
-                self.log(f"http-01 answered by the web server from {self.store.directory}")
+                self.log(f"http-01 answered by the web server from {self.store.where}")
         except OSError as e:
             where = cfg.alpn if cfg.type == "tls-alpn-01" else cfg.http01
             hint = (f" (WUCME_ALPN {ALPN_AGENT} leaves tls-alpn-01 to the web server's ACME_TLS_1 "
                     "agent)" if cfg.type == "tls-alpn-01" else "")
-            raise WucmeError(f"cannot answer {cfg.type} on {where[0]}:{where[1]}: {e.strerror or e}{hint}"
+            raise WucmeError(f"cannot answer {cfg.type} on {show_address(*where)}: {e.strerror or e}{hint}"
                              if where else f"cannot answer {cfg.type}: {e}", ident="NOLISTEN") from None
         return self
 

@@ -14,6 +14,10 @@ Each entry is one small JSON file, written atomically (temporary file, fsync, re
 by a digest of its token or identifier, never by the token itself, so no request can name a path.
 Every entry carries its own expiry: after a crash, stale entries are ignored by readers and
 removed by the next `purge`.
+
+In a cluster (WUCME_STORE_DB or WUCME_LOCK_DB defined) the same interface keeps its entries in
+a table of that database instead (wucme.challenge.storepg, docs/cluster.md), so a node answers
+the challenges of an order another node started.
 """
 
 from __future__ import annotations
@@ -26,11 +30,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wucme.challenge.names import is_ip, sni_key
-from wucme.settings import challenges_dir
+from wucme.settings import challenges_dir, store_db
 from wucme.vms.atomic import TEMP_PREFIX, atomic_write
 from wucme.vms.secure import InsecureError, check_directory, check_stat, make_directory
+
+if TYPE_CHECKING:  # imported when a database is named: psycopg is the `cluster` extra
+    from wucme.challenge.storepg import PgChallenges
 
 __all__ = [
     "ChallengeStore",
@@ -52,6 +60,8 @@ _IDENT = re.compile(r"[A-Za-z0-9._:-]{1,250}")
 _HTTP_PREFIX = "H_"
 _ALPN_PREFIX = "A_"
 _SUFFIX = ".DAT"
+# The kinds of rows in the database's store.
+_DB_HTTP, _DB_ALPN = "http-01", "tls-alpn-01"
 #: A temporary file older than this is debris from a crashed writer.
 _TEMP_GRACE = 60.0
 
@@ -83,10 +93,45 @@ class AlpnEntry:
 
 
 class ChallengeStore:
-    """Pending challenges in *directory*; readers need only read access, writers own the directory."""
+    """Pending challenges in *directory*; readers need only read access, writers own the directory.
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.directory = Path(directory) if directory is not None else default_store_dir()
+    With no *directory*, the cluster database when WUCME_STORE_DB or WUCME_LOCK_DB names one
+    (*db* names it explicitly), else default_store_dir().
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, db: str | None = None) -> None:
+        self._db: PgChallenges | None = None
+        if directory is None and db is None:
+            db = store_db()
+        if db is not None and directory is None:
+            from wucme.challenge.storepg import PgChallenges  # psycopg only for a cluster
+
+            self._db = PgChallenges(db)
+            self._directory: Path | None = None
+        else:
+            self._directory = Path(directory) if directory is not None else default_store_dir()
+
+    @property
+    def directory(self) -> Path:
+        """The store's directory (the database's store has none: the default one is named)."""
+        if self._directory is None:
+            self._directory = default_store_dir()
+        return self._directory
+
+    @property
+    def shared(self) -> bool:
+        """True when the entries are in the cluster database."""
+        return self._db is not None
+
+    @property
+    def where(self) -> str:
+        """Where the entries are, for messages."""
+        return "the cluster database" if self._db is not None else str(self.directory)
+
+    def close(self) -> None:
+        """End the database session, if any (a directory store holds nothing open)."""
+        if self._db is not None:
+            self._db.close()
 
     # -- http-01 (RFC 8555 §8.3) ------------------------------------------------------------
 
@@ -109,12 +154,18 @@ class ChallengeStore:
             "keyauth": key_authorization,
             "expires": time.time() + ttl,
         }
+        if self._db is not None:
+            self._db.put(_DB_HTTP, token, ident, type, key_authorization, ttl)
+            return
         self._write(_entry_name(_HTTP_PREFIX, token), record)
 
     def get(self, token: str) -> str | None:
         """The key authorization for *token*, or None when unknown, expired or malformed."""
         if not is_token(token):
             return None
+        if self._db is not None:
+            row = self._db.get(_DB_HTTP, token)
+            return row[1] if row is not None else None
         record = self._read(_entry_name(_HTTP_PREFIX, token))
         if record is None or record.get("token") != token:
             return None
@@ -124,6 +175,9 @@ class ChallengeStore:
     def remove(self, token: str) -> None:
         """Withdraw *token* (challenge over); a missing entry is not an error."""
         if is_token(token):
+            if self._db is not None:
+                self._db.remove(_DB_HTTP, token)
+                return
             self._unlink(_entry_name(_HTTP_PREFIX, token))
 
     # -- tls-alpn-01 (RFC 8737 §3, RFC 8738 §6) ---------------------------------------------
@@ -147,6 +201,9 @@ class ChallengeStore:
             "keyauth": key_authorization,
             "expires": time.time() + ttl,
         }
+        if self._db is not None:
+            self._db.put(_DB_ALPN, key, str(record["ident"]), "tls-alpn-01", key_authorization, ttl)
+            return
         self._write(_entry_name(_ALPN_PREFIX, key), record)
 
     def alpn_lookup(self, ident_or_sni: str, *, sni: bool = False) -> AlpnEntry | None:
@@ -163,6 +220,9 @@ class ChallengeStore:
             key = sni_key(ident_or_sni)
         except ValueError:
             return None
+        if self._db is not None:
+            row = self._db.get(_DB_ALPN, key)
+            return AlpnEntry(*row) if row is not None else None
         record = self._read(_entry_name(_ALPN_PREFIX, key))
         if record is None or record.get("sni") != key:
             return None
@@ -184,12 +244,17 @@ class ChallengeStore:
             key = sni_key(ident)
         except ValueError:
             return
+        if self._db is not None:
+            self._db.remove(_DB_ALPN, key)
+            return
         self._unlink(_entry_name(_ALPN_PREFIX, key))
 
     # -- housekeeping -----------------------------------------------------------------------
 
     def purge(self, now: float | None = None) -> int:
         """Remove expired or unreadable entries and a crashed writer's debris; return how many."""
+        if self._db is not None:
+            return self._db.purge()
         now = time.time() if now is None else now
         removed = 0
         if self._trusted_owners() is None:
@@ -218,6 +283,8 @@ class ChallengeStore:
 
     def __len__(self) -> int:
         """How many unexpired entries are pending (for `check` and the tests)."""
+        if self._db is not None:
+            return self._db.count()
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:

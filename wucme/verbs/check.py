@@ -1,4 +1,4 @@
-"""`wucme check /CA | /HTTP01 | /LOG | /LOAD | /MAIL | /OPCOM`: test one piece of the set-up.
+"""`wucme check /CA | /CLUSTER | /HTTP01 | /LOG | /LOAD | /MAIL | /OPCOM`: test one piece of the set-up.
 
 Each check is a function returning its result, which the command line prints and the admin pages
 (/admin/check/...) render: the same check, whichever face asks.  `check_challenge` is the admin
@@ -21,12 +21,14 @@ from wucme.errors import UsageError, WucmeError
 from wucme.load import load_action
 from wucme.repository import Repository
 from wucme.session import account_session
-from wucme.settings import ca_directory, http01_listen, http01_probe
+from wucme.settings import ca_directory, http01_listen, http01_probe, lock_db, store_db
 from wucme.verbs.common import VerbLog
 from wucme.result import Result, Show
 
 VERB = Verb("check", qualifiers=(
     Qualifier("ca", help="query the CA's directory"),
+    Qualifier("cluster", help="the cluster database (WUCME_LOCK_DB): the agents' lock, the shared "
+              "challenge store and logical-name table"),
     Qualifier("http01", help="run the internal http-01 responder in the foreground"),
     Qualifier("log", help="show the most recent agent log"),
     Qualifier("load", help="run the load action: WUCME_LOAD, then the WUCME_SERVICES handshakes"),
@@ -73,7 +75,7 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
         listener = Http01Listener(store, host, port)
     except OSError as e:
         raise WucmeError(f"cannot listen on {show_address(host, port)}: {e.strerror or e}", ident="NOLISTEN") from None
-    r.say("I", "LISTENING", f"http-01 responder on {show_address(host, port)} answering from {store.directory}"
+    r.say("I", "LISTENING", f"http-01 responder on {show_address(host, port)} answering from {store.where}"
           + (f" for {seconds} s" if seconds else "; interrupt (Ctrl-C) to stop"))
     stop = threading.Event()
     listener.start()
@@ -84,6 +86,82 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
     finally:
         listener.stop()
     return r.say("S", "STOPPED", f"http-01 responder on {show_address(host, port)} stopped")
+
+
+def check_cluster(r: Result) -> Result:
+    """The cluster database (docs/cluster.md): reachable, who holds the agents' lock, whether the
+    shared challenge store and the cluster logical-name table are there."""
+    from wucme.vms.lnm import cluster_db
+    from wucme.vms.pgsql import ClusterDbError, PgSession
+
+    conninfo = lock_db()
+    if conninfo is None:
+        from wucme.vms.lnm import lookup
+
+        if lookup("WUCME_LOCK_DB", "cluster") is not None:
+            r.say("W", "LOCKDBCLUSTER", "WUCME_LOCK_DB is defined in the cluster table, which cannot name "
+                  "its own database, so it is not used: define it /SYSTEM on each node")
+        return r.say("W", "NOCLUSTER", "WUCME_LOCK_DB is not defined (process or system table): this "
+                     "node is no cluster member; its agents' lock is local, its challenge store a "
+                     "directory and its cluster logical-name table a file (docs/cluster.md)")
+    session = PgSession(conninfo, "wucme check")
+    t0 = time.monotonic()
+    try:
+        version = session.run(lambda c: c.execute("SHOW server_version").fetchone()[0])
+    except ClusterDbError as e:
+        return r.say("E", "NOCLUSTERDB", f"the cluster database (WUCME_LOCK_DB) does not answer: {e.text}")
+    r.say("S", "CLUSTERDB", f"the cluster database answered in {(time.monotonic() - t0) * 1000:.0f} ms "
+          f"(PostgreSQL {version})")
+    try:
+        _check_cluster_lock(r, session)
+        store = ChallengeStore(db=store_db() or conninfo)
+        if store.shared:
+            from wucme.challenge.storepg import PgChallenges
+
+            db = store._db
+            assert isinstance(db, PgChallenges)
+            if db.present():
+                r.say("S", "STORE", f"shared challenge store present: {len(store)} challenge(s) pending")
+            else:
+                r.say("I", "NOSTORE", "shared challenge store not created yet (its first challenge creates it)")
+        from wucme.vms.lnmdb import cluster_table
+
+        if cluster_db() is not None and cluster_table(conninfo).present():
+            r.say("S", "LNMTABLE", "cluster logical-name table (LNM$SYSCLUSTER_TABLE) present in the database")
+        else:
+            r.say("I", "NOLNMTABLE", "cluster logical-name table not created yet (the first DEFINE /CLUSTER "
+                  "creates it)")
+    except ClusterDbError as e:
+        r.say("E", "NOCLUSTERDB", f"the cluster database failed: {e.text}")
+    finally:
+        session.close()
+    return r
+
+
+def _check_cluster_lock(r: Result, session: Any) -> None:
+    """Who holds the agents' lock on this repository: the agent names its node and pid on its
+    session (application_name, wucme.lockpg)."""
+    from wucme.lockpg import LOCKID_FILE, lock_key
+
+    here = Repository.here().path
+    try:
+        ident = (here / LOCKID_FILE).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        r.say("I", "NOLOCK", f"no agent has taken the cluster lock of {here} yet (no {LOCKID_FILE})")
+        return
+    key = lock_key("WUCME_ACTIVE", ident)
+    rows = session.run(lambda c: c.execute(
+        "SELECT a.application_name, host(a.client_addr), a.pid FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchall())
+    if not rows:
+        r.say("W", "NOACTIVE", f"no agent holds the cluster lock of {here}: no node is active")
+        return
+    name, addr, backend = rows[0]
+    holder = str(name or "").removeprefix("wucme ").strip() or "an unnamed session"
+    r.say("S", "ACTIVE", f"the cluster lock of {here} is held by {holder}"
+          + (f" (from {addr}, server process {backend})" if addr else f" (server process {backend})"))
 
 
 def check_log(r: Result, tail: int | None = None) -> Result:
@@ -184,6 +262,7 @@ def check_challenge(r: Result) -> Result:
 
 _CHECKS: dict[str, Callable[[Result, Command], Result]] = {
     "ca": lambda r, cmd: check_ca(r),
+    "cluster": lambda r, cmd: check_cluster(r),
     "http01": lambda r, cmd: check_http01(r, cmd.value("seconds")),
     "log": lambda r, cmd: check_log(r),
     "load": lambda r, cmd: check_load(r),
@@ -195,7 +274,7 @@ _CHECKS: dict[str, Callable[[Result, Command], Result]] = {
 def run(cmd: Command, show: Show | None = None) -> Result:
     chosen = [q for q in _CHECKS if cmd.has(q)]
     if not chosen:
-        raise UsageError("check needs /CA, /HTTP01, /LOG, /LOAD, /MAIL or /OPCOM", ident="INSFQUAL")
+        raise UsageError("check needs /CA, /CLUSTER, /HTTP01, /LOG, /LOAD, /MAIL or /OPCOM", ident="INSFQUAL")
     result = Result("Check", show=show)
     for q in chosen:
         _CHECKS[q](result, cmd)

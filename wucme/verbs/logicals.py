@@ -16,7 +16,7 @@ from wucme.result import Result, Show
 from wucme.vms.condition import Condition
 from wucme.vms.dcllex import parse_equivalence_list
 from wucme.vms.lnm import (JOB_ENV, TABLE_NAMES, NoLogicalNameError, deassign, define, format_listing, format_show,
-                           lookup_all, show_tables)
+                           lookup, show_tables)
 
 _TABLES = ("system", "cluster", "process", "job", "group")
 _TABLE_QUALS = (
@@ -104,7 +104,8 @@ def run_show(cmd: Command, show: Show | None = None) -> Result:
     full = cmd.has("full")
     pattern = cmd.params[1].upper().rstrip(":") if len(cmd.params) > 1 else "*"
     if len(cmd.params) > 1 and not any(c in pattern for c in "*%") and not cmd.has("all"):
-        first = lookup_all(pattern, table)[:1]
+        entry = lookup(pattern, table)  # the first table that has it: no later table is read
+        first = [entry] if entry is not None else []
         if not first:
             return _dcl_message(result, "S", "SHOW", "NOTRAN", f"no translation for logical name {pattern}")
         return result.text("\n".join(format_show(first, iterate=True, full=full)))

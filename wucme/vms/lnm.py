@@ -43,6 +43,9 @@ __all__ = [
     "DEFAULT_LNM_DIR",
     "DEFAULT_ORDER",
     "JOB_ENV",
+    "CLUSTER_DB",
+    "LOCAL_TABLES",
+    "cluster_db",
     "MAX_DEPTH",
     "TABLE_NAMES",
     "LogicalName",
@@ -73,6 +76,11 @@ __all__ = [
 DEFAULT_LNM_DIR = "/var/lib/wucme/lnm"
 #: The order of a lookup with no explicit tables (DCL's LNM$FILE_DEV and LNM$DCL_LOGICAL).
 DEFAULT_ORDER = ("process", "job", "group", "system", "cluster")
+#: The tables of this node alone: where CLUSTER_DB (and anything needed to reach the cluster
+#: table) is looked up, since the cluster table cannot name its own database.
+LOCAL_TABLES = ("process", "job", "group", "system")
+#: The logical name whose database, when defined, holds the cluster table (docs/cluster.md).
+CLUSTER_DB = "WUCME_LOCK_DB"
 #: The environment variable naming the job table file, inherited by the processes a job starts.
 JOB_ENV = "WUCME_LNM_JOB"
 #: LNM$C_MAXDEPTH: translations allowed for one name, counting the first.
@@ -317,9 +325,55 @@ def _builtin_entry(table: str, key: str) -> LogicalName | None:
     return _builtins(table).get(key) if key in _BUILTIN_NAMES.get(table, ()) else None
 
 
+def cluster_db() -> str | None:
+    """The database holding the cluster table (WUCME_LOCK_DB from the local tables), or None
+    when the cluster table is a file."""
+    return trnlnm(CLUSTER_DB, LOCAL_TABLES) or None
+
+
+def _cluster_error(exc: VmsError) -> LogicalNameError:
+    return LogicalNameError(f"cluster logical name table (database {CLUSTER_DB}): {exc.text}", exc.ident)
+
+
+def _db_load(conninfo: str) -> dict[str, LogicalName]:
+    from wucme.vms.lnmdb import ClusterDbError, cluster_table  # psycopg only for a cluster
+
+    try:
+        raw = cluster_table(conninfo).load()
+        return {k.upper(): LogicalName.from_json(k.upper(), v, "cluster", "database")
+                for k, v in raw.items()}
+    except ClusterDbError as exc:
+        raise _cluster_error(exc) from None
+    except (ValueError, TypeError) as exc:
+        raise LogicalNameError(f"cluster logical name table (database {CLUSTER_DB}) is damaged: {exc}",
+                               "BADTABLE") from None
+
+
+def _db_modify(conninfo: str, change: Callable[[dict[str, LogicalName]], LogicalName | None]) -> LogicalName | None:
+    from wucme.vms.lnmdb import ClusterDbError, cluster_table
+
+    def raw_change(raw: dict[str, Any]) -> LogicalName | None:
+        entries = {k.upper(): LogicalName.from_json(k.upper(), v, "cluster", "database") for k, v in raw.items()}
+        result = change(entries)
+        raw.clear()
+        raw.update({k: e.to_json() for k, e in entries.items()})
+        return result
+
+    try:
+        result: LogicalName | None = cluster_table(conninfo).modify(raw_change)
+        return result
+    except ClusterDbError as exc:
+        raise _cluster_error(exc) from None
+
+
 def _stored(table: str) -> dict[str, LogicalName]:
-    """The names a file table holds (a process that has no job table has no job names)."""
-    return {} if table == "job" and not os.environ.get(JOB_ENV) else _load(table)
+    """The names a file table holds (a process that has no job table has no job names); the
+    cluster table's are in the cluster database when WUCME_LOCK_DB is defined."""
+    if table == "job" and not os.environ.get(JOB_ENV):
+        return {}
+    if table == "cluster" and (conninfo := cluster_db()) is not None:
+        return _db_load(conninfo)
+    return _load(table)
 
 
 def _table_entries(table: str) -> dict[str, LogicalName]:
@@ -420,6 +474,8 @@ def _dump(table: str, entries: dict[str, LogicalName]) -> bytes:
 
 def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName | None]) -> LogicalName | None:
     """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
+    if table == "cluster" and (conninfo := cluster_db()) is not None:
+        return _db_modify(conninfo, change)
     path = table_path(table)
     try:
         make_directory(path.parent, 0o755)
