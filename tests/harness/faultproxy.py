@@ -25,10 +25,14 @@ from typing import Any, Callable, Mapping
 from harness.loopback import LoopbackHTTPService, OwnedHTTPServer
 from harness.pebble import Pebble, TestCA
 
-__all__ = ["FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
+__all__ = ["DRIP", "DROP", "FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
 
 #: (status, headers, body) of a response the proxy sends.
 Reply = tuple[int, dict[str, str], bytes]
+#: A reply with this status closes the connection without answering (a CA that drops it).
+DROP = 0
+#: A reply header (never sent) asking for the response one byte every so many seconds.
+DRIP = "X-Proxy-Drip-Seconds"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"}
 
@@ -113,6 +117,13 @@ class _Handler(BaseHTTPRequestHandler):
                            body, time.monotonic())
         status, headers, out = self.server.owner._serve(req)
         req.status, req.response_headers, req.response_body = status, headers, out
+        if status == DROP:
+            self.close_connection = True
+            return
+        drip = float(headers.pop(DRIP, 0) or 0)
+        if drip:
+            self._drip(status, headers, out, drip)
+            return
         self.send_response(status)
         for k, v in headers.items():
             # send_response() already wrote this server's Date and Server.
@@ -122,6 +133,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
+
+    def _drip(self, status: int, headers: dict[str, str], out: bytes, interval: float) -> None:
+        """The whole response, one byte every `interval` seconds, until the client gives up."""
+        head = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()
+                                           if k.lower() not in _HOP_BY_HOP]
+        data = ("\r\n".join(head + [f"Content-Length: {len(out)}", "", ""])).encode() + out
+        self.close_connection = True
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(interval)
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle  # noqa: N815
 
