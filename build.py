@@ -40,7 +40,7 @@ DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "pebble", 
                    "nginx", "libnginx-mod-stream", "wrk", "openssl", "ca-certificates", "postgresql", "msmtp"]
 #: What the environment holds besides wucme: its dependencies, the test packages, and what
 #: `pip install --no-build-isolation -e .` needs to build native/.
-PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",
+PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",
                         "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4",
                         "psycopg[binary]>=3.1"]
 

@@ -21,7 +21,8 @@ setup(
         "cffi>=1.15",
         "idna>=3.4",
     ],
-    extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4"], "cluster": ["psycopg[binary]>=3.1"]},
-    cffi_modules=["native/build_ffi.py:lockmgr_ffi"],
+    extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6"],
+                    "cluster": ["psycopg[binary]>=3.1"]},
+    cffi_modules=["native/build_ffi.py:lockmgr_ffi", "native/build_ffi.py:certscan_ffi"],
     entry_points={"console_scripts": ["wucme=wucme.cli:main"]},
 )

@@ -28,3 +28,4 @@ def _ffi(name: str) -> FFI:
 
 
 lockmgr_ffi = _ffi("lockmgr")
+certscan_ffi = _ffi("certscan")

@@ -1,7 +1,8 @@
 """The authorised admin pages under /cgi-bin/wucme/admin/: a WSGI face over the verbs.
 
-Each page is built once as data (a `Page`: messages, a table, key/value facts, preformatted
-text) and rendered as small HTML or, with `?format=text`, as plain text for curl.  Everything
+Each page is a verb's result (wucme.result: messages, facts, a table, preformatted text) from
+the same function the command line runs (`certificates`, `check /ca`, `check /log`, ...),
+rendered as small HTML or, with `?format=text`, as the command line's text for curl.  Everything
 that came from a file, the CA or a logical name is data: it goes through html.escape.
 
 The pages answer only a request the web server authenticated (REMOTE_USER) and received over
@@ -12,16 +13,15 @@ The script checks both itself, so a server configured without the rule still ref
 from __future__ import annotations
 
 import html
-import http.client
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from wucme.errors import WucmeError
-from wucme.vms.condition import VmsError, format_message
+from wucme.result import Block, Cell, Facts, Result, Table, render_text
+from wucme.vms.condition import Condition, VmsError, format_message
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -36,9 +36,6 @@ __all__ = [
 ADMIN_PREFIX = "/cgi-bin/wucme/admin"
 #: How much of the agent log the log page shows (its end).
 LOG_TAIL = 64 * 1024
-#: The plain http port of this server, where `check/challenge` asks when WUCME_HTTP01 is undefined.
-DEFAULT_HTTP_PORT = 80
-CHECK_TIMEOUT = 5.0
 #: Seconds between the CA directory query's tries (the command line waits 5 s, a page less).
 CA_RETRY_DELAY = 0.5
 _ALLOWED = "GET, HEAD"
@@ -88,188 +85,76 @@ def refusal(environ: Mapping[str, Any]) -> str | None:
     return None
 
 
-# -- pages as data -----------------------------------------------------------------------------
+# -- the pages: the verbs' results ---------------------------------------------------------------
 
 
 @dataclass
 class Page:
-    """One admin page before rendering; `failed` when any message is an error."""
+    """One admin page: a verb's result, and for the index the links to the others."""
 
-    title: str
-    messages: list[tuple[str, str, str]] = field(default_factory=list)
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    table: list[tuple[str, ...]] = field(default_factory=list)  # the first row is the heading
-    text: str | None = None
+    result: Result
     links: list[tuple[str, str]] = field(default_factory=list)
 
-    def say(self, severity: str, ident: str, text: str) -> Page:
-        self.messages.append((severity, ident, text))
-        return self
+    @property
+    def title(self) -> str:
+        return self.result.title
 
     @property
     def failed(self) -> bool:
-        return any(sev in ("E", "F") for sev, _, _ in self.messages)
+        return self.result.failed
 
 
-def page_cert(_env: Mapping[str, Any]) -> Page:
-    """The certificates being managed: the same records as `wucme certificates /output=json`."""
-    from wucme.repository import Repository
-    from wucme.verbs.certificates import record
+def page_cert() -> Result:
+    """The certificates being managed: `wucme certificates`."""
+    from wucme.verbs.certificates import certificates
 
-    repo = Repository.here()
-    records = [record(m) for m in repo.managed()]
-    page = Page("Certificates")
-    page.facts.append(("repository", str(repo.path)))
-    if not records:
-        return page.say("I", "NOCERTS", f"no certificates managed in {repo.path}")
-    page.table.append(("HOSTS", "FILE", "NOT AFTER", "DAYS", "STATE", "LAST RESULT"))
-    for r in records:
-        days = f"{r['days_left']:.0f}" if r["days_left"] is not None else "-"
-        page.table.append((" ".join(r["hosts"]), r["file"].rsplit("/", 1)[-1], r["not_after"] or "-",
-                           days, r["state"], r["last_result"] or "-"))
-    n = len(records)
-    return page.say("S", "CERTS", f"{n} certificate{'s' if n != 1 else ''} in {repo.path}")
+    return certificates()
 
 
-def page_log(_env: Mapping[str, Any]) -> Page:
-    """The newest agent log (WUCME_LOG_*), its last LOG_TAIL bytes."""
-    from wucme.repository import Repository
+def page_log() -> Result:
+    """The newest agent log, its last LOG_TAIL bytes: `wucme check /log`."""
+    from wucme.verbs.check import check_log
 
-    repo = Repository.here()
-    page = Page("Agent log")
-    path = repo.newest_log()
-    if path is None:
-        return page.say("I", "NOLOG", f"no agent log (WUCME_LOG_*) in {repo.path}")
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            f.seek(max(0, size - LOG_TAIL))
-            data = f.read(LOG_TAIL)
-    except OSError as e:
-        raise WucmeError(f"cannot read {path}: {e.strerror or e}", ident="NOLOGREAD") from None
-    if size > LOG_TAIL:
-        data = data.partition(b"\n")[2]  # start at a whole line
-        page.say("I", "LOG", f"{path}: its last {len(data)} of {size} bytes")
-    else:
-        page.say("I", "LOG", f"{path}: {size} bytes")
-    page.text = data.decode("utf-8", "replace")
-    return page
+    return check_log(Result("Agent log"), tail=LOG_TAIL)
 
 
-def page_check_ca(_env: Mapping[str, Any]) -> Page:
-    """A directory query to the CA (`check /ca`): the URL, how long it took, what it offers."""
-    from wucme.issuance import ca_directory
-    from wucme.uacme.acme import acme_bootstrap
-    from wucme.verbs.common import VerbLog, session
+def page_check_ca() -> Result:
+    """A directory query to the CA: `wucme check /ca`, with short retries (someone is waiting)."""
+    from wucme.verbs.check import check_ca
 
-    directory = ca_directory()
-    page = Page("Check: CA")
-    page.facts.append(("directory", directory))
-    a = session(directory, VerbLog())
-    a.transport_retry_delay = CA_RETRY_DELAY  # someone is waiting for the page
-    t0 = time.monotonic()
-    try:
-        acme_bootstrap(a)
-    except WucmeError as e:
-        return page.say("E", "CAFAIL", f"CA at {directory} failed: {e.text}")
-    finally:
-        a.transport.close()
-    ms = (time.monotonic() - t0) * 1000
-    raw_meta = a.dir.get("meta")
-    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-    terms = meta.get("termsOfService")
-    profiles = meta.get("profiles")
-    page.facts += [
-        ("answered in", f"{ms:.0f} ms"),
-        ("terms of service", terms if isinstance(terms, str) else "none"),
-        ("renewal information (ARI)", "offered" if a.dir.get("renewalInfo") else "not offered"),
-        ("profiles", ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"),
-        ("external account binding",
-         "required" if meta.get("externalAccountRequired") is True else "not required"),
-    ]
-    return page.say("S", "CA", f"{directory} answered in {ms:.0f} ms")
+    return check_ca(Result("Check: CA"), retry_delay=CA_RETRY_DELAY)
 
 
-def challenge_target() -> tuple[str, int, str]:
-    """(host, port, what) that `check/challenge` asks: WUCME_HTTP01's listener when defined,
-    else this server's plain http port (WUCME_HTTP_PORT, default 80) on loopback."""
-    from wucme.issuance import parse_hostport
-    from wucme.vms.lnm import trnlnm
+def page_check_challenge() -> Result:
+    """Whether this server's http-01 path reaches wucme (the admin pages' own check)."""
+    from wucme.verbs.check import check_challenge
 
-    spec = (trnlnm("WUCME_HTTP01") or "").strip()
-    if spec:
-        host, port = parse_hostport(spec, "WUCME_HTTP01", default_host="127.0.0.1")
-        what = "wucme's own http-01 responder (WUCME_HTTP01)"
-    else:
-        host, port = parse_hostport(trnlnm("WUCME_HTTP_PORT") or str(DEFAULT_HTTP_PORT),
-                                    "WUCME_HTTP_PORT", default_host="127.0.0.1")
-        what = "this web server's port 80 mapping"
-    if host in ("0.0.0.0", "", "*"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return host, port, what
+    return check_challenge(Result("Check: http-01 challenge"))
 
 
-def page_check_challenge(_env: Mapping[str, Any]) -> Page:
-    """Ask the http-01 responder for the bare challenge directory, as the seed's curl check does:
-    "Challenge received but no such token." (with 404) means the mapping reaches wucme."""
-    from wucme.challenge.http01 import CHALLENGE_PREFIX, NO_SUCH_TOKEN
+def page_check_load() -> Result:
+    """The load action, each step shown: `wucme check /load`."""
+    from wucme.verbs.check import check_load
 
-    host, port, what = challenge_target()
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}{CHALLENGE_PREFIX}"
-    page = Page("Check: http-01 challenge")
-    page.facts += [("responder", what), ("asked", url)]
-    conn = http.client.HTTPConnection(host, port, timeout=CHECK_TIMEOUT)
-    try:
-        conn.request("GET", CHALLENGE_PREFIX, headers={"Host": "localhost"})
-        resp = conn.getresponse()
-        status = resp.status
-        body = resp.read(4096).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as e:
-        return page.say("E", "NOCHALLENGE", f"{url} did not answer: {getattr(e, 'strerror', None) or e}")
-    finally:
-        conn.close()
-    page.facts.append(("status", str(status)))
-    page.text = body[:2000]
-    if body.strip() == NO_SUCH_TOKEN:
-        return page.say("S", "CHALLENGE", f"{url} answered {NO_SUCH_TOKEN!r}: http-01 reaches wucme")
-    return page.say("E", "BADCHALLENGE",
-                    f"{url} answered status {status} without {NO_SUCH_TOKEN!r}: "
-                    "the challenge path does not reach wucme")
+    return check_load(Result("Check: certificate load"))
 
 
-def page_check_load(_env: Mapping[str, Any]) -> Page:
-    """Run the load action (WUCME_LOAD, then the WUCME_SERVICES handshakes) and show each step."""
-    from wucme.load import load_action
-    from wucme.repository import Repository
+def page_check_mail() -> Result:
+    """A test message to the WUCME_MAIL targets: `wucme check /mail`."""
+    from wucme.verbs.check import check_mail
 
-    page = Page("Check: certificate load")
-    results = load_action(Repository.here())
-    if not results:
-        return page.say("I", "NOLOAD", "neither WUCME_LOAD nor WUCME_SERVICES is defined: nothing to do")
-    for r in results:
-        page.say("S" if r.ok else "E", "LOADED" if r.ok else "LOADFAIL", r.text)
-    return page
+    return check_mail(Result("Check: mail"))
 
 
-def page_check_mail(_env: Mapping[str, Any]) -> Page:
-    """Send the test message to the WUCME_MAIL targets."""
-    from wucme.reporting import mail_test
+def page_check_opcom() -> Result:
+    """A test message to the WUCME_OPCOM operator classes: `wucme check /opcom`."""
+    from wucme.verbs.check import check_opcom
 
-    return Page("Check: mail").say("S", "MAILED", mail_test())
-
-
-def page_check_opcom(_env: Mapping[str, Any]) -> Page:
-    """Send the test message to the WUCME_OPCOM operator classes."""
-    from wucme.reporting import opcom_test
-
-    return Page("Check: OPCOM").say("S", "OPCOM", opcom_test())
+    return check_opcom(Result("Check: OPCOM"))
 
 
 #: page name -> (builder, one-line description for the index).
-PAGES: dict[str, tuple[Callable[[Mapping[str, Any]], Page], str]] = {
+PAGES: dict[str, tuple[Callable[[], Result], str]] = {
     "cert": (page_cert, "the certificates being managed"),
     "log": (page_log, "the current wuCME-active log"),
     "check/ca": (page_check_ca, "a directory query to the CA"),
@@ -280,10 +165,8 @@ PAGES: dict[str, tuple[Callable[[Mapping[str, Any]], Page], str]] = {
 }
 
 
-def page_index(_env: Mapping[str, Any]) -> Page:
-    page = Page("wucme administration")
-    page.links = [(name, desc) for name, (_, desc) in PAGES.items()]
-    return page
+def _links() -> list[tuple[str, str]]:
+    return [(name, desc) for name, (_, desc) in PAGES.items()]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -295,22 +178,29 @@ _STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:80em}"
           ".E,.F{color:#a00}.W{color:#a60}.S{color:#060}")
 
 
+def _html_block(block: Block) -> str:
+    e = html.escape
+    if isinstance(block, Condition):
+        return f'<p class="msg {e(block.severity)}">{e(block.message())}</p>'
+    if isinstance(block, Facts):
+        return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in block.items) + "</dl>"
+    if isinstance(block, Table):
+        def cell(c: Cell) -> str:
+            return f"<td>{e(c if isinstance(c, str) else ' '.join(c))}</td>"  # every name: HTML wraps
+
+        return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in block.heading)
+                + "</tr></thead><tbody>\n"
+                + "\n".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in block.rows)
+                + "\n</tbody></table>")
+    return f"<pre>{e(block.text)}</pre>"
+
+
 def render_html(page: Page) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>wucme: {e(page.title)}</title><style>{_STYLE}</style></head><body>",
            f"<h1>{e(page.title)}</h1>"]
-    for sev, ident, text in page.messages:
-        out.append(f'<p class="msg {e(sev)}">{e(format_message(sev, ident, text))}</p>')
-    if page.facts:
-        out.append("<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in page.facts) + "</dl>")
-    if page.table:
-        head, *rows = page.table
-        out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr></thead><tbody>")
-        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
-        out.append("</tbody></table>")
-    if page.text is not None:
-        out.append(f"<pre>{e(page.text)}</pre>")
+    out += [_html_block(b) for b in page.result.blocks]
     if page.links:
         out.append("<ul>" + "".join(f'<li><a href="{e(ADMIN_PREFIX)}/{e(n)}">{e(n)}</a>: {e(d)}</li>'
                                     for n, d in page.links) + "</ul>")
@@ -318,17 +208,9 @@ def render_html(page: Page) -> str:
     return "\n".join(out)
 
 
-def render_text(page: Page) -> str:
-    out = [format_message(sev, ident, text) for sev, ident, text in page.messages]
-    width = max((len(k) for k, _ in page.facts), default=0)
-    out += [f"  {k + ':':<{width + 1}} {v}" for k, v in page.facts]
-    if page.table:
-        widths = [max(len(row[i]) for row in page.table) for i in range(len(page.table[0]) - 1)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in page.table]
-    if page.text is not None:
-        out.append(page.text.rstrip("\n"))
-    out += [f"  {ADMIN_PREFIX}/{n}  {d}" for n, d in page.links]
-    return "\n".join(out) + "\n"
+def render_page_text(page: Page) -> str:
+    """The page as plain text (`?format=text`): the command line's rendering, then the links."""
+    return render_text(page.result) + "".join(f"  {ADMIN_PREFIX}/{n}  {d}\n" for n, d in page.links)
 
 
 # -- the application ---------------------------------------------------------------------------
@@ -351,14 +233,14 @@ def _send(start_response: StartResponse, method: str, status: str, body: str, ct
     return [b""] if method == "HEAD" else [data]
 
 
-def _build(builder: Callable[[Mapping[str, Any]], Page], environ: Mapping[str, Any], title: str) -> Page:
-    """Run a page builder; any failure becomes a VMS message on the page, never a traceback."""
+def _build(builder: Callable[[], Result], title: str) -> Page:
+    """Run a page's verb; any failure becomes a VMS message on the page, never a traceback."""
     try:
-        return builder(environ)
+        return Page(builder())
     except (WucmeError, VmsError) as e:
-        return Page(title).say(e.severity if e.severity in ("E", "F") else "E", e.ident, e.text)
+        return Page(Result(title).say(e.severity if e.severity in ("E", "F") else "E", e.ident, e.text))
     except Exception as e:  # noqa: BLE001 - the face never shows a traceback
-        return Page(title).say("F", "BUG", f"unexpected {type(e).__name__}: {e}")
+        return Page(Result(title).say("F", "BUG", f"unexpected {type(e).__name__}: {e}"))
 
 
 def make_admin_app() -> WsgiApp:
@@ -380,16 +262,14 @@ def make_admin_app() -> WsgiApp:
                          "text/plain", [("Allow", _ALLOWED)])
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
         as_text = query.get("format", [""])[-1].lower() in ("text", "txt", "plain")
-        builder: Callable[[Mapping[str, Any]], Page]
         if name == "":
-            builder, title = page_index, "wucme administration"
+            page = Page(Result("wucme administration"), _links())
         elif name in PAGES:
-            builder, title = PAGES[name][0], name
+            page = _build(PAGES[name][0], name or "")
         else:
-            page = Page("Not found").say("E", "NOPAGE", f"no admin page {(name or '')[:100]!r}")
-            page.links = [(n, d) for n, (_, d) in PAGES.items()]
+            page = Page(Result("Not found").say("E", "NOPAGE", f"no admin page {(name or '')[:100]!r}"),
+                        _links())
             return _page(start_response, method, "404 Not Found", page, as_text)
-        page = _build(builder, environ, title)
         status = "500 Internal Server Error" if page.failed else "200 OK"
         return _page(start_response, method, status, page, as_text)
 
@@ -398,5 +278,5 @@ def make_admin_app() -> WsgiApp:
 
 def _page(start_response: StartResponse, method: str, status: str, page: Page, as_text: bool) -> list[bytes]:
     if as_text:
-        return _send(start_response, method, status, render_text(page), "text/plain")
+        return _send(start_response, method, status, render_page_text(page), "text/plain")
     return _send(start_response, method, status, render_html(page), "text/html")

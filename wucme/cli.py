@@ -12,15 +12,20 @@ import os
 import sys
 import traceback
 
+from typing import TYPE_CHECKING
+
 from wucme.errors import WucmeError
-from wucme.vms.condition import VmsError, exit_status, format_message
+from wucme.vms.condition import Condition, VmsError, exit_status, format_message
+
+if TYPE_CHECKING:
+    from wucme.result import Block
 
 
 def _verbose() -> bool:
     try:
-        from wucme.vms.lnm import trnlnm
+        from wucme.settings import verbosity
 
-        return bool(trnlnm("WUCME_VERBOSE"))
+        return verbosity() > 0
     except Exception:  # noqa: BLE001 - a broken table must not hide the original error
         return bool(os.environ.get("WUCME_VERBOSE"))
 
@@ -30,6 +35,32 @@ def _error(severity: str, ident: str, text: str) -> int:
     sys.stderr.write(format_message(severity, ident, text) + "\n")
     sys.stderr.flush()
     return exit_status(severity)
+
+
+def _show(block: Block) -> None:
+    """One block of a verb's result as it comes: S and I messages and everything else on
+    stdout, W, E and F messages on stderr (docs/commands.md)."""
+    from wucme.result import block_lines
+
+    stream = sys.stderr if isinstance(block, Condition) and block.severity in ("W", "E", "F") else sys.stdout
+    for text in block_lines(block):
+        stream.write(text + "\n")
+    stream.flush()
+
+
+def _verb(args: list[str]) -> int:
+    """Run a verb; its result shown as it comes, or as one JSON object for /OUTPUT=JSON."""
+    from wucme.verbs import parse_command, run
+    from wucme.result import render_json
+
+    cmd = parse_command(args)
+    if cmd.value("output") == "json":
+        result = run(cmd)
+        sys.stdout.write(render_json(result) + "\n")
+        sys.stdout.flush()
+    else:
+        result = run(cmd, _show)
+    return result.status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("--help", "-h", "-?"):
         args = ["help"]
     try:
-        from wucme.verbs import dispatch
-
-        return dispatch(args)
+        return _verb(args)
     except (WucmeError, VmsError) as e:
         return _error(e.severity, e.ident, e.text)
     except KeyboardInterrupt:

@@ -7,12 +7,13 @@ exchanges of ari_check() and ocsp_check() belong to callers with a transport.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import ipaddress
 import os
 import re
 import secrets
-from typing import Union
+from typing import Callable, Union
 
 import idna
 from cryptography import x509
@@ -22,21 +23,30 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from wucme._native import certscan
+from wucme._native.certscan import CertInfo
+from wucme.core import der
 from wucme.core.b64 import b64url_encode
+from wucme.core.ident import is_ip  # port of crypto.c:is_ip(); one definition for all of wucme
 from wucme.core.jws import PrivateKey
+from wucme.core.times import parse_rfc3339
 from wucme.errors import WucmeError
 from wucme.vms.atomic import atomic_write
 
 __all__ = [
     "CryptoError",
+    "key_bits_problem",
     "key_gen",
     "key_save",
     "key_load",
+    "key_load_own",
     "write_atomic",
     "is_ip",
     "csr_gen",
     "csr_load",
     "cert_load",
+    "cert_info",
+    "CertInfo",
     "cert_match",
     "crt_ari_url",
     "cert_names",
@@ -62,23 +72,36 @@ class CryptoError(WucmeError):
 # --- keys -------------------------------------------------------------------------------------
 
 
+def key_bits_problem(type: str, bits: int) -> str | None:  # noqa: A002 - uacme's parameter name
+    """What is wrong with a key size, as the end of a sentence naming it, or None when it is fine.
+
+    The one rule (uacme.c main()'s): RSA 2048..8192 in multiples of 8, EC 256 or 384.  key_gen,
+    `wucme --uacme -b` and WUCME_KEY_BITS all ask it, each naming the value its own way.
+    """
+    if type == "RSA":
+        if not _RSA_MIN <= bits <= _RSA_MAX:
+            return f"must be between {_RSA_MIN} and {_RSA_MAX} for RSA keys"
+        if bits % 8:
+            return "must be a multiple of 8 for RSA keys"
+        return None
+    if type == "EC":
+        return None if bits in _CURVES else "must be either 256 or 384 for EC keys"
+    return "belongs to an unknown key type (RSA or EC)"
+
+
 def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's parameter name
     """Port of crypto.c:key_gen(): a new RSA (2048..8192, multiple of 8) or EC (256/384) key.
 
     Differs: generation only; key_save() writes the file (uacme's key_gen did both).
     """
+    if type not in ("RSA", "EC"):
+        raise CryptoError(f"key type must be RSA or EC, not {type!r}")
+    problem = key_bits_problem(type, bits)
+    if problem:
+        raise CryptoError(f"key size {bits} {problem}")
     if type == "RSA":
-        if not (_RSA_MIN <= bits <= _RSA_MAX and bits % 8 == 0):
-            raise CryptoError(
-                f"RSA key size must be {_RSA_MIN}..{_RSA_MAX} and a multiple of 8, not {bits}"
-            )
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    if type == "EC":
-        curve = _CURVES.get(bits)
-        if curve is None:
-            raise CryptoError(f"EC key size must be 256 or 384, not {bits}")
-        return ec.generate_private_key(curve)
-    raise CryptoError(f"key type must be RSA or EC, not {type!r}")
+    return ec.generate_private_key(_CURVES[bits])
 
 
 def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
@@ -105,6 +128,43 @@ def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     write_atomic(path, pem, mode)
 
 
+_PEM_EC_KEY = re.compile(
+    rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+
+
+def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
+    """An EC key whose private value is not padded to the curve size, or None.
+
+    GnuTLS (Debian's uacme) writes the value as a minimal integer: 33 bytes for
+    P-256 when the high bit is set, fewer with leading zero bytes; cryptography
+    refuses both.  The value and curve are read with wucme.core.der, the key is
+    rebuilt from them and must match the public key the file carries.  The file
+    itself is left as it is, so uacme goes on reading it.
+    """
+    m = _PEM_EC_KEY.search(pem)
+    if not m:
+        return None
+    try:
+        parts = der.ec_private(base64.b64decode(m.group(2), validate=False))
+    except (der.DerError, ValueError, IndexError):
+        return None
+    bits = _CURVE_BITS.get(parts.curve or "")
+    if bits is None or not 0 < parts.value < (1 << bits):
+        return None
+    try:
+        key = ec.derive_private_key(parts.value, _CURVES[bits])
+    except ValueError:
+        return None
+    if parts.public is not None:
+        try:
+            theirs = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[bits], parts.public)
+        except ValueError:
+            return None
+        if theirs.public_numbers() != key.public_key().public_numbers():
+            return None
+    return key
+
+
 def _check_key(key: object, path: str) -> PrivateKey:
     """Port of crypto.c:rsa_params()/ec_params() as key_load() uses them: supported keys only."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -121,26 +181,34 @@ def _check_key(key: object, path: str) -> PrivateKey:
 
 
 def key_load(
-    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600
+    path: PathLike, type: str | None = None, bits: int = 0, mode: int = 0o600,
+    log: Callable[[str], None] | None = None,
 ) -> PrivateKey:  # noqa: A002
     """Port of crypto.c:key_load(): read a PEM private key, generating it first if missing.
 
-    A missing file is generated (key_gen + key_save) only when *type* is given. Anything else
+    A missing file is generated (key_gen + key_save) only when *type* is given. *log* hears
+    uacme's -v lines (loading, not found, generating, saved). Anything else
     that is not a usable key (garbage, DER, encrypted, a certificate, a weak key) raises
     CryptoError and the file is left alone, never regenerated over.
     """
     path = os.fspath(path)
+    say = log or (lambda _text: None)
+    say(f"loading key from {path}")
     for _ in range(2):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
+            say(f"{path} not found")
             if type is None:
                 raise CryptoError(f"key_load: {path} does not exist") from None
+            say(f"generating new {bits}-bit {type} key")
             key_save(path, key_gen(type, bits), mode)
+            say(f"key saved to {path}")
             continue
         except OSError as exc:
             raise CryptoError(f"key_load: cannot read {path}: {exc.strerror}") from None
+        key: object
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except TypeError:
@@ -148,24 +216,34 @@ def key_load(
                 f"key_load: {path} is encrypted; wucme needs an unencrypted key"
             ) from None
         except (ValueError, UnsupportedAlgorithm):
-            raise CryptoError(f"key_load: {path} is not a PEM private key") from None
+            key = _ec_key_lenient(data)
+            if key is None:
+                raise CryptoError(f"key_load: {path} is not a PEM private key") from None
         return _check_key(key, path)
     raise CryptoError(f"key_load: {path} vanished after it was generated")
 
 
-# --- identifiers and CSRs ------------------------------------------------------------------
+def key_load_own(path: PathLike) -> PrivateKey:
+    """A key from wucme's own repository (the account key), without key_load()'s RSA check.
 
-
-def is_ip(s: str) -> bool:
-    """Port of crypto.c:is_ip(): True for an IPv4 or IPv6 literal (RFC 8738 identifiers).
-
-    Differs: stricter than getaddrinfo(AI_NUMERICHOST): no "127.1" shorthand, no "%scope".
+    wucme generated the key and wrote it 0600, atomically; the check (that p and q are
+    prime and match n: 30 ms for 2048 bits, a quarter of a second for 4096, each time a
+    verb starts) guards against keys from elsewhere, and OpenSSL verifies its CRT result
+    when it signs anyway.  A key this cannot read goes through key_load(), so the errors
+    are key_load()'s.  Keys from elsewhere (uacme's confdir, -k) keep key_load().
     """
+    where = os.fspath(path)
     try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return "%" not in s
+        with open(where, "rb") as f:
+            data = f.read()
+        key = serialization.load_pem_private_key(data, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+    except (OSError, TypeError, ValueError, UnsupportedAlgorithm):
+        return key_load(where)
+    return _check_key(key, where)
+
+
+# --- identifiers and CSRs ------------------------------------------------------------------
 
 
 def _dns_alabel(name: str) -> str:
@@ -311,6 +389,23 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
         raise CryptoError(f"cert_load: {where} holds no PEM certificate")
     try:
         return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
+
+
+def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertInfo | None:
+    """What the repository scan needs of the chain in *path*: the leaf's serial, validity,
+    names (as cert_names() gives them), AKI keyIdentifier and DER, read by the native
+    scanner when it was built (*scanner*, or certscan.backend()).  None for a missing
+    file; otherwise the CryptoError cert_load() raises for the same file.
+    """
+    where = os.fspath(path)
+    try:
+        return (scanner or certscan.backend()).cert_file(where)
+    except OSError as exc:
+        raise CryptoError(f"cert_load: cannot read {where}: {exc.strerror}") from None
+    except certscan.NoCertificate:
+        raise CryptoError(f"cert_load: {where} holds no PEM certificate") from None
     except ValueError:
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 
@@ -513,30 +608,11 @@ def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
 
 # --- time -------------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
-
 
 def parse_rfc3339_timestamp(s: str) -> _dt.datetime:
     """Port of crypto.c:parse_rfc3339_timestamp(): RFC 3339 date-time -> aware UTC datetime.
 
-    Used for ARI suggestedWindow (RFC 9773 §4.2). Accepts "Z" or "±hh:mm" and any number of
-    fractional digits (kept to the microsecond); a leap second 60 is read as 59. Differs:
-    uacme used mktime() and so read the time as local time; raises ValueError, not -1.
+    Used for ARI suggestedWindow (RFC 9773 §4.2); the work is wucme.core.times.parse_rfc3339.
+    Differs: uacme used mktime() and so read the time as local time; raises ValueError, not -1.
     """
-    m = _RFC3339.fullmatch(s)
-    if m is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {s!r}")
-    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    if m.group(8):
-        offset = _dt.timedelta(0)
-    else:
-        oh, om = int(m.group(10)), int(m.group(11))
-        if oh > 23 or om > 59:
-            raise ValueError(f"bad UTC offset in {s!r}")
-        offset = _dt.timedelta(hours=oh, minutes=om) * (1 if m.group(9) == "+" else -1)
-    tz = _dt.timezone(offset)
-    stamp = _dt.datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
-    return stamp.astimezone(_dt.timezone.utc)
+    return parse_rfc3339(s)

@@ -18,7 +18,6 @@ WUCME_LOAD_SETTLE seconds (default 10) before a mismatch counts as a failure.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import shlex
 import signal
@@ -30,33 +29,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wucme.vms.lnm import trnlnm
+from wucme import settings
+from wucme.settings import Service, ServiceSpecError
 
 if TYPE_CHECKING:
     from wucme.repository import Repository
 
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_SETTLE = 10.0
 HANDSHAKE_TIMEOUT = 5.0
 #: Handshakes in a row that must show the new certificate (old workers wind down after a reload).
 STABLE = 3
-
-
-class ServiceSpecError(ValueError):
-    """An entry of WUCME_SERVICES that does not parse."""
-
-
-@dataclass(frozen=True)
-class Service:
-    """One TLS endpoint to check: connect to host:port, send `name` as SNI."""
-
-    name: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        h = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.name}@{h}:{self.port}" if self.name != self.host else f"{h}:{self.port}"
 
 
 @dataclass
@@ -68,66 +49,14 @@ class StepResult:
     hosts: tuple[str, ...] = ()
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = (trnlnm(name) or "").strip()
-    try:
-        v = float(raw)
-    except ValueError:
-        return default
-    return v if 0 < v < 86400 else default
-
-
-def load_timeout() -> float:
-    return _seconds("WUCME_LOAD_TIMEOUT", DEFAULT_TIMEOUT)
-
-
-def settle_time() -> float:
-    return _seconds("WUCME_LOAD_SETTLE", DEFAULT_SETTLE)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_services(value: str | None) -> list[Service]:
-    """WUCME_SERVICES: `host:port`, `name@host:port`, `name@[::1]:port`, comma-separated."""
-    out: list[Service] = []
-    for item in (value or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, at, addr = item.rpartition("@")
-        if not at:
-            name, addr = "", item
-        if addr.startswith("["):
-            host, sep, rest = addr[1:].partition("]")
-            port_s = rest[1:] if rest.startswith(":") else ""
-            if not sep:
-                raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: no closing ]")
-        else:
-            host, _, port_s = addr.rpartition(":")
-        if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
-            raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: not [name@]host:port")
-        name = (name or host).lower().rstrip(".")
-        if _is_ip(name):
-            raise ServiceSpecError(f"WUCME_SERVICES entry {item!r}: give the host name as name@{addr} "
-                                   "(SNI cannot carry an address)")
-        out.append(Service(name, host, int(port_s)))
-    return out
-
-
 # --- the command ---------------------------------------------------------------------------------
 
 def run_load_command(command: str | None = None, timeout: float | None = None) -> StepResult | None:
     """Run WUCME_LOAD (or `command`); None when there is none."""
-    cmd = trnlnm("WUCME_LOAD") if command is None else command
+    cmd = settings.load_command() if command is None else command
     if not cmd or not cmd.strip():
         return None
-    timeout = load_timeout() if timeout is None else timeout
+    timeout = settings.load_timeout() if timeout is None else timeout
     try:
         argv = shlex.split(cmd)
     except ValueError as e:
@@ -184,12 +113,10 @@ def served_certificate(service: Service, timeout: float = HANDSHAKE_TIMEOUT) -> 
 
 def expected_certificate(repo: Repository, name: str) -> tuple[bytes, str] | None:
     """(DER, serial in hex) of the repository's certificate naming `name`, or None."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     for m in repo.managed():
-        leaf = m.leaf
+        leaf = m.info
         if leaf is not None and name in (h.lower() for h in m.hosts):
-            return leaf.public_bytes(Encoding.DER), format(leaf.serial_number, "x")
+            return leaf.der, format(leaf.serial_number, "x")
     return None
 
 
@@ -237,10 +164,10 @@ def load_action(repo: Repository) -> list[StepResult]:
     if cmd is not None:
         results.append(cmd)
     try:
-        services = parse_services(trnlnm("WUCME_SERVICES"))
+        services = settings.services()
     except ServiceSpecError as e:
-        return results + [StepResult(False, str(e))]
-    settle = settle_time()
+        return results + [StepResult(False, e.text)]
+    settle = settings.settle_time()
     for s in services:
         results.append(check_service(repo, s, settle))
     return results

@@ -76,6 +76,7 @@ from types import TracebackType
 
 from wucme._native import lockmgr as _lm
 from wucme._native.lockmgr import LockBackend, LockError, LockTimeout, NotQueued
+from wucme.vms.secure import check_directory, make_directory
 
 __all__ = ["COMPATIBLE", "Lock", "LockError", "LockManager", "LockMode", "LockTimeout",
            "NotQueued", "VALUE_BLOCK_SIZE", "compatible"]
@@ -135,14 +136,20 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class LockManager:
-    """Resources named within one directory (created if missing)."""
+    """Resources named within one directory (created 0700 if missing, whatever the umask).
+
+    Whoever can write the directory can replace a resource file and so hold or break any lock:
+    a directory that group or others may write, or another user owns, is refused with
+    InsecureError (``%WUCME-E-INSECURE``).  Resource files are opened without following links.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], *, native: bool | None = None,
                  perm: int = 0o600) -> None:
         self.directory = Path(directory)
         self.perm = perm
         self._native = native
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_directory(self.directory, 0o700)
+        check_directory(self.directory)
 
     @property
     def backend(self) -> LockBackend:

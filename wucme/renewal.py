@@ -1,5 +1,13 @@
-"""The daily renewal function: renew what is due, skip the rest, report.  Used by `manage` now
-and by the agent later (neither imports the other).
+"""The renewal pass: the daily function, used by `wucme manage` and by the agent alike (neither
+imports the other; each only shows what it says).  One pass, in order:
+
+1. renew what is due (below), concurrently on WUCME_WORKERS threads (default 4); each renewal
+   saves its state at once, so a later pass skips it, and one failure never stops the others;
+2. the load action (wucme.load: WUCME_LOAD, then the WUCME_SERVICES handshakes) when something
+   was renewed or the previous load failed (the repository remembers it: WUCME_LOAD.JSON);
+3. the reports (wucme.reporting): every renewal, failure and the load's outcome to WUCME_OPCOM
+   and WUCME_MAIL, and the EXPIRING / EXPIRED warnings for certificates whose renewal keeps
+   failing.
 
 When a certificate is due:
 - the CA offers renewalInfo (RFC 9773): its suggested window decides (a time picked at random in
@@ -8,8 +16,10 @@ When a certificate is due:
 - otherwise less than a third of the lifetime left (half for lifetimes of 10 days or less), as
   Let's Encrypt recommends (30 of 90 days).
 A certificate whose files or state cannot be read is due (it needs issuance); one revoked by
-`wucme revoke` is left alone until `wucme issue` replaces it.  Certificates renew in parallel on
-WUCME_WORKERS threads (default 4); one failure never stops the others.
+`wucme revoke` is left alone until `wucme issue` replaces it.
+
+Everything the pass has to say goes to its caller as VMS conditions (`note`), in the order it
+happens: the caller prints them (`manage`) or logs them (the agent).
 """
 from __future__ import annotations
 
@@ -20,20 +30,30 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from wucme import crypto
+from wucme import crypto, reporting
+from wucme.challenge.solver import ChallengeSolver
 from wucme.core.ident import validate_identifiers
+from wucme.core.jws import jws_thumbprint
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
-from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, run_load
-from wucme.uacme.msg import Msg
-from wucme.repository import Managed, Repository, iso, utc_now
-from wucme.uacme.account import account_retrieve
-from wucme.uacme.acme import AcmeSession, acme_bootstrap
+from wucme.load import StepResult, load_action
+from wucme.obtain import host_list, obtain
+from wucme.repository import Managed, Repository
+from wucme.session import account_session, ensure_account
+from wucme.reporting import Event, short_hosts
+from wucme.settings import ca_directory, challenge_config, fixed_days, warn_days, workers
+from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
-from wucme.vms.lnm import trnlnm
+from wucme.uacme.msg import Msg
+from wucme.vms.condition import Condition, parse_message
 
-DEFAULT_WORKERS = 4
+__all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_warnings", "renewal_pass",
+           "threshold"]
+
 #: After a failed renewal, the next attempt (the agent honours it; `manage` always tries).
 RETRY_AFTER_FAILURE = _dt.timedelta(hours=6)
+
+Note = Callable[[Condition], None]
 
 
 @dataclass
@@ -48,14 +68,19 @@ class Outcome:
 
 @dataclass
 class RenewalReport:
-    """The result of one pass; `reporters` (mail, OPCOM: the agent adds them) get it at the end."""
+    """The result of one pass: what `manage` sums up, what the agent's backoff decides on."""
 
     started: str
     outcomes: list[Outcome] = field(default_factory=list)
+    #: The load action's outcome as the reports show it: (all steps ok, their texts), or None.
     load: tuple[bool, str] | None = None
-    #: The message of an error that stopped the whole pass (CA down, account key unusable).
+    #: The message of an error that stopped the renewals (CA down, account key unusable).
     error: str = ""
     error_severity: str = "E"
+    #: Each step of the load action (the command, each service's handshake), when it ran.
+    load_steps: list[StepResult] = field(default_factory=list)
+    #: What could not be reported (a mail server down, an unknown OPCOM class).
+    report_problems: list[str] = field(default_factory=list)
 
     def _of(self, action: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.action == action]
@@ -74,27 +99,21 @@ class RenewalReport:
 
     @property
     def ok(self) -> bool:
+        """Every due certificate renewed and no error stopped the renewals."""
         return not self.failed and not self.error
 
+    @property
+    def load_ok(self) -> bool:
+        """The load action succeeded, or did not need to run."""
+        return all(s.ok for s in self.load_steps)
 
-#: Hook point for reporting (the agent issue registers mail and OPCOM here).
-Reporter = Callable[[RenewalReport], None]
-
-
-def workers() -> int:
-    raw = (trnlnm("WUCME_WORKERS") or "").strip()
-    return max(1, min(int(raw), 64)) if raw.isdigit() else DEFAULT_WORKERS
-
-
-def fixed_days() -> float | None:
-    raw = (trnlnm("WUCME_DAYS") or "").strip()
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
+    def summary(self) -> str:
+        """`1 renewed, 3 not due, 0 failed` (`, load ok` / `, load FAILED` when it ran)."""
+        text = f"{len(self.renewed)} renewed, {len(self.skipped)} not due, {len(self.failed)} failed"
+        return text + (f", load {'ok' if self.load_ok else 'FAILED'}" if self.load_steps else "")
 
 
-def threshold(leaf: x509.Certificate) -> _dt.timedelta:
+def threshold(leaf: x509.Certificate | crypto.CertInfo) -> _dt.timedelta:
     """How long before notAfter renewal starts: a third of the lifetime, half if <= 10 days."""
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     return lifetime / 2 if lifetime <= _dt.timedelta(days=10) else lifetime / 3
@@ -103,21 +122,21 @@ def threshold(leaf: x509.Certificate) -> _dt.timedelta:
 def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | None = None,
         days: float | None = None) -> tuple[bool, str]:
     """(due, why) for one certificate; *ari* returns ari_check's 1 / 0 / -1."""
-    leaf = m.leaf
+    leaf = m.info
     if m.state.status == "revoked":
         return False, "revoked: wucme issue replaces it"
     if leaf is None:
         return True, m.problem or "no certificate"
     if m.state.corrupt:
         return True, m.state.last_result or "state unreadable"
-    have = set(crypto.cert_names(leaf))
+    have = set(leaf.names)
     missing = [h for h in m.state.hosts if h.lower() not in have]
     if missing:
         return True, f"certificate lacks {', '.join(missing)}"
     left = leaf.not_valid_after_utc - now
     if left <= _dt.timedelta(0):
         return True, "expired"
-    verdict = ari(leaf) if ari is not None else -1
+    verdict = ari(m.leaf) if ari is not None and m.leaf is not None else -1
     if verdict == 1:
         return True, "inside the CA's renewal window (ARI)"
     if verdict == 0:
@@ -132,42 +151,79 @@ def due(m: Managed, now: _dt.datetime, ari: Callable[[x509.Certificate], int] | 
     return False, f"not due until {iso(leaf.not_valid_after_utc - t)}"
 
 
-def renewal_pass(repo: Repository, log: Msg, *, session: Callable[[str], AcmeSession],
-                 reporters: list[Reporter] | None = None,
-                 say: Callable[[str], None] | None = None,
-                 load: Callable[[], tuple[bool, str] | None] | None = run_load) -> RenewalReport:
-    """One pass over the repository.  *session(directory)* makes the ACME session (the caller
-    owns its transport settings); *say* prints a line per certificate as it is decided; *load*
-    runs after renewals (WUCME_LOAD by default; None when the caller loads, as the agent does)."""
-    say = say or (lambda s: None)
+def _left(delta: _dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours < 24:
+        n = max(0, int(hours))
+        return f"{n} hour{'s' if n != 1 else ''}"
+    n = int(hours // 24)
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
+def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) -> list[Event]:
+    """The warnings a pass does not carry itself: a certificate that expires within
+    WUCME_WARN_DAYS (default 7) while its renewal keeps failing (failed in this pass, the
+    pass failed as a whole, or its state records a failure: the agent's back-off skipped it)
+    gives `%WUCME-W-EXPIRING`; one already expired gives `%WUCME-E-EXPIRED`.
+
+    The pass shows them and sends them with send_events(); its own events go through the
+    reporters (reporters_from_logicals)."""
+    limit = _dt.timedelta(days=warn_days())
+    renewed = {o.file for o in report.renewed}
+    failed = {o.file: o.detail for o in report.failed}
+    try:
+        managed = repo.managed()
+    except WucmeError:
+        return []  # the pass's own error already says the repository cannot be read
+    events: list[Event] = []
+    for m in managed:
+        leaf = m.info
+        name = m.cert_name
+        if leaf is None or m.state.status == "revoked" or name in renewed:
+            continue
+        failing = name in failed or bool(report.error) or m.state.status == "failed"
+        left = leaf.not_valid_after_utc - now
+        if not failing or left >= limit:
+            continue
+        c_err = parse_message(report.error) if report.error else None
+        why = failed.get(name) or (c_err.text if c_err else report.error) or m.state.last_result
+        not_after = iso(leaf.not_valid_after_utc)
+        where = f"({name}, not after {not_after})" + (f": {why}" if why else "")
+        if left <= _dt.timedelta(0):
+            events.append(Event("E", "EXPIRED", f"{short_hosts(m.hosts)} expired {_left(-left)} ago "
+                                f"and renewal keeps failing {where}", list(m.hosts)))
+        else:
+            events.append(Event("W", "EXPIRING", f"{short_hosts(m.hosts)} expires in {_left(left)} "
+                                f"and renewal keeps failing {where}", list(m.hosts)))
+    return events
+
+
+def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
+                 now: _dt.datetime | None = None) -> RenewalReport:
+    """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
+    traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
+    the expiry warnings are measured from (the agent's clock; certificates use the real one)."""
+    say: Note = note or (lambda c: None)
     report = RenewalReport(started=iso(utc_now()) or "")
     try:
-        _pass(repo, log, session, report, say)
+        _renew_due(repo, log, report, say)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
-    if report.renewed and load is not None:
-        report.load = load()
-    for r in reporters or ():
-        try:
-            r(report)
-        except Exception as e:  # noqa: BLE001 - a reporter never spoils the pass
-            log.warn(f"reporter failed: {e}")
+    if report.renewed or repo.load_pending():
+        _load(repo, report, say)
+    _report(repo, report, now or utc_now(), say)
     return report
 
 
-def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
-          report: RenewalReport, say: Callable[[str], None]) -> None:
+def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note) -> None:
     managed = repo.managed()
     if not managed:
         return
     repo.ensure_writable()
     key = repo.load_account_key()
-    config = ChallengeConfig.from_logicals()
+    config = challenge_config()
     days = fixed_days()
-    a = session(ca_directory())
-    try:
-        a.key = key
-        acme_bootstrap(a)
+    with account_session(log, key=key, directory=ca_directory()) as a:
         ari_url = a.dir.get("renewalInfo")
         ari = (lambda leaf: ari_check(a, leaf, ari_url)) if isinstance(ari_url, str) else None
         now = utc_now()
@@ -177,42 +233,75 @@ def _pass(repo: Repository, log: Msg, session: Callable[[str], AcmeSession],
             if is_due:
                 todo.append((m, why))
             else:
-                report.outcomes.append(Outcome(m.hosts, m.cert_path.name, "skipped", why))
-                say(f"%WUCME-I-SKIPPED, {m.cert_path.name} ({', '.join(m.hosts)}): {why}")
+                report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
+                say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(m.hosts)}): {why}"))
         if not todo:
             return
-        account_retrieve(a)
-        with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
+        ensure_account(a)
+        with ChallengeSolver(config, jws_thumbprint(key), log=lambda s: log(1, s)) as solver:
             def renew(item: tuple[Managed, str]) -> Outcome:
-                return _renew(a, repo, responder, item[0], item[1], log, say)
+                return _renew(a, repo, solver, config.type, item[0], item[1], log, say)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
-    finally:
-        a.transport.close()
 
 
-def _renew(a: AcmeSession, repo: Repository, responder: Responder, m: Managed, why: str,
-           log: Msg, say: Callable[[str], None]) -> Outcome:
+def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge: str, m: Managed,
+           why: str, log: Msg, say: Note) -> Outcome:
     state = m.state
     try:
-        if m.problem and not m.leaf and state.corrupt:
+        if m.problem and m.info is None and state.corrupt:
             raise WucmeError(f"cannot tell which hosts {m.cert_path.name} is for ({m.problem}); "
                              "run wucme issue for them", ident="NOHOSTS")
         names = validate_identifiers(state.hosts, wildcard=False)
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name}: {why}")
-        new = issue_certificate(a, repo, responder, names, replaces=replaces, status="renewed")
+        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed")
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
-        say(f"%WUCME-S-RENEWED, {msg}")
+        say(Condition("S", "RENEWED", msg))
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)
     except Exception as e:  # noqa: BLE001 - one failure never blocks the others
         text = e.text if isinstance(e, WucmeError) else f"{type(e).__name__}: {e}"
         try:
-            if state.hosts and not (m.problem and not m.leaf and state.corrupt):
+            if state.hosts and not (m.problem and m.info is None and state.corrupt):
                 repo.record_attempt(state, "failed", f"failed: {text}",
                                     utc_now() + RETRY_AFTER_FAILURE)
         except OSError as w:
             log.warn(f"cannot record the failure for {m.cert_path.name}: {w}")
-        say(f"%WUCME-E-RENEWFAIL, {m.cert_path.name} ({', '.join(state.hosts)}): {text}")
+        say(Condition("E", "RENEWFAIL", f"{m.cert_path.name} ({', '.join(state.hosts)}): {text}"))
         return Outcome(state.hosts, m.cert_path.name, "failed", text)
+
+
+def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
+    """The load action; a failure is remembered in the repository, so the next pass (whoever
+    runs it) loads again even when nothing is due."""
+    report.load_steps = load_action(repo)
+    for step in report.load_steps:
+        say(Condition("S", "LOADED", step.text) if step.ok else Condition("E", "LOADFAIL", step.text))
+    if report.load_steps:
+        report.load = (report.load_ok, "; ".join(s.text for s in report.load_steps))
+    try:
+        repo.record_load(report.load_ok, report.load[1] if report.load else "nothing to load")
+    except OSError as e:
+        say(Condition("W", "NOLOADSTATE", f"cannot note the load's outcome in {repo.path}: {e}"))
+
+
+def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note) -> None:
+    """The pass's events to every configured target, then the expiry warnings; what could not
+    be sent is a warning of the pass, never its failure."""
+    problems: list[str] = []
+    for reporter in reporting.reporters_from_logicals():
+        try:
+            reporter(report)
+        except Exception as e:  # noqa: BLE001 - a report never spoils the pass
+            problems.append(f"reporter failed: {e}")
+    try:
+        warnings = expiry_warnings(report, repo, now)
+        for event in warnings:
+            say(Condition(event.severity, event.ident, reporting.clean(event.text)))
+        problems += reporting.send_events(warnings)
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"expiry warnings failed: {e}")
+    report.report_problems = problems
+    for problem in problems:
+        say(Condition("W", "REPORTFAIL", problem))

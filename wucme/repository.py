@@ -5,7 +5,9 @@ Files (ODS-2 names, docs/commands.md "The repository"):
 - `WUCME_C_<HOST>.PEM`: the chain with the private key appended, the file a server uses (0600);
 - `WUCME_K_<HOST>.PEM`: the private key alone (0600);
 - `WUCME_S_<HOST>.JSON`: what wucme knows of the certificate (hosts, key and challenge type,
-  last result, attempts, serial, not-after).
+  last result, attempts, serial, not-after);
+- `WUCME_LOAD.JSON`: the outcome of the last load action (a failed one is run again by the next
+  renewal pass, whether `manage` or the agent runs it).
 
 Every write goes through `write_versioned` (atomic, fsynced, earlier versions kept).  State is
 advisory: a state file that does not parse is treated as "needs issuance", never a crash, and the
@@ -18,6 +20,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
+from wucme._native import certscan
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
+from wucme.vms.secure import check_directory, make_directory
 from wucme.vms.files import write_versioned
-from wucme.vms.here import here_path
+from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
@@ -36,6 +42,7 @@ ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
 STATE_PREFIX = "WUCME_S_"
 STATE_TYPE = ".JSON"
 LOG_PREFIX = "WUCME_LOG_"
+LOAD_FILE = "WUCME_LOAD.JSON"
 KEY_MODE = 0o600
 STATE_MODE = 0o644
 
@@ -47,27 +54,6 @@ class NoPrivilege(WucmeError):
     """The repository cannot be written: the SYSPRV of the seed, checked before any CA traffic."""
 
     ident = "NOPRIV"
-
-
-def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
-
-
-def iso(t: _dt.datetime | None) -> str | None:
-    """A timestamp as the state file keeps it: ISO 8601 UTC to the second."""
-    if t is None:
-        return None
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(s: Any) -> _dt.datetime | None:
-    if not isinstance(s, str):
-        return None
-    try:
-        t = _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return t.replace(tzinfo=_dt.timezone.utc)
 
 
 def key_pem(key: crypto.PrivateKey) -> bytes:
@@ -129,26 +115,52 @@ class CertState:
 
 @dataclass
 class Managed:
-    """One certificate of the repository as `certificates` and the renewal function see it."""
+    """One certificate of the repository as `certificates` and the renewal function see it.
+
+    `info` is what the scan read of the leaf (crypto.cert_info: serial, validity, names,
+    AKI); `leaf`, the full `cryptography` certificate, is parsed only when asked for.
+    """
 
     host_part: str
     state: CertState
-    cert_path: Path
-    key_path: Path
-    state_path: Path
-    chain: list[x509.Certificate] = field(default_factory=list)
+    directory: Path
+    info: crypto.CertInfo | None = None
     problem: str = ""
+    _leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cert_name(self) -> str:
+        """The WUCME_C file's name, without making its Path."""
+        return f"WUCME_C_{self.host_part}.PEM"
+
+    # The file names, made when first used (a scan of thousands of certificates notices).
+    @cached_property
+    def cert_path(self) -> Path:
+        return self.directory / self.cert_name
+
+    @cached_property
+    def key_path(self) -> Path:
+        return self.directory / f"WUCME_K_{self.host_part}.PEM"
+
+    @cached_property
+    def state_path(self) -> Path:
+        return self.directory / f"{STATE_PREFIX}{self.host_part}{STATE_TYPE}"
 
     @property
     def leaf(self) -> x509.Certificate | None:
-        return self.chain[0] if self.chain else None
+        if self._leaf is None and self.info is not None:
+            self._leaf = x509.load_der_x509_certificate(self.info.der)
+        return self._leaf
 
     @property
     def hosts(self) -> list[str]:
         return self.state.hosts
 
     def days_left(self, now: _dt.datetime | None = None) -> float | None:
-        return crypto.cert_days_left(self.leaf, now) if self.leaf is not None else None
+        if self.info is None:
+            return None
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        return (self.info.not_valid_after_utc - now).total_seconds() / 86400.0
 
 
 class Repository:
@@ -179,24 +191,23 @@ class Repository:
     def state_path(self, host: str) -> Path:
         return self.path / f"{STATE_PREFIX}{ods2_name(host)}{STATE_TYPE}"
 
-    def _paths(self, part: str) -> tuple[Path, Path, Path]:
-        return (self.path / f"WUCME_C_{part}.PEM", self.path / f"WUCME_K_{part}.PEM",
-                self.path / f"{STATE_PREFIX}{part}{STATE_TYPE}")
-
     # --- access ------------------------------------------------------------------------------
 
     def ensure_writable(self) -> None:
         """Create the directory if needed and prove a file can be written there, or NOPRIV.
 
         Called before any CA traffic, so a user without access learns it at once, not after
-        the CA has issued a certificate that cannot be saved.
+        the CA has issued a certificate that cannot be saved.  A new directory (and its missing
+        parents) is made 0755 whatever the umask; one that group or others may write, or that
+        another user owns, is refused with ``%WUCME-E-INSECURE``: keys live there.
         """
         why = ""
         try:
-            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            make_directory(self.path, 0o755)
             if not self.path.is_dir():
                 why = "not a directory"
             else:
+                check_directory(self.path)
                 tmp = write_temp(self.path, b"", KEY_MODE)
                 os.unlink(tmp)
         except OSError as e:
@@ -214,7 +225,7 @@ class Repository:
             raise WucmeError(f"no account key {path}: register an account first (wucme register)",
                              ident="NOACCOUNT")
         try:
-            return crypto.key_load(path)
+            return crypto.key_load_own(path)
         except crypto.CryptoError as e:
             raise WucmeError(
                 f"account key {path} is unusable ({e.text}); it is never replaced silently: "
@@ -256,9 +267,10 @@ class Repository:
     def load_state(self, host: str) -> CertState:
         return self._read_state(self.state_path(host), [host])
 
-    def _read_state(self, path: Path, fallback_hosts: list[str]) -> CertState:
+    def _read_state(self, path: str | Path, fallback_hosts: list[str]) -> CertState:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return CertState(hosts=list(fallback_hosts))
         except OSError as e:
@@ -283,6 +295,23 @@ class Repository:
         state.corrupt = False
         self.save_state(state)
 
+    # --- the load action ---------------------------------------------------------------------
+
+    def record_load(self, ok: bool, result: str) -> None:
+        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept)."""
+        data = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
+        write_versioned(self.path / LOAD_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+                        STATE_MODE, keep=0)
+
+    def load_pending(self) -> bool:
+        """Did the last load action fail?  (Then the next pass loads again, even with nothing
+        renewed.)  A missing or unreadable record means no."""
+        try:
+            data = json.loads((self.path / LOAD_FILE).read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("ok") is False
+
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files
         without one (their hosts are read from the certificate).  Sorted by file name."""
@@ -293,30 +322,31 @@ class Repository:
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
-        return [self._managed(p) for p in sorted(parts)]
+        scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
+        return [self._managed(p, scanner) for p in sorted(parts)]
 
-    def _managed(self, part: str) -> Managed:
-        cpath, kpath, spath = self._paths(part)
-        chain: list[x509.Certificate] = []
+    def _managed(self, part: str, scanner: certscan.Scanner) -> Managed:
+        here = f"{os.fspath(self.path)}/"
+        cname, spath = f"WUCME_C_{part}.PEM", f"{here}{STATE_PREFIX}{part}{STATE_TYPE}"
+        info = None
         problem = ""
         try:
-            chain = crypto.cert_load(cpath)
-            if not chain:
-                problem = f"{cpath.name} missing"
+            info = crypto.cert_info(here + cname, scanner)
+            if info is None:
+                problem = f"{cname} missing"
         except crypto.CryptoError as e:
-            problem = f"{cpath.name} unreadable: {e.text}"
+            problem = f"{cname} unreadable: {e.text}"
         names: list[str] = []
         state = self._read_state(spath, [])
         if not state.hosts:
             # No state file, or one that does not parse: the hosts come from the certificate.
-            # Read its names only then (a pass over thousands of certificates notices).
-            names = crypto.cert_names(chain[0]) if chain else []
+            names = list(info.names) if info is not None else []
             state.hosts = names or [part.lower()]
-        if not chain and not spath.exists():
+        if info is None and not os.path.exists(spath):
             state.corrupt = True
         if state.corrupt and not names and state.hosts == [part.lower()]:
             problem = problem or "state unreadable and no certificate"
-        return Managed(part, state, cpath, kpath, spath, chain, problem)
+        return Managed(part, state, self.path, info, problem)
 
     def find(self, certfile: Path) -> Managed | None:
         """The managed certificate whose WUCME_C file is *certfile*, or whose serial it carries."""
@@ -325,8 +355,8 @@ class Repository:
         except (crypto.CryptoError, IndexError):
             serial = None
         for m in self.managed():
-            if m.cert_path == certfile or (serial and m.leaf is not None
-                                           and format(m.leaf.serial_number, "x") == serial):
+            if m.cert_path == certfile or (serial and m.info is not None
+                                           and format(m.info.serial_number, "x") == serial):
                 return m
         return None
 

@@ -206,7 +206,9 @@ def test_agents_on_different_paths_elect_one_and_take_over(agents: Agents, pg_se
     roles = settle(agents, procs)
     assert roles.count(ACTIVE) == 1 and roles.count(STANDBY) == n - 1, roles
     key = lock_key("WUCME_ACTIVE", lock_id(repos[0]))
-    assert advisory(pg_server, key) == (1, n - 1)
+    # A standby names itself before its request reaches the server (the wait is one blocking
+    # call): on a busy machine the server may see it a moment after the name.
+    wait_for(lambda: advisory(pg_server, key) == (1, n - 1), 5, "the standbys queued on the server")
     active = procs[roles.index(ACTIVE)]
     with psycopg.connect(pg_server, autocommit=True) as c:  # the holder says who it is
         names = [r[0] for r in c.execute("SELECT application_name FROM pg_stat_activity").fetchall()]
@@ -218,7 +220,7 @@ def test_agents_on_different_paths_elect_one_and_take_over(agents: Agents, pg_se
     time.sleep(0.3)
     assert sorted(agents.roles(rest)) == sorted([ACTIVE] + [STANDBY] * (n - 2))
     assert "TAKEOVER" in agents.output(rest[agents.roles(rest).index(ACTIVE)])
-    assert advisory(pg_server, key) == (1, n - 2)
+    wait_for(lambda: advisory(pg_server, key) == (1, n - 2), 5, "the rest still queued")
 
 
 def test_without_the_cluster_lock_two_mounts_both_go_active(agents: Agents) -> None:
@@ -234,7 +236,7 @@ def test_sigterm_ends_a_standby_waiting_on_the_server(agents: Agents, pg_server:
     roles = settle(agents, procs)
     standby = procs[roles.index(STANDBY)]
     key = lock_key("WUCME_ACTIVE", lock_id(repos[0]))
-    assert advisory(pg_server, key) == (1, 1)
+    wait_for(lambda: advisory(pg_server, key) == (1, 1), 5, "the standby queued on the server")
     standby.send_signal(signal.SIGTERM)
     assert standby.wait(5) == 0
     assert "STOPPING" in agents.output(standby)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import ssl
@@ -147,7 +149,8 @@ def test_full_cycle_renew_load_nginx_check_and_report(pebble_factory: Callable[.
     assert smtp[1][0].rcpt_tos == ["admin@example.org"]
     assert "RENEWED" in body and "site.example.org" in body
     state = json.loads((agents.here / "WUCME_AGENT.JSON").read_text())
-    assert state["failures"] == 0 and state["load_pending"] is False
+    assert state["failures"] == 0
+    assert json.loads((agents.here / "WUCME_LOAD.JSON").read_text())["ok"] is True
 
 
 def test_handshake_mismatch_is_a_failure(pebble: Pebble, pebble_ca: Any, agents: Agents) -> None:
@@ -190,7 +193,9 @@ def test_handshake_mismatch_is_a_failure(pebble: Pebble, pebble_ca: Any, agents:
     assert "%WUCME-S-RENEWED" in r.stderr
     assert "serves serial" in r.stderr and f"not the current {leaf(cert).serial_number:x}" in r.stderr
     state = json.loads((agents.here / "WUCME_AGENT.JSON").read_text())
-    assert state["failures"] == 1 and state["load_pending"] is True and state["retry_at"]
+    assert state["failures"] == 1 and state["retry_at"]
+    # The failed load is the repository's to remember: the next pass, agent or manage, loads again.
+    assert json.loads((agents.here / "WUCME_LOAD.JSON").read_text())["ok"] is False
 
 
 def test_failing_renewal_is_reported_backed_off_and_retried(pebble_factory: Callable[..., Pebble], agents: Agents,
@@ -260,3 +265,62 @@ def test_background_child_of_the_load_command_never_holds_the_lock(pebble: Pebbl
     os.kill(active.pid, signal.SIGKILL)
     wait_for(lambda: comm(standby.pid) == "wuCME-active", 2.0, "the standby takes over")
     assert alive(sleeper)  # the load's child lives on, and does not hold the lock
+
+
+_MESSAGE = re.compile(r"%WUCME-([SIWEF])-([A-Z0-9_$]+), (WUCME_C_[A-Z0-9_]+\.PEM)?")
+
+
+def said(text: str) -> list[tuple[str, str, str]]:
+    """(severity, ident, certificate file) of every VMS message in *text*, sorted."""
+    return sorted((m.group(1), m.group(2), m.group(3) or "") for m in _MESSAGE.finditer(text))
+
+
+def test_manage_and_the_agent_make_the_same_pass(pebble: Pebble, agents: Agents, syslog: Syslog,
+                                                 smtp: tuple[int, list[Any]]) -> None:
+    """One repository, copied; `wucme manage` on one copy, `wucme agent /once` on the other: the
+    same renewals, skips and failures, the same load action, the same reports by syslog and mail,
+    the same expiry warning.  (One pass, wucme.renewal, used by both.)"""
+    setup_repository(agents, pebble, "keep.example.org")  # valid for years: not due
+    agents.wucme("issue", "grow.example.org")
+    agents.wucme("issue", "fail.example.org")
+    # Due: the state asks for a name the certificate lacks.  Failing: a name no CA may see.
+    for part, hosts in (("GROW_EXAMPLE_ORG", ["grow.example.org", "more.example.org"]),
+                        ("FAIL_EXAMPLE_ORG", ["fail.example.org", "bad..name"])):
+        path = agents.here / f"WUCME_S_{part}.JSON"
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), hosts=hosts)))
+    original = agents.here
+    loads = agents.tmp / "loads"
+    agents.env.update(WUCME_LOAD=f"sh -c 'echo loaded >> {loads}'", WUCME_WARN_DAYS="100000",
+                      WUCME_OPCOM="CENTRAL", WUCME_SYSLOG=str(syslog.path),
+                      WUCME_MAIL="admin@example.org", WUCME_SMTP=f"127.0.0.1:{smtp[0]}")
+
+    def one_pass(*command: str, code: int) -> dict[str, Any]:
+        here = agents.tmp / command[0]
+        shutil.copytree(original, here)
+        loads.unlink(missing_ok=True)
+        syslog.lines.clear()
+        smtp[1].clear()
+        r = agents.wucme(*command, code=code, WUCME_HERE=str(here))
+        wait_for(lambda: "EXPIRING" in syslog.drain() and len(smtp[1]) >= 2, 10, "the reports")
+        states = {p.name: json.loads(p.read_text())["status"] for p in here.glob("WUCME_S_*.JSON")}
+        mail = "\n".join(e.content.decode("utf-8", "replace") for e in smtp[1])
+        own = ("MANAGED", "CYCLE", "ACTIVE", "STANDBY", "TAKEOVER", "NEXT", "STOPPING", "STOPPED")
+        messages = [m for m in said(r.stdout + r.stderr) if m[1] not in own]  # the pass's only
+        return {"messages": messages, "states": states, "loads": loads.read_text(),
+                "load_record": json.loads((here / "WUCME_LOAD.JSON").read_text())["ok"],
+                "syslog": said(syslog.drain()), "mail": said(mail)}
+
+    manage = one_pass("manage", code=2)  # a failure: exit status 2
+    agent = one_pass("agent", "/once", code=0)  # the agent notes it and backs off
+    assert manage == agent
+    assert manage["messages"] == [("E", "RENEWFAIL", "WUCME_C_FAIL_EXAMPLE_ORG.PEM"),
+                                  ("I", "SKIPPED", "WUCME_C_KEEP_EXAMPLE_ORG.PEM"),
+                                  ("S", "LOADED", ""),
+                                  ("S", "RENEWED", "WUCME_C_GROW_EXAMPLE_ORG.PEM"),
+                                  ("W", "EXPIRING", "")]
+    assert manage["states"] == {"WUCME_S_KEEP_EXAMPLE_ORG.JSON": "issued",
+                                "WUCME_S_GROW_EXAMPLE_ORG.JSON": "renewed",
+                                "WUCME_S_FAIL_EXAMPLE_ORG.JSON": "failed"}
+    assert manage["loads"] == "loaded\n" and manage["load_record"] is True
+    for sent in (manage["syslog"], manage["mail"]):
+        assert {ident for _, ident, _ in sent} == {"RENEWED", "RENEWFAIL", "LOADED", "MANAGED", "EXPIRING"}

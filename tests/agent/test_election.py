@@ -127,3 +127,15 @@ def test_detach_returns_and_leaves_an_agent(agents: Agents) -> None:
     assert os.getsid(pid) not in (os.getsid(0), pid)  # a session of its own, not its leader
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), 10, "the detached agent stops")
+
+
+def test_lock_directory_others_may_write_stops_the_agent_with_a_message(agents: Agents) -> None:
+    """Whoever can write the lock directory could hold or break the election: refused, named."""
+    locks = agents.here / "WUCME_LOCKS"
+    locks.mkdir(parents=True)
+    os.chmod(locks, 0o777)
+    proc = agents.start()
+    assert proc.wait(30) != 0
+    out = agents.output(proc)
+    assert f"%WUCME-E-INSECURE, {locks} is writable by every user (mode 0777)" in out and "Traceback" not in out
+    assert os.stat(locks).st_mode & 0o777 == 0o777

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wucme.load import Service, ServiceSpecError, parse_services, run_load_command
+from wucme.load import run_load_command
+from wucme.settings import Service, ServiceSpecError, parse_services
 
 from .support import alive, wait_for
 
@@ -58,11 +59,11 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_timeout_logical(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wucme.load import DEFAULT_TIMEOUT, load_timeout
+    from wucme.settings import DEFAULT_LOAD_TIMEOUT, load_timeout
 
-    assert load_timeout() == DEFAULT_TIMEOUT == 60
+    assert load_timeout() == DEFAULT_LOAD_TIMEOUT == 60
     monkeypatch.setenv("WUCME_LOAD_TIMEOUT", "0.2")
     r = run_load_command("sleep 5")
     assert r is not None and "did not finish in 0.2 s" in r.text
     monkeypatch.setenv("WUCME_LOAD_TIMEOUT", "soon")
-    assert load_timeout() == DEFAULT_TIMEOUT
+    assert load_timeout() == DEFAULT_LOAD_TIMEOUT

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -289,3 +291,121 @@ def test_auths_expire_after_an_hour() -> None:
     now[0] += 2
     assert table.get("9.2.0.192.in-addr.arpa") is None
     assert [a.ident for a in table.expire()] == ["192.0.2.9"] and len(table) == 0
+
+
+# -- the pid file and the log (issue 10, item 6) ---------------------------------------------
+
+
+def alpn_command(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([PYTHON, "-m", "wucme.challenge.alpn", *args], capture_output=True,
+                          env=python_env(), timeout=30)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A real process that is not a wucme alpn server."""
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        yield proc
+    finally:
+        stop_child(proc)
+
+
+def test_pidfile_and_log_modes_under_umask_000(tmp_path: Path) -> None:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    sock, pidfile, log = tmp_path / "alpn.sock", tmp_path / "alpn.pid", tmp_path / "alpn.log"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-b", f"127.0.0.1@{free_port()}", "-c",
+         f"127.0.0.1@{backend.port}", "-s", str(sock), "-p", str(pidfile), "-l", str(log)],
+        env=python_env(), umask=0)
+    try:
+        wait_for(lambda: pidfile.exists() and AlpnControl(sock).available(), what="wucme alpn to start")
+        assert stat.S_IMODE(pidfile.stat().st_mode) == 0o644
+        assert stat.S_IMODE(log.stat().st_mode) == 0o640
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o644
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()
+
+
+def test_terminate_signals_only_a_wucme_alpn_process(tmp_path: Path,
+                                                     sleeper: subprocess.Popen[bytes]) -> None:
+    pidfile = tmp_path / "alpn.pid"
+    pidfile.write_text(str(sleeper.pid))
+    p = alpn_command("-t", "-p", str(pidfile), "-s", str(tmp_path / "alpn.sock"))
+    assert p.returncode == 1
+    said = f"process {sleeper.pid} named by {pidfile} is not a wucme alpn server: not signalled"
+    assert said.encode() in p.stderr
+    assert sleeper.poll() is None and pidfile.exists()
+
+
+def test_symlinked_pidfile_is_refused(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(str(sleeper.pid))
+    pidfile = tmp_path / "alpn.pid"
+    pidfile.symlink_to(elsewhere)
+    p = alpn_command("-t", "-p", str(pidfile))
+    assert p.returncode == 1 and f"refusing {pidfile}: it is a symbolic link".encode() in p.stderr
+    p = alpn_command("-b", f"127.0.0.1@{free_port()}", "-c", "127.0.0.1@1", "-p", str(pidfile),
+                     "-s", str(tmp_path / "alpn.sock"))
+    assert p.returncode == 1 and f"refusing {pidfile}: it is a symbolic link".encode() in p.stderr
+    assert sleeper.poll() is None and elsewhere.read_text() == str(sleeper.pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+def test_pidfile_another_user_may_write_is_refused(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    pidfile = tmp_path / "alpn.pid"
+    pidfile.write_text(str(sleeper.pid))
+    os.chown(pidfile, pwd.getpwnam("nobody").pw_uid, -1)
+    p = alpn_command("-t", "-p", str(pidfile))
+    assert p.returncode == 1
+    assert f"%WUCME-E-INSECURE, {pidfile} is writable by its owner nobody".encode() in p.stderr
+    assert sleeper.poll() is None
+
+
+def test_symlinked_log_is_refused(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.write_text("keep me\n")
+    log = tmp_path / "alpn.log"
+    log.symlink_to(precious)
+    p = alpn_command("-l", str(log), "-b", f"127.0.0.1@{free_port()}", "-c", "127.0.0.1@1",
+                     "-p", str(tmp_path / "alpn.pid"), "-s", str(tmp_path / "alpn.sock"))
+    assert p.returncode == 1 and f"refusing {log}: it is a symbolic link".encode() in p.stderr
+    assert precious.read_text() == "keep me\n" and not (tmp_path / "alpn.pid").exists()
+
+
+def test_stale_pidfile_naming_another_program_does_not_block_the_start(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """After a reboot the pid in a leftover pid file may belong to anything: not another instance."""
+    backend = TlsBackend(write_self_signed(tmp_path))
+    (tmp_path / "alpn.pid").write_text(str(sleeper.pid))
+    proc, _, _, pidfile, log = start_alpn(tmp_path, backend.port)
+    try:
+        wait_for(lambda: pidfile.read_text() == str(proc.pid), what="the new pid file")
+        assert "which is not a wucme alpn server: stale" in log.read_text()
+        assert sleeper.poll() is None
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
+def test_user_option_leaves_pidfile_and_log_to_root_so_terminate_still_works(tmp_path: Path) -> None:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-u", "nobody")
+    try:
+        wait_for(lambda: "changing user (nobody)" in log.read_text(), what="the user change")
+        assert (pidfile.stat().st_uid, log.stat().st_uid) == (0, 0)
+        assert sock.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        assert AlpnControl(sock).auth("u.example", DIGEST) == "OK"  # made as nobody
+        out, _ = s_client(port, ["-servername", "u.example", "-alpn", "acme-tls/1"])
+        assert "ALPN protocol: acme-tls/1" in out
+        reaper = threading.Thread(target=proc.wait)
+        reaper.start()
+        p = alpn_command("-t", "-p", str(pidfile), "-s", str(sock))
+        assert p.returncode == 0, p.stderr
+        reaper.join(5)
+        assert proc.returncode == 0 and not pidfile.exists()
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()

@@ -193,3 +193,17 @@ def test_idle_connections_do_not_block_validation(store: ChallengeStore) -> None
         finally:
             for s in idle:
                 s.close()
+
+
+def test_methods_are_case_sensitive(listener: Http01Listener, store: ChallengeStore) -> None:
+    """RFC 9110 §9.1: "get" is not GET but a method nobody implements here: 501, not the key
+    authorization; a known method other than GET and HEAD stays 405 (issue 10, item 11)."""
+    target = f"/.well-known/acme-challenge/{TOKEN}"
+    for method in ("get", "Get", "head", "BREW"):
+        reply = raw_request(listener.port, f"{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert reply.startswith(b"HTTP/1.1 501 ") and KEYAUTH.encode() not in reply, method
+        status, _ = run_cgi(store, {"REQUEST_METHOD": method, "PATH_INFO": target})
+        assert status == "Status: 501 Not Implemented"
+    reply = raw_request(listener.port, f"DELETE {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in reply
+    assert raw_request(listener.port, f"GET {target} HTTP/1.1\r\n\r\n".encode()).endswith(KEYAUTH.encode())

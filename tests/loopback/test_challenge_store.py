@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 import time
 from pathlib import Path
@@ -12,9 +13,11 @@ import pytest
 
 from wucme.challenge.store import ChallengeStore, default_store_dir, is_token
 from wucme.vms.atomic import TEMP_PREFIX
+from wucme.vms.secure import InsecureError
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+NOBODY = pwd.getpwnam("nobody").pw_uid
 
 
 def test_put_get_remove_roundtrip(tmp_path: Path) -> None:
@@ -41,12 +44,65 @@ def test_permissions_and_names(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(store.directory / name).st_mode) == 0o644
 
 
-def test_refuses_world_writable_directory_it_owns_by_fixing_it(tmp_path: Path) -> None:
+def test_made_0755_under_umask_000(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        ChallengeStore(tmp_path / "here" / "ch").put(TOKEN, KEYAUTH, "a.example", "http-01")
+    finally:
+        os.umask(old)
+    for d in (tmp_path / "here", tmp_path / "here" / "ch"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o755
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "here" / "ch").iterdir()] == [0o644]
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_sticky_world_writable_directory_is_refused_and_left_untouched(tmp_path: Path, linked: bool) -> None:
+    """Pointed (or linked) at a root-owned 1777 directory such as /tmp, the store neither writes
+    there nor takes the directory's sticky bit and others' write access away."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    where = shared
+    if linked:
+        where = tmp_path / "link"
+        where.symlink_to(shared)
+    with pytest.raises(InsecureError) as err:
+        ChallengeStore(where).put(TOKEN, KEYAUTH, "a.example", "http-01")
+    assert err.value.message() == f"%WUCME-E-INSECURE, {where} is writable by every user (mode 1777)"
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+    assert os.listdir(shared) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a directory to another user needs root")
+def test_another_users_directory_is_refused_and_left_untouched(tmp_path: Path) -> None:
     d = tmp_path / "ch"
-    d.mkdir()
-    os.chmod(d, 0o777)
-    ChallengeStore(d).put(TOKEN, KEYAUTH, "a.example", "http-01")
-    assert stat.S_IMODE(os.stat(d).st_mode) == 0o755
+    d.mkdir(mode=0o775)
+    os.chmod(d, 0o775)
+    os.chown(d, NOBODY, -1)
+    with pytest.raises(InsecureError, match=f"{d} is writable by its owner nobody"):
+        ChallengeStore(d).put(TOKEN, KEYAUTH, "a.example", "http-01")
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o775 and os.stat(d).st_uid == NOBODY
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+def test_entries_others_could_have_written_are_not_answered(tmp_path: Path) -> None:
+    """An entry planted by another user, or one others may write, answers nothing: whoever can
+    write the store could have a certificate issued for our names to an account of theirs."""
+    store = ChallengeStore(tmp_path / "ch")
+    store.put(TOKEN, KEYAUTH, "a.example", "http-01")
+    store.alpn_put("www.example.org", KEYAUTH)
+    http, alpn = sorted(store.directory.iterdir())[::-1]  # H_... then A_...
+    assert store.get(TOKEN) == KEYAUTH and store.alpn_get("www.example.org") == KEYAUTH
+    os.chown(http, NOBODY, -1)
+    os.chmod(alpn, 0o666)
+    assert store.get(TOKEN) is None and store.alpn_get("www.example.org") is None
+    os.chown(http, 0, -1)
+    os.chmod(alpn, 0o644)
+    os.chmod(store.directory, 0o777)  # a directory others may write: nothing in it is believed
+    assert store.get(TOKEN) is None and store.alpn_get("www.example.org") is None
+    assert store.purge(now=time.time() + 10 * 3600) == 0  # and nothing there is touched
+    os.chmod(store.directory, 0o755)
+    assert store.get(TOKEN) == KEYAUTH
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from wucme.renewal import Outcome, RenewalReport
+from wucme.renewal import expiry_warnings as build_events
 from wucme.reporting import (
     Event,
     ReportingError,
-    build_events,
     mail_test,
     report_events,
     reporters_from_logicals,
@@ -239,7 +239,7 @@ def _chain(name: str, not_before: dt.datetime, not_after: dt.datetime, key: ec.E
 
 
 def test_expiring_warning_is_mailed(smtp: Smtp, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """build_events + send_events, as the agent calls them after a pass (a real repository)."""
+    """expiry_warnings + send_events, as the renewal pass calls them (a real repository)."""
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
     repo = Repository(tmp_path / "here")
     repo.ensure_writable()

@@ -10,28 +10,17 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from cryptography import x509
 
 from harness.faultproxy import FaultProxy
-from harness.pebble import Pebble, TestCA
-from harness.responders import ChallengeDirServer
+from harness.pebble import Pebble
 
-UACME = "/usr/bin/uacme"
+from .uacme_parity import (PARITY, Tool, epoch_free, expect, layout, new_accounts, serial,
+                           uacme_has_check)
 
-pytestmark = [
-    pytest.mark.pebble,
-    pytest.mark.uacme,
-    pytest.mark.skipif(not os.access(UACME, os.X_OK),
-                       reason="uacme not installed (Debian package uacme)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="uacme trusts only the system store: needs root"),
-]
+pytestmark = PARITY
 
 IDENT = "www.example.org"
 NAMES = (IDENT, "alt.example.org")
@@ -45,77 +34,7 @@ EXPECTED_LAYOUT = {
     IDENT: 0o40755,
     f"{IDENT}/cert.pem": 0o100444,
 }
-BAD_NONCE = "urn:ietf:params:acme:error:badNonce"
 BACKUP_RE = re.compile(r"^cert-(\d+)\.pem$")
-
-
-@dataclass
-class Tool:
-    """One ACME client binary (uacme or `wucme --uacme`) bound to a confdir and a CA."""
-
-    name: str
-    argv0: list[str]
-    confdir: Path
-    directory_url: str
-    env: dict[str, str]
-
-    def __call__(self, *args: str, confdir: Path | None = None,
-                 directory_url: str | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [*self.argv0, "-v", "-c", str(confdir or self.confdir),
-               "-a", directory_url or self.directory_url, *args]
-        for _ in range(2):
-            r = subprocess.run(cmd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=120, umask=0o022)  # EXPECTED_LAYOUT's umask
-            # uacme 1.7.4 gives up after three badNonce in a row (1 request in 8000 at
-            # Pebble's 5%); that is uacme's limit, not what these tests compare: run again.
-            if not (self.name == "uacme" and r.returncode == 2 and BAD_NONCE in r.stderr):
-                break
-        return r
-
-
-def expect(r: subprocess.CompletedProcess[str], code: int, tool: str) -> None:
-    assert r.returncode == code, (f"{tool}: {' '.join(r.args[1:])}: exit {r.returncode}, "
-                                  f"wanted {code}\n{r.stderr[-3000:]}")
-
-
-def layout(confdir: Path) -> dict[str, int]:
-    """Every file and directory under `confdir` with its st_mode (file type included)."""
-    out = {".": confdir.stat().st_mode}
-    for p in confdir.rglob("*"):
-        out[str(p.relative_to(confdir))] = p.lstat().st_mode
-    return out
-
-
-def epoch_free(lay: dict[str, int]) -> dict[str, int]:
-    """`layout` with backup names cert-EPOCH.pem made comparable across tools."""
-    return {re.sub(r"cert-\d+\.pem$", "cert-EPOCH.pem", k): v for k, v in lay.items()}
-
-
-def serial(cert_pem: Path) -> str:
-    return format(x509.load_pem_x509_certificates(cert_pem.read_bytes())[0].serial_number, "x")
-
-
-def uacme_has_check() -> bool:
-    """`check` came after 1.7.4; the Debian build's usage text says whether it has it."""
-    r = subprocess.run([UACME, "-?"], capture_output=True, text=True, timeout=10)
-    return "check IDENTIFIER" in r.stdout + r.stderr
-
-
-@pytest.fixture
-def tools(pebble: Pebble, system_trust: TestCA, challenge_dir_server: ChallengeDirServer,
-          hook_scripts: dict[str, str], tmp_path: Path) -> Iterator[tuple[Tool, Tool]]:
-    """(uacme, wucme), each with its own confdir, sharing Pebble and the http-01 webroot."""
-    env = dict(os.environ, WUCME_CA_BUNDLE=pebble.ca_bundle,
-               UACME_CHALLENGE_PATH=str(challenge_dir_server.root_dir))
-    env.pop("UACME_CAINFO", None)
-    yield (Tool("uacme", [UACME], tmp_path / "u", pebble.directory_url, env),
-           Tool("wucme", [sys.executable, "-m", "wucme", "--uacme"], tmp_path / "w",
-                pebble.directory_url, env))
-
-
-def new_accounts(*tools: Tool) -> None:
-    for t in tools:
-        expect(t("-y", "new", f"{t.name}@example.org"), 0, t.name)
 
 
 def test_new_twice(tools: tuple[Tool, Tool]) -> None:

@@ -177,7 +177,7 @@ def test_invalid_names_and_101_names_reach_no_ca(run: UacmeRun, hook_scripts: di
                 [f"n{i}.example.org" for i in range(101)]):
         r = ok(run("-h", hook_scripts["http-01"], "issue", "--", *bad), 2)
         assert "%WUCME-E-BADHOST" in r.stderr or "%WUCME-E-TOOMANY" in r.stderr
-        assert "creating new order" not in r.stderr and "querying" not in r.stderr
+        assert "creating new order" not in r.stderr and "fetching directory" not in r.stderr
     assert not (tmp_path / "hook.log").exists()
 
 
@@ -329,7 +329,7 @@ def test_corrupt_account_key_is_an_error_not_a_new_account(run: UacmeRun,
     for args in (("-y", "new"), ("-h", hook_scripts["http-01"], "issue", "k.example.org")):
         r = ok(run(*args), 2)
         assert "%WUCME-E-CRYPTO" in r.stderr and "garbage" not in r.stderr
-        assert "creating new account" not in r.stderr and "querying" not in r.stderr
+        assert "creating new account" not in r.stderr and "fetching directory" not in r.stderr
     assert "garbage" in key.read_text()
 
 

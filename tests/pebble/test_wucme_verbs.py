@@ -214,7 +214,7 @@ def test_manage_reissues_after_a_corrupt_state_and_reports_failures(wucme: Wucme
         {"hosts": ["fail.example.org", "bad..name"]}))
     r = wucme("manage", code=2, WUCME_CHALLENGE="http-01")
     assert "%WUCME-S-RENEWED, WUCME_C_WWW_EXAMPLE_ORG.PEM" in r.stdout
-    assert "%WUCME-E-RENEWFAIL, WUCME_C_FAIL_EXAMPLE_ORG.PEM" in r.stdout
+    assert "%WUCME-E-RENEWFAIL, WUCME_C_FAIL_EXAMPLE_ORG.PEM" in r.stderr  # errors on stderr
     assert "%WUCME-E-MANAGED, 1 renewed, 0 not due, 1 failed" in r.stderr
     assert chain(wucme.here / "WUCME_C_WWW_EXAMPLE_ORG.PEM")[0].serial_number != before.serial_number
     assert json.loads((wucme.here / "WUCME_S_WWW_EXAMPLE_ORG.JSON").read_text())["status"] == "renewed"
@@ -341,12 +341,15 @@ def test_define_show_deassign_in_the_system_table(tmp_path: Path) -> None:
     table = json.loads((tmp_path / "lnm" / "system.json").read_text())["names"]
     assert table["WUCME_MAIL"]["values"] == ['system,smtp%"a@b"']
     assert table["WUCME_OPCOM"] == {"values": ["CENTRAL", "NETWORK"], "mode": "EXECUTIVE"}
-    out = w("show", "log", "WUCME_*").stdout
-    assert '"WUCME_OPCOM" [exec] = "CENTRAL" (LNM$SYSTEM_TABLE)' in out and '= "NETWORK"' in out
+    out = w("show", "log", "WUCME_*").stdout  # DCL's listing: the table, then its names indented
+    assert '(LNM$SYSTEM_TABLE)\n\n  "WUCME_MAIL" = "system,smtp%"a@b""\n  "WUCME_OPCOM" [exec] = "CENTRAL"\n' \
+        '        = "NETWORK"' in out
+    assert w("show", "log", "WUCME_OPCOM").stdout == '   "WUCME_OPCOM" [exec] = "CENTRAL" (LNM$SYSTEM_TABLE)\n' \
+        '        = "NETWORK"\n'
     w("deassign", "WUCME_OPCOM")
     assert "WUCME_OPCOM" not in w("show", "logical").stdout
-    r = w("deassign", "WUCME_OPCOM", code=2)
-    assert "%WUCME-E-NOLOGNAM" in r.stderr
+    r = w("deassign", "WUCME_OPCOM", code=4)
+    assert r.stderr == "%SYSTEM-F-NOLOGNAM, no logical name match\n"
 
 
 def test_issue_hands_tls_alpn01_to_a_running_wucme_alpn(wucme: Wucme, pebble: Pebble,

@@ -7,7 +7,7 @@ import wucme.verbs
 from wucme import cli
 
 
-def boom(argv: list[str]) -> int:
+def boom(cmd: object, show: object = None) -> object:
     raise RuntimeError("kaput")
 
 
@@ -16,7 +16,7 @@ def test_bug_is_a_message_and_the_traceback_needs_verbose(monkeypatch: pytest.Mo
                                                            tmp_path: object) -> None:
     monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path))
     monkeypatch.delenv("WUCME_VERBOSE", raising=False)
-    monkeypatch.setattr(wucme.verbs, "dispatch", boom)
+    monkeypatch.setattr(wucme.verbs, "run", boom)
     assert cli.main(["version"]) == 4
     err = capsys.readouterr().err
     assert err.startswith("%WUCME-F-BUG, unexpected RuntimeError: kaput (define WUCME_VERBOSE")

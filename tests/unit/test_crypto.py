@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import os
@@ -181,6 +182,104 @@ def test_key_load_refuses_weak_and_foreign_keys(tmp_path: Path) -> None:
     crypto.key_save(tmp_path / "p521.pem", p521)
     with pytest.raises(crypto.CryptoError, match="secp521r1"):
         crypto.key_load(tmp_path / "p521.pem")
+
+
+# --- EC keys as GnuTLS and old mbedTLS write them (minimal-integer private value) ----------------
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes(
+        (n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + size + content
+
+
+_CURVE_OID = {256: bytes.fromhex("2a8648ce3d030107"), 384: bytes.fromhex("2b81040022")}
+
+
+def _sec1(key: ec.EllipticCurvePrivateKey, value: bytes, public: bool = True) -> bytes:
+    """ECPrivateKey (RFC 5915 §3) with the private OCTET STRING given byte for byte."""
+    bits = key.curve.key_size
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    body = _tlv(0x02, b"\x01") + _tlv(0x04, value) + _tlv(0xA0, _tlv(0x06, _CURVE_OID[bits]))
+    if public:
+        body += _tlv(0xA1, _tlv(0x03, b"\x00" + point))
+    return _tlv(0x30, body)
+
+
+def _pkcs8(key: ec.EllipticCurvePrivateKey, value: bytes) -> bytes:
+    alg = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a8648ce3d0201"))
+               + _tlv(0x06, _CURVE_OID[key.curve.key_size]))
+    return _tlv(0x30, _tlv(0x02, b"\x00") + alg + _tlv(0x04, _sec1(key, value)))
+
+
+def _pem(label: str, der: bytes) -> bytes:
+    b = base64.encodebytes(der).decode()
+    return f"-----BEGIN {label}-----\n{b}-----END {label}-----\n".encode()
+
+
+def _key_with_value(curve: ec.EllipticCurve, pred: object) -> ec.EllipticCurvePrivateKey:
+    while True:
+        k = ec.generate_private_key(curve)
+        if pred(k.private_numbers().private_value):  # type: ignore[operator]
+            return k
+
+
+@pytest.mark.parametrize("bits", [256, 384])
+@pytest.mark.parametrize("form", ["sec1", "pkcs8", "sec1-no-public"])
+@pytest.mark.parametrize("shape", ["high-bit, leading zero", "short, leading zero dropped"])
+def test_key_load_reads_minimal_integer_ec_keys(tmp_path: Path, bits: int, form: str,
+                                                shape: str) -> None:
+    """GnuTLS writes a P-256 value with its high bit set as 33 bytes (0x00 first) and one
+    starting with a zero byte as 31; both load as the same key, and the file stays as it is."""
+    curve = ec.SECP256R1() if bits == 256 else ec.SECP384R1()
+    size = bits // 8
+    if shape.startswith("high"):
+        key = _key_with_value(curve, lambda v: v >> (bits - 1))
+        value = b"\x00" + key.private_numbers().private_value.to_bytes(size, "big")
+    else:
+        key = _key_with_value(curve, lambda v: v < 1 << (bits - 8))
+        value = key.private_numbers().private_value.to_bytes(size, "big").lstrip(b"\x00")
+    assert len(value) != size
+    if form == "pkcs8":
+        pem = _pem("PRIVATE KEY", _pkcs8(key, value))
+    else:
+        pem = _pem("EC PRIVATE KEY", _sec1(key, value, public=form == "sec1"))
+    with pytest.raises(ValueError):
+        serialization.load_pem_private_key(pem, None)  # why this loader exists
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem)
+    loaded = crypto.key_load(path, "EC", bits)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    assert loaded.private_numbers() == key.private_numbers()
+    assert path.read_bytes() == pem
+
+
+def test_key_load_refuses_a_minimal_integer_key_whose_public_key_differs(tmp_path: Path) -> None:
+    key = _key_with_value(ec.SECP256R1(), lambda v: v >> 255)
+    other = ec.generate_private_key(ec.SECP256R1())
+    value = b"\x00" + key.private_numbers().private_value.to_bytes(32, "big")
+    der = _sec1(key, value)
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    theirs = other.public_key().public_bytes(serialization.Encoding.X962,
+                                             serialization.PublicFormat.UncompressedPoint)
+    path = tmp_path / "key.pem"
+    path.write_bytes(_pem("EC PRIVATE KEY", der.replace(point, theirs)))
+    with pytest.raises(crypto.CryptoError, match="is not a PEM private key"):
+        crypto.key_load(path)
+
+
+@pytest.mark.parametrize("der", [b"", b"\x30\x82\xff\xff", b"\x30\x03\x02\x01\x01",
+                                 b"\x30\x06\x02\x01\x01\x04\x01\x00"],
+                         ids=["empty", "overlong", "no-value", "zero-value"])
+def test_key_load_lenient_path_refuses_broken_der(tmp_path: Path, der: bytes) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(_pem("EC PRIVATE KEY", der))
+    with pytest.raises(crypto.CryptoError, match="is not a PEM private key"):
+        crypto.key_load(path, "EC", 256)
+    assert path.read_bytes() == _pem("EC PRIVATE KEY", der)
 
 
 @pytest.mark.parametrize(

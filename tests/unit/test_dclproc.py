@@ -91,9 +91,14 @@ $ say f$message(44)
     assert lines[4] == "INTEGER,INTEGER,STRING,"
     assert lines[5] == "from-env|one|two|1||"
     assert lines[6] == socket.gethostname().split(".")[0].upper()[:15]
-    assert lines[7] == f"{tmp_path}/there.txt||"
-    assert lines[8] == f"{(tmp_path / 'T.COM').resolve()} 1"
+    assert lines[7] == on_sys_disk(tmp_path / "there.txt") + ";1||"  # a VMS specification, with its version
+    assert lines[8] == on_sys_disk((tmp_path / "T.COM").resolve()) + ";1 1"
     assert lines[9] == "%SYSTEM-F-ABORT, abort"
+
+
+def on_sys_disk(path: Path) -> str:
+    """How DCL shows a Linux file under no concealed device: on SYS$DISK, the Linux root."""
+    return f"SYS$DISK:[{'.'.join(path.parts[1:-1]).upper()}]{path.name.upper()}"
 
 
 def test_if_blocks_nested_and_skipped(tmp_path: Path) -> None:
@@ -237,7 +242,7 @@ $ write sys$output "not reached: NOLOGNAM is severe, ON ERROR THEN EXIT"
     assert lnm.lookup("WUCME_HERE", "system").mode is None  # type: ignore[union-attr]
     assert lnm.lookup("WUCME_ACTIVE", "cluster").values == ("*",)  # type: ignore[union-attr]
     assert lnm.lookup("WUCME_MAIL", "system") is None
-    assert lnm.translate("WUCME_DCLPROC") == ["one", "Two"]
+    assert lnm.translate("WUCME_DCLPROC") == ["ONE", "Two"]  # unquoted upper-cased, as DCL does
     assert out.splitlines() == [
         "%DCL-I-SUPERSEDE, previous value of WUCME_HERE has been superseded",
         '   "WUCME_MAIL" = "system,smtp%"a@b"" (LNM$SYSTEM_TABLE)',
@@ -363,3 +368,46 @@ def test_dcl_main_default_type_and_missing(tmp_path: Path, monkeypatch: pytest.M
     assert capsys.readouterr().err.splitlines() == ["%DCL-E-OPENIN, error opening MISSING as input",
                                                     "-RMS-E-FNF, file not found"]
     assert os.environ.get("WUCME_LNM_DIR")  # the autouse fixture kept the system table private
+
+
+def test_job_table_is_shared_with_images_and_ends_with_the_procedure(tmp_path: Path) -> None:
+    """DEFINE /JOB in the procedure is seen by the wucme image it runs, and the image's DEFINE /JOB
+    by the procedure (one job tree); the job table goes when the outermost procedure ends."""
+    status, out, err = run(tmp_path, '''$ wucme = "$cgi_exe:wucme"
+$ define /job from_procedure "set by DCL"
+$ wucme show logical from_procedure
+$ wucme define /job from_image "set by the image"
+$ write sys$output f$trnlnm("FROM_IMAGE"), " | ", f$trnlnm("FROM_IMAGE",,,,, "TABLE_NAME") - "LNM$JOB_"
+$ write sys$output f$getjpi("", "PID")
+''')
+    assert err == "" and status & 1
+    lines = out.splitlines()
+    job = lines[-1]
+    assert lines[0] == f'   "FROM_PROCEDURE" = "set by DCL" (LNM$JOB_{job})'
+    assert lines[-2] == f"set by the image | {job}"
+    assert lnm.JOB_ENV not in os.environ
+    assert not list(Path("/tmp").glob(f"wucme-job-*/job_{job}.json"))
+
+
+def test_unsupported_verbs_and_lexicals_stop_the_procedure(tmp_path: Path) -> None:
+    """NOTSUPP is an error: under the default ON ERROR THEN EXIT the procedure stops there."""
+    for line in ("$ pipe show time | search sys$input x", "$ x = f$getdvi(\"TT\", \"DEVCLASS\")",
+                 "$ show process", "$ set process /name=x"):
+        status, out, err = run(tmp_path, f"{line}\n$ write sys$output \"not reached\"\n")
+        assert out == "" and err.startswith("%DCL-E-NOTSUPP, not supported by wucme's DCL"), (line, err)
+        assert status & 7 == 2
+
+
+def test_verify_echoes_what_runs(tmp_path: Path) -> None:
+    status, out, err = run(tmp_path, '''$ set verify
+$ ! comment after blanks
+$ n = 2
+$ label: write sys$output "n=''n'"
+$ if n .eq. 2 then -
+    write sys$output "continued"
+$ set noverify
+$ write sys$output "quiet"
+''')
+    assert out.splitlines() == ["$ ! comment after blanks", "$ n = 2", '$ label: write sys$output "n=2"', "n=2",
+                                "$ if n .eq. 2 then -", '    write sys$output "continued"', "continued",
+                                "$ set noverify", "quiet"]

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from wucme.renewal import Outcome, RenewalReport
+from wucme.renewal import expiry_warnings as build_events
 from wucme.reporting import (
     Event,
     ReportingError,
-    build_events,
     report_events,
     reporters_from_logicals,
     send_events,

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from wucme.errors import WucmeError
 from wucme.renewal import due, threshold
 from wucme.repository import CertState, NoPrivilege, Repository, key_pem
-from wucme.vms.here import default_here
+from wucme.settings import default_here
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

@@ -34,7 +34,7 @@ def test_options_may_follow_the_action_as_with_gnu_getopt() -> None:
     (["-t", "DSA", "new"], "RSA or EC"),
     (["-d", "0", "new"], "DAYS"),
     (["-r", "-1", "revoke", "x"], "CODE"),
-    (["-l", "zz", "issue", "a.example"], "-l takes"),
+    (["-l", "zz", "issue", "a.example"], "-l requires"),
     (["--bogus", "new"], "bogus"),
 ])
 def test_bad_options_are_usage_errors(argv: list[str], text: str) -> None:
@@ -56,7 +56,9 @@ def test_every_option_letter_is_uacmes() -> None:
 def test_alternate_chain_selectors() -> None:
     assert alt_parse("3") == 3
     assert alt_parse("4a:3B") == bytes([0x4A, 0x3B])
-    for bad in ("0", "4a", "4a:3", ":".join(["00"] * 33)):
+    assert alt_parse("0x10") == 16 and alt_parse("010") == 8 and alt_parse(" +7") == 7
+    assert alt_parse(":4a::3b:") == bytes([0x4A, 0x3B])  # strtok() skips empty tokens
+    for bad in ("0", "4a", "4a:3", ":".join(["00"] * 33), "-1", "0x", "08"):
         with pytest.raises(UsageError):
             alt_parse(bad)
 
@@ -73,3 +75,24 @@ def test_eab_credentials_as_uacme_meant_them(value: str, bits: int) -> None:
 def test_bad_eab_credentials(value: str) -> None:
     with pytest.raises(UsageError):
         eab_parse(AcmeSession(transport=None), value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("argv, attr, value", [
+    (["-r", "01"], "reason", 1), (["-r", "0x4"], "reason", 4), (["-r", "010"], "reason", 8),
+    (["-r", " 5"], "reason", 5), (["-r", "+3"], "reason", 3), (["-r", "-0"], "reason", 0),
+    (["-d", "010"], "days", 10), (["-d", " +7"], "days", 7),
+    (["-b", "03072"], "bits", 3072), (["-b", str((1 << 32) + 2048)], "bits", 2048),
+    (["-l", "0x1"], "alternate", 1), (["-l", "010"], "alternate", 8),
+])
+def test_numbers_are_read_as_uacme_s_strtol_reads_them(argv: list[str], attr: str,
+                                                       value: int) -> None:
+    """-r and -l: strtol(s, 0) (0x.. hex, 0.. octal); -b and -d: strtol(s, 10) into an int."""
+    o, _ = parse_options([*argv, "new"])
+    assert getattr(o, attr) == value
+
+
+@pytest.mark.parametrize("argv", [["-d", "0x10"], ["-b", "0x800"], ["-r", "08"], ["-r", "1 "],
+                                  ["-d", ""], ["-d", "-5"], ["-r", "0x"]])
+def test_numbers_uacme_refuses(argv: list[str]) -> None:
+    with pytest.raises(UsageError, match="integer"):
+        parse_options([*argv, "new"])

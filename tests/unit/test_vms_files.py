@@ -152,3 +152,32 @@ def test_purge_and_version_names(tmp_path: Path) -> None:
 
 def test_versions_of_missing_file(tmp_path: Path) -> None:
     assert versions(tmp_path / "NONE.DAT") == []
+
+
+def test_crashed_writers_temporaries_are_purged_by_the_next_write(tmp_path: Path) -> None:
+    """A writer killed between writing and renaming leaves .wucme-tmp-*; the next write into the
+    directory removes those whose writer is gone, or (another node's) that are an hour old."""
+    crashed = subprocess.Popen([sys.executable, "-c",
+                                "import os, sys\n"
+                                "from wucme.vms.atomic import write_temp\n"
+                                "write_temp(sys.argv[1], b'half', 0o600)\n"
+                                "os._exit(9)  # the crash: never renamed into place\n", str(tmp_path)],
+                               env=dict(os.environ))
+    assert crashed.wait(30) == 9
+    (left,) = [n for n in listing(tmp_path) if n.startswith(atomic.TEMP_PREFIX)]
+    assert f"-{crashed.pid}-" in left
+    with subprocess.Popen(["sleep", "60"]) as alive:
+        try:
+            writing = f"{atomic.TEMP_PREFIX}{atomic._NODE}-{alive.pid}-aaaaaaaaaaaa"
+            other_node = f"{atomic.TEMP_PREFIX}othernode-{crashed.pid}-bbbbbbbbbbbb"
+            other_old = f"{atomic.TEMP_PREFIX}othernode-{crashed.pid}-cccccccccccc"
+            old_style = f"{atomic.TEMP_PREFIX}{crashed.pid}-dddddddddddd"
+            for name in (writing, other_node, other_old, old_style):
+                (tmp_path / name).write_bytes(b"")
+            hours_ago = time.time() - 2 * 3600
+            for name in (other_old, old_style):
+                os.utime(tmp_path / name, (hours_ago, hours_ago))
+            atomic_write(tmp_path / "A.TXT", b"next write", 0o644)
+            assert listing(tmp_path) == sorted([writing, other_node, "A.TXT"])
+        finally:
+            alive.kill()

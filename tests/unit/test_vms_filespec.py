@@ -155,8 +155,10 @@ def test_to_vms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert to_vms(tmp_path / "wasd" / "local") == "WASD_ROOT:[LOCAL]"
     assert to_vms(tmp_path / "wasd") == "WASD_ROOT:[000000]"
     assert to_vms(tmp_path / "wasd" / "local" / "new.pem") == "WASD_ROOT:[LOCAL]NEW.PEM"
-    assert to_vms(tmp_path / "other" / "x.pem") == str(tmp_path / "other" / "x.pem")
+    # a path under no other concealed device is shown on SYS$DISK, the Linux root (built in)
+    assert to_vms(tmp_path / "other" / "x.pem") == on_sys_disk(tmp_path / "other" / "x.pem")
     assert to_vms(tmp_path / "other" / "x.pem", devices=["ELSE"]) == "ELSE:[000000]X.PEM"
+    assert to_vms(tmp_path / "other" / "x.pem", devices=["WASD_ROOT"]) == str(tmp_path / "other" / "x.pem")
     odd = tmp_path / "wasd" / "local" / "a.b.c"
     assert to_vms(odd) == str(odd)  # ODS-2 cannot spell it
     # a round trip: display form maps back to the same path
@@ -164,7 +166,11 @@ def test_to_vms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert to_path(to_vms(p)) == p
     # the process table overrides: a plain WASD_ROOT there is not concealed
     monkeypatch.setenv("WASD_ROOT", f"{tmp_path}/wasd/")
-    assert to_vms(p) == str(p)
+    assert to_vms(p) == on_sys_disk(p)
+
+
+def on_sys_disk(path: Path) -> str:
+    return f"SYS$DISK:[{'.'.join(path.parts[1:-1]).upper()}]{path.name.upper()}"
 
 
 def test_filespec_is_value() -> None:

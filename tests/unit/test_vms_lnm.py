@@ -22,6 +22,7 @@ def tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private table directory and a process table free of the names these tests use."""
     monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
     monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
+    monkeypatch.delenv(lnm.JOB_ENV, raising=False)
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
@@ -192,7 +193,7 @@ def test_define_validation() -> None:
     with pytest.raises(lnm.LogicalNameError):
         lnm.define("WUCME_T_A", ["ok", ""], "system")
     with pytest.raises(lnm.LogicalNameError) as err:
-        lnm.define("WUCME_T_A", ["v"], "group")
+        lnm.define("WUCME_T_A", ["v"], "decw")
     assert err.value.ident == "NOSUCHTABLE"
     with pytest.raises(lnm.LogicalNameError):
         lnm.define("WUCME_T_A", ["v"], "system", mode="ROOT")
@@ -277,3 +278,85 @@ def test_show_and_format() -> None:
     ]
     assert lnm.show("nothing*") == []
     assert [e.name for e in lnm.show("*T_?", "system")] == []  # ? is no VMS wildcard
+
+
+# --- the job and group tables, the names VMS creates at login --------------------------------------
+
+def test_search_order_process_job_group_system_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = lnm.start_job()
+    assert job is not None
+    try:
+        for table in ("cluster", "system", "group", "job"):
+            lnm.define("WUCME_T_A", [table], table)
+            assert lnm.trnlnm("WUCME_T_A") == table
+        monkeypatch.setenv("WUCME_T_A", "process")
+        assert [e.table for e in lnm.lookup_all("WUCME_T_A")] == ["process", "job", "group", "system", "cluster"]
+        assert lnm.lookup("WUCME_T_A", "job").table_name == f"LNM$JOB_{os.getpid():08X}"  # type: ignore[union-attr]
+        assert lnm.lookup("WUCME_T_A", "group").table_name == f"LNM$GROUP_{os.getgid():06o}"  # type: ignore[union-attr]
+    finally:
+        lnm.end_job(job)
+    assert not job.parent.exists() and lnm.JOB_ENV not in os.environ
+    assert lnm.trnlnm("WUCME_T_A") == "process"
+
+
+def test_job_table_is_shared_with_the_processes_a_job_starts(tables: Path) -> None:
+    """A subprocess's DEFINE /JOB is seen by its parent, as in a VMS job tree."""
+    job = lnm.start_job()
+    assert job is not None and lnm.start_job() is None  # one job per tree
+    try:
+        lnm.define("WUCME_T_A", ["from parent"], "job")
+        out = run_python("from wucme.vms import lnm; print(lnm.trnlnm('WUCME_T_A')); "
+                         "lnm.define('WUCME_T_B', ['from child'], 'job')").stdout
+        assert out.strip() == "from parent"
+        assert lnm.trnlnm("WUCME_T_B") == "from child"
+        assert (job.parent.stat().st_mode & 0o777) == 0o700
+    finally:
+        lnm.end_job(job)
+    assert lnm.trnlnm("WUCME_T_B") is None
+
+
+def test_job_table_made_on_first_define_and_gone_with_the_process(tables: Path) -> None:
+    code = ("import os; from wucme.vms import lnm; lnm.define('WUCME_T_A', ['x'], 'job'); "
+            "print(os.environ[lnm.JOB_ENV]); print(lnm.lookup('WUCME_T_A').table_name)")
+    path, name = run_python(code).stdout.split()
+    assert name.startswith("LNM$JOB_") and not Path(path).exists()
+    with pytest.raises(lnm.NoLogicalNameError):
+        lnm.deassign("WUCME_T_A", "job")
+
+
+def test_group_table_is_a_file_per_group(tables: Path) -> None:
+    lnm.define("WUCME_T_A", ["grp"], "group")
+    assert json.loads((tables / f"group_{os.getgid():06o}.json").read_text())["names"]["WUCME_T_A"]["values"] == ["grp"]
+    lnm.deassign("WUCME_T_A", "group")
+    assert lnm.trnlnm("WUCME_T_A") is None
+
+
+def test_login_names_are_built_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    home = tmp_path / "home" / "smith"
+    monkeypatch.setenv("HOME", str(home))
+    login = "SYS$DISK:[" + ".".join(home.parts[1:]).upper() + "]"
+    assert lnm.trnlnm("SYS$LOGIN") == login and lnm.trnlnm("SYS$SCRATCH") == login
+    assert lnm.lookup("SYS$LOGIN").table == "job"  # type: ignore[union-attr]
+    assert lnm.trnlnm("SYS$LOGIN_DEVICE") == "SYS$DISK:"
+    disk = lnm.lookup("SYS$DISK")
+    assert disk is not None and disk.values == ("/",) and disk.concealed and disk.table == "process"
+    node = lnm.lookup("SYS$NODE")
+    assert node is not None and node.table == "system" and node.values[0].endswith("::")
+    monkeypatch.setenv("HOME", "/home/john.doe")  # ODS-2 cannot spell it: the Linux path
+    assert lnm.trnlnm("SYS$LOGIN") == "/home/john.doe/"
+    lnm.define("SYS$NODE", ["OTHER::"], "system")  # a DEFINE overrides a built-in name
+    assert lnm.trnlnm("SYS$NODE") == "OTHER::"
+    assert [e.name for e in lnm.show("SYS$DISK")] == ["SYS$DISK"]
+
+
+def test_listing_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHOW LOGICAL WA*: each table searched as a header, its names indented (DCL Dictionary, SHOW LOGICAL)."""
+    lnm.define("WUCME_T_A", ["/srv/x"], "system")
+    lnm.define("WUCME_T_B", ["one", "two"], "cluster", mode="EXECUTIVE")
+    sections = lnm.show_tables("WUCME_T_%", ("process", "system", "cluster"))
+    assert lnm.format_listing(sections) == [
+        "", "(LNM$PROCESS_TABLE)",
+        "", "(LNM$SYSTEM_TABLE)", "", '  "WUCME_T_A" = "/srv/x"',
+        "", "(LNM$SYSCLUSTER_TABLE)", "", '  "WUCME_T_B" [exec] = "one"', '        = "two"',
+    ]
+    assert lnm.format_listing(sections[1:2], full=True)[-1] == '  "WUCME_T_A" [super] = "/srv/x"'

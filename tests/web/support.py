@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wucme import crypto
@@ -12,8 +11,9 @@ from wucme.challenge.tlsalpn import auth_digest
 from wucme.core import jws
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.cert import cert_order
+from wucme.uacme.hook import Solver
 
-Responder = Callable[[str, str, str, str, str], int]
+Responder = Solver
 
 
 @dataclass
@@ -35,9 +35,8 @@ class Acme:
             self.calls.append((method, type_, ident))
             return rc
 
-        self.session.responder = recorded
         certkey = crypto.key_gen("EC", 256)
-        return cert_order(self.session, names, crypto.csr_gen(names, False, False, certkey))
+        return cert_order(self.session, names, crypto.csr_gen(names, False, False, certkey), solver=recorded)
 
     def answered(self, type_: str) -> set[str]:
         """Identifiers whose *type_* challenge the responder saw begin and end as done."""

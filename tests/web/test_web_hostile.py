@@ -53,6 +53,14 @@ def test_apache_traversal_never_leaves_the_store(web: Apache, target: str) -> No
     assert b"root:" not in r.body
 
 
+def test_apache_lower_case_get_is_not_get(web: Apache) -> None:
+    """Methods are case-sensitive (RFC 9110 §9.1): the script answers "get" 501, never the key
+    authorization (Apache passes an unknown method on to a CGI script as it came)."""
+    r = http_get(web.port, SCRIPT + TOKEN, method="get")
+    assert r.status == 501 and KEYAUTH.encode() not in r.body
+    assert http_get(web.port, SCRIPT + TOKEN).status == 200
+
+
 @pytest.mark.parametrize("token", [
     TOKEN + ".", TOKEN[:-1] + "%00", TOKEN + "%20", TOKEN + "=", "a.b", TOKEN + "%0a", "%2e%2e%2f",
     TOKEN[:10], "A" * 300,

@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import sys
 
+from wucme.vms.condition import format_message
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     once, detach = "--once" in args, "--detach" in args
     unknown = [a for a in args if a not in ("--once", "--detach")]
     if unknown:
-        sys.stderr.write(f"%WUCME-E-IVQUAL, unknown agent option {unknown[0]}\n")
+        sys.stderr.write(format_message("E", "IVQUAL", f"unknown agent option {unknown[0]}") + "\n")
         return 2
-    from wucme.agent.process import Agent, detach as become_daemon
-    from wucme.vms.here import here_path
+    from wucme.agent.process import Agent
+    from wucme.daemon import Detached, daemonize
+    from wucme.settings import here_path
 
     repo = here_path()
     if detach:
-        pid = become_daemon()
-        if pid is not None:
-            sys.stdout.write(f"%WUCME-I-DETACHED, agent pid {pid} for {repo}\n")
+        daemon = daemonize()
+        if isinstance(daemon, Detached):
+            sys.stdout.write(format_message("I", "DETACHED", f"agent pid {daemon.pid} for {repo}") + "\n")
             return 0
+        daemon.close()
     return Agent(repo, max_cycles=1 if once else None, immediate=once).serve()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from wucme.uacme.msg import Msg
+from wucme.vms.condition import Condition, format_message
 from wucme.vms.ods2 import ods2_name
 
 LOG_PREFIX = "WUCME_LOG_"  # the prefix Repository.newest_log() looks for
@@ -44,6 +45,7 @@ def start_log(directory: Path, header: str, node: str | None = None) -> Path:
 
 
 def _stamp() -> str:
+    """Local time with its offset: what an administrator reading the log compares with a clock."""
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
@@ -78,5 +80,13 @@ class AgentLog(Msg):
                 pass  # detached: stderr is /dev/null or closed
 
     def line(self, text: str) -> None:
-        """A line shown at every level (VMS messages of the pass)."""
+        """A line shown at every level."""
         self.write(text)
+
+    def say(self, severity: str, ident: str, text: str) -> None:
+        """A VMS message (`%WUCME-I-NEXT, text`), shown at every level."""
+        self.write(format_message(severity, ident, text))
+
+    def note(self, message: Condition) -> None:
+        """A VMS message made elsewhere (the renewal pass's), shown at every level."""
+        self.write(message.message())

@@ -31,7 +31,8 @@ from typing import Any
 
 from wucme.agent.log import AgentLog, node_name, start_log
 from wucme.agent.schedule import AgentState, Clock, RealClock, next_run
-from wucme.vms.lnm import trnlnm
+from wucme import settings
+from wucme.vms.condition import format_message
 
 ACTIVE_NAME = "wuCME-active"
 STANDBY_NAME = "wuCME-standby"
@@ -82,33 +83,6 @@ def _set_cmdline(name: bytes) -> None:
         mem.write(data)
 
 
-# --- detaching ------------------------------------------------------------------------------------
-
-def detach() -> int | None:
-    """Become a daemon: returns the daemon's pid in the original process (which should exit),
-    None in the daemon (new session, cwd /, stdio on /dev/null)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(w)
-        data = os.read(r, 32)
-        os.close(r)
-        os.waitpid(pid, 0)
-        return int(data or b"0")
-    os.close(r)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    os.write(w, str(os.getpid()).encode())
-    os.close(w)
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    return None
-
-
 # --- the agent ------------------------------------------------------------------------------------
 
 CycleRunner = Callable[["Agent"], None]
@@ -129,7 +103,7 @@ class Agent:
         self.clock = clock or RealClock()
         self.cycle = cycle or child_cycle
         self.max_cycles = max_cycles
-        self.log = log or AgentLog(_verbosity())
+        self.log = log or AgentLog(settings.verbosity())
         self.tz = tz
         #: Run the first cycle at once, whatever the schedule says (/ONCE).
         self.immediate = immediate
@@ -167,11 +141,11 @@ class Agent:
 
     def become_active(self) -> None:
         """Take the lock (waiting as wuCME-standby), or skip it when WUCME_ACTIVE is defined."""
-        if trnlnm("WUCME_ACTIVE"):
+        if settings.always_active():
             self.role = "active"
             self._name(ACTIVE_NAME)
-            self.log.write(f"%WUCME-I-ACTIVE, WUCME_ACTIVE is defined: active on {self.node} "
-                           f"without the lock for {self.repo_path}")
+            self.log.say("I", "ACTIVE", f"WUCME_ACTIVE is defined: active on {self.node} "
+                         f"without the lock for {self.repo_path}")
             return
         from wucme.lock import NotQueued
 
@@ -180,9 +154,9 @@ class Agent:
         except NotQueued:
             self.role = "standby"
             self._name(STANDBY_NAME)
-            self.log.write(f"%WUCME-I-STANDBY, pid {os.getpid()} waits to take over {self.repo_path}")
+            self.log.say("I", "STANDBY", f"pid {os.getpid()} waits to take over {self.repo_path}")
             self.lock = self._enqueue(wait=True)  # asleep in the kernel (or the server) until granted
-            self.log.write("%WUCME-I-TAKEOVER, the active agent is gone: taking over")
+            self.log.say("I", "TAKEOVER", "the active agent is gone: taking over")
         self.role = "active"
         self._name(ACTIVE_NAME)
         with contextlib.suppress(Exception):
@@ -193,7 +167,7 @@ class Agent:
     def _enqueue(self, wait: bool) -> Any:
         """WUCME_ACTIVE in EX mode: on the PostgreSQL server WUCME_LOCK_DB names (a libpq
         connection string; hosts sharing the repository), else the local lock manager."""
-        conninfo = trnlnm("WUCME_LOCK_DB")
+        conninfo = settings.lock_db()
         if conninfo:
             from wucme.errors import WucmeError
             from wucme.lock import NotQueued
@@ -206,11 +180,18 @@ class Agent:
             except NotQueued:
                 raise
             except WucmeError as e:  # NOPSYCOPG, LOCKDB: a message and an exit status, no traceback
-                self.log.write(e.message())
+                self.log.say(e.severity, e.ident, e.text)
                 raise SystemExit(exit_status(e.severity)) from None
         from wucme.lock import LockManager, LockMode
+        from wucme.vms.condition import exit_status as status_of
+        from wucme.vms.secure import InsecureError
 
-        return LockManager(self.repo_path / LOCK_DIR).enqueue(RESOURCE, LockMode.EX, wait=wait)
+        try:
+            manager = LockManager(self.repo_path / LOCK_DIR)
+        except InsecureError as e:  # a lock directory others may write: a message, no traceback
+            self.log.write(e.message())
+            raise SystemExit(status_of(e.severity)) from None
+        return manager.enqueue(RESOURCE, LockMode.EX, wait=wait)
 
     # ---------------------------------------------------------------------------------------------
 
@@ -238,7 +219,7 @@ class Agent:
                     when, why, self.immediate = now, "requested", False
                 if when <= now:
                     self._still_holding()
-                    self.log.write(f"%WUCME-I-CYCLE, starting the daily cycle ({why})")
+                    self.log.say("I", "CYCLE", f"starting the daily cycle ({why})")
                     self.cycle(self)
                     self.cycles += 1
                     if self.max_cycles is not None and self.cycles >= self.max_cycles:
@@ -247,9 +228,9 @@ class Agent:
                 self._announce(when, why)
                 self.clock.wait_until(when)
         except Stop as e:
-            self.log.write(f"%WUCME-I-STOPPING, {e} received: {'stopping' if self.role else 'leaving'}")
+            self.log.say("I", "STOPPING", f"{e} received: {'stopping' if self.role else 'leaving'}")
         except LockLost as e:
-            self.log.write(f"%WUCME-F-LOCKLOST, {e}: stopping without a cycle (a standby takes over)")
+            self.log.say("F", "LOCKLOST", f"{e}: stopping without a cycle (a standby takes over)")
             status = 2
         finally:
             for s in (signal.SIGTERM, signal.SIGINT):  # one stop is enough: finish it quietly
@@ -257,7 +238,7 @@ class Agent:
             self._stop_child()
             self.release()
             self.restore_signals()
-        self.log.write(f"%WUCME-I-STOPPED, agent {os.getpid()} stopped")
+        self.log.say("I", "STOPPED", f"agent {os.getpid()} stopped")
         return status
 
     def _still_holding(self) -> None:
@@ -278,15 +259,15 @@ class Agent:
     def _announce(self, when: _dt.datetime, why: str) -> None:
         if when != self._announced:
             self._announced = when
-            self.log.write(f"%WUCME-I-NEXT, next cycle at {when.astimezone().isoformat(timespec='seconds')} ({why})")
+            self.log.say("I", "NEXT", f"next cycle at {when.astimezone().isoformat(timespec='seconds')} ({why})")
 
     def _start_log(self) -> None:
         try:
-            path = start_log(self.repo_path, f"[{os.getpid()}] %WUCME-I-ACTIVE, wuCME-active on "
-                                             f"{self.node} for {self.repo_path}", self.node)
+            header = format_message("I", "ACTIVE", f"wuCME-active on {self.node} for {self.repo_path}")
+            path = start_log(self.repo_path, f"[{os.getpid()}] {header}", self.node)
             self.log.path = path
         except OSError as e:
-            self.log.warn(f"%WUCME-W-NOLOG, cannot start the log in {self.repo_path}: {e}")
+            self.log.say("W", "NOLOG", f"cannot start the log in {self.repo_path}: {e}")
 
     def _stop_child(self) -> None:
         child, self.child = self.child, None
@@ -304,13 +285,6 @@ class Agent:
             child.wait()
 
 
-def _verbosity() -> int:
-    raw = trnlnm("WUCME_VERBOSE")
-    if raw is None:
-        return 0
-    return int(raw) if raw.strip().isdigit() else 1
-
-
 def child_cycle(agent: Agent) -> None:
     """Run the cycle in a child process, so the waiting agent stays small (imports nothing of
     the ACME stack); a child that crashes counts as a failed pass for the backoff."""
@@ -326,14 +300,14 @@ def child_cycle(agent: Agent) -> None:
             state.passed(now, False, f"the cycle process ended with status {status}")
             with contextlib.suppress(OSError):
                 state.save(agent.repo_path)
-        agent.log.warn(f"%WUCME-E-CYCLEFAIL, the cycle process ended with status {status}")
+        agent.log.say("E", "CYCLEFAIL", f"the cycle process ended with status {status}")
 
 
-def in_process_cycle(session: Callable[[str], Any] | None = None) -> CycleRunner:
+def in_process_cycle() -> CycleRunner:
     """A cycle runner in this process on the agent's clock (tests; no child process)."""
     def run(agent: Agent) -> None:
         from wucme.agent.cycle import run_cycle
         from wucme.repository import Repository
 
-        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now(), session)
+        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now())
     return run

@@ -16,24 +16,20 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import random
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wucme.vms.lnm import trnlnm
+from wucme.core.times import UTC, iso, parse_iso
+from wucme.settings import jitter_seconds, schedule_time
 
-UTC = _dt.timezone.utc
-DEFAULT_TIME = _dt.time(0, 20)
 DAY = _dt.timedelta(days=1)
 #: Retry delays after the 1st, 2nd and 3rd failure in a row; after that, daily.
 BACKOFF = (_dt.timedelta(minutes=1), _dt.timedelta(minutes=10), _dt.timedelta(minutes=100))
 STATE_FILE = "WUCME_AGENT.JSON"
 #: A real clock wakes at least this often to re-read the logicals and notice clock changes.
 MAX_NAP = 60.0
-
-_HHMM = re.compile(r"\s*([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?\s*")
 
 
 class Clock(Protocol):
@@ -62,25 +58,8 @@ class RealClock:
 
 
 # --- the daily time ----------------------------------------------------------------------------
-
-def schedule_time(value: str | None = None) -> _dt.time:
-    """WUCME_SCHEDULE ("HH:MM" or "HH:MM:SS", local time), else 00:20.  A malformed value
-    falls back to the default rather than stopping the renewals."""
-    raw = trnlnm("WUCME_SCHEDULE") if value is None else value
-    m = _HHMM.fullmatch(raw or "")
-    if not m:
-        return DEFAULT_TIME
-    return _dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-
-
-def jitter_seconds(value: str | None = None) -> float:
-    """WUCME_JITTER: at most this many seconds added to the daily time (default 0, at most a day)."""
-    raw = (trnlnm("WUCME_JITTER") if value is None else value) or ""
-    try:
-        j = float(raw.strip())
-    except ValueError:
-        return 0.0
-    return min(max(j, 0.0), DAY.total_seconds() - 1) if j == j else 0.0
+# WUCME_SCHEDULE and WUCME_JITTER are read (and checked) by wucme.settings.schedule_time and
+# jitter_seconds, imported above.
 
 
 def day_jitter(day: _dt.date, jitter: float, node: str) -> int:
@@ -119,19 +98,6 @@ def next_daily(after: _dt.datetime, at: _dt.time, *, tz: _dt.tzinfo | None = Non
 
 # --- the persistent agent state ----------------------------------------------------------------
 
-def _iso(t: _dt.datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(s: object) -> _dt.datetime | None:
-    if not isinstance(s, str):
-        return None
-    try:
-        return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 @dataclass
 class AgentState:
     """WUCME_AGENT.JSON: what the agent must remember across restarts."""
@@ -142,8 +108,6 @@ class AgentState:
     failures: int = 0
     #: When the backoff retries, or None (the daily time).
     retry_at: str | None = None
-    #: The load or its handshake check failed: the next pass loads again even with nothing renewed.
-    load_pending: bool = False
 
     @classmethod
     def load(cls, directory: Path) -> AgentState:
@@ -156,13 +120,12 @@ class AgentState:
             return cls()
         st = cls()
         for k in ("last_pass", "retry_at"):
-            if isinstance(d.get(k), str) and _parse(d[k]) is not None:
+            if isinstance(d.get(k), str) and parse_iso(d[k]) is not None:
                 setattr(st, k, d[k])
         if isinstance(d.get("last_result"), str):
             st.last_result = d["last_result"]
         if isinstance(d.get("failures"), int) and d["failures"] >= 0:
             st.failures = d["failures"]
-        st.load_pending = d.get("load_pending") is True
         return st
 
     def save(self, directory: Path) -> None:
@@ -174,22 +137,22 @@ class AgentState:
 
     @property
     def last_pass_time(self) -> _dt.datetime | None:
-        return _parse(self.last_pass)
+        return parse_iso(self.last_pass)
 
     @property
     def retry_time(self) -> _dt.datetime | None:
-        return _parse(self.retry_at)
+        return parse_iso(self.retry_at)
 
     def passed(self, now: _dt.datetime, ok: bool, result: str,
                not_before: _dt.datetime | None = None) -> None:
         """Record a pass at `now`; after a failure choose the retry time (the backoff)."""
-        self.last_pass = _iso(now)
+        self.last_pass = iso(now)
         self.last_result = result
         if ok:
             self.failures, self.retry_at = 0, None
             return
         self.failures += 1
-        self.retry_at = _iso(backoff_time(now, self.failures, not_before))
+        self.retry_at = iso(backoff_time(now, self.failures, not_before))
 
 
 def backoff_time(now: _dt.datetime, failures: int,
@@ -223,7 +186,7 @@ def next_run(state: AgentState, now: _dt.datetime, *, at: _dt.time | None = None
     if last is None:
         return now, "no pass yet"
     if last > now + DAY:
-        return now, f"the last pass is dated {_iso(last)}, ahead of the clock"
+        return now, f"the last pass is dated {iso(last)}, ahead of the clock"
     daily = next_daily(last, at, tz=tz, jitter=jitter, node=node)
     if daily <= now:
         return now, f"the daily pass of {daily.astimezone(tz).date().isoformat()} did not run"

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import auth_digest, make_validation_cert
+from wucme.vms.condition import format_message
 
 __all__ = ["acme_tls_1_main", "SNI_VARIABLES"]
 
@@ -47,11 +48,12 @@ def acme_tls_1_main(
         return 1
     sni = args[0] if args else next((env[v] for v in SNI_VARIABLES if env.get(v)), "")
     if not sni:
-        err.write("%WUCME-E-NOSNI, no SNI host name given (argument or " + "/".join(SNI_VARIABLES) + ")\n")
+        err.write(format_message("E", "NOSNI", "no SNI host name given (argument or "
+                                 + "/".join(SNI_VARIABLES) + ")") + "\n")
         return 1
     entry = (store or ChallengeStore()).alpn_lookup(sni, sni=True)
     if entry is None:
-        err.write(f"%WUCME-E-NOAUTH, no tls-alpn-01 authorization pending for {sni[:253]}\n")
+        err.write(format_message("E", "NOAUTH", f"no tls-alpn-01 authorization pending for {sni[:253]}") + "\n")
         return 2
     if digest_only:
         out.write(auth_digest(entry.key_authorization) + "\n")

@@ -7,17 +7,22 @@ ualpn's (see wucme.challenge.alpnauth), so uacme's ualpn.sh hook drives `wucme a
 
 Deliberate differences: one process with a thread per connection instead of ualpn's libev
 master and -n worker processes (-n is accepted and ignored); the default socket and pidfile are
-the logical names WUCME_ALPN_SOCKET and WUCME_ALPN_PIDFILE, else /run/wucme-alpn.sock and .pid.
+the logical names WUCME_ALPN_SOCKET and WUCME_ALPN_PIDFILE, else /run/wucme-alpn.sock and .pid;
+the pid file and the log are never opened through a symbolic link nor believed when another
+user may write them, the pid file is made 0644 and the log 0640 whatever the umask, and -t
+signals only a process that is a `wucme alpn` (by /proc/PID/cmdline, where there is one).
 """
 
 from __future__ import annotations
 
+import errno
 import getopt
 import grp
 import os
 import pwd
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -27,7 +32,10 @@ from typing import IO
 from wucme.challenge.alpnauth import AuthTable
 from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
 from wucme.challenge.tlsalpn import auth_digest
-from wucme.vms.lnm import trnlnm
+from wucme.daemon import Daemon, Detached, daemonize
+from wucme.settings import alpn_pidfile, alpn_socket
+from wucme.vms.condition import VmsError
+from wucme.vms.secure import InsecureError, check_stat, open_private
 
 __all__ = [
     "alpn_main",
@@ -69,12 +77,12 @@ class AlpnError(Exception):
 
 def default_socket_path() -> str:
     """The control socket: logical WUCME_ALPN_SOCKET, else /run/wucme-alpn.sock."""
-    return trnlnm("WUCME_ALPN_SOCKET") or "/run/wucme-alpn.sock"
+    return alpn_socket()
 
 
 def default_pidfile() -> str:
     """The pidfile: logical WUCME_ALPN_PIDFILE, else /run/wucme-alpn.pid."""
-    return trnlnm("WUCME_ALPN_PIDFILE") or "/run/wucme-alpn.pid"
+    return alpn_pidfile()
 
 
 @dataclass
@@ -329,17 +337,57 @@ def client_main(o: Options, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def _read_pid(path: str) -> int | None:
-    """The pid in *path*; None when the file does not exist."""
+    """The pid in *path*; None when the file does not exist.
+
+    A pid file decides which process `-t` signals, so a symbolic link or a file that another
+    user owns or may write is refused rather than believed.
+    """
     try:
-        text = open(path).read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AlpnError(f"refusing {path}: it is a symbolic link") from None
         raise AlpnError(f"failed to read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AlpnError(f"refusing {path}: not a regular file")
+        try:
+            check_stat(st, path)
+        except InsecureError as exc:
+            raise AlpnError(exc.message()) from None
+        text = os.read(fd, 64).decode("ascii", "replace")
+    finally:
+        os.close(fd)
     try:
         return int(text.split()[0])
     except (ValueError, IndexError):
         raise AlpnError(f"failed to parse {path}") from None
+
+
+def _write_pid(path: str, stale: bool) -> None:
+    """Create the pid file 0644 (O_EXCL, never through a symbolic link), replacing a *stale* one."""
+    if stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise AlpnError(f"failed to remove stale {path}: {exc.strerror}") from None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise AlpnError(f"failed to create {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o644)
+        os.write(fd, str(os.getpid()).encode("ascii"))
+    except OSError as exc:
+        raise AlpnError(f"failed to write to {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
@@ -352,19 +400,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_alpn_server(pid: int) -> bool | None:
+    """Whether process *pid* runs `wucme alpn` (by /proc/PID/cmdline); None where there is no
+    /proc to tell (then ualpn's rule applies: the pid file is believed)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return False if os.path.exists("/proc/self/cmdline") else None
+    except OSError:
+        return None
+    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+    for i, arg in enumerate(args):
+        if arg == "wucme.challenge.alpn" or arg.replace(os.sep, "/").endswith("wucme/challenge/alpn.py"):
+            return True
+        name = os.path.basename(arg)
+        if name in ("wucme", "wucme.exe") and i + 1 < len(args) and args[i + 1].lower() == "alpn":
+            return True
+    return False
+
+
 def terminate(o: Options, log: AlpnLog) -> int:
     """-t: SIGTERM the server named by the pidfile (three tries, 5 s each), then tidy up."""
     assert o.pidfile is not None and o.socket is not None
     pid = _read_pid(o.pidfile)
     if pid is None:
         raise AlpnError(f"failed to open {o.pidfile}: No such file or directory")
+    if pid <= 0 or pid == os.getpid():
+        raise AlpnError(f"{o.pidfile} names process {pid}: not signalled")
+    if is_alpn_server(pid) is False and _alive(pid):
+        raise AlpnError(f"process {pid} named by {o.pidfile} is not a wucme alpn server: not signalled")
     for attempt in range(3):
         if attempt:
             log("INFO", f"resending SIGTERM to process {pid}")
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            if not attempt:  # ualpn: a pid file naming no process is an error, left in place
+                raise AlpnError(f"failed to send SIGTERM to process {pid}: No such process") from None
         except OSError as exc:
             raise AlpnError(f"failed to send SIGTERM to process {pid}: {exc.strerror}") from None
         end = time.monotonic() + 5
@@ -465,7 +538,10 @@ def _drop_privileges(o: Options, log: AlpnLog) -> None:
         except KeyError as exc:
             raise AlpnError(f"unknown user or group: {exc}") from None
         uid = pw.pw_uid
-        for path in (o.socket, o.pidfile, o.logfile):
+        # ualpn also hands the pid file and log to the user; here they stay root's: a pid file
+        # that user may write would aim root's next -t at any process, and a log of theirs is
+        # refused by root's next start (it is kept open, never reopened, so it needs no chown).
+        for path in (o.socket,):
             if path:
                 try:
                     os.chown(path, uid, gid)
@@ -485,15 +561,32 @@ def _drop_privileges(o: Options, log: AlpnLog) -> None:
         os.setuid(uid)
 
 
+def _warm_up() -> None:
+    """Make one validation certificate and context before -r or -u: the modules they load on
+    first use may be out of reach afterwards (outside the new root, or unreadable by the user)."""
+    from OpenSSL import SSL
+
+    from wucme.challenge.tlsalpn import make_validation_cert_from_digest
+
+    cert, key = make_validation_cert_from_digest("warm-up.invalid", bytes(32))
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.use_certificate(cert)
+    ctx.use_privatekey(key)
+    if sys.platform != "OpenVMS":
+        import syslog  # noqa: F401  (AlpnLog imports it on first use)
+
+
 def server_main(o: Options, log: AlpnLog) -> int:
     """Run the responder until SIGTERM or SIGINT."""
     assert o.pidfile is not None and o.socket is not None
     if not o.connect:
         raise AlpnError("-c,--connect must be specified at least once in server mode")
     pid = _read_pid(o.pidfile)
-    if pid is not None and _alive(pid):
+    if pid is not None and _alive(pid) and is_alpn_server(pid) is not False:
         raise AlpnError(f"another instance (pid {pid}) is already running")
-    ready_fd = _daemonize(log) if o.daemon else None
+    if pid is not None:
+        log("NOTICE", f"pid file {o.pidfile} names process {pid}, which is not a wucme alpn server: stale")
+    daemon = _daemonize(log) if o.daemon else None
     control_sock = _control_socket(o)
     log("NOTICE", f"version {_version()} starting")
     log("NOTICE", f"control interface listening to unix://{o.socket}")
@@ -503,24 +596,24 @@ def server_main(o: Options, log: AlpnLog) -> int:
         listeners = _front_listeners(o, log)
         if not listeners:
             raise AlpnError("failed to listen to all address")
-        with open(o.pidfile, "w") as f:
-            f.write(str(os.getpid()))
+        _write_pid(o.pidfile, stale=pid is not None)
         cleanup_paths.append(o.pidfile)
+        table = AuthTable(o.max_auths)
+        # Built (its limits read from the logical name tables) before -u and -r take the
+        # tables out of reach.
+        proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
+        control = ControlServer(control_sock, table, log)
         if o.user or o.chroot:
+            _warm_up()
             _drop_privileges(o, log)
         if o.chroot:
             cleanup_paths = []  # the paths are outside the new root (ualpn leaves them too)
-        table = AuthTable(o.max_auths)
-        proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
-        control = ControlServer(control_sock, table, log)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         control.start()
         proxy.start()
-        if ready_fd is not None:
-            os.write(ready_fd, b"OK")
-            os.close(ready_fd)
-            ready_fd = None
+        if daemon is not None:
+            daemon.ready(b"OK")
         while not stopping.wait(1.0):
             for auth in table.expire():
                 log("NOTICE", f"auth {auth.auth} for {auth.ident} expired")
@@ -535,34 +628,39 @@ def server_main(o: Options, log: AlpnLog) -> int:
                 os.unlink(path)
             except OSError:
                 pass
-        if ready_fd is not None:
-            os.write(ready_fd, b"ERR")
-            os.close(ready_fd)
+        if daemon is not None:
+            daemon.ready(b"ERR")
 
 
-def _daemonize(log: AlpnLog) -> int:
-    """-d: fork; the parent exits 0 once the child reports "OK" on a pipe (as ualpn)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(w)
-        answer = os.read(r, 16)
-        os.close(r)
-        if answer != b"OK":
+def _daemonize(log: AlpnLog) -> Daemon:
+    """-d: into the background (wucme.daemon); the original process exits 0 once the daemon
+    reports "OK" (its listeners are up), 1 otherwise, as ualpn does.  The working directory
+    stays (ualpn's -r chroot is relative to nothing else)."""
+    daemon = daemonize(chdir=False)
+    if isinstance(daemon, Detached):
+        if daemon.report != b"OK":
             log("ERR", "daemon failed to start")
             os._exit(1)
-        log("NOTICE", f"daemon started (pid {pid})")
+        log("NOTICE", f"daemon started (pid {daemon.pid})")
         os._exit(0)
-    os.close(r)
-    os.setsid()
     if log.stream is sys.stderr:
         log.stream = None
         log.use_syslog()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    return w
+    return daemon
+
+
+def _open_log(path: str) -> IO[str]:
+    """-l: append to *path*, created 0640 whatever the umask; never through a symbolic link,
+    and never a file another user owns or may write (ualpn opens it as root, as it finds it)."""
+    try:
+        fd = open_private(path, os.O_WRONLY | os.O_APPEND, 0o640)
+    except InsecureError as exc:
+        raise AlpnError(exc.message()) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AlpnError(f"refusing {path}: it is a symbolic link") from None
+        raise AlpnError(f"failed to open {path}: {exc.strerror}") from None
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _version() -> str:
@@ -586,20 +684,18 @@ def alpn_main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[bytes]
             sys.stderr.write(USAGE)
             return 1
         if o.logfile:
-            try:
-                log.stream = open(o.logfile, "a", encoding="utf-8")
-            except OSError as exc:
-                raise AlpnError(f"failed to open {o.logfile}: {exc.strerror}") from None
+            log.stream = _open_log(o.logfile)
             log("NOTICE", f"logging to file {o.logfile}")
         if o.stop:
             return terminate(o, log)
         if not o.server:
             return client_main(o, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
         return server_main(o, log)
-    except AlpnError as exc:
-        log("ERR", str(exc))
+    except (AlpnError, VmsError) as exc:  # VmsError: an insecure logical name table, say
+        log("ERR", exc.message() if isinstance(exc, VmsError) else str(exc))
         if log.stream is not sys.stderr:
-            sys.stderr.write(f"{PROGNAME}/{os.getpid()}: [ERR] {exc}\n")
+            text = exc.message() if isinstance(exc, VmsError) else str(exc)
+            sys.stderr.write(f"{PROGNAME}/{os.getpid()}: [ERR] {text}\n")
         return 1
     finally:
         if log.stream not in (None, sys.stderr):

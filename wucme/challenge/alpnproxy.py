@@ -7,7 +7,10 @@ ClientHello included, to a backend, optionally behind a PROXY protocol header so
 still sees the client's address.
 
 Concurrency: a thread per connection (the TLS work runs in OpenSSL without the GIL), bounded
-by *max_clients*; one thread relays both directions of a proxied connection with selectors.
+by the listener limits of wucme.challenge._net; one thread relays both directions of a proxied
+connection with selectors.  Unlike ualpn, whose 60 s inactivity timer restarts with every byte,
+a client has *hello_timeout* seconds for its whole ClientHello, and a full front end drops its
+oldest connection still sending one rather than refusing the newcomer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from wucme.challenge._net import Acceptor, HandshakeFailed, close_tls, handshake
+from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, close_tls, handshake,
+                                  listen_limits)
 from wucme.challenge.alpnauth import MAX_LINE, AuthTable, Log, handle_command
 from wucme.challenge.clienthello import NOT_TLS, ClientHello, looks_like_tls, parse_client_hello
 from wucme.challenge.tlsalpn import ACME_TLS_1
@@ -31,8 +35,11 @@ from wucme.challenge.tlsalpn import ACME_TLS_1
 __all__ = ["AlpnProxy", "ControlServer", "proxy_header", "Backend"]
 
 Backend = tuple[str, int]
-#: ualpn's per-client inactivity limit.
+#: ualpn's per-client inactivity limit (here: of a relayed connection).
 CLIENT_IDLE = 60.0
+#: The front end's limits unless the caller or WUCME_CLIENT_LIMIT, WUCME_ADDRESS_LIMIT and
+#: WUCME_HELLO_TIMEOUT say otherwise; one address may hold a quarter (a NAT carries many users).
+PROXY_LIMITS = Limits(max_clients=1024, per_source=256, head_timeout=10.0)
 #: ualpn's control connection inactivity limit.
 CONTROL_IDLE = 5.0
 _PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -68,7 +75,9 @@ class AlpnProxy:
         proxy: int = 1,
         log: Log,
         idle: float = CLIENT_IDLE,
-        max_clients: int = 1024,
+        hello_timeout: float | None = None,
+        max_clients: int | None = None,
+        per_source: int | None = None,
         on_loop: Callable[[], None] | None = None,
     ) -> None:
         self.backends = list(backends)
@@ -76,11 +85,14 @@ class AlpnProxy:
         self.proxy = proxy
         self.log = log
         self.idle = idle
+        self.limits = listen_limits(max_clients, per_source, hello_timeout, PROXY_LIMITS,
+                                    lambda m: log("WARNING", m))
+        self.hello_timeout = self.limits.head_timeout
         self.on_loop = on_loop or (lambda: None)
         self._rotate = threading.Lock()
         self._next_id = 0
         self._acceptor = Acceptor(
-            listeners, self._serve, max_clients=max_clients, name="wucme-alpn",
+            listeners, self._serve, limits=self.limits, name="wucme-alpn",
             log=lambda m: log("WARNING", m),
         )
 
@@ -90,13 +102,14 @@ class AlpnProxy:
     def stop(self) -> None:
         self._acceptor.stop()
 
-    def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+    def _serve(self, client: Accepted) -> None:
+        sock, addr = client.sock, client.addr
         cid = f"{int.from_bytes(os.urandom(4), 'big'):08x}"
         local = sock.getsockname()[:2]
         self.log("NOTICE", f"new client {cid}: frontend connection to {local[0]}:{local[1]} "
                  f"from {addr[0]}:{addr[1]}")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffered, hello = self._read_hello(sock, cid)
+        buffered, hello = self._read_hello(client, cid)
         if buffered is None:
             return
         if isinstance(hello, ClientHello) and ACME_TLS_1 in hello.alpn and hello.server_name:
@@ -105,17 +118,31 @@ class AlpnProxy:
                 self._validate(sock, cid, buffered, auth.context, auth.ident, auth.auth)
                 return
             self.log("INFO", f"client {cid}: acme-tls/1 handshake: no auth for {hello.server_name}")
+        client.settle()
         self._proxy(sock, cid, buffered, (addr[0], addr[1]), (local[0], local[1]))
 
-    def _read_hello(self, sock: socket.socket, cid: str) -> tuple[bytes | None, object]:
-        """Read until the ClientHello is complete or the stream is plainly not TLS."""
+    def _read_hello(self, client: Accepted, cid: str) -> tuple[bytes | None, object]:
+        """Read until the ClientHello is complete or the stream is plainly not TLS, within
+        *hello_timeout* seconds of the connection for the whole of it, however it trickles."""
+        sock = client.sock
+        deadline = client.since + self.hello_timeout
         buffered = b""
-        sock.settimeout(self.idle)
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.log("INFO", f"client {cid}: no complete ClientHello in {self.hello_timeout:g} s, "
+                         "closing")
+                return None, None
+            sock.settimeout(remaining)
             try:
                 data = sock.recv(16384)
+            except TimeoutError:
+                continue
             except OSError:
-                self.log("INFO", f"client {cid}: closing due to activity timeout or error")
+                self.log("INFO", f"client {cid}: closing due to error")
+                return None, None
+            if client.dropped:
+                self.log("INFO", f"client {cid}: dropped for a newer connection")
                 return None, None
             if not data:
                 if buffered:
@@ -134,7 +161,7 @@ class AlpnProxy:
     ) -> None:
         conn = SSL.Connection(ctx, None)
         conn.set_accept_state()
-        deadline = time.monotonic() + self.idle
+        deadline = time.monotonic() + self.hello_timeout
         try:
             handshake(conn, sock, buffered, deadline)
         except HandshakeFailed as exc:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import unquote
 
+from wucme.challenge._net import Admission, DropReport, Limits, listen_limits, source_key
 from wucme.challenge.store import ChallengeStore, is_token
-from wucme.vms.condition import format_message
+from wucme.vms.condition import VmsError, format_message
 
 __all__ = [
     "CHALLENGE_PREFIX",
@@ -38,6 +39,10 @@ SCRIPT_PREFIX = "/cgi-bin/wucme"
 NO_SUCH_TOKEN = "Challenge received but no such token."
 
 _ALLOWED = "GET, HEAD"
+#: The methods of RFC 9110 §9 and PATCH (RFC 5789).  Methods are case-sensitive (RFC 9110 §9.1):
+#: ``get`` is not GET but a method this server does not implement, answered 501 (§15.6.2);
+#: a known method other than GET and HEAD on a challenge is 405 (§15.5.6).
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _CHALLENGE_PATH = re.compile(r"(?:" + re.escape(SCRIPT_PREFIX) + r")?/\.well-known/acme-challenge/?(.*)", re.S)
 
 StartResponse = Callable[..., Any]
@@ -64,7 +69,9 @@ def make_wsgi_app(store: ChallengeStore) -> WsgiApp:
     """
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        if method not in _KNOWN_METHODS:
+            return _respond(start_response, method, "501 Not Implemented", "Not implemented.")
         token = challenge_token(environ)
         if token is None:
             return _respond(start_response, method, "404 Not Found", "Not found.")
@@ -129,8 +136,9 @@ def run_cgi(
     try:
         body = b"".join(app(env, start_response))
     except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
-        body = (format_message("F", "BUG", f"unexpected {type(e).__name__}: {e}") + "\n").encode(
-            "utf-8", "replace")
+        text = e.message() if isinstance(e, VmsError) else format_message(
+            "F", "BUG", f"unexpected {type(e).__name__}: {e}")  # e.g. %WUCME-E-INSECURE, a table
+        body = (text + "\n").encode("utf-8", "replace")
         start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
                                                      ("Content-Length", str(len(body))),
                                                      ("Cache-Control", "no-store")])
@@ -153,7 +161,7 @@ def cgi_main(
 # -- wucme's own listener (WUCME_HTTP01, `check /http01`) ---------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     sock: socket.socket
     peer: str
@@ -163,13 +171,19 @@ class _Client:
     answered: bool = False
 
 
+#: The listener's limits unless the caller or WUCME_CLIENT_LIMIT, WUCME_ADDRESS_LIMIT and
+#: WUCME_HELLO_TIMEOUT say otherwise.
+HTTP01_LIMITS = Limits(max_clients=1024, per_source=256, head_timeout=10.0)
+
+
 class Http01Listener:
     """A small HTTP/1.1 server for http-01 alone: one request per connection, then close.
 
     One thread multiplexes all connections with selectors, so idle or trickling clients cost a
     file descriptor each, not a thread: every connection gets *timeout* seconds in total to send
-    its request head (at most *max_head* bytes), and past *max_clients* the client closest to
-    its deadline is dropped, so a crowd of slowloris connections never starves a real validation.
+    its request head (at most *max_head* bytes); past *max_clients* connections (or *per_source*
+    from one address) the oldest one still sending its head is dropped for the newcomer, so a
+    crowd of slowloris connections never starves a real validation (wucme.challenge._net).
     """
 
     def __init__(
@@ -178,17 +192,21 @@ class Http01Listener:
         host: str = "0.0.0.0",
         port: int = 80,
         *,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         max_head: int = 8192,
-        max_clients: int = 1024,
+        max_clients: int | None = None,
+        per_source: int | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.app = make_wsgi_app(store)
-        self.timeout = timeout
-        self.max_head = max_head
-        self.max_clients = max_clients
         self.log = log or (lambda message: None)
+        self.limits = listen_limits(max_clients, per_source, timeout, HTTP01_LIMITS, self.log)
+        self.timeout = self.limits.head_timeout
+        self.max_head = max_head
+        self.max_clients = self.limits.max_clients
+        self._admission: Admission[_Client] = Admission(self.limits.max_clients, self.limits.per_source)
+        self._report = DropReport(self.log)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -266,13 +284,20 @@ class Http01Listener:
                 return
             except OSError as exc:  # EMFILE and friends: shed load, keep serving
                 self.log(f"accept failed: {exc}")
-                if self._clients:
-                    self._close(sel, min(self._clients.values(), key=lambda c: c.deadline))
+                victim = self._admission.oldest_idle() or next(iter(self._admission.held()), None)
+                if victim is not None:
+                    self._close(sel, victim)
                 return
-            if len(self._clients) >= self.max_clients:
-                self._close(sel, min(self._clients.values(), key=lambda c: c.deadline))
-            sock.setblocking(False)
             client = _Client(sock, f"{addr[0]}:{addr[1]}", time.monotonic() + self.timeout)
+            victims = self._admission.admit(client, source_key(addr[0]))
+            if victims is None:
+                self._report(addr[0], None)
+                sock.close()
+                continue
+            for victim in victims:
+                self._report(addr[0], f"from {victim.peer}")
+                self._close(sel, victim)
+            sock.setblocking(False)
             self._clients[sock.fileno()] = client
             sel.register(sock, selectors.EVENT_READ, client)
 
@@ -343,6 +368,7 @@ class Http01Listener:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
     def _answer(self, sel: selectors.BaseSelector, client: _Client, response: bytes) -> None:
+        self._admission.settle(client)
         client.answered = True
         client.outbuf = response
         client.deadline = time.monotonic() + self.timeout
@@ -353,6 +379,7 @@ class Http01Listener:
             self._close(sel, client)
 
     def _close(self, sel: selectors.BaseSelector, client: _Client) -> None:
+        self._admission.release(client)
         self._clients.pop(client.sock.fileno(), None)
         try:
             sel.unregister(client.sock)

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from wucme.core.ident import is_ip
+
 __all__ = ["reverse_dns", "ip_from_reverse", "sni_key", "is_ip"]
-
-
-def is_ip(ident: str) -> bool:
-    """True when *ident* is a literal IPv4 or IPv6 address (an RFC 8738 "ip" identifier)."""
-    try:
-        ipaddress.ip_address(ident)
-    except ValueError:
-        return False
-    return True
 
 
 def reverse_dns(ip: str) -> str:

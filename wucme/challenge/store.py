@@ -5,6 +5,11 @@ directory: written only by wucme (0755), each entry readable by all (0644). A ke
 is public by design (RFC 8555 §8.3 serves it to anyone who asks); the account key is the secret
 and never comes near this directory.
 
+What the store holds decides what a validation server is shown, so whoever can write into it
+can have a certificate issued for our names to an account of theirs: a store directory that
+group or others may write is refused (``%WUCME-E-INSECURE``) and never chmodded, and readers
+answer only from entries owned by root or the directory's owner that nobody else may write.
+
 Each entry is one small JSON file, written atomically (temporary file, fsync, rename) and named
 by a digest of its token or identifier, never by the token itself, so no request can name a path.
 Every entry carries its own expiry: after a crash, stale entries are ignored by readers and
@@ -23,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wucme.challenge.names import is_ip, sni_key
+from wucme.settings import challenges_dir
 from wucme.vms.atomic import TEMP_PREFIX, atomic_write
-from wucme.vms.here import dir_path, here_path
-from wucme.vms.lnm import trnlnm
+from wucme.vms.secure import InsecureError, check_directory, check_stat, make_directory
 
 __all__ = [
     "ChallengeStore",
@@ -57,14 +62,9 @@ def is_token(token: object) -> bool:
 
 
 def default_store_dir() -> Path:
-    """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/.
-
-    WUCME_HERE is resolved as the repository resolves it (wucme.vms.here).
-    """
-    explicit = trnlnm("WUCME_CHALLENGES")
-    if explicit:
-        return dir_path(explicit)
-    return here_path() / "WUCME_CHALLENGES"
+    """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/
+    (wucme.settings.challenges_dir, which resolves WUCME_HERE as the repository does)."""
+    return challenges_dir()
 
 
 def _entry_name(prefix: str, key: str) -> str:
@@ -192,6 +192,8 @@ class ChallengeStore:
         """Remove expired or unreadable entries and a crashed writer's debris; return how many."""
         now = time.time() if now is None else now
         removed = 0
+        if self._trusted_owners() is None:
+            return 0  # missing, or others may write it: touch nothing there
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
@@ -229,26 +231,42 @@ class ChallengeStore:
     # -- files ------------------------------------------------------------------------------
 
     def _ensure_directory(self) -> None:
-        """Create the directory 0755; refuse one that others may write into."""
-        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        st = self.directory.stat()
-        if st.st_mode & 0o022:
-            if st.st_uid != os.geteuid():
-                raise PermissionError(f"challenge store {self.directory} is writable by others")
-            os.chmod(self.directory, 0o755)
+        """Create the directory (and missing parents) 0755 whatever the umask; refuse, never
+        chmod, an existing one that group or others may write, or that another user owns."""
+        make_directory(self.directory, 0o755)
+        check_directory(self.directory)
 
     def _write(self, name: str, record: dict[str, object]) -> None:
         self._ensure_directory()
         atomic_write(self.directory / name, json.dumps(record, separators=(",", ":")).encode("utf-8"),
                      0o644)
 
+    def _trusted_owners(self) -> frozenset[int] | None:
+        """Who may have written an entry: root and the directory's owner; None when the
+        directory itself is writable by group or others (then nothing in it is believed)."""
+        try:
+            st = os.stat(self.directory)
+        except OSError:
+            return None
+        owners = frozenset({0, st.st_uid})
+        try:
+            check_stat(st, self.directory, owners=owners)
+        except InsecureError:
+            return None
+        return owners
+
     def _read(self, name: str, *, live: bool = True) -> dict[str, object] | None:
-        """The record in *name*; None if absent, corrupt or (when *live*) expired."""
+        """The record in *name*; None if absent, corrupt, planted by another user or (when
+        *live*) expired."""
+        owners = self._trusted_owners()
+        if owners is None:
+            return None
         try:
             with open(self.directory / name, "rb") as f:
+                check_stat(os.fstat(f.fileno()), self.directory / name, owners=owners)
                 data = f.read(64 * 1024)
             record = json.loads(data)
-        except (OSError, ValueError):
+        except (OSError, ValueError, InsecureError):
             return None
         if not isinstance(record, dict) or not isinstance(record.get("expires"), (int, float)):
             return None

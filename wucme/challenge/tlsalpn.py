@@ -13,7 +13,6 @@ import hashlib
 import ipaddress
 import os
 import secrets
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
-from wucme.challenge._net import Acceptor, HandshakeFailed, bind_listener, close_tls, handshake
+from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, bind_listener, close_tls,
+                                  handshake, listen_limits)
 from wucme.challenge.names import is_ip
 from wucme.challenge.store import ChallengeStore
 from wucme.core.b64 import b64url_encode
@@ -139,13 +139,19 @@ class ValidationCache:
         return made
 
 
+#: The responder's limits unless the caller or WUCME_CLIENT_LIMIT, WUCME_ADDRESS_LIMIT and
+#: WUCME_HELLO_TIMEOUT say otherwise: a validation is one short handshake.
+RESPONDER_LIMITS = Limits(max_clients=256, per_source=64, head_timeout=10.0)
+
+
 class TlsAlpnResponder:
     """wucme's own tls-alpn-01 responder (WUCME_ALPN during `issue`), answering from *store*.
 
     The ALPN select callback runs after the SNI is known: it selects ``acme-tls/1`` only when
     offered and the SNI has a pending entry, and then swaps the validation certificate and key
     onto that connection. *fallback_cert* is a (certificate, key) pair or a PEM file with chain
-    and key; without one a self-signed certificate is made.
+    and key; without one a self-signed certificate is made.  *timeout* bounds a whole
+    handshake; *max_clients* and *per_source* bound the connections held (wucme.challenge._net).
     """
 
     def __init__(
@@ -155,13 +161,15 @@ class TlsAlpnResponder:
         port: int = 443,
         fallback_cert: CertKey | tuple[object, object] | str | os.PathLike[str] | None = None,
         *,
-        timeout: float = 10.0,
-        max_clients: int = 256,
+        timeout: float | None = None,
+        max_clients: int | None = None,
+        per_source: int | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
-        self.timeout = timeout
         self.log = log or (lambda message: None)
+        self.limits = listen_limits(max_clients, per_source, timeout, RESPONDER_LIMITS, self.log)
+        self.timeout = self.limits.head_timeout
         self.cache = ValidationCache()
         self.validations = 0
         self._stopped = threading.Event()
@@ -169,7 +177,7 @@ class TlsAlpnResponder:
         self._listener = bind_listener(host, port)
         self.host, self.port = self._listener.getsockname()[:2]
         self._acceptor = Acceptor(
-            [self._listener], self._serve, max_clients=max_clients, name="wucme-tlsalpn", log=self.log
+            [self._listener], self._serve, limits=self.limits, name="wucme-tlsalpn", log=self.log
         )
 
     @property
@@ -211,14 +219,16 @@ class TlsAlpnResponder:
         conn.set_app_data(ident)
         return ACME_TLS_1
 
-    def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+    def _serve(self, client: Accepted) -> None:
+        sock, addr = client.sock, client.addr
         conn = SSL.Connection(self._ctx, None)
         conn.set_accept_state()
-        deadline = time.monotonic() + self.timeout
+        deadline = client.since + self.timeout  # the whole handshake, however it trickles
         try:
             handshake(conn, sock, b"", deadline)
         except HandshakeFailed as exc:
-            self.log(f"{addr[0]}: {exc}")
+            if not client.dropped:
+                self.log(f"{addr[0]}: {exc}")
             return
         if conn.get_alpn_proto_negotiated() == ACME_TLS_1:
             self.validations += 1

@@ -11,8 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import idna
-
 from wucme.errors import BadIdentifier
 
 #: Let's Encrypt's limit on identifiers in one order (Pebble does not enforce it).
@@ -22,7 +20,14 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def is_ip(value: str) -> bool:
-    """True for an IPv4 or IPv6 literal (uacme's getaddrinfo(AI_NUMERICHOST) test)."""
+    """True for an IPv4 or IPv6 literal: an RFC 8738 "ip" identifier (port of crypto.c:is_ip()).
+
+    The one test for all of wucme (identifiers, CSRs, tls-alpn-01 SNI keys, WUCME_SERVICES).
+    Stricter than uacme's getaddrinfo(AI_NUMERICHOST): no "127.1" shorthand and no "%scope"
+    (a zone index names a link of this host, never something a CA can validate).
+    """
+    if "%" in value:
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -44,15 +49,17 @@ def validate_identifier_str(name: str, wildcard: bool = True) -> str:
     raw = name
     if not name or len(name) > 1000:
         raise BadIdentifier(f"invalid identifier {_show(raw)}: empty or too long")
+    if "%" in name and is_ip(name.partition("%")[0]):
+        raise BadIdentifier(f"invalid identifier {_show(raw)}: scoped address")
     if is_ip(name):
-        if "%" in name:
-            raise BadIdentifier(f"invalid identifier {_show(raw)}: scoped address")
         return str(ipaddress.ip_address(name))
     prefix = ""
     if name.startswith("*."):
         if not wildcard:
             raise BadIdentifier(f"wildcard {_show(raw)} not supported here")
         prefix, name = "*.", name[2:]
+    import idna  # here, not above: the web server's challenge script needs only is_ip
+
     if not name.isascii():
         try:
             name = idna.encode(name, uts46=True).decode("ascii")

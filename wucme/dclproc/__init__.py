@@ -11,6 +11,7 @@ from typing import IO
 
 from wucme.dclproc.interp import Interpreter, report_exit
 from wucme.dclproc.status import DclSignal, INHIBIT, linux_exit
+from wucme.vms import lnm
 
 __all__ = ["Interpreter", "dcl_main", "run_procedure", "run_procedure_status"]
 
@@ -21,11 +22,18 @@ def run_procedure_status(path: str, params: list[str], stdout: IO[str] | None = 
                          stderr: IO[str] | None = None, stdin: IO[str] | None = None) -> tuple[int, Interpreter]:
     """Run the procedure at the outermost level; its final VMS status and the interpreter."""
     interp = Interpreter(stdout, stderr, stdin)
+    try:  # the outermost procedure is a job: the processes it starts share its job table
+        job = lnm.start_job()
+    except OSError:  # no temporary directory: a DEFINE /JOB will say so when it is tried
+        job = None
     try:
         status = interp.run_file(path, list(params))
     except DclSignal as sig:  # the procedure itself could not be opened
         interp.err_lines(sig.lines())
         status = sig.status | INHIBIT
+    finally:
+        if job is not None:
+            lnm.end_job(job)
     for stream in interp.channels.values():
         stream.close()
     interp.channels.clear()

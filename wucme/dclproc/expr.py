@@ -65,6 +65,8 @@ def _tokens(text: str) -> list[_Tok]:
 
 
 Lookup = Callable[[str], Value | None]
+# Lexicals whose argument is a symbol's name, not its value.
+_NAME_ARGUMENT = ("F$TYPE", "F$PID")
 Lexical = Callable[[str, list["Value | None"], list[str]], Value]
 
 
@@ -217,9 +219,9 @@ class Evaluator:
             if self._is(",", ")"):
                 args.append(None)
                 raw.append("")
-            elif name == "F$TYPE" and (nxt := self._peek()) is not None and nxt.kind == "name" \
+            elif name in _NAME_ARGUMENT and (nxt := self._peek()) is not None and nxt.kind == "name" \
                     and not (self.i + 1 < len(self.toks) and self.toks[self.i + 1].text == "("):
-                tok = self._take()  # F$TYPE(symbol): the name itself, defined or not
+                tok = self._take()  # F$TYPE(symbol), F$PID(context): the name itself, defined or not
                 args.append(tok.text)
                 raw.append(tok.text)
             else:

@@ -1,16 +1,16 @@
 """The command procedure interpreter: procedure levels, control flow, status and ON handling.
 
-Each `@` starts a level with its own local symbols, P1..P8, IF-block stack, GOSUB stack and
-ON setting (default ON ERROR THEN EXIT).  After every command that has a status, $STATUS and
-$SEVERITY are set; a failure at or above the ON severity runs the ON action.  Assignments,
+Each `@` and each CALL starts a level with its own local symbols, P1..P8, IF-block stack,
+GOSUB stack and ON setting (default ON ERROR THEN EXIT).  After every command that has a
+status, $STATUS and $SEVERITY are set; a failure at or above the ON severity runs the ON
+action, after which the default ON ERROR THEN EXIT is back in force (HELP ON).  Assignments,
 IF/THEN/ELSE/ENDIF, GOTO, GOSUB, labels and SHOW SYMBOL leave $STATUS as it was, so
-`$ IF .NOT. $STATUS THEN EXIT $STATUS` works.  The verbs themselves are in verbs.py.
+`$ IF .NOT. $STATUS THEN EXIT $STATUS` works.  The verbs themselves are in commands/.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import sys
@@ -19,23 +19,25 @@ from pathlib import Path
 from typing import IO, Callable
 
 from wucme.dclproc import scan
-from wucme.dclproc.scan import LABEL, Line, find_then, load_lines, split_words
+from wucme.dclproc.blocks import Procedure, classify, strip_labels
 from wucme.dclproc.expr import evaluate
 from wucme.dclproc.lexicals import call_lexical
-from wucme.dclproc.status import (
-    CLI_NORMAL, INHIBIT, DclSignal, is_success, message_lines, signal, status_text,
-)
+from wucme.dclproc.rms import resolve_procedure, vms_name
+from wucme.dclproc.scan import Line, split_words
+from wucme.dclproc.status import CLI_NORMAL, INHIBIT, DclSignal, is_success, message_lines, signal, status_text
 from wucme.dclproc.values import Symbols, Value, to_int
 from wucme.errors import WucmeError
 from wucme.vms.condition import VmsError
 
-__all__ = ["Interpreter", "Exit", "Frame", "resolve_procedure", "MAX_DEPTH"]
+__all__ = ["Interpreter", "Exit", "Frame", "IfBlock", "resolve_procedure", "MAX_DEPTH"]
 
 MAX_DEPTH = 32
-_ASSIGN = re.compile(r"\s*([A-Za-z$_][A-Za-z0-9$_]*)\s*(:==|:=|==|=)(.*)\Z", re.DOTALL)
+_ASSIGN = re.compile(r"\s*([A-Za-z$_][A-Za-z0-9$_]*(?:\*[A-Za-z0-9$_]*)?)\s*(\[[^\]]*\])?\s*(:==|:=|==|=)(.*)\Z",
+                     re.DOTALL)
 _VERB = re.compile(r"\s*([A-Za-z$_][A-Za-z0-9$_]*)")
 # ON severity thresholds: the lowest severity rank that triggers (W=1, E=2, F=3).
 _RANK = {0: 1, 2: 2, 4: 3}
+_DEFAULT_ON = (2, "EXIT")  # ON ERROR THEN EXIT
 
 
 class Exit(Exception):
@@ -54,84 +56,25 @@ class IfBlock:
 
 @dataclass
 class Frame:
-    path: Path
-    lines: list[Line]
-    labels: dict[str, tuple[int, int]]  # name -> (index of the line, IF-block depth there)
+    """One procedure level: a file run by `@`, or a subroutine run by CALL (*scope* its SUBROUTINE line)."""
+
+    proc: Procedure
     pc: int = 0
+    scope: int | None = None
     ifs: list[IfBlock] = field(default_factory=list)
-    gosubs: list[tuple[int, int]] = field(default_factory=list)
+    gosubs: list[tuple[int, list[IfBlock]]] = field(default_factory=list)
     on_enabled: bool = True
-    on_rank: int = 2
-    on_action: str = "EXIT"
+    on_rank: int = _DEFAULT_ON[0]
+    on_action: str = _DEFAULT_ON[1]
     in_data: bool = False
     line: Line | None = None
 
+    @property
+    def path(self) -> Path:
+        return self.proc.path
+
     def skipping(self) -> bool:
         return bool(self.ifs) and self.ifs[-1].state in ("SKIPTHEN", "SKIPELSE", "DEAD")
-
-
-def classify(text: str) -> str:
-    """IF_BLOCK, IF_LINE, THEN, ELSE, ENDIF or OTHER, from a command's raw text."""
-    m = _VERB.match(text)
-    if not m:
-        return "OTHER"
-    word = m.group(1).upper()
-    rest = text[m.end():]
-    if word == "IF":
-        _, cmd = find_then(rest)
-        return "IF_BLOCK" if cmd is None or not cmd.strip().lstrip("$").strip() else "IF_LINE"
-    for name, kind in (("THEN", "THEN"), ("ELSE", "ELSE"), ("ENDIF", "ENDIF")):
-        if word == name or (len(word) >= 4 and name.startswith(word) and word != "ENDS"):
-            if rest[:1] in ("", " ", "\t", "/", "$"):
-                return kind
-    return "OTHER"
-
-
-def _scan_labels(lines: list[Line]) -> dict[str, tuple[int, int]]:
-    labels: dict[str, tuple[int, int]] = {}
-    depth = 0
-    for i, line in enumerate(lines):
-        if line.data:
-            continue
-        text = line.text
-        while (m := LABEL.match(text)) is not None:
-            labels.setdefault(m.group(1).upper(), (i, depth))
-            text = text[m.end():]
-        kind = classify(text)
-        if kind == "IF_BLOCK":
-            depth += 1
-        elif kind == "ENDIF":
-            depth = max(0, depth - 1)
-    return labels
-
-
-def resolve_procedure(spec: str) -> Path | None:
-    """The file `@spec` runs: default type .COM, names matched case-insensitively."""
-    from wucme.vms.filespec import is_vms_spec, parse_filespec, to_path
-
-    spec = spec.strip()
-    if is_vms_spec(spec):
-        try:
-            if parse_filespec(spec).type is None:
-                spec += ".COM"
-            return to_path(spec) if to_path(spec).is_file() else None
-        except VmsError:
-            return None
-    p = Path(os.path.expanduser(spec))
-    candidates = [p] if "." in p.name else [p.with_name(p.name + ".COM"), p.with_name(p.name + ".com"), p]
-    for c in candidates:
-        if c.is_file():
-            return c
-    parent = candidates[0].parent
-    try:
-        names = {e.name.lower(): e for e in parent.iterdir()}
-    except OSError:
-        return None
-    for c in candidates:
-        hit = names.get(c.name.lower())
-        if hit is not None and hit.is_file():
-            return hit
-    return None
 
 
 def _fileno(stream: IO[str] | None) -> int | None:
@@ -157,6 +100,8 @@ class Interpreter:
         self.user_files: dict[str, str] = {}  # DEFINE/USER SYS$INPUT etc.: for the next image only
         self.user_names: list[str] = []  # other DEFINE/USER names, deassigned after the next image
         self.verify = False
+        self.searches: dict[int, tuple[str, list[str]]] = {}  # F$SEARCH stream -> (spec, files left)
+        self.contexts: dict[str, object] = {}  # F$PID and other lexical contexts
         self.images: list[list[str]] = []  # argv of every image run, for diagnostics and tests
         self._set_status(CLI_NORMAL)
         from wucme.dclproc import commands
@@ -166,7 +111,8 @@ class Interpreter:
     # --- context for lexicals
     @property
     def procedure(self) -> str:
-        return str(self.frames[-1].path.resolve()) if self.frames else ""
+        """The running procedure's file specification (F$ENVIRONMENT("PROCEDURE"))."""
+        return vms_name(self.frames[-1].path.resolve()) if self.frames else ""
 
     @property
     def depth(self) -> int:
@@ -187,8 +133,8 @@ class Interpreter:
     def substitute(self, text: str) -> str:
         return scan.substitute_apostrophes(text, self.symbols.get, self.evaluate)
 
-    def ampersands(self, text: str) -> str:
-        return scan.substitute_ampersands(text, self.symbols.get)
+    def ampersands(self, text: str, quote: bool = False) -> str:
+        return scan.substitute_ampersands(text, self.symbols.get, quote)
 
     def _set_status(self, status: int) -> None:
         status &= 0xFFFFFFFF
@@ -211,22 +157,43 @@ class Interpreter:
             return []
         return [f"-DCL-I-AT, line {line.number} of {self.frames[-1].path}"]
 
-    # --- procedures
+    # --- procedure levels
     def run_file(self, spec: str, params: list[str]) -> int:
         """`@spec params`: run a procedure at a new level; its exit status."""
         if len(self.frames) >= MAX_DEPTH:
             raise signal("TOODEEP", spec)
         path = resolve_procedure(spec)
-        if path is None:
-            raise DclSignal("OPENIN", text=f"error opening {spec.upper()} as input", severity="E",
-                            extra=("-RMS-E-FNF, file not found",))
         try:
             source = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise DclSignal("OPENIN", text=f"error opening {spec.upper()} as input", severity="E",
                             extra=(f"-RMS-E-PRV, {exc.strerror}",)) from None
-        lines = load_lines(source)
-        frame = Frame(path, lines, _scan_labels(lines))
+        return self.run_level(Frame(Procedure.read(path, source)), params)
+
+    def call(self, label: str, params: list[str]) -> int:
+        """CALL label: run the subroutine the label starts at a new level; its exit status."""
+        frame = self.frame
+        if len(self.frames) >= MAX_DEPTH:
+            raise signal("TOODEEP", label.upper())
+        hit = frame.proc.label(label, frame.scope, outward=True)
+        if hit is None:
+            raise signal("USGOTO", label.upper())
+        start = self._subroutine_line(frame.proc, hit.index)
+        if start is None:
+            raise signal("NOTSUBR", label.upper())
+        return self.run_level(Frame(frame.proc, pc=start + 1, scope=start), params)
+
+    @staticmethod
+    def _subroutine_line(proc: Procedure, index: int) -> int | None:
+        """The SUBROUTINE line a label starts: the label's own line or the next command."""
+        for i in range(index, min(index + 2, len(proc.lines))):
+            if i in proc.sub_end:
+                return i
+            if i == index and strip_labels(proc.lines[i].text).strip():
+                return None
+        return None
+
+    def run_level(self, frame: Frame, params: list[str]) -> int:
         self.frames.append(frame)
         self.symbols.push(params)
         saved_verify = self.verify
@@ -239,8 +206,8 @@ class Interpreter:
 
     def _run_frame(self, frame: Frame) -> int:
         try:
-            while frame.pc < len(frame.lines):
-                line = frame.lines[frame.pc]
+            while frame.pc < len(frame.proc.lines):
+                line = frame.proc.lines[frame.pc]
                 frame.pc += 1
                 frame.line = line
                 self._step(frame, line)
@@ -257,25 +224,48 @@ class Interpreter:
                 self._guarded(frame, lambda: self._raise(signal("SKPDAT")))
             return
         frame.in_data = False
-        text = line.text
-        while (m := LABEL.match(text)) is not None:
-            text = text[m.end():]
+        text = strip_labels(line.text)
+        kind = classify(text)
         if frame.skipping():
-            self._skip(frame, classify(text))
+            rest = self._skip(frame, kind, text)
+            if rest:
+                self._run_line(frame, line, rest)
             return
-        if frame.ifs and frame.ifs[-1].pending_then and classify(text) != "THEN":
+        if frame.ifs and frame.ifs[-1].pending_then and kind != "THEN":
             self._guarded(frame, lambda: self._raise(signal("INVIFNEST", text.strip()[:40].upper())))
             frame.ifs[-1].pending_then = False
             return
-        if self.verify:
-            self.out("$ " + line.text.strip())
-        self._guarded(frame, lambda: self.command(text))
+        if kind == "SUBROUTINE":  # a subroutine reached in sequence is skipped, not run
+            frame.pc = frame.proc.sub_end.get(frame.pc - 1, len(frame.proc.lines) - 1) + 1
+            return
+        self._run_line(frame, line, text)
+
+    def _run_line(self, frame: Frame, line: Line, text: str) -> None:
+        """Substitute, show the line when verifying, and run it."""
+        def run() -> int | None:
+            substituted = self.substitute(text)
+            if self.verify:
+                self._echo(line, text, substituted)
+            return self.command(substituted, substituted=True)
+
+        self._guarded(frame, run)
+
+    def _echo(self, line: Line, text: str, substituted: str) -> None:
+        """SET VERIFY: the line as DCL reads it, after apostrophe substitution, comments included."""
+        if substituted == text or not text.strip():
+            for record in line.source.split("\n"):
+                self.out(record)
+        else:
+            labels = line.text[:len(line.text) - len(text)] if line.text.endswith(text) else " "
+            self.out("$" + labels + substituted + (" " + line.comment if line.comment else ""))
 
     @staticmethod
     def _raise(sig: DclSignal) -> int | None:
         raise sig
 
-    def _skip(self, frame: Frame, kind: str) -> None:
+    @staticmethod
+    def _skip(frame: Frame, kind: str, text: str) -> str | None:
+        """A line in a branch not taken: track the blocks; the command on a taken ELSE line to run."""
         top = frame.ifs[-1]
         if kind == "IF_BLOCK":
             frame.ifs.append(IfBlock("DEAD"))
@@ -283,8 +273,11 @@ class Interpreter:
             top.pending_then = False
         elif kind == "ELSE" and top.state == "SKIPTHEN":
             top.state = "ELSE"
+            rest = _VERB.sub("", text, count=1).strip()
+            return rest or None
         elif kind == "ENDIF":
             frame.ifs.pop()
+        return None
 
     def _guarded(self, frame: Frame, run: Callable[[], int | None]) -> None:
         """Run one command: report what it signals, set $STATUS, take the ON action."""
@@ -307,23 +300,24 @@ class Interpreter:
         if rank is None or rank < frame.on_rank:
             return
         action = frame.on_action
+        frame.on_rank, frame.on_action = _DEFAULT_ON  # the action fires once (HELP ON)
         if action.strip().upper() in ("EXIT", "EXI", "EXIT $STATUS"):
             raise Exit(status)
-        self._guarded(frame, lambda: self.command(action))
+        self._guarded(frame, lambda: self.command(action, substituted=True))
 
     # --- one command
-    def command(self, text: str, synonym_depth: int = 0) -> int | None:
+    def command(self, text: str, synonym_depth: int = 0, substituted: bool = False) -> int | None:
         """Execute one command line (the part after `$`); its status, or None to keep $STATUS."""
         text = text.strip()
         if text.startswith("$"):
             text = text[1:].strip()
         if not text:
             return None
-        if synonym_depth == 0:
+        if synonym_depth == 0 and not substituted:
             text = self.substitute(text).strip()
         m = _ASSIGN.match(text)
         if m:
-            self.commands.assign(self, m.group(1), m.group(2), m.group(3))
+            self.commands.assign(self, m.group(1), m.group(2), m.group(3), m.group(4))
             return None
         if text.startswith("@"):
             return self.commands.at(self, text[1:])
@@ -348,16 +342,29 @@ class Interpreter:
 
     def goto(self, label: str) -> None:
         frame = self.frame
-        hit = frame.labels.get(label.upper())
+        hit = frame.proc.label(label, frame.scope)
         if hit is None:
             raise signal("USGOTO", label.upper())
-        index, depth = hit
-        if depth < len(frame.ifs):
-            del frame.ifs[depth:]
-        frame.pc = index  # the label's line runs next, with any command after the label
+        if hit.depth < len(frame.ifs):
+            del frame.ifs[hit.depth:]
+        frame.pc = hit.index  # the label's line runs next, with any command after the label
+
+    def gosub(self, label: str) -> None:
+        """GOSUB: remember where to return and the IF blocks open here, which RETURN restores."""
+        frame = self.frame
+        back = (frame.pc, list(frame.ifs))
+        self.goto(label)
+        frame.gosubs.append(back)
+
+    def return_(self) -> None:
+        frame = self.frame
+        if not frame.gosubs:
+            raise signal("NOGOSUB")
+        frame.pc, frame.ifs = frame.gosubs.pop()
 
     def run_image(self, argv: list[str], wucme: bool) -> int:
         """Run an image as a child process; its Linux exit status as a $STATUS value."""
+        from wucme.dclproc.rms import file_path
         from wucme.dclproc.status import image_status
 
         self.images.append(list(argv))
@@ -369,7 +376,7 @@ class Interpreter:
                 if spec.upper().rstrip(":") in ("NL", "_NL", "NLA0"):
                     stdin = subprocess.DEVNULL
                 else:
-                    fin: IO[str] = open(self.commands.file_path(spec), encoding="utf-8")
+                    fin: IO[str] = open(file_path(spec), encoding="utf-8")
                     files.append(fin)
                     stdin = fin
             elif _fileno(self.stdin) is None:
@@ -378,7 +385,7 @@ class Interpreter:
             for name, stream in (("SYS$OUTPUT", self.stdout), ("SYS$ERROR", self.stderr)):
                 spec = self.user_files.get(name)
                 if spec is not None:
-                    f = open(self.commands.file_path(spec), "w", encoding="utf-8")
+                    f = open(file_path(spec), "w", encoding="utf-8")
                     files.append(f)
                     outs.append(f)
                 elif _fileno(stream) is not None:
@@ -402,17 +409,21 @@ class Interpreter:
             for opened in files:
                 opened.close()
             self.user_files.clear()
-            from wucme.vms import lnm
+            self._end_user_names()
 
-            for name in self.user_names:
-                try:
-                    lnm.deassign(name, "process")
-                except VmsError:
-                    pass
-            self.user_names.clear()
+    def _end_user_names(self) -> None:
+        from wucme.vms import lnm
+
+        for name in self.user_names:
+            try:
+                lnm.deassign(name, "process")
+            except VmsError:
+                pass
+        self.user_names.clear()
 
 
 def report_exit(interp: Interpreter, status: int) -> None:
     """At the outermost level DCL shows the message of a failure status not shown yet."""
     if not is_success(status) and not status & INHIBIT:
         interp.err_lines(message_lines(status))
+

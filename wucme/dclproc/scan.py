@@ -19,7 +19,7 @@ from wucme.dclproc.values import Value, to_str
 from wucme.vms.dcllex import abbreviations, quoted_runs
 
 __all__ = [
-    "Line", "Parsed", "QualSpec", "load_lines", "strip_comment", "substitute_apostrophes",
+    "Line", "Parsed", "QualSpec", "load_lines", "split_comment", "strip_comment", "substitute_apostrophes",
     "substitute_ampersands", "split_words", "unquote", "parse_args", "find_then", "LABEL",
 ]
 
@@ -32,17 +32,24 @@ class Line:
     number: int  # the first record of the command, counting from 1
     text: str  # the command after `$`, comments removed, continuations joined
     data: bool = False  # a record that does not start with `$`
+    source: str = ""  # the records as written (SET VERIFY shows them)
+    comment: str = ""  # the `!` comment the records end with
 
 
-def strip_comment(text: str) -> str:
-    """Drop `!` and what follows, outside double quotes."""
+def split_comment(text: str) -> tuple[str, str]:
+    """(command, comment): the comment is `!` and what follows, outside double quotes."""
     inq = False
     for i, c in enumerate(text):
         if c == '"':
             inq = not inq
         elif c == "!" and not inq:
-            return text[:i]
-    return text
+            return text[:i], text[i:]
+    return text, ""
+
+
+def strip_comment(text: str) -> str:
+    """Drop `!` and what follows, outside double quotes."""
+    return split_comment(text)[0]
 
 
 def load_lines(source: str) -> list[Line]:
@@ -57,16 +64,20 @@ def load_lines(source: str) -> list[Line]:
         if not stripped or (number == 1 and rec.startswith("#!")):
             continue
         if not stripped.startswith("$"):
-            out.append(Line(number, rec, data=True))
+            out.append(Line(number, rec, data=True, source=rec))
             continue
-        text = strip_comment(stripped[1:]).rstrip()
+        written = [stripped]
+        text, comment = split_comment(stripped[1:])
+        text = text.rstrip()
         while text.endswith("-") and i < len(records):
             nxt = records[i]
             i += 1
-            text = text[:-1] + strip_comment(nxt).rstrip()
+            written.append(nxt)
+            more, comment = split_comment(nxt)
+            text = text[:-1] + more.rstrip()
         if text.endswith("-"):
             text = text[:-1]
-        out.append(Line(number, text))
+        out.append(Line(number, text, source="\n".join(written), comment=comment.rstrip()))
     return out
 
 
@@ -77,66 +88,96 @@ def _scan_name(text: str, i: int) -> int:
     return j
 
 
+#: How much iterative substitution may add before DCL's command buffer overflows.
+MAX_COMMAND = 8192
+#: Substitutions one command may go through (a symbol whose value names itself would loop).
+MAX_RESCANS = 256
+
+
+def _lexical_end(text: str, j: int) -> int:
+    """The index of the `)` closing the argument list that starts at text[j] == "(" (or len)."""
+    depth, k, q = 0, j, False
+    while k < len(text):
+        ch = text[k]
+        if ch == '"':
+            q = not q
+        elif not q and ch == "(":
+            depth += 1
+        elif not q and ch == ")":
+            depth -= 1
+            if depth == 0:
+                return k
+        k += 1
+    return k
+
+
+def _substitution(text: str, i: int, lookup: Callable[[str], Value | None],
+                  evaluate: Callable[[str], Value]) -> tuple[str, int] | None:
+    """The value of the `'NAME'` or `'F$X(...)'` whose name starts at text[i], and where it ends."""
+    j = _scan_name(text, i)
+    name = text[i:j]
+    n = len(text)
+    if name.upper().startswith("F$") and j < n and text[j] == "(":
+        k = _lexical_end(text, j)
+        if k + 1 < n and text[k + 1] == "'":
+            return to_str(evaluate(text[i:k + 1])), k + 2
+        return None
+    if name and j < n and text[j] == "'":
+        value = lookup(name)
+        return ("" if value is None else to_str(value)), j + 1
+    return None
+
+
 def substitute_apostrophes(text: str, lookup: Callable[[str], Value | None],
                            evaluate: Callable[[str], Value]) -> str:
     """Phase 1: `'NAME'` outside quotes and `''NAME'` inside them become the symbol's value.
 
     An undefined symbol gives the null string, as in DCL; `'F$FUNC(...)'` is evaluated.
     A lone apostrophe inside quotes, or one with no closing apostrophe, stays as it is.
+    Substitution is iterative outside quotes: the value is scanned again, so `'FILE'` whose
+    value is `'FILE1'` becomes FILE1's value (User's Manual, "Understanding Symbol
+    Substitution"); inside quotes the value is taken as it is.
     """
     out: list[str] = []
-    i, inq = 0, False
-    n = len(text)
-    while i < n:
+    i, inq, rescans = 0, False, 0
+    while i < len(text):
         c = text[i]
-        if c == '"':
-            inq = not inq
-            out.append(c)
-            i += 1
-            continue
         if c != "'":
+            if c == '"':
+                inq = not inq
             out.append(c)
             i += 1
             continue
-        start = i
-        if text.startswith("''", i):
-            i += 2
-        elif inq:
+        double = text.startswith("''", i)
+        if inq and not double:
             out.append(c)
             i += 1
             continue
-        else:
-            i += 1
-        j = _scan_name(text, i)
-        name = text[i:j]
-        if name.upper().startswith("F$") and j < n and text[j] == "(":
-            depth, k, q = 0, j, False
-            while k < n:
-                ch = text[k]
-                if ch == '"':
-                    q = not q
-                elif not q and ch == "(":
-                    depth += 1
-                elif not q and ch == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                k += 1
-            if k < n and k + 1 < n and text[k + 1] == "'":
-                out.append(to_str(evaluate(text[i:k + 1])))
-                i = k + 2
-                continue
-        elif name and j < n and text[j] == "'":
-            value = lookup(name)
-            out.append("" if value is None else to_str(value))
-            i = j + 1
+        start = i + (2 if double else 1)
+        hit = _substitution(text, start, lookup, evaluate)
+        if hit is None:
+            out.append(text[i:start])
+            i = start
             continue
-        out.append(text[start:i])
+        value, end = hit
+        if inq:
+            out.append(value)
+            i = end
+            continue
+        text = value + text[end:]  # outside quotes the value is scanned again
+        i = 0
+        rescans += 1
+        if rescans > MAX_RESCANS or len(text) + sum(map(len, out)) > MAX_COMMAND:
+            raise signal("BUFOVF")
     return "".join(out)
 
 
-def substitute_ampersands(text: str, lookup: Callable[[str], Value | None]) -> str:
-    """Phase 2: `&NAME` outside quotes becomes the symbol's value; undefined is UNDSYM."""
+def substitute_ampersands(text: str, lookup: Callable[[str], Value | None], quote: bool = False) -> str:
+    """Phase 2: `&NAME` outside quotes becomes the symbol's value; undefined is UNDSYM.
+
+    DCL substitutes ampersands after the command line is upper-cased, so the value keeps its
+    case; with *quote* the value is put in quotes for a parser that would upper-case it.
+    """
     if "&" not in text:
         return text
     out: list[str] = []
@@ -152,7 +193,8 @@ def substitute_ampersands(text: str, lookup: Callable[[str], Value | None]) -> s
                 value = lookup(name)
                 if value is None:
                     raise signal("UNDSYM", name.upper())
-                out.append(to_str(value))
+                value = to_str(value)
+                out.append('"' + value.replace('"', '""') + '"' if quote else value)
                 i = j
                 continue
         out.append(c)

@@ -54,13 +54,18 @@ _DCL: dict[str, tuple[str, str, int]] = {
     "DIVBYZERO": ("E", "arithmetic divide by zero", 0x10F),
     "NOVALU": ("W", "value not allowed - remove value specification", 0x110),
     "VALREQ": ("W", "missing qualifier or keyword value - supply all required values", 0x111),
-    "NOTSUPP": ("W", "not supported by wucme's DCL - see docs/dcl.md", 0x112),
+    "NOTSUPP": ("E", "not supported by wucme's DCL - see docs/dcl.md", 0x112),
     "OPENIN": ("E", "error opening file as input", 0x113),
     "ACTIMAGE": ("E", "error activating image", 0x114),
     "SUPERSEDE": ("I", "previous value has been superseded", 0x115),
     "ABVERB": ("W", "ambiguous command verb - supply more characters", 0x116),
     "ABKEYW": ("W", "ambiguous keyword - supply more characters", 0x117),
     "TOODEEP": ("E", "procedures nested too deeply", 0x118),
+    "BUFOVF": ("W", "command buffer overflow - shorten expression or command line", 0x119),
+    "NOTSUBR": ("E", "CALL target is not a SUBROUTINE - check the label", 0x11A),
+    "ARGERR": ("W", "invalid argument", 0x11B),
+    "INVRANGE": ("W", "field specification is out of bounds - check sign and size", 0x11C),
+    "IVCHAR": ("W", "invalid numeric value - check for invalid digits", 0x11D),
 }
 
 # Statuses a procedure may EXIT with, shown as VMS shows them at the end of the procedure.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Value", "Symbols", "parse_int", "to_int", "to_str", "truth", "wrap32", "is_name"]
+__all__ = ["Value", "SymbolTable", "Symbols", "parse_int", "to_int", "to_str", "truth", "wrap32", "is_name"]
 
 Value = str | int
 
@@ -64,17 +64,62 @@ def truth(v: Value) -> bool:
     return v[:1] in ("T", "t", "Y", "y")
 
 
+class SymbolTable(dict[str, Value]):
+    """One symbol table: names to values, and the abbreviations `SA*Y == ...` allows.
+
+    A name defined with `*` (DCL Dictionary, = Assignment: "abbreviated symbol names") is
+    stored by its full name with the shortest abbreviation allowed; a lookup finds it by
+    any abbreviation from that one up to the full name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shortest: dict[str, int] = {}
+
+    def match(self, key: str) -> str | None:
+        """The stored name *key* (upper case) names: itself, or a name it abbreviates."""
+        if key in self:
+            return key
+        for name, least in self.shortest.items():
+            if least <= len(key) <= len(name) and name.startswith(key):
+                return name
+        return None
+
+    def define(self, name: str, value: Value) -> None:
+        """Set *name*; `SA*Y` stores SAY, abbreviable to SA.  An exact name is its own entry."""
+        full, star, _ = name.partition("*")
+        key = (full + name[len(full) + 1:]) if star else name
+        self[key] = value
+        if star:
+            self.shortest[key] = len(full)
+        else:
+            self.shortest.pop(key, None)
+
+    def remove(self, key: str) -> bool:
+        name = self.match(key)
+        if name is None:
+            return False
+        del self[name]
+        self.shortest.pop(name, None)
+        return True
+
+    def shown_name(self, key: str) -> str:
+        """SHOW SYMBOL's spelling: `SA*Y` for an abbreviated name."""
+        least = self.shortest.get(key)
+        return key if least is None else key[:least] + "*" + key[least:]
+
+
 class Symbols:
     """The global table and one local table per procedure level (innermost last)."""
 
     def __init__(self) -> None:
-        self.globals: dict[str, Value] = {}
-        self.levels: list[dict[str, Value]] = [{}]
+        self.globals = SymbolTable()
+        self.levels: list[SymbolTable] = [SymbolTable()]
 
     def push(self, params: list[str]) -> None:
-        level: dict[str, Value] = {f"P{i}": "" for i in range(1, 9)}
-        for i, p in enumerate(params[:8], 1):
-            level[f"P{i}"] = p
+        level = SymbolTable()
+        for i in range(1, 9):
+            level[f"P{i}"] = params[i - 1] if i <= len(params) else ""
         self.levels.append(level)
 
     def pop(self) -> None:
@@ -82,29 +127,23 @@ class Symbols:
             self.levels.pop()
 
     def get(self, name: str) -> Value | None:
-        key = name.upper()
-        for level in reversed(self.levels):
-            if key in level:
-                return level[key]
-        return self.globals.get(key)
+        found = self.find(name)
+        return None if found is None else found[1]
 
     def find(self, name: str) -> tuple[str, Value] | None:
-        """("=" or "==", value) as SHOW SYMBOL reports it."""
+        """("=" or "==", value) as SHOW SYMBOL reports it: local levels innermost first, then global."""
         key = name.upper()
         for level in reversed(self.levels):
-            if key in level:
-                return "=", level[key]
-        if key in self.globals:
-            return "==", self.globals[key]
+            hit = level.match(key)
+            if hit is not None:
+                return "=", level[hit]
+        hit = self.globals.match(key)
+        if hit is not None:
+            return "==", self.globals[hit]
         return None
 
     def set(self, name: str, value: Value, glob: bool = False) -> None:
-        key = name.upper()
-        if glob:
-            self.globals[key] = value
-        else:
-            self.levels[-1][key] = value
+        (self.globals if glob else self.levels[-1]).define(name.upper(), value)
 
     def delete(self, name: str, glob: bool = False) -> bool:
-        table = self.globals if glob else self.levels[-1]
-        return table.pop(name.upper(), None) is not None
+        return (self.globals if glob else self.levels[-1]).remove(name.upper())

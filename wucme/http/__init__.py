@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from wucme import __version__
+from wucme.http.proxyenv import ProxyRules
 
 USER_AGENT = f"wucme/{__version__} (wuCME; uacme-compatible ACME client)"
 #: Default bound on a response body; a larger one raises ResponseTooLarge.
@@ -50,10 +51,20 @@ class HttpConfig:
     ca_bundle: str | None = None  # PEM file of trusted roots (WUCME_CA_BUNDLE, UACME_CAINFO)
     ca_path: str | None = None  # directory of hashed roots (UACME_CAPATH)
     proxy: str | None = None  # http://[user:pass@]host:port, used through CONNECT (UACME_PROXY)
+    #: Per-URL proxy choice as libcurl makes it (explicit proxy, *_proxy, no_proxy); when
+    #: given, it decides instead of `proxy`.
+    proxy_rules: ProxyRules | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     max_body: int = MAX_BODY
     user_agent: str = USER_AGENT
+
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy for `url` (None: direct)."""
+        if self.proxy_rules is not None:
+            return self.proxy_rules.for_url(url)
+        return self.proxy
 
 
 @dataclass
@@ -115,4 +126,5 @@ def make_transport(kind: str = "builtin", config: HttpConfig | None = None) -> T
 __all__ = [
     "USER_AGENT", "MAX_BODY", "HttpError", "ConnectError", "HttpTimeout", "TLSError",
     "ProtocolError", "ResponseTooLarge", "HttpConfig", "Response", "Transport", "make_transport",
+    "ProxyRules",
 ]

@@ -19,7 +19,7 @@ class HttpClient:
 
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
-        self._proxy = Proxy.from_url(config.proxy) if config.proxy else None
+        self._proxies: dict[Origin, Proxy | None] = {}
         self._pool = ConnectionPool()
         self._ctx: ssl.SSLContext | None = None
         self._ctx_lock = threading.Lock()
@@ -36,6 +36,13 @@ class HttpClient:
                     raise TLSError(f"cannot load trusted certificates from {what}: {exc}") from exc
             return self._ctx
 
+    def _proxy(self, origin: Origin) -> Proxy | None:
+        """The proxy for an origin (HttpConfig.proxy_for decides by scheme and host)."""
+        if origin not in self._proxies:
+            url = self.config.proxy_for(f"{origin.scheme}://{origin.authority}/")
+            self._proxies[origin] = Proxy.from_url(url) if url else None
+        return self._proxies[origin]
+
     def _headers(self, origin: Origin, method: str, body: bytes | None,
                  extra: dict[str, str] | None) -> list[tuple[str, str]]:
         """Host, User-Agent and keep-alive unless the caller set them; Content-Length always ours."""
@@ -46,15 +53,17 @@ class HttpClient:
         # RFC 9110 §8.6: send Content-Length whenever the method defines a meaning for content.
         if body is not None or method.upper() not in ("GET", "HEAD"):
             last.insert(0, ("Content-Length", str(len(body or b""))))
-        if self._proxy and origin.scheme == "http" and self._proxy.authorization:
-            last.insert(0, ("Proxy-Authorization", self._proxy.authorization))
+        proxy = self._proxy(origin)
+        if proxy and origin.scheme == "http" and proxy.authorization:
+            last.insert(0, ("Proxy-Authorization", proxy.authorization))
         return ([h for h in first if h[0].lower() not in given] + list(extra.items())
                 + [h for h in last if h[0].lower() not in given])
 
     def _connect(self, origin: Origin) -> Connection:
         ctx = self._context() if origin.scheme == "https" else None
         cfg = self.config
-        return Connection.dial(origin, ctx, self._proxy, cfg.connect_timeout, cfg.read_timeout)
+        return Connection.dial(origin, ctx, self._proxy(origin), cfg.connect_timeout,
+                               cfg.read_timeout)
 
     def _exchange(self, conn: Connection, method: str, request: bytes) -> Response:
         try:
@@ -74,7 +83,7 @@ class HttpClient:
     ) -> Response:
         """One request, whole response read; a stale kept-alive connection is retried once."""
         origin, target = split_url(url)
-        if self._proxy and origin.scheme == "http":
+        if self._proxy(origin) and origin.scheme == "http":
             target = f"http://{origin.authority}{target}"  # absolute-form (RFC 9112 §3.2.2)
         wire = encode_request(method, target, self._headers(origin, method, body, headers),
                               body or b"")

@@ -66,7 +66,7 @@ class RequestsTransport:
         # The system store, as the builtin client uses, rather than requests' own certifi copy.
         session.verify = (config.ca_bundle or config.ca_path
                           or ssl.get_default_verify_paths().cafile or True)
-        session.proxies = {"http": config.proxy, "https": config.proxy} if config.proxy else {}
+        session.proxies = {}  # chosen per request: HttpConfig.proxy_for
         # Only what the builtin client sends: no Accept-Encoding, so no decompression bombs.
         session.headers.clear()
         session.headers.update({"User-Agent": config.user_agent, "Connection": "keep-alive"})
@@ -102,10 +102,12 @@ class RequestsTransport:
         """One request, whole response read, no redirects followed."""
         self._check_trust(url)
         cfg = self.config
+        proxy = cfg.proxy_for(url)
         try:
             resp = self.session.request(
                 method, url, data=body, headers=headers, allow_redirects=False, stream=True,
                 timeout=(cfg.connect_timeout, cfg.read_timeout),
+                proxies={"http": proxy, "https": proxy} if proxy else {},
             )
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader):

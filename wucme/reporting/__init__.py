@@ -1,46 +1,42 @@
-"""Reports of renewals and failures to OPCOM (syslog on Linux) and mail: what the agent calls.
+"""Reports of renewals and failures to OPCOM (syslog on Linux) and mail: what the renewal pass
+calls (for `manage` and the agent alike).
 
 Every setting is a logical name read when a report is sent, never cached, so a DEFINE of
 WUCME_MAIL or WUCME_OPCOM takes effect in a running agent (docs/reporting.md).
 
-- reporters_from_logicals(): the reporters renewal_pass() takes, one per configured target;
-- build_events(report, repo, now): the EXPIRING / EXPIRED warnings after a pass;
-- send_events(events): send any events to every configured target, problems returned as text;
+- reporters_from_logicals(): one reporter per configured target, each sending a pass's events;
+- send_events(events): send any events (the pass's expiry warnings) to every configured target,
+  problems returned as text;
 - opcom_test(), mail_test(): `check /OPCOM` and `check /MAIL`.
 """
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.reporting.events import (
-    DEFAULT_WARN_DAYS,
     MAX_TEXT,
     Event,
+    PassReport,
     ReportingError,
-    build_events,
     clean,
     report_events,
+    short_hosts,
     summary_line,
-    warn_days,
 )
 from wucme.reporting.mail import MailConfig, send_mail
 from wucme.reporting.opcom import OPERATOR_CLASSES, OpcomConfig, send_opcom, unknown_classes
 from wucme.vms.lnm import translate_items
 from wucme.vms.condition import VmsError
 
-if TYPE_CHECKING:
-    from wucme.renewal import RenewalReport
-
 __all__ = [
-    "DEFAULT_WARN_DAYS",
     "MAX_TEXT",
     "OPERATOR_CLASSES",
     "Event",
+    "PassReport",
     "ReportingError",
-    "build_events",
     "clean",
     "config_problems",
     "mail_test",
@@ -48,11 +44,11 @@ __all__ = [
     "report_events",
     "reporters_from_logicals",
     "send_events",
+    "short_hosts",
     "summary_line",
-    "warn_days",
 ]
 
-Reporter = Callable[["RenewalReport"], None]
+Reporter = Callable[[PassReport], None]
 
 
 _Config = TypeVar("_Config", OpcomConfig, MailConfig)
@@ -91,7 +87,7 @@ def _guard(send: Callable[[list[Event]], list[str]], events: list[Event]) -> lis
 
 
 def _reporter(send: Callable[[list[Event]], list[str]], what: str) -> Reporter:
-    def report(r: RenewalReport) -> None:
+    def report(r: PassReport) -> None:
         problems = _guard(send, report_events(r))
         if problems:  # renewal_pass logs it as a warning and carries on
             raise ReportingError("; ".join(problems), ident="REPORTFAIL")
@@ -136,7 +132,7 @@ def config_problems() -> list[str]:
 
 
 def _test_event(verb: str) -> Event:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = iso(utc_now())
     return Event("I", "TEST", f"test message from wucme check /{verb} at {now}: reporting works")
 
 

@@ -5,36 +5,66 @@ An event is one VMS message (`%WUCME-S-RENEWED, text`).  Its text comes partly f
 characters (CR, LF, ESC, ...) become blanks, so an event is always one line and can forge
 neither a mail header nor a syslog record, and it is cut at MAX_TEXT characters.
 
-This module is below the renewal function and the repository (DESIGN.md layers): it reads a
-RenewalReport and a Repository by duck typing and imports neither at run time.
+This module is below the renewal pass and the repository (docs/architecture.md): it reads a
+pass's report through the PassReport protocol and imports neither.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import math
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wucme.errors import WucmeError
 from wucme.vms.lnm import trnlnm
-from wucme.vms.condition import SEVERITIES, format_message
+from wucme.vms.condition import SEVERITIES, format_message, parse_message
 
-if TYPE_CHECKING:  # types only: reporting sits below the renewal function
-    from wucme.renewal import RenewalReport
-    from wucme.repository import Repository
+
+
+class PassOutcome(Protocol):
+    """One certificate's outcome in a renewal pass, as the reports read it."""
+
+    @property
+    def hosts(self) -> list[str]: ...
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+class PassReport(Protocol):
+    """A renewal pass as the reports read it (wucme.renewal.RenewalReport, one layer up)."""
+
+    @property
+    def renewed(self) -> Sequence[PassOutcome]: ...
+
+    @property
+    def skipped(self) -> Sequence[PassOutcome]: ...
+
+    @property
+    def failed(self) -> Sequence[PassOutcome]: ...
+
+    @property
+    def load(self) -> tuple[bool, str] | None: ...
+
+    @property
+    def error(self) -> str: ...
+
+    @property
+    def error_severity(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
 
 #: Longest event text (a CA's problem detail can be megabytes); the rest is cut with a note.
 MAX_TEXT = 2000
-#: WUCME_WARN_DAYS default: warn when fewer days than this are left and renewal keeps failing.
-DEFAULT_WARN_DAYS = 7.0
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_VMS_MESSAGE = re.compile(r"%WUCME-([SIWEF])-([A-Z0-9_$]+), (.*)", re.S)
 _IDENT = re.compile(r"[A-Za-z0-9_$]{1,31}")
 
 
@@ -75,90 +105,34 @@ class Event:
 
 # --- events of a renewal pass ------------------------------------------------------------------
 
-def _hosts(hosts: list[str]) -> str:
+def short_hosts(hosts: list[str]) -> str:
+    """`www.example.org (+2)`: a certificate's names in one short line."""
     if not hosts:
         return "(no hosts)"
     return hosts[0] + (f" (+{len(hosts) - 1})" if len(hosts) > 1 else "")
 
 
-def report_events(report: RenewalReport) -> list[Event]:
+def report_events(report: PassReport) -> list[Event]:
     """The events of one pass: each renewal and failure, the load action, a pass-wide error,
     and a closing summary.  A pass that renewed nothing and failed nothing gives no events:
     a report of every success and failure, not a daily "nothing happened"."""
     events: list[Event] = []
     for o in report.renewed:
-        events.append(Event("S", "RENEWED", o.detail or f"{_hosts(o.hosts)} renewed in {o.file}", list(o.hosts)))
+        events.append(Event("S", "RENEWED", o.detail or f"{short_hosts(o.hosts)} renewed in {o.file}", list(o.hosts)))
     for o in report.failed:
         events.append(Event("E", "RENEWFAIL", f"{o.file} ({', '.join(o.hosts)}): {o.detail}", list(o.hosts)))
     if report.load is not None:
         ok, text = report.load
         events.append(Event("S", "LOADED", text) if ok else Event("W", "LOADFAIL", text))
     if report.error:
-        m = _VMS_MESSAGE.fullmatch(report.error)
-        events.append(Event(m.group(1), m.group(2), m.group(3)) if m
+        c = parse_message(report.error)
+        events.append(Event(c.severity, c.ident, c.text) if c
                       else Event(report.error_severity, "PASSFAIL", report.error))
     if not events:
         return []
     summary = (f"{len(report.renewed)} renewed, {len(report.skipped)} not due, "
                f"{len(report.failed)} failed")
     events.append(Event("S" if report.ok else "E", "MANAGED", summary))
-    return events
-
-
-def warn_days() -> float:
-    """WUCME_WARN_DAYS (a number of days, fractions allowed), else DEFAULT_WARN_DAYS."""
-    raw = (trnlnm("WUCME_WARN_DAYS") or "").strip()
-    try:
-        days = float(raw) if raw else DEFAULT_WARN_DAYS
-    except ValueError:
-        return DEFAULT_WARN_DAYS
-    return days if math.isfinite(days) and days >= 0 else DEFAULT_WARN_DAYS
-
-
-def _left(delta: _dt.timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    if hours < 24:
-        n = max(0, int(hours))
-        return f"{n} hour{'s' if n != 1 else ''}"
-    n = int(hours // 24)
-    return f"{n} day{'s' if n != 1 else ''}"
-
-
-def build_events(report: RenewalReport, repo: Repository, now: _dt.datetime) -> list[Event]:
-    """The warnings a pass does not carry itself: a certificate that expires within
-    WUCME_WARN_DAYS (default 7) while its renewal keeps failing (failed in this pass, the
-    pass failed as a whole, or its state records a failure: the agent's back-off skipped it)
-    gives `%WUCME-W-EXPIRING`; one already expired gives `%WUCME-E-EXPIRED`.
-
-    The agent sends these with send_events() after a pass; the pass's own events go through
-    the reporters (reporters_from_logicals)."""
-    limit = _dt.timedelta(days=warn_days())
-    renewed = {o.file for o in report.renewed}
-    failed = {o.file: o.detail for o in report.failed}
-    try:
-        managed = repo.managed()
-    except WucmeError:
-        return []  # the pass's own error already says the repository cannot be read
-    events: list[Event] = []
-    for m in managed:
-        leaf = m.leaf
-        name = m.cert_path.name
-        if leaf is None or m.state.status == "revoked" or name in renewed:
-            continue
-        failing = name in failed or bool(report.error) or m.state.status == "failed"
-        left = leaf.not_valid_after_utc - now
-        if not failing or left >= limit:
-            continue
-        m_err = _VMS_MESSAGE.fullmatch(report.error) if report.error else None
-        why = failed.get(name) or (m_err.group(3) if m_err else report.error) or m.state.last_result
-        not_after = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-        where = f"({name}, not after {not_after})" + (f": {why}" if why else "")
-        if left <= _dt.timedelta(0):
-            events.append(Event("E", "EXPIRED", f"{_hosts(m.hosts)} expired {_left(-left)} ago "
-                                f"and renewal keeps failing {where}", list(m.hosts)))
-        else:
-            events.append(Event("W", "EXPIRING", f"{_hosts(m.hosts)} expires in {_left(left)} "
-                                f"and renewal keeps failing {where}", list(m.hosts)))
     return events
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from typing import Any, TextIO
 
 from wucme import crypto
@@ -14,6 +13,7 @@ from wucme.core.problem import AccountDoesNotExist
 from wucme.errors import ProtocolViolation, UsageError, WucmeError
 from wucme.uacme.acme import AcmeSession, acme_post
 from wucme.uacme.files import link_backup
+from wucme.uacme.msg import scan_char
 
 _EAB = re.compile(r"^([^:]+):([-_A-Za-z0-9]+)(?::([0-9]+))?$")
 
@@ -45,12 +45,10 @@ def eab_encode(a: AcmeSession, url: str) -> dict[str, Any]:
     return json.loads(jws.jws_encode_hmac(protected, jwk, a.eab_key, a.eab_bits))
 
 
-def _confirm(question: str, stdin: TextIO | None) -> bool:
-    """uacme's scanf(" %c") prompt: the first non-blank character must be y."""
-    sys.stderr.write(question + "\n")
-    sys.stderr.flush()
-    line = (stdin or sys.stdin).readline()
-    return line.strip()[:1].lower() == "y"
+def _confirm(a: AcmeSession, question: str, stdin: TextIO | None) -> bool:
+    """uacme's msg(0, ...) and scanf(" %c"): the first non-blank character must be y."""
+    a.log.warn(question)
+    return (scan_char(stdin) or "").lower() == "y"
 
 
 def account_new(a: AcmeSession, yes: bool, stdin: TextIO | None = None) -> None:
@@ -72,7 +70,7 @@ def account_new(a: AcmeSession, yes: bool, stdin: TextIO | None = None) -> None:
     if isinstance(terms, str) and terms:
         if yes:
             a.log.warn(f"terms at {terms} autoaccepted (-y)")
-        elif not _confirm(f"type 'y' to accept the terms at {terms}", stdin):
+        elif not _confirm(a, f"type 'y' to accept the terms at {terms}", stdin):
             raise WucmeError("terms not agreed to, aborted", ident="NOTERMS")
     payload: dict[str, Any] = {"termsOfServiceAgreed": True}
     if a.email:
@@ -140,7 +138,8 @@ def account_keychange(a: AcmeSession, never: bool, type: str, bits: int, keypref
     assert a.kid
     newfile = os.path.join(keyprefix, "newkey.pem")
     keyfile = os.path.join(keyprefix, "key.pem")
-    newkey = crypto.key_load(newfile, None if never else type, bits, mode=key_mode)
+    newkey = crypto.key_load(newfile, None if never else type, bits, mode=key_mode,
+                             log=a.log.at(1))
     url = a.url("keyChange")
     oldjwk, _ = jws.jws_jwk(a.key)
     inner = jws.jws_encode(jws.jws_protected_jwk(None, url, newkey),

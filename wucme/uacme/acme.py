@@ -24,10 +24,9 @@ from wucme.core.problem import AcmeProblem, BadNonce, RateLimited
 from wucme.core.retry import Backoff, retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.http import HttpError, Response, Transport
+from wucme.settings import PRODUCTION_URL, STAGING_URL  # uacme's two directories (-s)
 from wucme.uacme.msg import Msg
 
-PRODUCTION_URL = "https://acme-v02.api.letsencrypt.org/directory"
-STAGING_URL = "https://acme-staging-v02.api.letsencrypt.org/directory"
 JOSE_JSON = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 
@@ -94,9 +93,6 @@ class AcmeSession:
     account: dict[str, Any] | None = None
     order: dict[str, Any] | None = None
     hook: str | None = None
-    #: In-process stand-in for the hook program, same protocol: (method, type, ident,
-    #: token, auth) -> exit status.  wucme's own verbs answer challenges this way.
-    responder: Callable[[str, str, str, str, str], int] | None = None
     email: str | None = None
     eab_keyid: str | None = None
     eab_key: bytes | None = None
@@ -119,6 +115,9 @@ class AcmeSession:
     poll_deadline: float = 1800.0
     #: Parallel workers for authorizations and hooks (uacme: 1).
     workers: int = 16
+    #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
+    #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
+    hook_order: str = "wucme"
     _nonces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -194,7 +193,7 @@ def _rate_limit_wait(a: AcmeSession, r: AcmeReply, tries_left: int) -> bool:
 def acme_get(a: AcmeSession, url: str, accept: str | None = None) -> AcmeReply:
     """Port of uacme.c:acme_get(): an unauthenticated GET (directory, newNonce, ARI)."""
     if url == a.directory:
-        a.log(1, f"querying {url}")
+        a.log(1, f"fetching directory at {url}")
     headers = {"Accept": accept} if accept else None
     for left in range(a.rate_limit_tries - 1, -1, -1):
         r = _reply(a, _transport(a, "GET", url, None, headers))

@@ -16,11 +16,15 @@ authorizations at once:
    `invalid` once one fails, RFC 8555 §7.1.6), and the challenges are read
    once more only when it failed; otherwise every challenge is polled;
 5. run `done` or `failed` for each accepted challenge.
+
+A hook program (and the operator, without one) is called one call at a time, in
+authorization order, and the offering stops at the first name no challenge is
+accepted for, as uacme stops.  WUCME_HOOK_ORDER UACME (session.hook_order) runs
+uacme's own sequence instead: each authorization in turn, start to end.
 """
 from __future__ import annotations
 
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +33,8 @@ from wucme.core import jws
 from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeReply, AcmeSession, acme_poll, acme_post
-from wucme.uacme.hook import hook_run
+from wucme.uacme.hook import Solver, hook_run
+from wucme.uacme.msg import scan_char
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
 
@@ -73,18 +78,26 @@ def _fetch_authz(a: AcmeSession, url: str) -> dict[str, Any]:
     return r.json
 
 
-def _hook(a: AcmeSession, method: str, ch_type: str, ident: str, token: str, key_auth: str) -> int:
-    """The hook program (uacme's -h), or the in-process responder wucme's verbs install."""
-    a.log(1, f"running {a.hook or 'responder'} {method} {ch_type} {ident} {token} {key_auth}")
-    if a.responder is not None:
-        rc = a.responder(method, ch_type, ident, token, key_auth)
+def _one_at_a_time(solver: Solver | None) -> bool:
+    """A hook program and the operator at the terminal answer one call at a time, as in uacme;
+    wucme's own in-process solvers answer concurrently."""
+    return solver is None
+
+
+def _hook(a: AcmeSession, solver: Solver | None, method: str, ch_type: str, ident: str, token: str,
+          key_auth: str) -> int:
+    """The in-process *solver* when given (wucme's responders), else the hook program (-h)."""
+    a.log(1, f"running {'solver' if solver is not None else a.hook} {method} {ch_type} {ident} {token} {key_auth}")
+    if solver is not None:
+        rc = solver(method, ch_type, ident, token, key_auth)
     else:
         rc = hook_run(a.hook or "", method, ch_type, ident, token, key_auth)
     a.log(2, f"hook returned {rc}")
     return rc
 
 
-def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) -> Challenge:
+def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str,
+            solver: Solver | None) -> Challenge:
     """Offer the authorization's challenges in server order until one is accepted."""
     ident = authz.get("identifier") or {}
     itype, value = ident.get("type"), ident.get("value")
@@ -100,17 +113,18 @@ def _choose(a: AcmeSession, url: str, authz: dict[str, Any], thumbprint: str) ->
         if not (isinstance(ctype, str) and isinstance(curl, str) and isinstance(token, str)):
             raise ProtocolViolation("failed to parse challenge")
         key_auth = key_auth_for(ctype, token, thumbprint)
-        if a.hook or a.responder:
-            rc = _hook(a, "begin", ctype, value, token, key_auth)
+        if solver is not None or a.hook:
+            rc = _hook(a, solver, "begin", ctype, value, token, key_auth)
             if rc < 0:
-                raise WucmeError(f"hook {a.hook} ended abnormally", ident="HOOKERR")
+                raise WucmeError(f"hook {'solver' if solver is not None else a.hook} ended abnormally",
+                                 ident="HOOKERR")
             if rc > 0:
                 a.log(1, f"challenge {ctype} declined")
                 continue
         else:
             a.log.warn(f"challenge={ctype} ident={value} token={token} key_auth={key_auth}")
             a.log.warn("type 'y' followed by a newline to accept challenge, anything else to skip")
-            if sys.stdin.readline().strip()[:1].lower() != "y":
+            if (scan_char() or "").lower() != "y":
                 continue
         return Challenge(url, curl, ctype, value, token, key_auth)
     raise WucmeError(f"no challenge accepted for {value}", ident="NOCHALLENGE")
@@ -133,9 +147,15 @@ def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
     return None
 
 
-def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None) -> None:
-    """Satisfy every authorization of the order, or raise (port of uacme.c:authorize())."""
+def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None,
+              solver: Solver | None = None) -> None:
+    """Satisfy every authorization of the order, or raise (port of uacme.c:authorize()).
+
+    Challenges are offered to *solver* (in-process, the hook's protocol) when given, else to the
+    hook program `a.hook`, else to the user at uacme's interactive prompt."""
     thumbprint = jws.jws_thumbprint(a.key)
+    if a.hook_order == "uacme":
+        return _authorize_in_turn(a, authz_urls, thumbprint, solver)
     authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
     pending = []
     for url, authz in authzs:
@@ -149,16 +169,23 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         return
     def choose(p: tuple[str, dict[str, Any]]) -> Challenge | WucmeError:
         try:
-            return _choose(a, p[0], p[1], thumbprint)
+            return _choose(a, p[0], p[1], thumbprint, solver)
         except WucmeError as e:
             return e
 
-    chosen = _map(a, choose, pending)
+    if _one_at_a_time(solver):
+        chosen: list[Challenge | WucmeError] = []
+        for p in pending:  # and, as uacme, stop at the first name no challenge is accepted for
+            chosen.append(choose(p))
+            if isinstance(chosen[-1], WucmeError):
+                break
+    else:
+        chosen = _map(a, choose, pending)
     accepted = [c for c in chosen if isinstance(c, Challenge)]
     errors = [c for c in chosen if isinstance(c, WucmeError)]
     if errors:
         # Hooks that accepted must hear the end of their challenge (uacme's `failed`).
-        _finish(a, accepted, force_failed=True)
+        _finish(a, accepted, solver, force_failed=True)
         raise errors[0]
     try:
         _map(a, lambda ch: _start(a, ch), accepted)
@@ -167,14 +194,40 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         else:
             _poll_all(a, accepted)
     finally:
-        _finish(a, accepted)
+        _finish(a, accepted, solver)
     failed = [ch for ch in accepted if ch.status != "valid"]
     if failed:
-        lines = []
-        for ch in failed:
-            err = ch.error if isinstance(ch.error, dict) else {}
-            lines.append(f"{ch.ident} ({ch.type}): {ch.status}: {err.get('type', '')} {err.get('detail', '')}".rstrip())
-        raise WucmeError("challenge failed:\n  " + "\n  ".join(lines), ident="CHALLFAIL")
+        raise _failure(failed)
+
+
+def _failure(failed: list[Challenge]) -> WucmeError:
+    lines = []
+    for ch in failed:
+        err = ch.error if isinstance(ch.error, dict) else {}
+        lines.append(f"{ch.ident} ({ch.type}): {ch.status}: {err.get('type', '')} {err.get('detail', '')}".rstrip())
+    return WucmeError("challenge failed:\n  " + "\n  ".join(lines), ident="CHALLFAIL")
+
+
+def _authorize_in_turn(a: AcmeSession, authz_urls: list[str], thumbprint: str,
+                       solver: Solver | None) -> None:
+    """uacme's own sequence (WUCME_HOOK_ORDER UACME): each authorization in turn is
+    fetched, offered (begin), started, polled to the end and ended (done or failed);
+    the first that fails ends the order."""
+    for url in authz_urls:
+        authz = _fetch_authz(a, url)
+        status = authz.get("status")
+        if status == "valid":
+            continue
+        if status != "pending":
+            raise WucmeError(f"unexpected auth status ({status}) at {url}", ident="AUTHSTATUS")
+        ch = _choose(a, url, authz, thumbprint, solver)
+        try:
+            _start(a, ch)
+            _poll_all(a, [ch])
+        finally:
+            _finish(a, [ch], solver)
+        if ch.status != "valid":
+            raise _failure([ch])
 
 
 def _poll_all(a: AcmeSession, chs: list[Challenge]) -> None:
@@ -214,18 +267,22 @@ def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
     _map(a, lambda c: _poll_one(a, c), chs)  # which failed, and why
 
 
-def _finish(a: AcmeSession, chs: list[Challenge], force_failed: bool = False) -> None:
-    if not (a.hook or a.responder):
+def _finish(a: AcmeSession, chs: list[Challenge], solver: Solver | None, force_failed: bool = False) -> None:
+    if solver is None and not a.hook:
         return
 
     def run(ch: Challenge) -> None:
         method = "done" if ch.status == "valid" and not force_failed else "failed"
         try:
-            _hook(a, method, ch.type, ch.ident, ch.token, ch.key_auth)
+            _hook(a, solver, method, ch.type, ch.ident, ch.token, ch.key_auth)
         except WucmeError as e:
             a.log.warn(e.text)
 
-    _map(a, run, chs)
+    if _one_at_a_time(solver):
+        for ch in chs:
+            run(ch)
+    else:
+        _map(a, run, chs)
 
 
-__all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply"]
+__all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply", "Solver"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -25,6 +26,8 @@ from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_poll, acme_
 from wucme.uacme.ari import ari_check
 from wucme.uacme.authorize import authorize
 from wucme.uacme.files import link_backup
+from wucme.uacme.hook import Solver
+from wucme.vms.atomic import install_temp, write_temp
 
 _LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
@@ -54,7 +57,7 @@ def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeRe
     payload["identifiers"] = identifiers(names)
     if replaces:
         payload["replaces"] = replaces
-    a.log(1, f"creating new order for {', '.join(names)} at {url}")
+    a.log(1, f"creating new order at {url}")
     r = acme_post(a, url, payload)
     if replaces and r.status != 201 and r.problem() is not None:
         a.log.warn(f"CA refused replaces={replaces} ({r.problem()}), retrying without it")
@@ -64,19 +67,26 @@ def _new_order(a: AcmeSession, names: list[str], replaces: str | None) -> AcmeRe
 
 
 def cert_issue(a: AcmeSession, names: list[str], csr: bytes, certprefix: str,
-               replaces: str | None = None) -> str:
+               replaces: str | None = None, solver: Solver | None = None) -> str:
     """Port of uacme.c:cert_issue(): order, authorize, finalize, download, save.
 
+    Challenges go to *solver* when given, else to the hook `a.hook` (authorize()).
     Returns the certificate file (uacme's layout: CERTPREFIXcert.pem)."""
-    return cert_save(a, certprefix, cert_order(a, names, csr, replaces))
+    return cert_save(a, certprefix, cert_order(a, names, csr, replaces, solver))
 
 
-def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | None = None) -> bytes:
-    """Everything cert_issue does but the saving: the checked PEM chain (RFC 8555 §7.4)."""
+def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | None = None,
+               solver: Solver | None = None) -> bytes:
+    """Everything cert_issue does but the saving: the checked PEM chain, in RFC 8555 §7.4's
+    order: newOrder (naming the certificate it `replaces`, RFC 9773 §5); each pending
+    authorization answered through *solver* or the hook (§7.5, §8); the order polled until
+    `ready`; finalize with the CSR; polled until `valid`; the chain downloaded (§7.4.2) and
+    checked against the request (§11.4)."""
     r = _new_order(a, names, replaces)
     orderurl = r.location
     if not orderurl:
         raise ProtocolViolation("order location not found")
+    a.log(1, f"order location: {orderurl}")
     order = r.json if isinstance(r.json, dict) else {}
     a.order = order
     status = order.get("status")
@@ -86,7 +96,7 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         authz = order.get("authorizations")
         if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
             raise ProtocolViolation("failed to parse authorizations URL")
-        authorize(a, authz, orderurl)
+        authorize(a, authz, orderurl, solver)
         order = _poll_order(a, orderurl, ("pending",), "ready")
     finalize = order.get("finalize")
     if not isinstance(finalize, str):
@@ -154,33 +164,28 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
 
 
 def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
-    """uacme's atomic save: write cert.pem.tmp, link cert.pem to cert-EPOCH.pem, rename."""
+    """uacme's save: the new chain in a temporary file, cert.pem hard-linked to cert-EPOCH.pem,
+    then the temporary file renamed over cert.pem (wucme.vms.atomic: created 0444 with O_EXCL,
+    every byte written and fsynced, the directory fsynced after the rename).
+
+    Differs: the temporary file is `.wucme-tmp-*` (the shared writer's name), not cert.pem.tmp.
+    """
     certfile = f"{certprefix}cert.pem"
-    tmp = f"{certfile}.tmp"
+    directory = os.path.dirname(certfile) or "."
     try:
-        _unlink(tmp)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        tmp = write_temp(directory, pem, 0o444)
     except OSError as e:
-        _unlink(tmp)
-        raise FileError(f"failed to write {tmp}: {e.strerror}") from None
+        raise FileError(f"failed to write {certfile}: {e.strerror or e}") from None
+    backups: list[str | None] = []
     try:
-        bak = link_backup(a.log, certfile, strict=True)
+        install_temp(tmp, Path(certfile), lambda: backups.append(link_backup(a.log, certfile, strict=True)))
     except FileError:
-        _unlink(tmp)
         raise
-    try:
-        os.rename(tmp, certfile)
     except OSError as e:
-        _unlink(tmp)
-        if bak:
-            _unlink(bak)
-        raise FileError(f"failed to rename {tmp} to {certfile}: {e.strerror}") from None
-    _fsync_dir(os.path.dirname(certfile) or ".")
+        for bak in backups:
+            if bak:
+                _unlink(bak)
+        raise FileError(f"failed to rename {tmp} to {certfile}: {e.strerror or e}") from None
     a.log(1, f"certificate saved to {certfile}")
     return certfile
 
@@ -190,17 +195,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
@@ -226,6 +220,9 @@ def cert_revoke(a: AcmeSession, certfile: str, reason: int) -> str:
 def cert_valid(a: AcmeSession, certfile: str, names: list[str], ari_url: str | None,
                days: int, status_check: bool) -> bool:
     """Port of crypto.c:cert_valid(): True when the certificate needs no reissue."""
+    if not os.path.exists(certfile):
+        a.log(1, f"{certfile} does not exist")
+        return False
     try:
         certs = crypto.cert_load(certfile)
     except crypto.CryptoError as e:

@@ -1,46 +1,85 @@
-"""Port of uacme.c:hook_run(): the challenge hook, same argv and environment as uacme.
+"""Port of uacme.c:hook_run(): the challenge hook, run as uacme runs it.
 
 `PROG METHOD TYPE IDENT TOKEN AUTH`, no shell, UACME_METHOD/TYPE/IDENT/TOKEN/AUTH
-in the environment beside UACME_CONFDIR and UACME_VERBOSE.  begin's exit status
-decides: 0 accepts, >0 declines (the next challenge is offered), a signal aborts.
-Unlike uacme's fork(), the child gets its own process group and a timeout, so a
-hung hook cannot hang an agent, and its children are killed with it.
+in the environment beside UACME_CONFDIR and UACME_VERBOSE (uacme HEAD).  begin's
+exit status decides: 0 accepts, >0 declines (the next challenge is offered), a
+signal aborts.  A `Solver` (wucme's own responders) speaks the same protocol
+in-process.
+
+Like uacme's fork() and execl(): PROG is executed as given (a name without a
+slash is a file in the current directory, never looked up in PATH), the hook
+inherits stdin, the terminal and the session, so a manual dns-01 hook can ask
+the operator, and it may take as long as it needs.  A timeout is opt-in: the
+logical name WUCME_HOOK_TIMEOUT (seconds) runs the hook in a process group of
+its own (still in the session) and kills that group when the time is up.
 """
 from __future__ import annotations
 
 import os
+import select
 import signal
-import subprocess
+from collections.abc import Callable
 
 from wucme.errors import WucmeError
+from wucme.settings import hook_timeout
 
-#: A hook that runs longer than this is killed with its process group.
-HOOK_TIMEOUT = 300.0
+#: Something that answers challenges in-process, in the hook's protocol:
+#: solver(method, type, ident, token, auth) -> 0 accepted (or done), >0 declined, <0 abort.
+Solver = Callable[[str, str, str, str, str], int]
 
 
 def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: str,
-             timeout: float = HOOK_TIMEOUT, env: dict[str, str] | None = None) -> int:
-    """Run the hook; its exit status, or -1 when it died by a signal or timed out."""
+             timeout: float | None = None, env: dict[str, str] | None = None) -> int:
+    """Run the hook; its exit status, or -1 when it died by a signal or timed out.
+
+    posix_spawn(), not posix_spawnp(): PROG is the path execl() gets, so the hook's
+    $0 is PROG too.  `timeout` (default: WUCME_HOOK_TIMEOUT, none when unset) bounds the run.
+    """
+    if timeout is None:
+        timeout = hook_timeout()
     e = dict(os.environ if env is None else env)
     e.update(UACME_METHOD=method, UACME_TYPE=type, UACME_IDENT=ident,
              UACME_TOKEN=token, UACME_AUTH=auth)
     try:
-        proc = subprocess.Popen([prog, method, type, ident, token, auth], env=e,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                close_fds=True)
+        # Python ignores SIGPIPE and SIGXFSZ; the hook gets the defaults uacme's child has.
+        argv = [prog, method, type, ident, token, auth]
+        sigdef = (signal.SIGPIPE, signal.SIGXFSZ)
+        if timeout is None:
+            pid = os.posix_spawn(prog, argv, e, setsigdef=sigdef)
+        else:
+            pid = os.posix_spawn(prog, argv, e, setsigdef=sigdef, setpgroup=0)
     except OSError as err:
         raise WucmeError(f"failed to run hook {prog}: {err.strerror}", ident="HOOKERR") from None
     try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return -1
+        if timeout is not None and not _exits_within(pid, timeout):
+            _kill_group(pid)
+            return -1
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        # Interrupted: ^C reached the hook too (same process group), as with uacme;
+        # a hook in a group of its own is killed with its children.
+        if timeout is not None:
+            _kill_group(pid)
+        raise
+    rc = os.waitstatus_to_exitcode(status)
     return rc if rc >= 0 else -1
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _exits_within(pid: int, timeout: float) -> bool:
+    fd = os.pidfd_open(pid)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return bool(ready)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

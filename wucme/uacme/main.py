@@ -9,20 +9,22 @@ from __future__ import annotations
 import getopt
 import os
 import stat
+import sys
 import time
 from typing import Any
 
 from wucme import UACME_VERSION, __version__, crypto
 from wucme.core.ident import validate_identifiers
 from wucme.errors import FileError, UsageError, WucmeError
-from wucme.http import HttpConfig, make_transport
+from wucme.session import open_session
+from wucme.settings import hook_order, hook_timeout
 from wucme.uacme.msg import Msg
+from wucme.vms.condition import format_message
 from wucme.uacme import account as acct
 from wucme.uacme.acme import PRODUCTION_URL, STAGING_URL, AcmeSession, acme_bootstrap
 from wucme.uacme.ari import ari_replaces
 from wucme.uacme.cert import cert_issue, cert_revoke, cert_valid
 from wucme.uacme.files import link_backup
-from wucme.vms.lnm import trnlnm
 
 DEFAULT_CONFDIR = "/etc/ssl/uacme"
 #: uacme creates keys under umask 0377: owner read only.
@@ -52,42 +54,83 @@ USAGE = """usage: wucme --uacme [-a|--acme-url URL] [-b|--bits BITS] [-c|--confd
 \trevoke CERTFILE [CERTKEYFILE]"""
 
 
-def http_config() -> HttpConfig:
-    """The transport settings from logical names (uacme's UACME_* variables honoured)."""
-    return HttpConfig(
-        ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
-        ca_path=trnlnm("UACME_CAPATH"),
-        proxy=trnlnm("WUCME_PROXY") or trnlnm("UACME_PROXY"),
-    )
+#: uacme's version(): on stderr, exit status 2.
+VERSION = """{prog}: version {version} (a port of uacme {uacme})
+
+{prog} is free software: you can redistribute and/or modify
+it under the terms of the GNU General Public License as
+published by the Free Software Foundation, either version 3
+of the License, or (at your option) any later version.
+
+{prog} is distributed in the hope that it will be useful, but
+WITHOUT ANY WARRANTY; without even the implied warranty of
+MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
+
+See https://www.gnu.org/licenses/gpl.html for more details.
+"""
 
 
-def new_session(directory: str, log: Msg) -> AcmeSession:
-    """A session on the transport WUCME_HTTP names; WUCME_POLL_TIMEOUT bounds each polling loop."""
-    transport = make_transport(trnlnm("WUCME_HTTP") or "builtin", http_config())
-    a = AcmeSession(transport=transport, directory=directory, log=log)
-    timeout = trnlnm("WUCME_POLL_TIMEOUT")
-    if timeout:
-        try:
-            a.poll_deadline = max(1.0, float(timeout))
-        except ValueError:
-            raise UsageError(f"WUCME_POLL_TIMEOUT must be a number of seconds, not {timeout!r}") from None
-    return a
+def c_strtol(s: str, base: int) -> tuple[int, str]:
+    """C's strtol(): (value, the unparsed rest).  Leading white space and a sign are taken;
+    base 0 reads 0x.. as hex and 0.. as octal; no digits gives (0, s); out of range clamps."""
+    i = 0
+    while i < len(s) and s[i] in " \t\n\v\f\r":
+        i += 1
+    sign = 1
+    if i < len(s) and s[i] in "+-":
+        sign = -1 if s[i] == "-" else 1
+        i += 1
+    hexdigits = "0123456789abcdefABCDEF"
+    if base in (0, 16) and s[i:i + 2].lower() == "0x" and s[i + 2:i + 3] and s[i + 2] in hexdigits:
+        base, i = 16, i + 2
+    elif base == 0:
+        base = 8 if s[i:i + 1] == "0" else 10
+    digits = hexdigits[:base] if base <= 10 else hexdigits
+    j = i
+    while j < len(s) and s[j] in digits and int(s[j], 16) < base:
+        j += 1
+    if j == i:
+        return 0, s
+    value = sign * int(s[i:j], base)
+    return max(-(1 << 63), min((1 << 63) - 1, value)), s[j:]
+
+
+def _c_int(value: int) -> int:
+    """A long stored in a C int (uacme's bits, days, reason): the low 32 bits, signed."""
+    return ((value + (1 << 31)) % (1 << 32)) - (1 << 31)
 
 
 def alt_parse(s: str) -> int | bytes:
-    """Port of uacme.c:alt_parse(): a positive N, or a hex prefix xx:yy:.. of 2 to 32 bytes."""
-    if s.isdigit() and int(s) > 0:
-        return int(s)
-    parts = s.split(":")
-    try:
-        if not 2 <= len(parts) <= 32 or any(len(p) != 2 for p in parts):
-            raise ValueError
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise UsageError("-l takes a positive number or a fingerprint prefix like 4a:3b:..") from None
+    """Port of uacme.c:alt_parse(): N > 0 read by strtol(s, 0) (so 0x10 and 010 too), or a
+    fingerprint prefix: 2 to 32 hex pairs, the ':'-separated tokens strtok() finds."""
+    n, rest = c_strtol(s, 0)
+    if not rest and n > 0:
+        return n
+    tokens = [t for t in s.split(":") if t]  # strtok(): empty tokens do not exist
+    if 1 < len(tokens) <= 32 and all(len(t) == 2 and all(c in "0123456789abcdefABCDEF" for c in t)
+                                     for t in tokens):
+        return bytes(int(t, 16) for t in tokens)
+    raise UsageError("-l requires a positive argument or a SHA256 fingerprint")
 
 
-def check_or_mkdir(create: bool, path: str, mode: int) -> None:
+def ident_dir(given: str, canonical: str) -> str:
+    """The directory of an identifier: the first name as typed, as uacme uses it (mixed
+    case and IPv6 written any way kept, so an existing uacme confdir is found), less a
+    leading "*."; a Unicode name (which uacme refuses) by its A-label."""
+    name = given if given.isascii() else canonical
+    return name[2:] if name.startswith("*.") else name
+
+
+def csr_certprefix(csrfile: str) -> str:
+    """uacme's certificate prefix for `issue CSRFILE`: the path up to its last dot, then "-".
+
+    As uacme (1.7.4 and HEAD) the last dot of the whole path counts, a directory's
+    included: dir.d/req gives dir-cert.pem, ./req gives -cert.pem."""
+    dot = csrfile.rfind(".")
+    return f"{csrfile[:dot] if dot >= 0 else csrfile}-"
+
+
+def check_or_mkdir(create: bool, path: str, mode: int, log: Msg | None = None) -> None:
     """Port of uacme.c:check_or_mkdir()."""
     try:
         st = os.stat(path)
@@ -98,6 +141,8 @@ def check_or_mkdir(create: bool, path: str, mode: int) -> None:
             os.mkdir(path, mode)
         except OSError as e:
             raise FileError(f"failed to create {path}: {e.strerror}") from None
+        if log:
+            log(1, f"created directory {path}")
         return
     except OSError as e:
         raise FileError(f"failed to access {path}: {e.strerror}") from None
@@ -121,14 +166,14 @@ class Options:
         self.reason = 0
         self.type = "RSA"
         self.verbose = 0
+        self.ident: str | None = None  # the directory name of `issue`/`check` IDENTIFIER
 
 
-def _int(value: str, what: str, positive: bool = True) -> int:
-    try:
-        n = int(value, 0) if not positive else int(value)
-    except ValueError:
-        n = -1
-    if n < (1 if positive else 0):
+def _number(value: str, base: int, what: str, positive: bool = True) -> int:
+    """uacme's `x = strtol(optarg, &endptr, base); if (*endptr != 0 || x <= 0)` (or `< 0`)."""
+    n, rest = c_strtol(value, base)
+    n = _c_int(n)
+    if rest or n < (1 if positive else 0):
         raise UsageError(f"{what} must be a {'positive' if positive else 'non-negative'} integer")
     return n
 
@@ -145,8 +190,29 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
     try:
         opts, args = getopt.gnu_getopt(argv, SHORT, LONG)
+        bad = None
     except getopt.GetoptError as e:
-        raise UsageError(f"{e}\n{USAGE}") from None
+        # getopt_long() acts on each option before it meets a bad one (-V -Z shows the
+        # version): act on the longest prefix of argv that parses, then refuse.
+        bad = UsageError(f"{e}\n{USAGE}")
+        opts, args = _parsable_prefix(argv)
+    _apply(o, opts)
+    if bad is not None:
+        raise bad
+    return _check_bits(o), args
+
+
+def _parsable_prefix(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    for k in range(len(argv) - 1, -1, -1):
+        try:
+            return getopt.gnu_getopt(argv[:k], SHORT, LONG)
+        except getopt.GetoptError:
+            continue
+    return [], []
+
+
+def _apply(o: Options, opts: list[tuple[str, str]]) -> None:
+    """uacme's switch on each option, in command-line order."""
     for opt, val in opts:
         c = _LETTER[opt]
         if c in _FLAGS:
@@ -162,11 +228,11 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
                 raise UsageError("-s,--staging is incompatible with -a,--acme-url")
             o.staging, o.directory = True, STAGING_URL
         elif c == "b":
-            o.bits = _int(val, "BITS")
+            o.bits = _number(val, 10, "BITS")
         elif c == "d":
-            o.days = _int(val, "DAYS")
+            o.days = _number(val, 10, "DAYS")
         elif c == "r":
-            o.reason = _int(val, "CODE", positive=False)
+            o.reason = _number(val, 0, "CODE", positive=False)
         elif c == "l":
             o.alternate = alt_parse(val)
         elif c == "t":
@@ -179,19 +245,15 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
             raise _Version()
         else:  # -? / --help
             raise UsageError(USAGE)
-    if o.type == "RSA":
-        if o.bits == 0:
-            o.bits = 2048
-        elif not 2048 <= o.bits <= 8192:
-            raise UsageError("BITS must be between 2048 and 8192 for RSA keys")
-        elif o.bits % 8:
-            raise UsageError("BITS must be a multiple of 8 for RSA keys")
-    else:
-        if o.bits == 0:
-            o.bits = 256
-        elif o.bits not in (256, 384):
-            raise UsageError("BITS must be either 256 or 384 for EC keys")
-    return o, args
+
+
+def _check_bits(o: Options) -> Options:
+    if o.bits == 0:
+        o.bits = 2048 if o.type == "RSA" else 256
+    problem = crypto.key_bits_problem(o.type, o.bits)
+    if problem:
+        raise UsageError(f"BITS {problem}")
+    return o
 
 
 class _Version(Exception):
@@ -206,13 +268,13 @@ def main(argv: list[str], stdin: Any = None) -> int:
         log.level = o.verbose
         return _run(o, args, log, stdin)
     except _Version:
-        print(f"wucme {__version__} (uacme {UACME_VERSION} port)")
+        sys.stderr.write(VERSION.format(prog="wucme", version=__version__, uacme=UACME_VERSION))
         return 2
     except WucmeError as e:
         log.write(e.message())
         return 2
     except KeyboardInterrupt:
-        log.write("%WUCME-F-ABORT, interrupted")
+        log.write(format_message("F", "ABORT", "interrupted"))
         return 2
 
 
@@ -239,6 +301,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
             csrfile = rest[0]
         else:
             names = validate_identifiers(rest)
+            o.ident = ident_dir(rest[0], names[0])
     elif action == "revoke":
         if not rest or len(rest) > 2:
             raise UsageError(USAGE)
@@ -246,7 +309,7 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
         if not os.access(certfile, os.R_OK):
             raise FileError(f"failed to read {certfile}")
         if len(rest) == 2:
-            certkey = crypto.key_load(rest[1])
+            certkey = crypto.key_load(rest[1], log=log.at(1))
     else:
         raise UsageError(USAGE)
 
@@ -254,10 +317,13 @@ def _run(o: Options, args: list[str], log: Msg, stdin: Any) -> int:
            f"{time.strftime('%a, %d %b %Y %H:%M:%S %z')}")
     os.environ["UACME_VERBOSE"] = str(o.verbose)
     os.environ["UACME_CONFDIR"] = o.confdir
-    if o.hook and not os.access(o.hook, os.R_OK | os.X_OK):
-        raise FileError(f"{o.hook}: not executable")
+    if o.hook is not None:
+        if not os.access(o.hook, os.R_OK | os.X_OK):  # relative to the current directory
+            raise FileError(f"{o.hook}: not executable")
+        hook_timeout()  # a bad WUCME_HOOK_TIMEOUT is refused before anything is done
 
-    a = new_session(o.directory, log)
+    a = open_session(o.directory, log)
+    a.hook_order = hook_order()
     a.hook, a.alternate, a.profile, a.confdir = o.hook, o.alternate, o.profile, o.confdir
     if o.eab:
         acct.eab_parse(a, o.eab)
@@ -276,10 +342,11 @@ def _act(a: AcmeSession, o: Options, action: str, names: list[str], csrfile: str
         a.key = certkey  # revoke signed by the certificate key: no account involved
     else:
         is_new = action == "new"
-        check_or_mkdir(is_new and not o.never, o.confdir, 0o755)
-        check_or_mkdir(is_new and not o.never, keyprefix, 0o700)
+        check_or_mkdir(is_new and not o.never, o.confdir, 0o755, a.log)
+        check_or_mkdir(is_new and not o.never, keyprefix, 0o700, a.log)
         a.key = crypto.key_load(os.path.join(keyprefix, "key.pem"),
-                                o.type if is_new and not o.never else None, o.bits, mode=KEY_MODE)
+                                o.type if is_new and not o.never else None, o.bits, mode=KEY_MODE,
+                                log=a.log.at(1))
 
     if action == "new":
         acme_bootstrap(a)
@@ -317,14 +384,13 @@ def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: s
     if csrfile:
         csr, names = crypto.csr_load(csrfile)
         names = validate_identifiers(names)
-        base = csrfile.rsplit(".", 1)[0] if "." in os.path.basename(csrfile) else csrfile
-        certprefix = f"{base}-"
+        certprefix = csr_certprefix(csrfile)
         if o.status_req:
             a.log.warn("-m, --must-staple is ignored with a CSR")
         if o.rotate:
             a.log.warn("-k, --rotate-key is ignored with a CSR")
     else:
-        ident = names[0][2:] if names[0].startswith("*.") else names[0]
+        ident = o.ident or ident_dir(names[0], names[0])
         rotate = o.rotate
         if rotate and o.never:
             raise UsageError("-k, --rotate-key and -n, --never-create are incompatible")
@@ -333,13 +399,13 @@ def _issue(a: AcmeSession, o: Options, check: bool, names: list[str], csrfile: s
             rotate = False
         keyprefix = os.path.join(o.confdir, "private", ident)
         certprefix = os.path.join(o.confdir, ident) + "/"
-        check_or_mkdir(not (o.never or check), keyprefix, 0o700)
-        check_or_mkdir(not (o.never or check), certprefix, 0o755)
+        check_or_mkdir(not (o.never or check), keyprefix, 0o700, a.log)
+        check_or_mkdir(not (o.never or check), certprefix, 0o755, a.log)
         keyfile = os.path.join(keyprefix, "key.pem")
         if rotate:
             newkeyfile = os.path.join(keyprefix, "newkey.pem")
         key = crypto.key_load(newkeyfile or keyfile, None if (o.never or check) else o.type,
-                              o.bits, mode=KEY_MODE)
+                              o.bits, mode=KEY_MODE, log=a.log.at(1))
     try:
         return _issue_with_key(a, o, check, names, csr, certprefix, key, keyfile, newkeyfile)
     finally:

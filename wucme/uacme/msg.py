@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
+from typing import Callable, TextIO
 
 
 class Msg:
@@ -29,6 +29,24 @@ class Msg:
             stream.write(f"{self.prog}: {text}\n")
             stream.flush()
 
+    def at(self, level: int) -> Callable[[str], None]:
+        """`msg(level, ...)` as a one-argument writer, for code below the uacme port."""
+        return lambda text: self(level, text)
+
     def warn(self, text: str) -> None:
         """uacme's warnx(): shown at every level."""
         self.write(text)
+
+
+def scan_char(stream: TextIO | None = None) -> str | None:
+    """uacme's scanf(" %c"): skip white space (newlines too), take one character.
+
+    The rest of the line stays unread for the next question, as with stdio; None at end of input.
+    """
+    stream = stream or sys.stdin
+    while True:
+        c = stream.read(1)
+        if not c:
+            return None
+        if c not in " \t\n\v\f\r":
+            return c

@@ -5,6 +5,7 @@ import os
 import sys
 
 from wucme.command import Command, Qualifier, Verb
+from wucme.result import Result, Show
 
 VERB = Verb("agent", qualifiers=(
     Qualifier("detach", help="run in the background (default: the foreground, as systemd expects)"),
@@ -12,7 +13,7 @@ VERB = Verb("agent", qualifiers=(
 ), help="Renew, load and report daily as wuCME-active; or wait as wuCME-standby.")
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     """Replace this process by `python -m wucme.agent`: the verbs' imports (the whole ACME
     stack) would otherwise stay in the long-lived agent's memory."""
     argv = [sys.executable, "-m", "wucme.agent"]
@@ -21,4 +22,4 @@ def run(cmd: Command) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
-    return 0  # pragma: no cover - execv does not return
+    return Result()  # pragma: no cover - execv does not return

@@ -1,24 +1,29 @@
-"""`wucme certificates [/output=json]`: the managed certificates, as a table or as JSON."""
+"""`wucme certificates [/output=json]`: the managed certificates, as a table or as JSON.
+
+The admin page /admin/cert shows the same result."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from wucme.command import Command, Qualifier, Verb
-from wucme.renewal import due, fixed_days
-from wucme.repository import Managed, Repository, iso, utc_now
-from wucme.verbs.common import line, say
+from wucme.core.times import iso, utc_now
+from wucme.renewal import due
+from wucme.repository import Managed, Repository
+from wucme.settings import fixed_days
+from wucme.result import Cell, Result, Show
 
 VERB = Verb("certificates", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
                                                   help="TEXT (a table, default) or JSON"),),
             help="List the certificates currently being managed.")
+
+HEADING = ("HOSTS", "FILE", "NOT AFTER", "DAYS", "STATE", "LAST RESULT")
 
 
 def condition(m: Managed) -> str:
     """valid, due, expired, revoked or missing: what `manage` would make of it (without ARI)."""
     if m.state.status == "revoked":
         return "revoked"
-    if m.leaf is None:
+    if m.info is None:
         return "missing"
     left = m.days_left()
     if left is not None and left <= 0:
@@ -27,7 +32,7 @@ def condition(m: Managed) -> str:
 
 
 def record(m: Managed) -> dict[str, Any]:
-    leaf = m.leaf
+    leaf = m.info
     left = m.days_left()
     return {
         "hosts": m.hosts,
@@ -46,22 +51,23 @@ def record(m: Managed) -> dict[str, Any]:
     }
 
 
-def run(cmd: Command) -> int:
+def _row(r: dict[str, Any]) -> tuple[Cell, ...]:
+    days = f"{r['days_left']:.0f}" if r["days_left"] is not None else "-"
+    return (tuple(r["hosts"]), r["file"].rsplit("/", 1)[-1], r["not_after"] or "-", days, r["state"],
+            r["last_result"] or "-")
+
+
+def certificates(show: Show | None = None) -> Result:
+    """The repository's certificates: a message, then a table (JSON: every record)."""
     repo = Repository.here()
     records = [record(m) for m in repo.managed()]
-    if cmd.value("output", "text") == "json":
-        line(json.dumps({"repository": str(repo.path), "certificates": records}, indent=1))
-        return 0
+    result = Result("Certificates", data={"repository": str(repo.path), "certificates": records}, show=show)
     if not records:
-        return say("I", "NOCERTS", f"no certificates managed in {repo.path}")
-    rows = [("HOSTS", "FILE", "NOT AFTER", "DAYS", "STATE", "LAST RESULT")]
-    for r in records:
-        hosts = r["hosts"][0] + (f" +{len(r['hosts']) - 1}" if len(r["hosts"]) > 1 else "")
-        days = f"{r['days_left']:.0f}" if r["days_left"] is not None else "-"
-        rows.append((hosts, r["file"].rsplit("/", 1)[-1], r["not_after"] or "-", days, r["state"],
-                     r["last_result"] or "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        line("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5])
-    line(f"{len(records)} certificate{'s' if len(records) != 1 else ''} in {repo.path}")
-    return 0
+        return result.say("I", "NOCERTS", f"no certificates managed in {repo.path}")
+    n = len(records)
+    result.say("S", "CERTS", f"{n} certificate{'s' if n != 1 else ''} in {repo.path}")
+    return result.table(HEADING, [_row(r) for r in records])
+
+
+def run(cmd: Command, show: Show | None = None) -> Result:
+    return certificates(show)

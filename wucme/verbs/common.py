@@ -1,27 +1,8 @@
-"""What every verb shares: VMS messages on the right stream, the log, the ACME session."""
+"""What every verb shares: the log of the ACME traffic (the results are wucme.result)."""
 from __future__ import annotations
 
-import sys
-
-from wucme.issuance import verbosity
+from wucme.settings import verbosity
 from wucme.uacme.msg import Msg
-from wucme.uacme.acme import AcmeSession
-from wucme.uacme.main import new_session
-from wucme.vms.condition import exit_status, format_message
-
-
-def say(severity: str, ident: str, text: str) -> int:
-    """Print `%WUCME-S-IDENT, text` (S and I on stdout, W, E, F on stderr); return its exit status."""
-    line = format_message(severity, ident, text)
-    stream = sys.stdout if severity.upper() in ("S", "I") else sys.stderr
-    stream.write(line + "\n")
-    stream.flush()
-    return exit_status(severity)
-
-
-def line(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 class VerbLog(Msg):
@@ -37,8 +18,3 @@ class VerbLog(Msg):
         if "autoaccepted" in text:
             return
         super().warn(text)
-
-
-def session(directory: str, log: Msg) -> AcmeSession:
-    """An ACME session on the transport WUCME_HTTP names, trusting WUCME_CA_BUNDLE."""
-    return new_session(directory, log)

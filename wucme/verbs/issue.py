@@ -9,14 +9,19 @@ from __future__ import annotations
 from wucme.core.ident import MAX_IDENTIFIERS, validate_identifiers
 from wucme.command import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
-from wucme.issuance import ChallengeConfig, Responder, ca_directory, host_list, issue_certificate, key_spec, run_load
+from wucme.challenge.solver import ChallengeSolver
+from wucme.core.jws import jws_thumbprint
+from wucme.load import run_load_command
+from wucme.obtain import host_list, obtain
+from wucme.settings import ca_directory, challenge_config, key_spec
 from wucme.progress import Progress
-from wucme.repository import Repository, utc_now
+from wucme.core.times import utc_now
+from wucme.repository import Repository
 from wucme.renewal import RETRY_AFTER_FAILURE
-from wucme.uacme.account import account_retrieve
-from wucme.uacme.acme import acme_bootstrap
+from wucme.session import account_session
 from wucme.uacme.ari import ari_replaces
-from wucme.verbs.common import VerbLog, say, session
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 
 VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
                                            help="show each authorization's state (default)"),),
@@ -36,9 +41,9 @@ def names_from(params: list[str]) -> list[str]:
     return names
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     names = names_from(cmd.params)
-    config = ChallengeConfig.from_logicals()
+    config = challenge_config()
     key_spec()
     directory = ca_directory()
     repo = Repository.here()
@@ -46,28 +51,26 @@ def run(cmd: Command) -> int:
     account_key = repo.load_account_key()
     managed_before = repo.state_path(names[0]).exists()
     log = VerbLog()
-    progress = Progress(names) if cmd.qualifiers.get("progress", True) else None
-    a = session(directory, log)
+    result = Result("Issue", show=show)
+    # Progress is drawn on the terminal as it happens: only for a face that shows as it goes.
+    progress = Progress(names) if cmd.qualifiers.get("progress", True) and show is not None else None
     try:
-        a.key = account_key
-        acme_bootstrap(a)
-        account_retrieve(a)
-        replaces = ari_replaces(a, repo.cert_path(names[0]))
-        if progress is not None:
-            say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
-        with Responder(a, repo, config, log=lambda s: log(1, s)) as responder:
-            state = issue_certificate(a, repo, responder, names, replaces=replaces, progress=progress)
+        with account_session(log, key=account_key, directory=directory, retrieve=True) as a:
+            replaces = ari_replaces(a, repo.cert_path(names[0]))
+            if progress is not None:
+                result.say("I", "AUTHORIZING", f"{len(names)} name{'s' if len(names) != 1 else ''} by {config.type}")
+            with ChallengeSolver(config, jws_thumbprint(account_key), log=lambda s: log(1, s)) as solver:
+                state = obtain(a, repo, names, solver, challenge=config.type, replaces=replaces,
+                               progress=progress)
     except WucmeError as e:
         if managed_before:  # a managed certificate: note the failure beside it
             st = repo.load_state(names[0])
             if not st.corrupt:
                 repo.record_attempt(st, "failed", f"failed: {e.text}", utc_now() + RETRY_AFTER_FAILURE)
         raise
-    finally:
-        a.transport.close()
-    status = say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
-                 f"expires {state.not_after}")
-    load = run_load()
+    result.say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
+               f"expires {state.not_after}")
+    load = run_load_command()  # WUCME_LOAD: a failure is a warning, the certificate is saved
     if load is not None:
-        status = say("I", "LOADED", load[1]) if load[0] else say("W", "LOADFAIL", load[1])
-    return status
+        result.say("I", "LOADED", load.text) if load.ok else result.say("W", "LOADFAIL", load.text)
+    return result

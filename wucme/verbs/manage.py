@@ -1,31 +1,39 @@
-"""`wucme manage`: one pass of the daily renewal function in the foreground."""
+"""`wucme manage`: one renewal pass in the foreground, the same the agent runs daily
+(wucme.renewal: renew what is due, load, report by OPCOM and mail, warn of expiry)."""
 from __future__ import annotations
 
-import sys
+from dataclasses import asdict
 
-from wucme.command import Command, Verb
+from wucme.command import Command, Qualifier, Verb
 from wucme.renewal import renewal_pass
 from wucme.repository import Repository
-from wucme.verbs.common import VerbLog, line, say, session
-from wucme.vms.condition import exit_status
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
+from wucme.vms.condition import Condition, parse_message
 
-VERB = Verb("manage", help="Renew the certificates that are due, now, as the agent does daily.")
+VERB = Verb("manage", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
+                                            help="TEXT (default) or JSON"),),
+            help="Renew the certificates that are due, load and report, now, as the agent does daily.")
 
 
-def run(cmd: Command) -> int:
+def manage(show: Show | None = None) -> Result:
+    """One renewal pass: a message for each step as it happens, then the summary."""
     repo = Repository.here()
-    log = VerbLog()
-    report = renewal_pass(repo, log, session=lambda d: session(d, log), say=line)
+    result = Result("Manage", show=show)
+
+    def note(c: Condition) -> None:
+        result.add(c)
+
+    report = renewal_pass(repo, VerbLog(), note=note)
+    result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
     if report.error:
-        sys.stderr.write(report.error + "\n")
-        return exit_status(report.error_severity)
-    if not report.outcomes:
-        return say("I", "NOCERTS", f"no certificates managed in {repo.path}")
-    status = 0
-    if report.load is not None:
-        status = say("I", "LOADED", report.load[1]) if report.load[0] else say("W", "LOADFAIL", report.load[1])
-    summary = (f"{len(report.renewed)} renewed, {len(report.skipped)} not due, "
-               f"{len(report.failed)} failed")
-    if report.failed:
-        return say("E", "MANAGED", summary)
-    return max(status, say("S", "MANAGED", summary))
+        c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
+        return result.add(c)
+    if not report.outcomes and not report.load_steps:
+        return result.say("I", "NOCERTS", f"no certificates managed in {repo.path}")
+    ok = report.ok and report.load_ok
+    return result.say("S" if ok else "E", "MANAGED", report.summary())
+
+
+def run(cmd: Command, show: Show | None = None) -> Result:
+    return manage(show)

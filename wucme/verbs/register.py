@@ -11,12 +11,13 @@ import re
 
 from wucme.command import Command, Verb
 from wucme.errors import UsageError
-from wucme.issuance import ca_directory, key_spec, new_key
+from wucme.obtain import new_key
+from wucme.settings import ca_directory, eab, key_spec
 from wucme.repository import Repository, key_description
-from wucme.uacme.account import account_new, eab_parse
-from wucme.uacme.acme import acme_bootstrap
-from wucme.verbs.common import VerbLog, say, session
-from wucme.vms.lnm import trnlnm
+from wucme.session import account_session
+from wucme.uacme.account import account_new
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 
 VERB = Verb("register", min_params=0, max_params=1,
             help="Create the account key and register an account with the CA.")
@@ -24,7 +25,7 @@ VERB = Verb("register", min_params=0, max_params=1,
 _EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+")
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     email = cmd.params[0] if cmd.params else None
     if email is not None:
         if email.lower().startswith("mailto:"):
@@ -36,24 +37,16 @@ def run(cmd: Command) -> int:
     key_spec()
     directory = ca_directory()
     had_account = repo.account_key_path.exists()
-    log = VerbLog()
-    a = session(directory, log)
-    try:
-        a.key, a.email = new_key(), email
-        eab = trnlnm("WUCME_EAB")
-        if eab:
-            eab_parse(a, eab)
-        acme_bootstrap(a)
+    with account_session(VerbLog(), key=new_key(), directory=directory, email=email, eab=eab()) as a:
         account_new(a, yes=True)
-    finally:
-        a.transport.close()
     repo.save_account_key(a.key)
+    result = Result("Register", show=show)
     terms = (a.dir.get("meta") or {}).get("termsOfService")
     if isinstance(terms, str) and terms:
-        say("I", "TERMS", f"terms of service at {terms} accepted")
-    say("S", "REGISTERED", f"account {a.kid}{' for ' + email if email else ''}, "
-        f"{key_description(a.key)} key in {repo.account_key_path}")
+        result.say("I", "TERMS", f"terms of service at {terms} accepted")
+    result.say("S", "REGISTERED", f"account {a.kid}{' for ' + email if email else ''}, "
+               f"{key_description(a.key)} key in {repo.account_key_path}")
     if had_account:
-        say("I", "NEWACCOUNT", "the previous account key is kept as an earlier version; "
-            "issue the managed certificates again under the new account")
-    return 0
+        result.say("I", "NEWACCOUNT", "the previous account key is kept as an earlier version; "
+                   "issue the managed certificates again under the new account")
+    return result

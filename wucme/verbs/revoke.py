@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from wucme import crypto
 from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import FileError, UsageError
-from wucme.issuance import ca_directory
-from wucme.repository import Repository, iso, utc_now
-from wucme.uacme.account import account_retrieve
-from wucme.uacme.acme import acme_bootstrap
+from wucme.core.times import iso, utc_now
+from wucme.repository import Repository
+from wucme.session import account_session
 from wucme.uacme.cert import cert_revoke
-from wucme.verbs.common import VerbLog, say, session
+from wucme.verbs.common import VerbLog
+from wucme.result import Result, Show
 from wucme.vms.filespec import is_vms_spec, to_path
 
 #: RFC 5280 §5.3.1 CRLReason codes (7 is unused).
@@ -58,7 +58,7 @@ def find_file(spec: str, repo: Repository) -> Path:
     return path
 
 
-def run(cmd: Command) -> int:
+def run(cmd: Command, show: Show | None = None) -> Result:
     code, name = reason_code(cmd.value("reason"))
     repo = Repository.here()
     path = find_file(cmd.params[0], repo)
@@ -72,19 +72,12 @@ def run(cmd: Command) -> int:
     if managed is not None:
         repo.ensure_writable()
     key = repo.load_account_key()
-    log = VerbLog()
-    a = session(ca_directory(), log)
     serial = format(certs[0].serial_number, "x")
-    try:
-        a.key = key
-        acme_bootstrap(a)
-        account_retrieve(a)
+    with account_session(VerbLog(), key=key, retrieve=True) as a:
         with tempfile.TemporaryDirectory(prefix="wucme-revoke-") as tmp:
             leaf = Path(tmp) / "cert.pem"
             leaf.write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
             cert_revoke(a, str(leaf), code)
-    finally:
-        a.transport.close()
     if managed is not None:
         repo.record_attempt(managed.state, "revoked", f"revoked ({name}) {iso(utc_now())}")
-    return say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")
+    return Result("Revoke", show=show).say("S", "REVOKED", f"certificate {serial} in {path.name} revoked ({name})")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from wucme import UACME_VERSION, __version__
 from wucme.command import Command, Verb
-from wucme.verbs.common import say
+from wucme.result import Result, Show
 
 VERB = Verb("version", help="Display the executable version.")
 
 
-def run(cmd: Command) -> int:
-    return say("I", "VERSION", f"wucme {__version__} (uacme {UACME_VERSION} port)")
+def run(cmd: Command, show: Show | None = None) -> Result:
+    return Result("Version", show=show).say("I", "VERSION", f"wucme {__version__} (uacme {UACME_VERSION} port)")

@@ -1,19 +1,70 @@
-"""Atomic file replacement: a reader sees the old file or the new one, never a part."""
+"""Atomic file replacement: a reader sees the old file or the new one, never a part.
+
+A temporary file is named ``.wucme-tmp-NODE-PID-RANDOM``.  A writer that crashes leaves its
+temporary behind; the next write into the same directory removes it, once its writer (same
+node, a process that no longer exists) is gone or once it is an hour old (another node's, on
+shared storage, where a process number means nothing here).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["atomic_write", "install_temp", "write_temp", "fsync_dir", "TEMP_PREFIX"]
+__all__ = ["atomic_write", "install_temp", "write_temp", "fsync_dir", "purge_temps", "TEMP_PREFIX",
+           "TEMP_MAX_AGE"]
 
 #: Temporary files start with this, so no listing mistakes them for a version.
 TEMP_PREFIX = ".wucme-tmp-"
+#: A temporary file older than this is a crashed writer's, whoever wrote it.
+TEMP_MAX_AGE = 3600.0
+_NODE = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname().split(".")[0])[:32] or "node"
+
+
+def _writer_gone(name: str) -> bool:
+    """True when temporary *name* was written on this node by a process that has ended."""
+    node, _, rest = name[len(TEMP_PREFIX):].rpartition("-")[0].rpartition("-")
+    if node != _NODE or not rest.isdigit():
+        return False  # another node's, or an older naming: only its age tells
+    pid = int(rest)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
+
+
+def purge_temps(directory: str | os.PathLike[str], now: float | None = None) -> int:
+    """Remove crashed writers' temporary files from *directory*; return how many went."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if _writer_gone(entry.name) or age > TEMP_MAX_AGE:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue  # renamed into place or removed meanwhile
+    return removed
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
@@ -33,8 +84,9 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     any failure the temporary file is removed before the error propagates.
     """
     directory = Path(directory)
+    purge_temps(directory)
     for _ in range(100):
-        tmp = directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        tmp = directory / f"{TEMP_PREFIX}{_NODE}-{os.getpid()}-{secrets.token_hex(6)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
             break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "exit_status",
     "format_message",
     "format_messages",
+    "parse_message",
 ]
 
 #: The facility name every wucme message carries.
@@ -41,6 +43,12 @@ def _check(severity: str) -> str:
 def format_message(severity: str, ident: str, text: str, facility: str = FACILITY) -> str:
     """The primary message line VMS $PUTMSG prints: ``%WUCME-E-BADHOST, text``."""
     return f"%{facility}-{_check(severity)}-{ident.upper()}, {text}"
+
+
+def parse_message(line: str, facility: str = FACILITY) -> Condition | None:
+    """The condition a `format_message` line carries, or None when *line* is not one."""
+    m = re.fullmatch(rf"%{re.escape(facility)}-([SIWEF])-([A-Z0-9_$]+), (.*)", line, re.S)
+    return Condition(m.group(1), m.group(2), m.group(3), facility=facility) if m else None
 
 
 def format_messages(conditions: list[Condition]) -> list[str]:

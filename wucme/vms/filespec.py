@@ -29,7 +29,8 @@ from wucme.vms.files import version_path, versions
 from wucme.vms.lnm import MAX_DEPTH, concealed_devices, lookup
 from wucme.vms.condition import VmsError
 
-__all__ = ["FileSpec", "FileSpecError", "is_vms_spec", "parse_filespec", "to_path", "to_paths", "to_vms"]
+__all__ = ["FileSpec", "FileSpecError", "dir_path", "is_vms_spec", "parse_filespec", "to_path", "to_paths",
+           "to_vms"]
 
 _WORD = r"[A-Za-z0-9_$-]"
 _SPEC = re.compile(
@@ -343,3 +344,8 @@ def to_vms(path: str | os.PathLike[str], devices: Iterable[str] | None = None, v
         if have and have[0][1] == real:
             out += f";{have[0][0]}"
     return out
+
+
+def dir_path(spec: str) -> Path:
+    """A directory from a Linux path or a VMS directory spec (`ELSE:[WHERE]`)."""
+    return to_path(spec) if is_vms_spec(spec) else Path(spec)

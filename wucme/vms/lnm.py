@@ -1,17 +1,27 @@
-"""Logical names: process, system and cluster tables, iterative translation, search lists.
+"""Logical names: process, job, group, system and cluster tables, iterative translation, search lists.
 
 The process table is the environment (a variable is a one-element logical name);
-the system and cluster tables are JSON files in WUCME_LNM_DIR (cluster: in
+the job table is a private file shared by a process and the processes it starts
+(WUCME_LNM_JOB, created by the first DCL procedure or DEFINE /JOB); the group,
+system and cluster tables are JSON files in WUCME_LNM_DIR (cluster: in
 WUCME_LNM_CLUSTER_DIR when set, meant to be shared storage).  Tables are searched
-process, system, cluster, and re-read whenever their file changes, so a DEFINE
-made by another process is seen by a running one (the seed on WUCME_VERBOSE).
+process, job, group, system, cluster, as DCL's LNM$FILE_DEV does, and re-read
+whenever their file changes, so a DEFINE made by another process is seen by a
+running one (the seed on WUCME_VERBOSE).  The names VMS creates at login
+(SYS$LOGIN, SYS$SCRATCH, SYS$LOGIN_DEVICE in the job table, SYS$DISK in the
+process table, SYS$NODE in the system table) are built in: computed when looked
+up, shown by SHOW LOGICAL, and overridden by a DEFINE of the same name.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
+import socket
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +31,8 @@ from typing import Any, Callable
 from wucme.vms.atomic import atomic_write
 from wucme.vms.dcllex import split_search_list
 from wucme.vms.condition import VmsError
+from wucme.vms.secure import (InsecureError, check_ancestors, check_directory, check_stat,
+                              make_directory, open_private)
 
 try:  # not on OpenVMS, where $CRELNM would do this work
     import fcntl
@@ -30,6 +42,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "DEFAULT_LNM_DIR",
     "DEFAULT_ORDER",
+    "JOB_ENV",
     "MAX_DEPTH",
     "TABLE_NAMES",
     "LogicalName",
@@ -37,12 +50,19 @@ __all__ = [
     "LogicalLoopError",
     "LogicalDepthError",
     "NoLogicalNameError",
+    "InsecureError",
     "concealed_devices",
     "deassign",
     "define",
+    "end_job",
+    "format_listing",
     "format_show",
     "lookup",
+    "lookup_all",
     "show",
+    "show_tables",
+    "start_job",
+    "table_name",
     "table_path",
     "translate",
     "translate_items",
@@ -51,14 +71,18 @@ __all__ = [
 
 #: Where the system table (and, unless WUCME_LNM_CLUSTER_DIR is set, the cluster table) lives.
 DEFAULT_LNM_DIR = "/var/lib/wucme/lnm"
-#: The order of a lookup with no explicit tables.
-DEFAULT_ORDER = ("process", "system", "cluster")
+#: The order of a lookup with no explicit tables (DCL's LNM$FILE_DEV and LNM$DCL_LOGICAL).
+DEFAULT_ORDER = ("process", "job", "group", "system", "cluster")
+#: The environment variable naming the job table file, inherited by the processes a job starts.
+JOB_ENV = "WUCME_LNM_JOB"
 #: LNM$C_MAXDEPTH: translations allowed for one name, counting the first.
 MAX_DEPTH = 10
 #: LNM$C_NAMLENGTH: the longest name or equivalence string.
 MAX_LENGTH = 255
 TABLE_NAMES = {
     "process": "LNM$PROCESS_TABLE",
+    "job": "LNM$JOB",
+    "group": "LNM$GROUP",
     "system": "LNM$SYSTEM_TABLE",
     "cluster": "LNM$SYSCLUSTER_TABLE",
 }
@@ -111,7 +135,7 @@ class LogicalName:
 
     @property
     def table_name(self) -> str:
-        return TABLE_NAMES[self.table]
+        return table_name(self.table)
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -173,7 +197,15 @@ def _env_all() -> list[LogicalName]:
         entry = _env_entry(key)
         if entry is not None:
             out.append(entry)
-    return out
+    defined = {e.name.upper() for e in out}
+    return out + [e for k, e in _builtins("process").items() if k not in defined]
+
+
+def _process_lookup(name: str, exact: bool) -> LogicalName | None:
+    entry = _env_lookup(name, exact)
+    if entry is None:
+        entry = _builtin_entry("process", name if exact else name.upper())
+    return entry
 
 
 # --- the file tables ------------------------------------------------------------------
@@ -184,22 +216,131 @@ def table_path(table: str) -> Path:
     _check_table(table)
     if table == "process":
         raise LogicalNameError("the process table is the environment, not a file", "BADTABLE")
+    if table == "job":
+        return _job_path()
     base = os.environ.get("WUCME_LNM_DIR") or DEFAULT_LNM_DIR
     if table == "cluster":
         base = os.environ.get("WUCME_LNM_CLUSTER_DIR") or base
+    if table == "group":  # one table per UIC group: per Linux group id, named as VMS numbers it
+        return Path(base) / f"group_{os.getgid():06o}.json"
     return Path(base) / f"{table}.json"
+
+
+def table_name(table: str) -> str:
+    """The name SHOW LOGICAL and F$TRNLNM show: LNM$JOB_xxxxxxxx and LNM$GROUP_gggggg as on VMS."""
+    if table == "group":
+        return f"LNM$GROUP_{os.getgid():06o}"
+    if table == "job":
+        m = re.fullmatch(r"job_([0-9A-F]{8})\.json", Path(os.environ.get(JOB_ENV, "")).name)
+        return f"LNM$JOB_{m.group(1) if m else f'{os.getpid():08X}'}"
+    return TABLE_NAMES[_check_table(table)]
+
+
+# --- the job table: a private file a process and the processes it starts share ------------------
+
+
+def _job_path() -> Path:
+    path = os.environ.get(JOB_ENV)
+    if not path:
+        raise LogicalNameError("this process has no job logical name table (see start_job)", "NOJOBTABLE")
+    return Path(path)
+
+
+def start_job() -> Path | None:
+    """Create a job table for this process and those it starts, unless one is inherited.
+
+    VMS creates a job's table at login and deletes it at logout; here the first process of a
+    job (a DCL procedure's interpreter, or a DEFINE /JOB) creates it in a private directory
+    and names it in the environment, so processes started later share it.  Returns the path
+    when this call created it (the caller ends it with end_job), else None.
+    """
+    if os.environ.get(JOB_ENV):
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="wucme-job-"))  # 0700: the job's own
+    path = directory / f"job_{os.getpid():08X}.json"
+    os.environ[JOB_ENV] = str(path)
+    return path
+
+
+def end_job(path: Path) -> None:
+    """Delete the job table start_job created (the job has ended)."""
+    if os.environ.get(JOB_ENV) == str(path):
+        del os.environ[JOB_ENV]
+    _forget(path)
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _ensure_job() -> None:
+    created = start_job()
+    if created is not None:  # this process is the job: its table lasts as long as it does
+        atexit.register(end_job, created)
+
+
+# --- the names VMS creates at login -------------------------------------------------------------
+
+_VMS_DIR_WORD = re.compile(r"[A-Za-z0-9_$-]{1,39}")
+
+
+def _login_directory(path: str) -> str:
+    """SYS$DISK:[HOME.USER] for a Linux directory ODS-2 can spell, else the path itself (with `/`)."""
+    parts = [p for p in Path(path).parts[1:]]
+    if all(_VMS_DIR_WORD.fullmatch(p) for p in parts):
+        return f"SYS$DISK:[{'.'.join(p.upper() for p in parts) or '000000'}]"
+    return path.rstrip("/") + "/"
+
+
+def _builtin(name: str, table: str, value: str, concealed: bool = False) -> LogicalName:
+    return LogicalName(name, (value,), table, concealed=concealed, mode="EXECUTIVE", source="built in")
+
+
+def _builtins(table: str) -> dict[str, LogicalName]:
+    """The login-time names of *table*: SYS$DISK is the Linux root, a concealed device."""
+    if table == "process":
+        return {"SYS$DISK": _builtin("SYS$DISK", table, "/", concealed=True)}
+    if table == "job":
+        login = _login_directory(os.path.expanduser("~"))
+        return {"SYS$LOGIN": _builtin("SYS$LOGIN", table, login),
+                "SYS$LOGIN_DEVICE": _builtin("SYS$LOGIN_DEVICE", table, "SYS$DISK:"),
+                "SYS$SCRATCH": _builtin("SYS$SCRATCH", table, login)}
+    if table == "system":
+        node = socket.gethostname().split(".")[0].upper()[:15] or "LOCALHOST"
+        return {"SYS$NODE": _builtin("SYS$NODE", table, f"{node}::")}
+    return {}
+
+
+#: The built-in names of each table, so a lookup computes one only when it is asked for.
+_BUILTIN_NAMES = {"process": ("SYS$DISK",), "job": ("SYS$LOGIN", "SYS$LOGIN_DEVICE", "SYS$SCRATCH"),
+                  "system": ("SYS$NODE",)}
+
+
+def _builtin_entry(table: str, key: str) -> LogicalName | None:
+    return _builtins(table).get(key) if key in _BUILTIN_NAMES.get(table, ()) else None
+
+
+def _stored(table: str) -> dict[str, LogicalName]:
+    """The names a file table holds (a process that has no job table has no job names)."""
+    return {} if table == "job" and not os.environ.get(JOB_ENV) else _load(table)
+
+
+def _table_entries(table: str) -> dict[str, LogicalName]:
+    """What a lookup sees in a file table: the built-in names, then the stored ones over them."""
+    stored = _stored(table)
+    builtin = _builtins(table)
+    return {**builtin, **stored} if builtin else stored
 
 
 # path -> (stat key, fd held open, entries).  Holding the fd of the file we parsed
 # keeps its inode alive, so a new file can never reuse the inode number and fool
 # the stat comparison; writers always rename a new file in, never edit in place.
-_cache: dict[Path, tuple[tuple[int, int, int, int], int, dict[str, LogicalName]]] = {}
+# The key holds the owner, mode and ctime too, so a chown or chmod is checked again.
+_StatKey = tuple[int, int, int, int, int, int, int]
+_cache: dict[Path, tuple[_StatKey, int, dict[str, LogicalName]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 8
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _stat_key(st: os.stat_result) -> _StatKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 def _forget(path: Path) -> None:
@@ -220,8 +361,18 @@ def _parse_table(data: bytes, table: str, path: Path) -> dict[str, LogicalName]:
         raise LogicalNameError(f"logical name table {path} is damaged: {exc}", "BADTABLE") from exc
 
 
+def _check_table_file(st: os.stat_result, path: Path) -> None:
+    """A table names commands root runs (WUCME_LOAD): it and every directory above it must be
+    writable only by root or this process's user (wucme.vms.secure), or nothing in it is used."""
+    check_stat(st, path)
+    check_ancestors(path)
+
+
 def _load(table: str) -> dict[str, LogicalName]:
-    """The entries of a file table, parsed again only when the file has changed."""
+    """The entries of a file table, parsed again only when the file has changed.
+
+    Raises InsecureError (``%WUCME-E-INSECURE``) for a table others could have written.
+    """
     path = table_path(table)
     try:
         key = _stat_key(os.stat(path))
@@ -235,13 +386,15 @@ def _load(table: str) -> dict[str, LogicalName]:
         if hit is not None and hit[0] == key:
             return hit[2]
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return {}
     except PermissionError as exc:
         raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
     try:
-        key = _stat_key(os.fstat(fd))
+        st = os.fstat(fd)
+        _check_table_file(st, path)
+        key = _stat_key(st)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
@@ -269,8 +422,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
     """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
     path = table_path(table)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        make_directory(path.parent, 0o755)
+        check_directory(path.parent, ancestors=True)
+        lock = open_private(path.with_name(path.name + ".lock"), os.O_RDWR, 0o644)
     except PermissionError as exc:
         raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
     try:
@@ -292,7 +446,8 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
 
 def _check_table(table: str) -> str:
     if table not in TABLE_NAMES:
-        raise LogicalNameError(f"no such logical name table {table!r} (process, system, cluster)", "NOSUCHTABLE")
+        raise LogicalNameError(f"no such logical name table {table!r} (process, job, group, system, cluster)",
+                               "NOSUCHTABLE")
     return table
 
 
@@ -305,17 +460,17 @@ def _tables(tables: Iterable[str] | str | None) -> tuple[str, ...]:
 
 
 def lookup(name: str, tables: Iterable[str] | str | None = None, exact: bool = False) -> LogicalName | None:
-    """One level: the first definition of *name* in *tables* (default process, system, cluster).
+    """One level: the first definition of *name* in *tables* (default process, job, group, system, cluster).
 
     Unless *exact*, the name is tried as given and then upper-cased (DCL upper-cases
     names; environment variables are case-sensitive).
     """
     for table in _tables(tables):
         if table == "process":
-            entry = _env_lookup(name, exact)
+            entry = _process_lookup(name, exact)
         else:
-            entries = _load(table)
-            entry = entries.get(name if exact else name.upper())
+            key = name if exact else name.upper()
+            entry = _stored(table).get(key) or _builtin_entry(table, key)
             if exact and entry is not None and entry.name != name:
                 entry = None
         if entry is not None:
@@ -386,10 +541,12 @@ def define(
     terminal: bool = False,
     mode: str | None = None,
 ) -> LogicalName | None:
-    """DEFINE /PROCESS|/SYSTEM|/CLUSTER: set *name* (upper-cased) to *values*; return the superseded entry.
+    """DEFINE /PROCESS|/JOB|/GROUP|/SYSTEM|/CLUSTER: set *name* (upper-cased) to *values*; return the
+    superseded entry.
 
     /PROCESS sets the environment of this process (and of children started later):
-    it lasts for the process only.  /SYSTEM and /CLUSTER write their table file
+    it lasts for the process only.  /JOB writes the job table, creating it when this
+    process has none (start_job).  /GROUP, /SYSTEM and /CLUSTER write their table file
     atomically under a lock, and are seen by every process at its next lookup.
     """
     key = _check_name(name)
@@ -414,6 +571,8 @@ def define(
         else:
             os.environ.pop(_COMPANION + key, None)
         return old
+    if table == "job":
+        _ensure_job()
 
     def change(entries: dict[str, LogicalName]) -> LogicalName | None:
         old = entries.get(key)
@@ -429,7 +588,7 @@ def deassign(name: str, table: str = "process") -> LogicalName:
     if table == "process":
         old = _env_lookup(name, exact=False)
         if old is None:
-            raise NoLogicalNameError(f"no logical name match for {name.upper()} in {TABLE_NAMES[table]}")
+            raise NoLogicalNameError(f"no logical name match for {name.upper()} in {table_name(table)}")
         os.environ.pop(old.name, None)
         os.environ.pop(_COMPANION + old.name, None)
         return old
@@ -438,11 +597,11 @@ def deassign(name: str, table: str = "process") -> LogicalName:
     def change(entries: dict[str, LogicalName]) -> LogicalName | None:
         return entries.pop(key, None)
 
-    if key not in _load(table):  # cheap check first: no lock, no rewrite
-        raise NoLogicalNameError(f"no logical name match for {key} in {TABLE_NAMES[table]}")
+    if key not in _stored(table):  # cheap check first: no lock, no rewrite
+        raise NoLogicalNameError(f"no logical name match for {key} in {table_name(table)}")
     old = _modify(table, change)
     if old is None:
-        raise NoLogicalNameError(f"no logical name match for {key} in {TABLE_NAMES[table]}")
+        raise NoLogicalNameError(f"no logical name match for {key} in {table_name(table)}")
     return old
 
 
@@ -452,21 +611,39 @@ def _wild(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
-def show(pattern: str = "*", table: str | None = None) -> list[LogicalName]:
-    """SHOW LOGICAL [pattern]: the matching entries, table by table, names sorted."""
+def _all_in(table: str) -> list[LogicalName]:
+    return _env_all() if table == "process" else list(_table_entries(table).values())
+
+
+def show_tables(pattern: str = "*", tables: Iterable[str] | str | None = None) -> list[tuple[str, list[LogicalName]]]:
+    """SHOW LOGICAL [pattern]: (table, its matching entries with names sorted) for every table searched."""
     rx = _wild(pattern or "*")
-    out: list[LogicalName] = []
-    for t in _tables(table):
-        entries = _env_all() if t == "process" else list(_load(t).values())
-        out.extend(sorted((e for e in entries if rx.fullmatch(e.name)), key=lambda e: e.name))
-    return out
+    return [(t, sorted((e for e in _all_in(t) if rx.fullmatch(e.name)), key=lambda e: e.name))
+            for t in _tables(tables)]
 
 
-def _show_lines(entry: LogicalName, level: int, tables: tuple[str, ...], chain: list[str]) -> list[str]:
-    lead = "   " if level == 0 else f"{level:<3}"
-    mode = f" [{_MODE_SHOW[entry.mode]}]" if entry.mode else ""
+def show(pattern: str = "*", table: Iterable[str] | str | None = None) -> list[LogicalName]:
+    """SHOW LOGICAL [pattern]: the matching entries, table by table, names sorted."""
+    return [e for _, entries in show_tables(pattern, table) for e in entries]
+
+
+def lookup_all(name: str, tables: Iterable[str] | str | None = None) -> list[LogicalName]:
+    """The definitions of *name* in every table searched, first (the one a lookup finds) first."""
+    return [e for t in _tables(tables) if (e := lookup(name, t)) is not None]
+
+
+def _entry_text(entry: LogicalName, full: bool) -> str:
+    """``"NAME" [mode] = "value" [attributes]``: the mode shown when not supervisor, or always with *full*."""
+    shown = entry.mode or ("SUPERVISOR" if full else None)
+    mode = f" [{_MODE_SHOW[shown]}]" if shown else ""
     attrs = f" [{','.join(a.lower() for a in entry.attributes)}]" if entry.attributes else ""
-    lines = [f'{lead}"{entry.name}"{mode} = "{entry.values[0]}"{attrs} ({entry.table_name})']
+    return f'"{entry.name}"{mode} = "{entry.values[0]}"{attrs}'
+
+
+def _show_lines(entry: LogicalName, level: int, tables: tuple[str, ...], chain: list[str],
+                full: bool = False) -> list[str]:
+    lead = "   " if level == 0 else f"{level:<3}"
+    lines = [f"{lead}{_entry_text(entry, full)} ({entry.table_name})"]
     lines += [f'        = "{v}"' for v in entry.values[1:]]
     if level + 1 >= MAX_DEPTH or entry.terminal:
         return lines
@@ -474,22 +651,39 @@ def _show_lines(entry: LogicalName, level: int, tables: tuple[str, ...], chain: 
         if _NAME_SYNTAX.fullmatch(value):
             nxt = lookup(value, tables, exact=True)
             if nxt is not None and nxt.name.upper() not in chain:
-                lines += _show_lines(nxt, level + 1, tables, chain + [nxt.name.upper()])
+                lines += _show_lines(nxt, level + 1, tables, chain + [nxt.name.upper()], full)
     return lines
 
 
-def format_show(entries: Iterable[LogicalName], iterate: bool = False) -> list[str]:
-    """SHOW LOGICAL's lines: ``   "NAME" = "value" (LNM$SYSTEM_TABLE)``, then ``        = "next"``.
+def format_show(entries: Iterable[LogicalName], iterate: bool = False, full: bool = False) -> list[str]:
+    """SHOW LOGICAL NAME's lines: ``   "NAME" = "value" (LNM$SYSTEM_TABLE)``, then ``        = "next"``.
 
     With *iterate*, names that a value translates to follow, numbered by level as
-    VMS numbers them (``1  "SYS$COMMON" = ...``).
+    VMS numbers them (``1  "SYS$COMMON" = ...``).  With *full* (/FULL) the access
+    mode is shown for every name.
     """
     lines: list[str] = []
     for entry in entries:
         if iterate:
-            lines += _show_lines(entry, 0, DEFAULT_ORDER, [entry.name.upper()])
+            lines += _show_lines(entry, 0, DEFAULT_ORDER, [entry.name.upper()], full)
         else:
-            lines += _show_lines(entry, 0, (), [])  # no tables: no iteration
+            lines += _show_lines(entry, 0, (), [], full)  # no tables: no iteration
+    return lines
+
+
+def format_listing(sections: Iterable[tuple[str, list[LogicalName]]], full: bool = False) -> list[str]:
+    """SHOW LOGICAL with a wildcard, /ALL or a table: each table's name as a header, its names indented.
+
+    ``(LNM$PROCESS_TABLE)``, a blank line, then ``  "NAME" = "value"`` and ``        = "next"``
+    for a search list; each table is preceded by a blank line, as DCL shows it (an empty
+    table is its header alone).
+    """
+    lines: list[str] = []
+    for table, entries in sections:
+        lines += ["", f"({table_name(table)})"] + ([""] if entries else [])
+        for entry in entries:
+            lines.append(f"  {_entry_text(entry, full)}")
+            lines += [f'        = "{v}"' for v in entry.values[1:]]
     return lines
 
 
@@ -497,7 +691,6 @@ def concealed_devices() -> list[LogicalName]:
     """Names whose effective definition (first in table order) is CONCEALED: devices to_vms may show."""
     seen: dict[str, LogicalName] = {}
     for t in DEFAULT_ORDER:
-        entries = _env_all() if t == "process" else list(_load(t).values())
-        for e in entries:
+        for e in _all_in(t):
             seen.setdefault(e.name.upper(), e)
     return [e for e in seen.values() if e.concealed]

@@ -62,10 +62,9 @@ class Answerer:
 
 def solve_with(a: AcmeSession, answerer: Answerer) -> dict[str, Any]:
     """Hand the answerer to authorize()/cert_order()/cert_issue(): the keyword arguments to
-    pass them.  The ONE place that knows how: today the session's `responder` field; when
-    authorize() and cert_order() take `solver=`, this returns {"solver": ...} instead."""
-    a.responder = answerer
-    return {}
+    pass them (their `solver=` parameter, uacme's hook protocol in-process)."""
+    del a
+    return {"solver": answerer}
 
 
 def new_session(ca: FakeCA, key: Any = None, level: int = 2, **fields: Any) -> AcmeSession:

@@ -51,7 +51,7 @@ def test_terms_are_asked_on_stdin_without_yes(ca: FakeCA, answer: str, created: 
         with fails(WucmeError, "^%WUCME-E-NOTERMS, terms not agreed to, aborted$"):
             account_new(a, yes=False, stdin=io.StringIO(answer))
         assert ca.accounts == {} and len(ca.requests("newAccount")) == 1
-    assert f"type 'y' to accept the terms at {BASE}/terms-v1" in capsys.readouterr().err
+    assert f"type 'y' to accept the terms at {BASE}/terms-v1" in said(a)  # uacme's msg(0, ...)
 
 
 def test_no_terms_no_question_no_contact(ca: FakeCA) -> None:

@@ -34,7 +34,7 @@ def test_bootstrap_reads_the_directory(ca: FakeCA) -> None:
     acme_bootstrap(a)
     assert a.dir["newOrder"] == f"{BASE}/new-order"
     assert ca.trail() == ["GET directory 200"]
-    assert "querying https://ca.test/dir" in said(a)
+    assert "fetching directory at https://ca.test/dir" in said(a)  # uacme 1.7.4's words
 
 
 def test_a_directory_without_new_order_is_refused(ca: FakeCA) -> None:

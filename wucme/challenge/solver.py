@@ -1,0 +1,99 @@
+"""The in-process challenge solver: what `issue` and the renewal pass hand the uacme port in
+place of a hook program (the same protocol: begin, done, failed; wucme.uacme.hook.Solver).
+
+It answers the one challenge type WUCME_CHALLENGE names and declines the others:
+- tls-alpn-01 (RFC 8737): handed to a running `wucme alpn` through its control socket when one
+  answers; else, with WUCME_ALPN AGENT, put in the challenge store for the web server's
+  ACME_TLS_1 agent; else answered by wucme's own TlsAlpnResponder on WUCME_ALPN;
+- http-01 (RFC 8555 §8.3): entries in the challenge store, served by wucme's Http01Listener on
+  WUCME_HTTP01 when that is defined, else by the web server running the wucme script.
+As a context manager it runs the listener it needs for the duration.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wucme.challenge.alpn import AlpnControl
+from wucme.challenge.http01 import Http01Listener
+from wucme.challenge.store import ChallengeStore
+from wucme.challenge.tlsalpn import TlsAlpnResponder
+from wucme.core import jws
+from wucme.errors import WucmeError
+from wucme.settings import ALPN_AGENT, ChallengeConfig
+
+__all__ = ["ChallengeSolver"]
+
+
+class ChallengeSolver:
+    """Answers *config*'s challenge type for the account whose key has *thumbprint*."""
+
+    def __init__(self, config: ChallengeConfig, thumbprint: str,
+                 log: Callable[[str], None] = lambda s: None, store: ChallengeStore | None = None):
+        self.config = config
+        self.thumbprint = thumbprint
+        #: Always the store the web server's wucme script reads, so `issue` and the script agree.
+        self.store = store if store is not None else ChallengeStore()
+        self.log = log
+        self._server: Any = None
+        self._alpn: AlpnControl | None = None
+
+    def __enter__(self) -> ChallengeSolver:
+        cfg = self.config
+        try:
+            if cfg.type == "tls-alpn-01":
+                ctl = AlpnControl()
+                if ctl.available():
+                    self._alpn = ctl
+                    self.log(f"tls-alpn-01 answered by the wucme alpn server at {ctl.socket_path}")
+                elif cfg.alpn is None:
+                    self.log("tls-alpn-01 answered by the web server's ACME_TLS_1 agent from "
+                             f"{self.store.directory}")
+                else:
+                    self._server = TlsAlpnResponder(self.store, *cfg.alpn).start()
+                    self.log(f"tls-alpn-01 answered on {cfg.alpn[0]}:{cfg.alpn[1]}")
+            elif cfg.http01 is not None:
+                self._server = Http01Listener(self.store, *cfg.http01).start()
+                self.log(f"http-01 answered on {cfg.http01[0]}:{cfg.http01[1]}")
+            else:
+                self.log(f"http-01 answered by the web server from {self.store.directory}")
+        except OSError as e:
+            where = cfg.alpn if cfg.type == "tls-alpn-01" else cfg.http01
+            hint = (f" (WUCME_ALPN {ALPN_AGENT} leaves tls-alpn-01 to the web server's ACME_TLS_1 "
+                    "agent)" if cfg.type == "tls-alpn-01" else "")
+            raise WucmeError(f"cannot answer {cfg.type} on {where[0]}:{where[1]}: {e.strerror or e}{hint}"
+                             if where else f"cannot answer {cfg.type}: {e}", ident="NOLISTEN") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __call__(self, method: str, type: str, ident: str, token: str, auth: str) -> int:
+        """uacme's hook protocol: 0 accepted, >0 declined (the next challenge is offered).
+
+        For tls-alpn-01 *auth* is the digest of the key authorization (what ualpn takes); the
+        store keeps the key authorization itself, token "." thumbprint (RFC 8555 §8.1)."""
+        if type != self.config.type:
+            return 1
+        try:
+            if method == "begin":
+                if type == "http-01":
+                    self.store.put(token, auth, ident, type)
+                elif self._alpn is not None:
+                    reply = self._alpn.auth(ident, auth)
+                    if not reply.upper().startswith("OK"):
+                        raise WucmeError(f"wucme alpn refused {ident}: {reply}", ident="ALPNERR")
+                else:
+                    self.store.alpn_put(ident, jws.key_authorization(token, self.thumbprint))
+                return 0
+            if type == "http-01":
+                self.store.remove(token)
+            elif self._alpn is not None:
+                self._alpn.unauth(ident)
+            else:
+                self.store.alpn_remove(ident)
+            return 0
+        except (OSError, ValueError) as e:
+            raise WucmeError(f"cannot answer {type} for {ident}: {e}", ident="CHALLERR") from None

@@ -1,0 +1,103 @@
+"""Just enough DER (ITU-T X.690) to read the private value out of an EC key file.
+
+`cryptography` refuses EC keys whose private octet string is not exactly the
+curve's size, and GnuTLS (Debian's uacme) writes it as a minimal signed integer:
+33 bytes when the high bit is set, fewer when it starts with zero bytes.  This
+reader takes such a file apart so that wucme.crypto can rebuild the key; it
+parses nothing else and trusts nothing: every length is checked against its buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEQUENCE, INTEGER, OCTET_STRING, BIT_STRING, OID = 0x30, 0x02, 0x04, 0x03, 0x06
+CONTEXT_0, CONTEXT_1 = 0xA0, 0xA1
+
+#: id-ecPublicKey (RFC 5480 §2.1.1) and the two curves uacme makes keys on.
+EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+CURVE_OIDS = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
+
+
+class DerError(ValueError):
+    """Not the DER this module expects."""
+
+
+@dataclass
+class EcPrivate:
+    """The parts of an EC private key file (SEC1 ECPrivateKey, RFC 5915 §3)."""
+
+    curve: str | None  # "secp256r1" / "secp384r1", None when the file does not say
+    value: int  # the private scalar
+    public: bytes | None  # the X9.62 point from the file, if it carries one
+
+
+def tlvs(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, content) pairs one after another in `data` (single-byte tags, definite lengths)."""
+    out = []
+    i = 0
+    while i < len(data):
+        if i + 2 > len(data):
+            raise DerError("truncated TLV")
+        tag, n = data[i], data[i + 1]
+        i += 2
+        if n & 0x80:
+            size = n & 0x7F
+            if size == 0 or size > 4 or i + size > len(data):
+                raise DerError("bad length")
+            n = int.from_bytes(data[i:i + size], "big")
+            i += size
+        if i + n > len(data):
+            raise DerError("content runs past its buffer")
+        out.append((tag, data[i:i + n]))
+        i += n
+    return out
+
+
+def oid_text(content: bytes) -> str:
+    """An OBJECT IDENTIFIER's dotted form (X.690 §8.19)."""
+    if not content:
+        raise DerError("empty OID")
+    arcs: list[int] = []
+    n = 0
+    for b in content:
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(n)
+            n = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def _one(data: bytes, tag: int) -> bytes:
+    items = tlvs(data)
+    if len(items) != 1 or items[0][0] != tag:
+        raise DerError(f"expected one element of tag {tag:#x}")
+    return items[0][1]
+
+
+def ec_private(der: bytes) -> EcPrivate:
+    """Read a bare SEC1 ECPrivateKey or one wrapped in PKCS#8 (RFC 5208 §5, RFC 5915 §3)."""
+    fields = tlvs(_one(der, SEQUENCE))
+    if len(fields) >= 3 and fields[0][0] == INTEGER and fields[1][0] == SEQUENCE \
+            and fields[2][0] == OCTET_STRING:  # PKCS#8: version, algorithm, privateKey
+        alg = tlvs(fields[1][1])
+        if not alg or alg[0][0] != OID or oid_text(alg[0][1]) != EC_PUBLIC_KEY:
+            raise DerError("not an EC key")
+        curve = CURVE_OIDS.get(oid_text(alg[1][1])) if len(alg) > 1 and alg[1][0] == OID else None
+        inner = ec_private(fields[2][1])
+        if inner.curve and curve and inner.curve != curve:
+            raise DerError("curves disagree")
+        return EcPrivate(curve or inner.curve, inner.value, inner.public)
+    if len(fields) < 2 or fields[0] != (INTEGER, b"\x01") or fields[1][0] != OCTET_STRING:
+        raise DerError("not an ECPrivateKey")
+    curve, public = None, None
+    for tag, content in fields[2:]:
+        if tag == CONTEXT_0:
+            oid = _one(content, OID)
+            curve = CURVE_OIDS.get(oid_text(oid), oid_text(oid))
+        elif tag == CONTEXT_1:
+            bits = _one(content, BIT_STRING)
+            if not bits or bits[0] != 0:
+                raise DerError("bad public key bit string")
+            public = bits[1:]
+    return EcPrivate(curve, int.from_bytes(fields[1][1], "big"), public)

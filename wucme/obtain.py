@@ -1,0 +1,63 @@
+"""Obtaining a certificate into the repository: the one way `issue` and the renewal pass do it.
+
+    state = obtain(a, repo, names, solver, challenge=config.type, replaces=...)
+
+reads as RFC 8555 §7 runs: a fresh key and its CSR; then the uacme port's cert_order: newOrder
+(naming the certificate it replaces, RFC 9773 §5), the authorizations, each challenge answered
+through *solver* (§7.5, §8), the order polled until ready, finalized with the CSR, polled until
+valid, the chain downloaded (§7.4.2) and checked against the request (§11.4); then the key,
+chain and state saved.  Nothing is written unless the CA issued a chain that carries the key
+and every name.
+"""
+from __future__ import annotations
+
+from wucme import crypto, settings
+from wucme.progress import Progress
+from wucme.repository import CertState, Repository
+from wucme.uacme.acme import AcmeSession
+from wucme.uacme.cert import cert_order
+from wucme.uacme.hook import Solver
+
+__all__ = ["new_key", "obtain", "host_list"]
+
+
+def new_key() -> crypto.PrivateKey:
+    """A key of the type and size WUCME_KEY_TYPE and WUCME_KEY_BITS ask for."""
+    return crypto.key_gen(*settings.key_spec())
+
+
+def _tracked(solver: Solver, progress: Progress) -> Solver:
+    """*solver*, reporting each answered authorization to *progress* (answering, valid, invalid)."""
+    def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        rc = solver(method, type, ident, token, auth)
+        if rc == 0:
+            if method == "begin":
+                progress.update(ident, "answering", type)
+            else:
+                progress.update(ident, "valid" if method == "done" else "invalid")
+        return rc
+    return solve
+
+
+def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
+           replaces: str | None = None, status: str = "issued",
+           progress: Progress | None = None) -> CertState:
+    """Order a certificate for *names* under the session's account, answer its challenges
+    through *solver*, and save it with a new key; the certificate's state on success."""
+    key = new_key()
+    csr = crypto.csr_gen(names, False, False, key)
+    try:
+        chain = cert_order(a, names, csr, replaces, _tracked(solver, progress) if progress else solver)
+    except BaseException:
+        if progress is not None:
+            progress.finish(False)
+        raise
+    if progress is not None:
+        progress.finish(True)
+    return repo.save_certificate(names, key, chain, challenge, status)
+
+
+def host_list(state: CertState) -> str:
+    """`www.example.org (2 names)`: how messages name a certificate."""
+    n = len(state.hosts)
+    return f"{state.hosts[0]} ({n} name{'s' if n != 1 else ''})"

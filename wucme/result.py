@@ -1,0 +1,134 @@
+"""What a verb returns, and its two plain renderings: text (the command line, the admin pages'
+`?format=text`) and JSON (`/OUTPUT=JSON`).  The admin pages render the same result as HTML.
+
+A result is a sequence of blocks in the order the verb made them: VMS messages (Condition,
+formatted only by wucme.vms.condition.format_message), key/value facts, a table, preformatted
+text.  A face that wants them as they come (the command line, while `issue` or `manage` runs)
+passes `show`, which gets each block the moment it is added.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from wucme.vms.condition import Condition, exit_status
+
+__all__ = ["Cell", "Facts", "Table", "Text", "Block", "Show", "Result", "block_lines", "render_text",
+           "render_json", "cell_text"]
+
+#: A table cell: text, or a list of names (text shows the first and a count, HTML all of them).
+Cell = Union[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Key/value lines (`  terms of service: https://...`)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows under a heading; the last column is not padded (it may be long)."""
+
+    heading: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class Text:
+    """Preformatted text shown as it is (a log)."""
+
+    text: str
+
+
+Block = Union[Condition, Facts, Table, Text]
+Show = Callable[[Block], None]
+
+
+@dataclass
+class Result:
+    """A verb's output; `status` is the exit status its worst message asks for."""
+
+    title: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    #: The verb's own JSON form (`certificates`), when it has one; else render_json builds one.
+    data: dict[str, Any] | None = None
+    show: Show | None = field(default=None, repr=False, compare=False)
+
+    def add(self, block: Block) -> Result:
+        self.blocks.append(block)
+        if self.show is not None:
+            self.show(block)
+        return self
+
+    def say(self, severity: str, ident: str, text: str) -> Result:
+        return self.add(Condition(severity, ident, text))
+
+    def facts(self, *items: tuple[str, str]) -> Result:
+        return self.add(Facts(tuple(items)))
+
+    def table(self, heading: tuple[str, ...], rows: list[tuple[Cell, ...]]) -> Result:
+        return self.add(Table(heading, tuple(rows)))
+
+    def text(self, text: str) -> Result:
+        return self.add(Text(text))
+
+    @property
+    def messages(self) -> list[Condition]:
+        return [b for b in self.blocks if isinstance(b, Condition)]
+
+    @property
+    def status(self) -> int:
+        return max((exit_status(m.severity) for m in self.messages), default=0)
+
+    @property
+    def failed(self) -> bool:
+        return any(m.severity in ("E", "F") for m in self.messages)
+
+
+def cell_text(cell: Cell) -> str:
+    """A cell on one line: a list of names as its first and `+N` for the rest."""
+    if isinstance(cell, str):
+        return cell
+    return (cell[0] if cell else "-") + (f" +{len(cell) - 1}" if len(cell) > 1 else "")
+
+
+def block_lines(block: Block) -> list[str]:
+    """The lines of one block as text."""
+    if isinstance(block, Condition):
+        return [block.message()]
+    if isinstance(block, Facts):
+        width = max((len(k) for k, _ in block.items), default=0)
+        return [f"  {k + ':':<{width + 1}} {v}" for k, v in block.items]
+    if isinstance(block, Table):
+        rows = [block.heading] + [tuple(cell_text(c) for c in row) for row in block.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(block.heading) - 1)]
+        return ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    return block.text.rstrip("\n").split("\n") if block.text else []
+
+
+def render_text(result: Result) -> str:
+    return "".join(line + "\n" for b in result.blocks for line in block_lines(b))
+
+
+def render_json(result: Result) -> str:
+    """The result as one JSON object: the verb's own data (`certificates`: the repository and
+    its records), its messages and exit status, and its facts, table and text when it has no
+    data of its own."""
+    out: dict[str, Any] = dict(result.data) if result.data is not None else {}
+    out["status"] = result.status
+    out["messages"] = [{"severity": m.severity, "ident": m.ident, "text": m.text, "message": m.message()}
+                       for m in result.messages]
+    if result.data is None:
+        for b in result.blocks:
+            if isinstance(b, Facts):
+                out.setdefault("facts", {}).update(dict(b.items))
+            elif isinstance(b, Table):
+                out["table"] = [dict(zip(b.heading, (list(c) if isinstance(c, tuple) else c for c in row)))
+                                for row in b.rows]
+            elif isinstance(b, Text):
+                out["text"] = out.get("text", "") + b.text
+    return json.dumps(out, indent=1)
