@@ -12,11 +12,13 @@ from wucme.result import Result, Show
 from wucme.vms.condition import Condition, parse_message
 
 VERB = Verb("manage", qualifiers=(Qualifier("output", "required", keywords=("text", "json"),
-                                            help="TEXT (default) or JSON"),),
+                                            help="TEXT (default) or JSON"),
+                                  Qualifier("nowait", help="skip (BUSY) a certificate another "
+                                            "process works on, rather than wait")),
             help="Renew the certificates that are due, load and report, now, as the agent does daily.")
 
 
-def manage(show: Show | None = None) -> Result:
+def manage(show: Show | None = None, nowait: bool = False) -> Result:
     """One renewal pass: a message for each step as it happens, then the summary."""
     repo = Repository.here()
     result = Result("Manage", show=show)
@@ -24,7 +26,7 @@ def manage(show: Show | None = None) -> Result:
     def note(c: Condition) -> None:
         result.add(c)
 
-    report = renewal_pass(repo, VerbLog(), note=note)
+    report = renewal_pass(repo, VerbLog(), note=note, nowait=nowait)
     result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
     if report.error:
         c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
@@ -36,4 +38,4 @@ def manage(show: Show | None = None) -> Result:
 
 
 def run(cmd: Command, show: Show | None = None) -> Result:
-    return manage(show)
+    return manage(show, bool(cmd.qualifiers.get("nowait")))
