@@ -207,20 +207,21 @@ class Repository:
 
     # --- who works on what --------------------------------------------------------------------
 
-    def lock_certificate(self, host: str, *, wait: bool = True,
+    def lock_certificate(self, cert_file: str, *, wait: bool = True,
                          timeout: float | None = None) -> Lock:
-        """The certificate's own lock (EX on a resource named for its file), held by `issue`,
-        `manage`, `revoke` and the agent's pass around its work on that certificate: two
-        orders for one certificate never run at once.  The second waits its turn (and then
-        reads the state again), or with *wait* False gets Busy (`%WUCME-W-BUSY`) at once."""
+        """The lock of the certificate in *cert_file* (its WUCME_C file name): EX on a resource
+        named for it, held by `issue`, `manage`, `revoke` and the agent's pass around their
+        work on that certificate, so that two orders for one certificate never run at once.
+        The second waits its turn (and then reads the state again), or with *wait* False (or
+        past *timeout*) gets Busy (`%WUCME-W-BUSY`)."""
         from wucme.lock import LockManager, LockTimeout, NotQueued
 
-        digest = hashlib.sha256(ods2_name(host).encode()).hexdigest()[:22]
+        digest = hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]
         try:
             return LockManager(self.path / LOCK_DIR).enqueue(f"WUCME_C_{digest}", "EX", wait=wait,
                                                              timeout=timeout)
         except (NotQueued, LockTimeout):
-            raise Busy(f"another process is working on {cert_file_name(host)}") from None
+            raise Busy(f"another process is working on {cert_file}") from None
 
     # --- access ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import ssl
 import threading
 import time
@@ -160,6 +161,9 @@ class _ProxyServer(OwnedHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """TLS handshake in the connection's own thread, so a stalled client blocks no one."""
         request.settimeout(10)
+        # The handler writes the head and the body apart: without this, Nagle's algorithm holds
+        # the body for the client's delayed ACK, 40 ms on every answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.owner._server_ctx.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):

@@ -92,8 +92,8 @@ class TimeMachine:
         if status != 200 or b"BEGIN CERTIFICATE" not in body:
             return status, headers, body
         leaf = x509.load_pem_x509_certificates(body)[0]
-        sans = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-        names = [str(n.value) for n in sans]
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n) for n in sans.get_values_for_type(x509.DNSName)]
         start = self.clock.now().astimezone(_dt.timezone.utc) - _dt.timedelta(minutes=1)
         end = start + self.lifetime(names)
         builder = (x509.CertificateBuilder()
@@ -116,10 +116,11 @@ class TimeMachine:
 
 
 def orders(proxy: FaultProxy) -> list[tuple[float, list[str]]]:
-    """Every newOrder the proxy saw that reached Pebble: (monotonic time, identifier values)."""
+    """Every order Pebble created (a newOrder it answered 201, RFC 8555 §7.4): (monotonic time,
+    identifier values).  Those it refused (a bad nonce) and those the proxy answered are left out."""
     out = []
     for r in proxy.requests_to("/order-plz", "POST"):
-        if r.injected or r.status == DROP:
+        if r.injected or r.status != 201:
             continue
         payload: Any = r.jws_payload()
         out.append((r.time, [i["value"] for i in payload.get("identifiers", [])]))

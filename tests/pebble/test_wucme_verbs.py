@@ -189,7 +189,7 @@ def test_manage_renews_the_due_and_skips_the_rest(pebble_factory: Any, tmp_path:
     time.sleep(max(0.0, half - time.time()))
     w("issue", "new.example.org")
     new = chain(w.here / "WUCME_C_NEW_EXAMPLE_ORG.PEM")[0]
-    r = w("manage", WUCME_WORKERS="2")
+    r = w("manage", WUCME_WORKERS="2", WUCME_LOAD="true")  # loaded: no NOTLOADED warning
     assert "%WUCME-S-RENEWED, WUCME_C_OLD_EXAMPLE_ORG.PEM" in r.stdout
     assert "%WUCME-I-SKIPPED, WUCME_C_NEW_EXAMPLE_ORG.PEM" in r.stdout
     assert "%WUCME-S-MANAGED, 1 renewed, 1 not due, 0 failed" in r.stdout

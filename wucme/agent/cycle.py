@@ -88,6 +88,10 @@ def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     ok = report.ok and report.load_ok
     summary = report.summary() if not report.error else f"{report.error} ({report.summary()})"
     state = AgentState.load(repo.path)
+    gone = stop() if stop is not None else ""
+    if gone:  # the schedule is the new active agent's now: record nothing of this pass
+        log.say("W", "ABANDONED", f"{gone}: pass ended after the certificates in flight ({summary})")
+        return _result(report, False, state, summary)
     failed = {o.file for o in report.failed}
     hints = [before[f] for f in failed if f in before]
     state.passed(now, ok, summary, min(hints) if hints else None)
