@@ -86,12 +86,16 @@ class HttpClient:
         The whole of it ends within HttpConfig.deadline (HttpTimeout)."""
         with Deadline(self.config.deadline) as d:
             try:
-                return self._request(method, url, body, headers)
+                response = self._request(method, url, body, headers)
             except HttpError as exc:
                 if not d.expired:
                     raise
                 raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
                                   "(WUCME_HTTP_DEADLINE)") from exc
+            if d.expired:  # a body cut short by the deadline's shutdown may read as an end
+                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                                  "(WUCME_HTTP_DEADLINE)")
+            return response
 
     def _request(self, method: str, url: str, body: bytes | None,
                  headers: dict[str, str] | None) -> Response:
