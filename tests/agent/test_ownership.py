@@ -3,7 +3,8 @@
 Real `wucme` processes on one repository, against Pebble through the fault proxy; its time
 machine gives the first certificates a lifetime of one day and renewals ninety, and WUCME_DAYS=30
 makes the first due and the renewed not: each certificate has exactly one due date here, and the
-proxy counts the orders Pebble created for it.  A short pause on each newOrder keeps the work in
+proxy counts the orders Pebble created for it.  The http-01 challenges are answered from the
+repository's challenge store by one listener, as a web server does on a real site.  A short pause on each newOrder keeps the work in
 flight long enough to be interrupted or raced.
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from harness.faultproxy import FaultProxy, ProxyRequest, Reply
+from wucme.challenge.http01 import Http01Listener
+from wucme.challenge.store import ChallengeStore
 from harness.pebble import Pebble
 from harness.timemachine import TimeMachine, orders
 
@@ -63,11 +66,13 @@ def repo(agents: Agents, pebble: Pebble, fault_proxy: FaultProxy) -> Iterator[Ag
         return dt.timedelta(days=1 if first else 90)
 
     TimeMachine(fault_proxy, RealTime(), lifetime).install()
+    # http-01 answered from the challenge store by one server (the web server's part on a real
+    # site), so that every process can answer at once: none of them listens on the port itself.
     agents.env.update(WUCME_CA=fault_proxy.directory_url, WUCME_CA_BUNDLE=fault_proxy.ca_bundle,
-                      WUCME_CHALLENGE="http-01", WUCME_HTTP01=f"127.0.0.1:{pebble.http_port}",
-                      WUCME_DAYS="30", WUCME_LOAD="true")
+                      WUCME_CHALLENGE="http-01", WUCME_HTTP01="", WUCME_DAYS="30", WUCME_LOAD="true")
     agents.wucme("register", "admin@example.org")
-    yield agents
+    with Http01Listener(ChallengeStore(agents.here / "WUCME_CHALLENGES"), "127.0.0.1", pebble.http_port):
+        yield agents
 
 
 def issue_all(agents: Agents, names: list[str]) -> None:
@@ -168,17 +173,8 @@ def test_two_issues_of_one_name_at_once_order_once(repo: Agents, fault_proxy: Fa
     assert first.returncode == 0
 
 
-def test_manage_during_an_agent_pass_orders_once(repo: Agents, fault_proxy: FaultProxy,
-                                                 pebble: Pebble) -> None:
-    """Both answer http-01 through the challenge store a web server serves (as on a real site:
-    two processes cannot both listen on port 80 themselves)."""
-    from wucme.challenge.http01 import Http01Listener
-    from wucme.challenge.store import ChallengeStore
-
-    agents = repo
-    agents.env["WUCME_HTTP01"] = ""
-    with Http01Listener(ChallengeStore(agents.here / "WUCME_CHALLENGES"), "127.0.0.1", pebble.http_port):
-        manage_during_a_pass(agents, fault_proxy)
+def test_manage_during_an_agent_pass_orders_once(repo: Agents, fault_proxy: FaultProxy) -> None:
+    manage_during_a_pass(repo, fault_proxy)
 
 
 def manage_during_a_pass(agents: Agents, fault_proxy: FaultProxy) -> None:
