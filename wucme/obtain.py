@@ -11,6 +11,8 @@ and every name.
 """
 from __future__ import annotations
 
+import datetime as _dt
+
 from wucme import crypto, settings
 from wucme.progress import Progress
 from wucme.repository import CertState, Repository
@@ -41,9 +43,10 @@ def _tracked(solver: Solver, progress: Progress) -> Solver:
 
 def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
            replaces: str | None = None, status: str = "issued",
-           progress: Progress | None = None) -> CertState:
+           progress: Progress | None = None, now: _dt.datetime | None = None) -> CertState:
     """Order a certificate for *names* under the session's account, answer its challenges
-    through *solver*, and save it with a new key; the certificate's state on success."""
+    through *solver*, and save it with a new key; the certificate's state on success (its
+    timestamps at *now*: the renewal pass's clock)."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
     try:
@@ -54,7 +57,7 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
         raise
     if progress is not None:
         progress.finish(True)
-    return repo.save_certificate(names, key, chain, challenge, status)
+    return repo.save_certificate(names, key, chain, challenge, status, now=now)
 
 
 def host_list(state: CertState) -> str:

@@ -344,7 +344,8 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
         names = validate_identifiers(state.hosts, wildcard=False)
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name}: {why}")
-        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed")
+        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed",
+                     now=now)
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
         say(Condition("S", "RENEWED", msg))
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)

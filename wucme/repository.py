@@ -271,7 +271,8 @@ class Repository:
     # --- certificates -----------------------------------------------------------------------
 
     def save_certificate(self, hosts: list[str], key: crypto.PrivateKey, chain_pem: bytes,
-                         challenge: str, status: str = "issued") -> CertState:
+                         challenge: str, status: str = "issued", *,
+                         now: _dt.datetime | None = None) -> CertState:
         """Write WUCME_K (key), WUCME_C (chain + key) and the state, in that order.
 
         The key goes first: a crash between the two leaves a new key beside the old
@@ -289,7 +290,7 @@ class Repository:
         state.status = status
         state.serial = format(leaf.serial_number, "x")
         state.not_after = iso(leaf.not_valid_after_utc)
-        state.last_attempt = iso(utc_now())
+        state.last_attempt = iso(now or utc_now())
         state.last_result = f"{status} {state.last_attempt}"
         state.next_attempt = None
         state.corrupt = False

@@ -37,6 +37,7 @@ from wucme.agent.log import AgentLog
 from wucme.agent.process import Agent, Stop
 from wucme.agent.schedule import BACKOFF, day_jitter
 from wucme.cli import main as wucme
+from wucme.core.times import parse_iso
 from wucme.renewal import threshold
 from wucme.repository import Repository
 from wucme.uacme.acme import AcmeSession
@@ -207,6 +208,10 @@ def test_120_days(simulation: Simulation, fault_proxy: FaultProxy, tmp_path: Pat
             renewals += 1
         assert issued[-1].not_after > END - dt.timedelta(days=1)
     assert sim.expired == []
+    # The state's timestamps are the agent's clock's, as every decision of the pass.
+    for m in Repository(sim.here).managed():
+        last = parse_iso(m.state.last_attempt)
+        assert last is not None and START <= last < END, (m.cert_name, m.state.last_attempt)
     loads = (tmp_path / "loaded.txt").read_text().count("loaded")
     assert loads == sum(1 for p in sim.passes if p.renewed)
     assert sum(p.renewed for p in sim.passes) == renewals
