@@ -397,7 +397,7 @@ def test_manage_follows_ari_and_names_the_replaced_certificate(pebble: Pebble, t
         r = w("manage", WUCME_CHALLENGE="http-01", WUCME_DAYS="3000")
         assert "0 renewed" in r.stdout + r.stderr and "renewal window" in r.stdout + r.stderr
         proxy.set_renewal_info(old, when(-2), when(-1))
-        r = w("manage", WUCME_CHALLENGE="http-01")
+        r = w("manage", WUCME_CHALLENGE="http-01", WUCME_LOAD="true")  # loaded: no NOTLOADED
         assert "1 renewed" in r.stdout + r.stderr
         orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
         assert orders[-1].jws_payload()["replaces"] == old
