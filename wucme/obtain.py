@@ -11,6 +11,7 @@ and every name.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Iterable
@@ -62,10 +63,12 @@ def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
 def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
            replaces: str | None = None, status: str = "issued",
            progress: Progress | None = None,
-           on_authorize: Callable[[], None] | None = None) -> CertState:
+           on_authorize: Callable[[], None] | None = None,
+           now: _dt.datetime | None = None) -> CertState:
     """Order a certificate for *names* under the session's account, answer its challenges
-    through *solver*, and save it with a new key; the certificate's state on success.
-    *on_authorize* is called once the CA has accepted the order, before its first challenge."""
+    through *solver*, and save it with a new key; the certificate's state on success (its
+    timestamps at *now*: the renewal pass's clock).  *on_authorize* is called once the CA has
+    accepted the order, before its first challenge."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
     # One tls-alpn-01 validation per name at a time (RFC 8737 §3): ChallengeSolver.reserve.
@@ -83,7 +86,7 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
         raise
     if progress is not None:
         progress.finish(True)
-    return repo.save_certificate(names, key, chain, challenge, status)
+    return repo.save_certificate(names, key, chain, challenge, status, now=now)
 
 
 def host_list(state: CertState) -> str:

@@ -29,7 +29,9 @@ happens: the caller prints them (`manage`) or logs them (the agent).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -45,11 +47,12 @@ from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.load import StepResult, load_action
 from wucme.obtain import host_list, obtain
-from wucme.repository import Managed, Repository
+from wucme.repository import Busy, Managed, Repository
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
-from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, prometheus_file,
-                            renewal_challenge, warn_days, workers)
+from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, load_command,
+                            pass_deadline, prometheus_file, renewal_challenge, services, warn_days,
+                            workers)
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
@@ -62,6 +65,8 @@ __all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_war
 RETRY_AFTER_FAILURE = _dt.timedelta(hours=6)
 
 Note = Callable[[Condition], None]
+#: Asked before each certificate is started: a reason to start no more ("" to go on).
+StopCheck = Callable[[], str]
 
 
 @dataclass
@@ -89,6 +94,8 @@ class RenewalReport:
     load_steps: list[StepResult] = field(default_factory=list)
     #: What could not be reported (a mail server down, an unknown OPCOM class).
     report_problems: list[str] = field(default_factory=list)
+    #: Renewed, but neither WUCME_LOAD nor WUCME_SERVICES is defined: nothing loads it.
+    not_loaded: str = ""
 
     def _of(self, action: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.action == action]
@@ -210,32 +217,68 @@ def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) 
     return events
 
 
+@dataclass
+class _Pass:
+    """What every renewal of one pass shares: its clock, its deadline, its stop check."""
+
+    repo: Repository
+    log: Msg
+    say: Note
+    now: _dt.datetime
+    deadline: float  # time.monotonic() by which the pass must be done
+    seconds: float
+    nowait: bool = False
+    stop: StopCheck | None = None
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def stopped(self) -> str:
+        """Why no further certificate may be started ("" when it may)."""
+        if self.stop is not None:
+            why = self.stop()
+            if why:
+                return why
+        if self.left() <= 0:
+            return (f"the pass deadline of {self.seconds:g} s (WUCME_PASS_DEADLINE) was reached "
+                    "before its turn")
+        return ""
+
+
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
-                 now: _dt.datetime | None = None, challenge: str | None = None) -> RenewalReport:
+                 now: _dt.datetime | None = None, nowait: bool = False,
+                 stop: StopCheck | None = None, challenge: str | None = None) -> RenewalReport:
     """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
     traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
-    the expiry warnings are measured from (the agent's clock; certificates use the real one);
-    *challenge*, when given, the challenge type of every renewal of this pass."""
+    every decision of the pass is taken at (the agent's clock): what is due, when to retry, the
+    expiry warnings, the state's timestamps.  Each certificate is worked on under its lock
+    (Repository.lock_certificate), waited for, or with *nowait* skipped as busy; *stop* is
+    asked before each certificate is started (the agent's pass when its agent is gone).  The
+    pass starts no certificate after WUCME_PASS_DEADLINE seconds.  *challenge*, when given, is
+    the challenge type of every renewal of this pass."""
     say: Note = note or (lambda c: None)
-    report = RenewalReport(started=iso(utc_now()) or "")
+    when = now or utc_now()
+    seconds = pass_deadline()
+    ctx = _Pass(repo, log, say, when, time.monotonic() + seconds, seconds, nowait, stop)
+    report = RenewalReport(started=iso(when) or "")
     try:
-        _renew_due(repo, log, report, say, challenge)
+        _renew_due(ctx, report, challenge)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
     if report.renewed or repo.load_pending():
         _load(repo, report, say)
-    _report(repo, report, now or utc_now(), say)
-    _metrics(repo, report, say)
+    _report(repo, report, when, say)
+    _metrics(repo, report, when, say)
     return report
 
 
-def _metrics(repo: Repository, report: RenewalReport, say: Note) -> None:
+def _metrics(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note) -> None:
     """The node_exporter textfile (WUCME_PROMETHEUS_FILE), rewritten after every pass."""
     try:
         path = prometheus_file()
         if path is None:
             return
-        text = metrics.prometheus_text(repo.managed(), now=utc_now(),
+        text = metrics.prometheus_text(repo.managed(), now=now,
                                        pass_ok=report.ok and (report.load_ok or not report.load_steps))
         metrics.write_textfile(path, text)
     except (WucmeError, crypto.CryptoError, OSError) as e:
@@ -249,8 +292,8 @@ def _challenge_of(m: Managed, override: str | None, default: str) -> str:
     return m.state.challenge if m.state.challenge in CHALLENGES else default
 
 
-def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note,
-               challenge: str | None = None) -> None:
+def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) -> None:
+    repo, log, say = ctx.repo, ctx.log, ctx.say
     managed = repo.managed()
     if not managed:
         return
@@ -261,13 +304,14 @@ def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note,
     days = fixed_days()
     with account_session(log, key=key, directory=ca_directory()) as a:
         ari_url = a.dir.get("renewalInfo")
-        def ari(leaf: x509.Certificate) -> tuple[int, float | None]:
+
+        def ari_picked(leaf: x509.Certificate) -> tuple[int, float | None]:
             picked: list[float] = []
             return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
-        now = utc_now()
+        ari = ari_picked if isinstance(ari_url, str) else None
         todo: list[tuple[Managed, str]] = []
         for m in managed:
-            is_due, why = due(m, now, ari if isinstance(ari_url, str) else None, days)
+            is_due, why = due(m, ctx.now, ari, days)
             if is_due:
                 todo.append((m, why))
             else:
@@ -284,14 +328,59 @@ def _renew_due(repo: Repository, log: Msg, report: RenewalReport, say: Note,
 
             def renew(item: tuple[Managed, str]) -> Outcome:
                 t = _challenge_of(item[0], override, default)
-                return _renew(a, repo, solvers[t], t, item[0], item[1], log, say)
+                return _renew_locked(ctx, a, solvers[t], t, item[0], item[1], ari, days)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
 
 
+def _renew_locked(ctx: _Pass, a: AcmeSession, solver: ChallengeSolver, challenge: str, m: Managed,
+                  why: str, ari: Callable[[x509.Certificate], int | tuple[int, float | None]] | None,
+                  days: float | None) -> Outcome:
+    """One certificate under its lock: started only while the pass may start one, and
+    decided again once the lock is ours (another process may have renewed it meanwhile)."""
+    say = ctx.say
+    hosts = m.state.hosts or m.hosts
+    stopped = ctx.stopped()
+    if stopped:
+        return _not_started(ctx, m, hosts, stopped)
+    try:
+        lock = ctx.repo.lock_certificate(m.cert_name, wait=not ctx.nowait,
+                                         timeout=None if ctx.nowait else max(ctx.left(), 0.001))
+    except Busy as e:
+        if not ctx.nowait:
+            return _not_started(ctx, m, hosts, ctx.stopped() or e.text)
+        say(Condition("W", "BUSY", f"{m.cert_name}: {e.text}; not renewed in this pass"))
+        return Outcome(hosts, m.cert_name, "skipped", e.text)
+    with lock:
+        stopped = ctx.stopped()
+        if stopped:
+            return _not_started(ctx, m, hosts, stopped)
+        fresh = ctx.repo.reread(m)
+        is_due, why_now = due(fresh, ctx.now, ari, days)
+        if not is_due:
+            say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(fresh.hosts)}): {why_now} "
+                          "(renewed by another process meanwhile)"))
+            return Outcome(fresh.hosts, m.cert_name, "skipped", why_now)
+        return _renew(a, ctx.repo, solver, challenge, fresh, why, ctx.log, say, ctx.now)
+
+
+def _not_started(ctx: _Pass, m: Managed, hosts: list[str], why: str) -> Outcome:
+    """A certificate the pass could not start: a failure past the deadline (retried as any
+    other); left alone, unrecorded, when the pass was stopped (the next pass takes it)."""
+    if ctx.stop is not None and ctx.stop():
+        ctx.say(Condition("W", "ABANDONED", f"{m.cert_name} ({', '.join(hosts)}) not started: {why}"))
+        return Outcome(hosts, m.cert_name, "skipped", f"not started: {why}")
+    with contextlib.suppress(OSError):
+        if m.state.hosts and not m.state.corrupt:
+            ctx.repo.record_attempt(m.state, "failed", f"failed: {why}", ctx.now + RETRY_AFTER_FAILURE,
+                                    now=ctx.now)
+    ctx.say(Condition("E", "PASSDEADLINE", f"{m.cert_name} ({', '.join(hosts)}): {why}"))
+    return Outcome(hosts, m.cert_name, "failed", why)
+
+
 def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge: str, m: Managed,
-           why: str, log: Msg, say: Note) -> Outcome:
+           why: str, log: Msg, say: Note, now: _dt.datetime) -> Outcome:
     state = m.state
     try:
         if m.problem and m.info is None and state.corrupt:
@@ -300,7 +389,8 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
         names = validate_identifiers(state.hosts, wildcard=False)
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name} over {challenge}: {why}")
-        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed")
+        new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed",
+                     now=now)
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
         say(Condition("S", "RENEWED", msg))
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)
@@ -308,17 +398,31 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
         text = e.text if isinstance(e, WucmeError) else f"{type(e).__name__}: {e}"
         try:
             if state.hosts and not (m.problem and m.info is None and state.corrupt):
-                repo.record_attempt(state, "failed", f"failed: {text}",
-                                    utc_now() + RETRY_AFTER_FAILURE)
+                repo.record_attempt(state, "failed", f"failed: {text}", now + RETRY_AFTER_FAILURE,
+                                    now=now)
         except OSError as w:
             log.warn(f"cannot record the failure for {m.cert_path.name}: {w}")
         say(Condition("E", "RENEWFAIL", f"{m.cert_path.name} ({', '.join(state.hosts)}): {text}"))
         return Outcome(state.hosts, m.cert_path.name, "failed", text)
 
 
+NOT_LOADED = ("nothing loads the renewed certificates: neither WUCME_LOAD nor WUCME_SERVICES "
+              "is defined, so the servers keep the old ones until restarted "
+              "(wucme check /load says what to define)")
+
+
 def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
     """The load action; a failure is remembered in the repository, so the next pass (whoever
-    runs it) loads again even when nothing is due."""
+    runs it) loads again even when nothing is due.  Renewed with nothing to load them:
+    `%WUCME-W-NOTLOADED`, in the log and the reports."""
+    if report.renewed and not load_command():
+        try:
+            nothing = not services()
+        except WucmeError:
+            nothing = False  # a bad WUCME_SERVICES: load_action says so
+        if nothing:
+            report.not_loaded = NOT_LOADED
+            say(Condition("W", "NOTLOADED", NOT_LOADED))
     report.load_steps = load_action(repo)
     for step in report.load_steps:
         say(Condition("S", "LOADED", step.text) if step.ok else Condition("E", "LOADFAIL", step.text))
@@ -341,8 +445,12 @@ def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Not
             problems.append(f"reporter failed: {e}")
     try:
         warnings = expiry_warnings(report, repo, now)
+        if report.not_loaded:
+            warnings.insert(0, Event("W", "NOTLOADED", report.not_loaded,
+                                     [h for o in report.renewed for h in o.hosts]))
         for event in warnings:
-            say(Condition(event.severity, event.ident, reporting.clean(event.text)))
+            if event.ident != "NOTLOADED":  # said as it happened
+                say(Condition(event.severity, event.ident, reporting.clean(event.text)))
         problems += reporting.send_events(warnings)
     except Exception as e:  # noqa: BLE001
         problems.append(f"expiry warnings failed: {e}")

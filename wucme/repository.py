@@ -16,13 +16,14 @@ certificate file itself stays the truth for serial and expiry.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +37,19 @@ from wucme.vms.secure import check_directory, make_directory
 from wucme.vms.files import write_versioned
 from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
+
+if TYPE_CHECKING:
+    from wucme.lock import Lock
+
+#: The lock manager's resources of a repository (the agent's election, the pass, each certificate).
+LOCK_DIR = "WUCME_LOCKS"
+
+
+class Busy(WucmeError):
+    """Another process works on this certificate (`/NOWAIT`, or a wait that timed out)."""
+
+    ident = "BUSY"
+    severity = "W"
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
 ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
@@ -191,6 +205,24 @@ class Repository:
     def state_path(self, host: str) -> Path:
         return self.path / f"{STATE_PREFIX}{ods2_name(host)}{STATE_TYPE}"
 
+    # --- who works on what --------------------------------------------------------------------
+
+    def lock_certificate(self, cert_file: str, *, wait: bool = True,
+                         timeout: float | None = None) -> Lock:
+        """The lock of the certificate in *cert_file* (its WUCME_C file name): EX on a resource
+        named for it, held by `issue`, `manage`, `revoke` and the agent's pass around their
+        work on that certificate, so that two orders for one certificate never run at once.
+        The second waits its turn (and then reads the state again), or with *wait* False (or
+        past *timeout*) gets Busy (`%WUCME-W-BUSY`)."""
+        from wucme.lock import LockManager, LockTimeout, NotQueued
+
+        digest = hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]
+        try:
+            return LockManager(self.path / LOCK_DIR).enqueue(f"WUCME_C_{digest}", "EX", wait=wait,
+                                                             timeout=timeout)
+        except (NotQueued, LockTimeout):
+            raise Busy(f"another process is working on {cert_file}") from None
+
     # --- access ------------------------------------------------------------------------------
 
     def ensure_writable(self) -> None:
@@ -239,7 +271,8 @@ class Repository:
     # --- certificates -----------------------------------------------------------------------
 
     def save_certificate(self, hosts: list[str], key: crypto.PrivateKey, chain_pem: bytes,
-                         challenge: str, status: str = "issued") -> CertState:
+                         challenge: str, status: str = "issued", *,
+                         now: _dt.datetime | None = None) -> CertState:
         """Write WUCME_K (key), WUCME_C (chain + key) and the state, in that order.
 
         The key goes first: a crash between the two leaves a new key beside the old
@@ -257,7 +290,7 @@ class Repository:
         state.status = status
         state.serial = crypto.serial_hex(leaf.serial_number)
         state.not_after = iso(leaf.not_valid_after_utc)
-        state.last_attempt = iso(utc_now())
+        state.last_attempt = iso(now or utc_now())
         state.last_result = f"{status} {state.last_attempt}"
         state.next_attempt = None
         state.corrupt = False
@@ -286,10 +319,11 @@ class Repository:
         return write_versioned(self.state_path(state.hosts[0]), state.to_json(), STATE_MODE)
 
     def record_attempt(self, state: CertState, status: str, result: str,
-                       next_attempt: _dt.datetime | None = None) -> None:
+                       next_attempt: _dt.datetime | None = None, *,
+                       now: _dt.datetime | None = None) -> None:
         """Note an attempt's outcome in the state file (a failure keeps the old certificate)."""
         state.status = status
-        state.last_attempt = iso(utc_now())
+        state.last_attempt = iso(now or utc_now())
         state.last_result = result
         state.next_attempt = iso(next_attempt)
         state.corrupt = False
@@ -347,6 +381,11 @@ class Repository:
         if state.corrupt and not names and state.hosts == [part.lower()]:
             problem = problem or "state unreadable and no certificate"
         return Managed(part, state, self.path, info, problem)
+
+    def reread(self, m: Managed) -> Managed:
+        """*m* as its files say now (another process may have renewed it meanwhile)."""
+        part = m.cert_name[len("WUCME_C_"):-len(".PEM")]
+        return self._managed(part, certscan.backend())
 
     def find(self, certfile: Path) -> Managed | None:
         """The managed certificate whose WUCME_C file is *certfile*, or whose serial it carries."""

@@ -144,7 +144,24 @@ def http_config() -> HttpConfig:
         ca_path=trnlnm("UACME_CAPATH"),
         proxy=proxy,
         proxy_rules=rules,
+        deadline=http_deadline(),
     )
+
+
+DEFAULT_HTTP_DEADLINE = 120.0
+DEFAULT_PASS_DEADLINE = 3600.0
+
+
+def http_deadline() -> float:
+    """WUCME_HTTP_DEADLINE: seconds one HTTP request may take in all, connect, head and body
+    (default 120): a CA that answers one byte at a time fails the request, not the agent."""
+    return _seconds("WUCME_HTTP_DEADLINE", DEFAULT_HTTP_DEADLINE)
+
+
+def pass_deadline() -> float:
+    """WUCME_PASS_DEADLINE: seconds a renewal pass may take (default 3600); certificates not
+    done by then fail, and the next pass runs on schedule."""
+    return _seconds("WUCME_PASS_DEADLINE", DEFAULT_PASS_DEADLINE)
 
 
 def poll_timeout() -> float | None:

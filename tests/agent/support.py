@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,3 +102,28 @@ class Agents:
             p.wait(10)
 
 
+class Syslog:
+    """A Unix datagram socket standing in for /dev/log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.lines: list[str] = []
+
+    def drain(self) -> str:
+        while True:
+            try:
+                self.lines.append(self.sock.recv(65536).decode("utf-8", "replace"))
+            except (TimeoutError, BlockingIOError):
+                return "\n".join(self.lines)
+
+    def drain_new(self) -> str:
+        """What arrived since the last call."""
+        seen = len(self.lines)
+        self.drain()
+        return "\n".join(self.lines[seen:])
+
+    def close(self) -> None:
+        self.sock.close()

@@ -21,7 +21,7 @@ from cryptography import x509
 from harness.pebble import Pebble, free_port
 from wucme.crypto import serial_hex
 
-from .support import Agents, alive, comm, wait_for
+from .support import Agents, Syslog, alive, comm, wait_for
 
 pytestmark = pytest.mark.pebble
 
@@ -38,56 +38,6 @@ def served_serial(port: int, name: str) -> int:
         der = tls.getpeercert(binary_form=True)
     assert der
     return x509.load_der_x509_certificate(der).serial_number
-
-
-class Syslog:
-    """A Unix datagram socket standing in for /dev/log."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.05)
-        self.lines: list[str] = []
-
-    def drain(self) -> str:
-        while True:
-            try:
-                self.lines.append(self.sock.recv(65536).decode("utf-8", "replace"))
-            except (TimeoutError, BlockingIOError):
-                return "\n".join(self.lines)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def syslog(tmp_path: Path) -> Iterator[Syslog]:
-    s = Syslog(tmp_path / "log.sock")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, list[Any]]]:
-    from aiosmtpd.controller import Controller
-
-    got: list[Any] = []
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            got.append(envelope)
-            return "250 OK"
-
-    port = free_port()
-    c = Controller(Handler(), hostname="127.0.0.1", port=port)
-    c.start()
-    try:
-        yield port, got
-    finally:
-        c.stop()
 
 
 def setup_repository(agents: Agents, p: Pebble, host: str) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import ssl
 import threading
 import time
@@ -25,10 +26,14 @@ from typing import Any, Callable, Mapping
 from harness.loopback import LoopbackHTTPService, OwnedHTTPServer
 from harness.pebble import Pebble, TestCA
 
-__all__ = ["FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
+__all__ = ["DRIP", "DROP", "FaultProxy", "ProxyRequest", "Rule", "Reply", "problem", "match_path"]
 
 #: (status, headers, body) of a response the proxy sends.
 Reply = tuple[int, dict[str, str], bytes]
+#: A reply with this status closes the connection without answering (a CA that drops it).
+DROP = 0
+#: A reply header (never sent) asking for the response one byte every so many seconds.
+DRIP = "X-Proxy-Drip-Seconds"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"}
 
@@ -113,6 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
                            body, time.monotonic())
         status, headers, out = self.server.owner._serve(req)
         req.status, req.response_headers, req.response_body = status, headers, out
+        if status == DROP:
+            self.close_connection = True
+            return
+        drip = float(headers.pop(DRIP, 0) or 0)
+        if drip:
+            self._drip(status, headers, out, drip)
+            return
         self.send_response(status)
         for k, v in headers.items():
             # send_response() already wrote this server's Date and Server.
@@ -122,6 +134,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
+
+    def _drip(self, status: int, headers: dict[str, str], out: bytes, interval: float) -> None:
+        """The whole response, one byte every `interval` seconds, until the client gives up."""
+        head = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()
+                                           if k.lower() not in _HOP_BY_HOP]
+        data = ("\r\n".join(head + [f"Content-Length: {len(out)}", "", ""])).encode() + out
+        self.close_connection = True
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(interval)
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle  # noqa: N815
 
@@ -135,6 +161,9 @@ class _ProxyServer(OwnedHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """TLS handshake in the connection's own thread, so a stalled client blocks no one."""
         request.settimeout(10)
+        # The handler writes the head and the body apart: without this, Nagle's algorithm holds
+        # the body for the client's delayed ACK, 40 ms on every answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.owner._server_ctx.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):

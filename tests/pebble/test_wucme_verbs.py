@@ -194,7 +194,7 @@ def test_manage_renews_the_due_and_skips_the_rest(pebble_factory: Any, tmp_path:
     time.sleep(max(0.0, half - time.time()))
     w("issue", "new.example.org")
     new = chain(w.here / "WUCME_C_NEW_EXAMPLE_ORG.PEM")[0]
-    r = w("manage", WUCME_WORKERS="2")
+    r = w("manage", WUCME_WORKERS="2", WUCME_LOAD="true")  # loaded: no NOTLOADED warning
     assert "%WUCME-S-RENEWED, WUCME_C_OLD_EXAMPLE_ORG.PEM" in r.stdout
     assert "%WUCME-I-SKIPPED, WUCME_C_NEW_EXAMPLE_ORG.PEM" in r.stdout
     assert "%WUCME-S-MANAGED, 1 renewed, 1 not due, 0 failed" in r.stdout
@@ -402,7 +402,7 @@ def test_manage_follows_ari_and_names_the_replaced_certificate(pebble: Pebble, t
         r = w("manage", WUCME_CHALLENGE="http-01", WUCME_DAYS="3000")
         assert "0 renewed" in r.stdout + r.stderr and "renewal window" in r.stdout + r.stderr
         proxy.set_renewal_info(old, when(-2), when(-1))
-        r = w("manage", WUCME_CHALLENGE="http-01")
+        r = w("manage", WUCME_CHALLENGE="http-01", WUCME_LOAD="true")  # loaded: no NOTLOADED
         assert "1 renewed" in r.stdout + r.stderr
         orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
         assert orders[-1].jws_payload()["replaces"] == old

@@ -21,7 +21,8 @@ NAMES = ("WUCME_VERBOSE", "WUCME_CA", "WUCME_HTTP", "WUCME_POLL_TIMEOUT", "WUCME
          "WUCME_CHALLENGE", "WUCME_HTTP01", "WUCME_ALPN", "WUCME_HTTP_PORT", "WUCME_WORKERS", "WUCME_DAYS",
          "WUCME_WARN_DAYS", "WUCME_LOAD", "WUCME_LOAD_TIMEOUT", "WUCME_LOAD_SETTLE", "WUCME_SERVICES",
          "WUCME_SCHEDULE", "WUCME_JITTER", "WUCME_ACTIVE", "WUCME_LOCK_DB", "WUCME_HERE", "WASD_ROOT",
-         "WUCME_CHALLENGES", "WUCME_EAB", "WUCME_CA_BUNDLE", "UACME_CAINFO", "WUCME_PROXY", "UACME_PROXY")
+         "WUCME_CHALLENGES", "WUCME_EAB", "WUCME_CA_BUNDLE", "UACME_CAINFO", "WUCME_PROXY", "UACME_PROXY",
+         "WUCME_HTTP_DEADLINE", "WUCME_PASS_DEADLINE")
 
 
 @pytest.fixture(autouse=True)
@@ -216,3 +217,14 @@ def test_times_round_trip() -> None:
                                                                        tzinfo=dt.timezone.utc)
     with pytest.raises(ValueError):
         parse_rfc3339("2026-11-27")
+
+
+def test_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.http_deadline() == 120.0 and settings.pass_deadline() == 3600.0
+    assert settings.http_config().deadline == 120.0
+    monkeypatch.setenv("WUCME_HTTP_DEADLINE", "7.5")
+    monkeypatch.setenv("WUCME_PASS_DEADLINE", "600")
+    assert settings.http_config().deadline == 7.5 and settings.pass_deadline() == 600.0
+    for bad in ("soon", "-1", "0", "1e9"):  # tuning only: a typo falls back to the default
+        monkeypatch.setenv("WUCME_HTTP_DEADLINE", bad)
+        assert settings.http_deadline() == 120.0

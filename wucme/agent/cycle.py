@@ -8,12 +8,24 @@ failed certificate's next_attempt.
 The active agent runs it in a child process (`python -m wucme.agent.cycle REPO LOG`) so that
 the long-lived process never imports the ACME client, the crypto and the HTTP stack, and stays
 small while it waits for the next day; tests call `run_cycle` in-process with a fake clock.
+
+The pass belongs to the agent that holds the lock.  The child asks the kernel for SIGUSR1 when
+its parent dies (prctl PR_SET_PDEATHSIG): it then starts no further certificate, finishes those
+in flight (a certificate half-ordered and abandoned would be ordered again by the next agent),
+and ends.  The pass itself holds the lock WUCME_PASS from start to end, so a new active agent's
+pass waits until the old one is gone; each certificate's own lock (Repository.lock_certificate)
+keeps `issue`, `manage` and the pass from ordering one certificate twice.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import datetime as _dt
+import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +33,8 @@ from wucme.agent.log import AgentLog
 from wucme.agent.schedule import AgentState
 from wucme.core.times import iso, parse_iso, utc_now
 from wucme.load import StepResult
-from wucme.renewal import RenewalReport, renewal_pass
-from wucme.repository import Repository
+from wucme.renewal import RenewalReport, StopCheck, renewal_pass
+from wucme.repository import LOCK_DIR, Repository
 from wucme.settings import verbosity
 
 
@@ -39,16 +51,47 @@ class CycleResult:
     summary: str = ""
 
 
-def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime) -> CycleResult:
-    """One cycle at `now` (the schedule's clock; certificate times are the real clock's)."""
+PASS_RESOURCE = "WUCME_PASS"
+PR_SET_PDEATHSIG = 1
+#: The signal the kernel sends the cycle's process when the agent that started it dies.
+ORPHAN_SIGNAL = signal.SIGUSR1
+
+
+def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
+              stop: StopCheck | None = None) -> CycleResult:
+    """One cycle at `now` (the agent's clock: every decision of the pass is taken at it),
+    holding WUCME_PASS: a pass still running (its agent killed) is waited for."""
+    from wucme.lock import LockManager, NotQueued
+
+    manager = LockManager(repo.path / LOCK_DIR) if repo.path.is_dir() else None
+    held = None
+    if manager is not None:
+        try:
+            held = manager.enqueue(PASS_RESOURCE, "EX", wait=False)
+        except NotQueued:
+            log.say("I", "PASSWAIT", "the previous agent's pass is still running: waiting for its end")
+            held = manager.enqueue(PASS_RESOURCE, "EX")
+    try:
+        return _run_cycle(repo, log, now, stop)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
+               stop: StopCheck | None) -> CycleResult:
     # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is still
     # ahead: the backoff never retries sooner.
     before = {m.cert_path.name: t for m in repo.managed()
               for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-    report = renewal_pass(repo, log, note=log.note, now=now)
+    report = renewal_pass(repo, log, note=log.note, now=now, stop=stop)
     ok = report.ok and report.load_ok
     summary = report.summary() if not report.error else f"{report.error} ({report.summary()})"
     state = AgentState.load(repo.path)
+    gone = stop() if stop is not None else ""
+    if gone:  # the schedule is the new active agent's now: record nothing of this pass
+        log.say("W", "ABANDONED", f"{gone}: pass ended after the certificates in flight ({summary})")
+        return _result(report, False, state, summary)
     failed = {o.file for o in report.failed}
     hints = [before[f] for f in failed if f in before]
     state.passed(now, ok, summary, min(hints) if hints else None)
@@ -81,15 +124,34 @@ def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, l
                 log.say("W", "NORETRY", f"cannot note the retry time for {m.cert_path.name}: {e}")
 
 
+def die_with_parent(parent: int) -> StopCheck:
+    """Ask for ORPHAN_SIGNAL when the parent dies; the check says why to start nothing more."""
+    orphaned = threading.Event()
+    signal.signal(ORPHAN_SIGNAL, lambda *_: orphaned.set())
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(ORPHAN_SIGNAL), 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request: the signal will never come
+        orphaned.set()
+
+    def check() -> str:
+        if not orphaned.is_set() and os.getppid() != parent:
+            orphaned.set()
+        return "the agent that started this pass is gone" if orphaned.is_set() else ""
+    return check
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m wucme.agent.cycle REPOSITORY [LOGFILE]`: one cycle, for the active agent."""
+    """`python -m wucme.agent.cycle REPOSITORY [LOGFILE [PARENT-PID]]`: one cycle, for the
+    active agent (PARENT-PID: the agent, whose death stops the pass from starting more)."""
     args = sys.argv[1:] if argv is None else argv
     # The agent stops a cycle with SIGTERM: unwind (closing connections), no traceback.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+    stop = die_with_parent(int(args[2])) if len(args) > 2 and args[2].isdigit() else None
     repo = Repository(args[0])
     log = AgentLog(verbosity(), Path(args[1]) if len(args) > 1 and args[1] else None)
     try:
-        result = run_cycle(repo, log, utc_now())
+        result = run_cycle(repo, log, utc_now(), stop)
     except Exception as e:  # noqa: BLE001 - the agent records the failure and backs off
         log.say("F", "CYCLEBUG", f"unexpected {type(e).__name__}: {e}")
         return 4

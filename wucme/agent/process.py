@@ -41,6 +41,8 @@ LOCK_DIR = "WUCME_LOCKS"
 PR_SET_NAME = 15
 #: How long a stopping agent lets a running cycle unwind after SIGTERM before killing it.
 STOP_GRACE = 10.0
+#: How long past WUCME_PASS_DEADLINE a pass may take (certificates in flight) before it is stopped.
+PASS_GRACE = 600.0
 
 
 class LockLost(Exception):
@@ -289,9 +291,17 @@ def child_cycle(agent: Agent) -> None:
     """Run the cycle in a child process, so the waiting agent stays small (imports nothing of
     the ACME stack); a child that crashes counts as a failed pass for the backoff."""
     argv = [sys.executable, "-m", "wucme.agent.cycle", str(agent.repo_path),
-            str(agent.log.path or "")]
+            str(agent.log.path or ""), str(os.getpid())]
     agent.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
-    status = agent.child.wait()
+    # WUCME_PASS_DEADLINE bounds the pass; a child still running well past it is stuck.
+    limit = settings.pass_deadline() + PASS_GRACE
+    try:
+        status = agent.child.wait(limit)
+    except subprocess.TimeoutExpired:
+        agent.log.say("E", "PASSDEADLINE", f"the pass did not end within {limit:g} s "
+                      "(WUCME_PASS_DEADLINE): stopped")
+        agent._stop_child()
+        status = -signal.SIGTERM
     agent.child = None
     if status not in (0, 2):
         now = agent.clock.now()

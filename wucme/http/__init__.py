@@ -56,6 +56,9 @@ class HttpConfig:
     proxy_rules: ProxyRules | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    #: The whole request (connect, head and body): a server that answers one byte at a time
+    #: cannot hold it longer (WUCME_HTTP_DEADLINE); None: no overall bound.
+    deadline: float | None = 120.0
     max_body: int = MAX_BODY
     user_agent: str = USER_AGENT
 

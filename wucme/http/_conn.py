@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from wucme.http import ConnectError, HttpError, HttpTimeout, ProtocolError, TLSError
+from wucme.http._deadline import watch
 from wucme.http._wire import Head, NoResponse, encode_request, framing, keep_alive, read_body, read_head
 
 _DEFAULT_PORT = {"http": 80, "https": 443}
@@ -143,6 +144,7 @@ class Connection:
     ) -> Connection:
         """TCP to the origin (or proxy), the CONNECT tunnel for https via a proxy, then TLS."""
         sock = _tcp(proxy.origin if proxy else origin, connect_timeout)
+        watch(sock)  # the request's deadline ends a dripping CONNECT or handshake too
         try:
             if origin.scheme == "https":
                 assert ctx is not None
@@ -166,6 +168,7 @@ class Connection:
         """Send one request, read its whole response; Stale if nothing came back on a reuse."""
         self.uses += 1
         self.reusable = False
+        watch(self.sock)
         try:
             try:
                 self.sock.sendall(request)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ssl
 import threading
 
-from wucme.http import HttpConfig, Response, TLSError
+from wucme.http import HttpConfig, HttpError, HttpTimeout, Response, TLSError
+from wucme.http._deadline import Deadline
 from wucme.http._conn import Connection, Origin, Proxy, Stale, split_url
 from wucme.http._pool import ConnectionPool
 from wucme.http._wire import encode_request
@@ -62,8 +63,8 @@ class HttpClient:
     def _connect(self, origin: Origin) -> Connection:
         ctx = self._context() if origin.scheme == "https" else None
         cfg = self.config
-        return Connection.dial(origin, ctx, self._proxy(origin), cfg.connect_timeout,
-                               cfg.read_timeout)
+        connect = min(cfg.connect_timeout, cfg.deadline or cfg.connect_timeout)
+        return Connection.dial(origin, ctx, self._proxy(origin), connect, cfg.read_timeout)
 
     def _exchange(self, conn: Connection, method: str, request: bytes) -> Response:
         try:
@@ -81,7 +82,23 @@ class HttpClient:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        """One request, whole response read; a stale kept-alive connection is retried once."""
+        """One request, whole response read; a stale kept-alive connection is retried once.
+        The whole of it ends within HttpConfig.deadline (HttpTimeout)."""
+        with Deadline(self.config.deadline) as d:
+            try:
+                response = self._request(method, url, body, headers)
+            except HttpError as exc:
+                if not d.expired:
+                    raise
+                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                                  "(WUCME_HTTP_DEADLINE)") from exc
+            if d.expired:  # a body cut short by the deadline's shutdown may read as an end
+                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                                  "(WUCME_HTTP_DEADLINE)")
+            return response
+
+    def _request(self, method: str, url: str, body: bytes | None,
+                 headers: dict[str, str] | None) -> Response:
         origin, target = split_url(url)
         if self._proxy(origin) and origin.scheme == "http":
             target = f"http://{origin.authority}{target}"  # absolute-form (RFC 9112 §3.2.2)

@@ -10,12 +10,16 @@ import os
 import ssl
 
 import requests
+import urllib3.connection as u3conn
+import urllib3.connectionpool as u3pool
 import urllib3.exceptions as u3
+from requests.adapters import HTTPAdapter
 
 from wucme.http import (
     ConnectError, HttpConfig, HttpError, HttpTimeout, ProtocolError, Response,
     ResponseTooLarge, TLSError,
 )
+from wucme.http._deadline import Deadline, watch
 
 _CHUNK = 64 * 1024
 
@@ -56,6 +60,52 @@ class _Session(requests.Session):
         return None
 
 
+class _Watched:
+    """A urllib3 connection whose socket is under the current request's deadline."""
+
+    sock: object
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watch(self.sock)  # type: ignore[arg-type]
+
+    def request(self, *args: object, **kw: object) -> None:
+        watch(self.sock)  # type: ignore[arg-type]
+        super().request(*args, **kw)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Watched, u3conn.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, u3conn.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(u3pool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(u3pool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """Connection pools (direct or through a proxy) of watched connections."""
+
+    def init_poolmanager(self, *args: object, **kw: object) -> None:
+        super().init_poolmanager(*args, **kw)  # type: ignore[arg-type]
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kw: object) -> object:
+        manager = super().proxy_manager_for(proxy, **kw)  # type: ignore[arg-type]
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
 class RequestsTransport:
     """A requests.Session configured from HttpConfig; bodies read with the max_body bound."""
 
@@ -70,6 +120,8 @@ class RequestsTransport:
         # Only what the builtin client sends: no Accept-Encoding, so no decompression bombs.
         session.headers.clear()
         session.headers.update({"User-Agent": config.user_agent, "Connection": "keep-alive"})
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, _Adapter())
         self.session = session
 
     def _check_trust(self, url: str) -> None:
@@ -99,7 +151,22 @@ class RequestsTransport:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        """One request, whole response read, no redirects followed."""
+        """One request, whole response read, no redirects followed, within HttpConfig.deadline."""
+        with Deadline(self.config.deadline) as d:
+            try:
+                response = self._request(method, url, body, headers)
+            except HttpError as exc:
+                if not d.expired:
+                    raise
+                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                                  "(WUCME_HTTP_DEADLINE)") from exc
+            if d.expired:  # a body cut short by the deadline's shutdown may read as an end
+                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                                  "(WUCME_HTTP_DEADLINE)")
+            return response
+
+    def _request(self, method: str, url: str, body: bytes | None,
+                 headers: dict[str, str] | None) -> Response:
         self._check_trust(url)
         cfg = self.config
         proxy = cfg.proxy_for(url)

@@ -189,7 +189,10 @@ def check_load(r: Result) -> Result:
     """Run the load action (WUCME_LOAD, then the WUCME_SERVICES handshakes), each step a message."""
     steps = load_action(Repository.here())
     if not steps:
-        return r.say("I", "NOLOAD", "neither WUCME_LOAD nor WUCME_SERVICES is defined: nothing to do")
+        return r.say("I", "NOLOAD", "neither WUCME_LOAD nor WUCME_SERVICES is defined: a renewed "
+                     "certificate is loaded by nothing (the pass says %WUCME-W-NOTLOADED); define "
+                     "WUCME_LOAD as the command that reloads the server (e.g. systemctl reload nginx) "
+                     "and WUCME_SERVICES as what to check afterwards (e.g. www.example.org@127.0.0.1:443)")
     for s in steps:
         r.say("S" if s.ok else "E", "LOADED" if s.ok else "LOADFAIL", s.text)
     return r

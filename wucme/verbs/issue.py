@@ -13,10 +13,12 @@ from wucme.challenge.solver import ChallengeSolver
 from wucme.core.jws import jws_thumbprint
 from wucme.load import run_load_command
 from wucme.obtain import host_list, obtain
-from wucme.settings import ca_directory, challenge_config, key_spec
+
+from wucme.crypto import PrivateKey
+from wucme.settings import ChallengeConfig, ca_directory, challenge_config, key_spec
 from wucme.progress import Progress
 from wucme.core.times import utc_now
-from wucme.repository import Repository
+from wucme.repository import Busy, Repository
 from wucme.renewal import RETRY_AFTER_FAILURE
 from wucme.session import account_session
 from wucme.uacme.ari import ari_replaces
@@ -24,7 +26,9 @@ from wucme.verbs.common import VerbLog
 from wucme.result import Result, Show
 
 VERB = Verb("issue", qualifiers=(Qualifier("progress", negatable=True,
-                                           help="show each authorization's state (default)"),),
+                                           help="show each authorization's state (default)"),
+                                 Qualifier("nowait", help="BUSY at once when another process "
+                                           "works on this certificate")),
             min_params=1, max_params=None,
             help="Request a certificate for the host or comma-separated list of hosts.")
 
@@ -49,9 +53,42 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     repo = Repository.here()
     repo.ensure_writable()
     account_key = repo.load_account_key()
+    result = Result("Issue", show=show)
+    # The certificate's lock: two orders for one certificate never run at once.  One that had
+    # to wait finds the certificate issued meanwhile for the same names, and orders nothing.
+    before = _issued(repo, names)
+    try:
+        lock = repo.lock_certificate(repo.cert_path(names[0]).name, wait=False)
+    except Busy:
+        if cmd.qualifiers.get("nowait"):
+            raise
+        result.say("I", "WAITING", f"another process is working on {repo.cert_path(names[0]).name}: waiting")
+        lock = repo.lock_certificate(repo.cert_path(names[0]).name)
+        now = _issued(repo, names)
+        if now is not None and now != before:
+            lock.release()
+            return result.say("S", "CURRENT", f"certificate for {', '.join(names)} in "
+                              f"{repo.cert_path(names[0]).name} was issued by another process "
+                              f"while this one waited (expires {now[1]}): nothing ordered")
+    with lock:
+        return _issue(cmd, repo, names, config, directory, account_key, result, show)
+
+
+def _issued(repo: Repository, names: list[str]) -> tuple[str, str] | None:
+    """(serial, notAfter) of the repository's certificate when it covers every name."""
+    try:
+        m = next((m for m in repo.managed() if m.cert_name == repo.cert_path(names[0]).name), None)
+    except WucmeError:
+        return None
+    if m is None or m.info is None or not set(names) <= set(m.info.names):
+        return None
+    return format(m.info.serial_number, "x"), str(m.info.not_valid_after_utc)
+
+
+def _issue(cmd: Command, repo: Repository, names: list[str], config: ChallengeConfig, directory: str,
+           account_key: PrivateKey, result: Result, show: Show | None) -> Result:
     managed_before = repo.state_path(names[0]).exists()
     log = VerbLog()
-    result = Result("Issue", show=show)
     # Progress is drawn on the terminal as it happens: only for a face that shows as it goes.
     progress = Progress(names) if cmd.qualifiers.get("progress", True) and show is not None else None
     try:

@@ -16,11 +16,13 @@ VERB = Verb("manage", qualifiers=(Qualifier("output", "required", keywords=("tex
                                             help="TEXT (default) or JSON"),
                                   Qualifier("challenge", "required", keywords=CHALLENGES,
                                             help="renew every certificate over this challenge type "
-                                                 "(default: the type each was issued with)")),
+                                                 "(default: the type each was issued with)"),
+                                  Qualifier("nowait", help="skip (BUSY) a certificate another "
+                                            "process works on, rather than wait")),
             help="Renew the certificates that are due, load and report, now, as the agent does daily.")
 
 
-def manage(show: Show | None = None, challenge: str | None = None) -> Result:
+def manage(show: Show | None = None, challenge: str | None = None, nowait: bool = False) -> Result:
     """One renewal pass: a message for each step as it happens, then the summary."""
     repo = Repository.here()
     result = Result("Manage", show=show)
@@ -28,7 +30,7 @@ def manage(show: Show | None = None, challenge: str | None = None) -> Result:
     def note(c: Condition) -> None:
         result.add(c)
 
-    report = renewal_pass(repo, VerbLog(), note=note, challenge=challenge)
+    report = renewal_pass(repo, VerbLog(), note=note, challenge=challenge, nowait=nowait)
     result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
     if report.error:
         c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
@@ -41,4 +43,5 @@ def manage(show: Show | None = None, challenge: str | None = None) -> Result:
 
 def run(cmd: Command, show: Show | None = None) -> Result:
     value = cmd.qualifiers.get("challenge")
-    return manage(show, value.lower() if isinstance(value, str) else None)
+    return manage(show, value.lower() if isinstance(value, str) else None,
+                  bool(cmd.qualifiers.get("nowait")))

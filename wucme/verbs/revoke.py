@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography import x509
+
 from wucme import crypto
 from wucme.command import Command, Qualifier, Verb, match_keyword
 from wucme.errors import FileError, UsageError
 from wucme.core.times import iso, utc_now
-from wucme.repository import Repository
+from wucme.crypto import PrivateKey
+from wucme.repository import Managed, Repository
 from wucme.session import account_session
 from wucme.uacme.cert import cert_revoke_leaf
 from wucme.verbs.common import VerbLog
@@ -26,7 +29,9 @@ REASONS = {"unspecified": 0, "keyCompromise": 1, "cACompromise": 2, "affiliation
            "privilegeWithdrawn": 9, "aACompromise": 10}
 
 VERB = Verb("revoke", qualifiers=(Qualifier("reason", "required",
-                                            help="KEYCOMPROMISE, SUPERSEDED, ... or a number"),),
+                                            help="KEYCOMPROMISE, SUPERSEDED, ... or a number"),
+                                 Qualifier("nowait", help="BUSY at once when another process "
+                                           "works on this certificate")),
             min_params=1, max_params=1,
             help="Request the CA to revoke the certificate contained in the specified file.")
 
@@ -69,6 +74,18 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     if managed is not None:
         repo.ensure_writable()
     key = repo.load_account_key()
+    # A managed certificate's lock: no renewal of it runs while it is revoked.
+    lock = (repo.lock_certificate(managed.cert_name, wait=not cmd.qualifiers.get("nowait"))
+            if managed is not None else None)
+    try:
+        return _revoke(repo, path, certs, managed, key, code, name, show)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _revoke(repo: Repository, path: Path, certs: list[x509.Certificate], managed: Managed | None,
+            key: PrivateKey, code: int, name: str, show: Show | None) -> Result:
     serial = crypto.serial_hex(certs[0].serial_number)
     with account_session(VerbLog(), key=key, retrieve=True) as a:
         cert_revoke_leaf(a, certs[0], code, str(path))  # the file stays where it is

@@ -1,0 +1,67 @@
+"""The overall deadline of a request, in both transports: a server that answers one byte every
+0.05 s never lets a read time out, yet the request ends at HttpConfig.deadline."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from wucme.http import HttpConfig, HttpTimeout, make_transport
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + b"x" * 10
+
+
+@pytest.fixture
+def dripping() -> Iterator[int]:
+    """A server on loopback that reads a request and drips its answer, a byte at a time."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            for i in range(len(ANSWER)):
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(ANSWER[i:i + 1])
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        srv.close()
+
+
+@pytest.mark.parametrize("kind", ["builtin", "requests"])
+def test_a_dripping_answer_ends_at_the_deadline(dripping: int, kind: str) -> None:
+    t = make_transport(kind, HttpConfig(read_timeout=5.0, deadline=0.8))
+    t0 = time.monotonic()
+    with pytest.raises(HttpTimeout, match=r"within 0.8 s \(WUCME_HTTP_DEADLINE\)"):
+        t.request("GET", f"http://127.0.0.1:{dripping}/")
+    assert time.monotonic() - t0 < 2.0
+    t.close()
+
+
+@pytest.mark.parametrize("kind", ["builtin", "requests"])
+def test_within_the_deadline_the_answer_arrives(dripping: int, kind: str) -> None:
+    """Each byte within the read timeout and the whole within the deadline: read in full."""
+    t = make_transport(kind, HttpConfig(read_timeout=5.0, deadline=30.0))
+    r = t.request("GET", f"http://127.0.0.1:{dripping}/")
+    assert r.status == 200 and r.body == b"x" * 10
+    t.close()

@@ -1,0 +1,77 @@
+"""The overall deadline of one request (connect, head and body together).
+
+Socket timeouts bound each read, not the request: a server that sends one byte a second never
+lets a read time out.  A `Deadline` is a timer that, when it fires, shuts down every socket the
+request registered, so the blocked read ends at once; the transport then raises HttpTimeout.
+One per request, on the calling thread (`current()`).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from types import TracebackType
+
+_local = threading.local()
+
+
+class Deadline:
+    """`with Deadline(seconds): ...` in the thread doing the request; `watch(sock)` for each
+    socket it reads; `expired` once the time is up (the sockets are shut down then)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self.expired:
+                _shut(sock)
+            else:
+                self._socks.append(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            socks, self._socks = self._socks, []
+        for s in socks:
+            _shut(s)
+
+    def __enter__(self) -> Deadline:
+        self._outer = getattr(_local, "deadline", None)
+        _local.deadline = self
+        if self.seconds is not None and self.seconds > 0:
+            self._timer = threading.Timer(self.seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        _local.deadline = self._outer
+
+
+def current() -> Deadline | None:
+    """The deadline of the request this thread is doing, if any."""
+    return getattr(_local, "deadline", None)
+
+
+def watch(sock: socket.socket | None) -> None:
+    """Put `sock` under the current request's deadline (nothing when there is none)."""
+    d = current()
+    if d is not None:
+        d.watch(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also under TLS: it ends a read blocked in another thread.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
