@@ -247,10 +247,15 @@ def relay(front: socket.socket, back: socket.socket, to_back: bytes, idle: float
 class ControlServer:
     """ualpn's control interface on a unix socket: a thread per controller, 5 s idle limit."""
 
-    def __init__(self, sock: socket.socket, table: AuthTable, log: Log) -> None:
+    def __init__(self, sock: socket.socket, table: AuthTable, log: Log,
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.sock = sock
         self.table = table
         self.log = log
+        #: called with each command that changed the table (reply OK) before the reply is sent:
+        #: `wucme alpn` hands it to its worker processes there.
+        self.on_change = on_change
+        self._change = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         sock.settimeout(0.2)
@@ -302,7 +307,10 @@ class ControlServer:
                     if len(line) >= MAX_LINE - 1:
                         conn.sendall(b"ERR too long\n")
                         return
-                    reply = handle_command(self.table, line.decode("latin-1"), log)
+                    with self._change:  # the workers see the commands in the master's order
+                        reply = handle_command(self.table, line.decode("latin-1"), log)
+                        if reply == "OK" and self.on_change is not None:
+                            self.on_change(line.decode("latin-1"))
                     conn.sendall(reply.encode("ascii") + b"\n")
             except TimeoutError:
                 log("INFO", "disconnecting due to timeout")
