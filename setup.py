@@ -25,5 +25,5 @@ setup(
                     "cluster": ["psycopg[binary]>=3.1"]},
     cffi_modules=["native/build_ffi.py:lockmgr_ffi", "native/build_ffi.py:certscan_ffi",
                   "native/build_ffi.py:splice_ffi"],
-    entry_points={"console_scripts": ["wucme=wucme.cli:main"]},
+    entry_points={"console_scripts": ["wucme=wucme.entry:main"]},
 )
