@@ -58,7 +58,8 @@ def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 
 # --- Debian -----------------------------------------------------------------------------------
 
-def _missing_debian(packages: list[str]) -> list[str]:
+def _missing_debian(packages: list[str] | None = None) -> list[str]:
+    packages = DEBIAN_PACKAGES if packages is None else packages
     r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages],
                        capture_output=True, text=True)
     installed = {line.split()[0].split(":")[0] for line in r.stdout.splitlines()
@@ -68,7 +69,7 @@ def _missing_debian(packages: list[str]) -> list[str]:
 
 def setup_debian(packages: list[str] | None = None) -> None:
     """Install the missing Debian packages (as root, or through sudo)."""
-    missing = _missing_debian(packages or DEBIAN_PACKAGES) if shutil.which("dpkg-query") else []
+    missing = _missing_debian(packages) if shutil.which("dpkg-query") else []
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
