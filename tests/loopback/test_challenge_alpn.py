@@ -424,8 +424,8 @@ def test_workers_share_the_port_and_every_one_has_each_auth_once_it_is_ok(tmp_pa
     backend = TlsBackend(write_self_signed(tmp_path))
     proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-n", "3")
     try:
+        wait_for(lambda: len(children(proc.pid)) == 3, what="three workers")
         workers = children(proc.pid)
-        assert len(workers) == 3
         ctl = AlpnControl(sock)
         assert ctl.auth("www.example.org", DIGEST) == "OK"
         for _ in range(12):  # no wait: the reply came after every worker had the auth
@@ -450,6 +450,7 @@ def test_a_worker_that_dies_stops_the_server(tmp_path: Path) -> None:
     backend = TlsBackend(write_self_signed(tmp_path))
     proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-n", "2")
     try:
+        wait_for(lambda: len(children(proc.pid)) == 2, what="two workers")
         os.kill(children(proc.pid)[0], 9)
         assert proc.wait(timeout=15) == 0
         assert "exited (status 9), terminating" in log.read_text()
