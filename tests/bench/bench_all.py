@@ -329,7 +329,7 @@ def plot(res: Results, plan: Plan, path: Path = PLOT) -> None:
         color, marker, line = styles[tool]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, linestyle=line, color=color,
                 label=tool, linewidth=2)
-        ax.annotate(f"{pts[-1][1]:.2g} s", pts[-1], textcoords="offset points", xytext=(6, 0),
+        ax.annotate(f"{pts[-1][1]:.3g} s" if pts[-1][1] < 100 else f"{pts[-1][1]:.0f} s", pts[-1], textcoords="offset points", xytext=(6, 0),
                     fontsize=8, color=color, va="center")
     ax.set_xscale("log")
     ax.set_yscale("log")
