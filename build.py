@@ -6,7 +6,10 @@
                              built) and the test packages
     python3 build.py demo    set up, then run the demo against a local Pebble CA
     python3 build.py test    set up, then run the test suite (pytest arguments may follow)
-    python3 build.py bench   set up, then run the benchmarks in tests/bench/ (or the files named)
+    python3 build.py bench   set up (and the bench's own packages: lego, certbot, matplotlib),
+                             then run wucme, uacme, lego and certbot side by side and write
+                             docs/performance.md and docs/performance.png (tests/bench/bench_all.py;
+                             --quick for a short run); with benchmark files named, pytest runs them
     python3 build.py install [--prefix DIR] [--bindir DIR] [--root DIR] [--enable]
                              install wucme for production (default prefix /opt/wucme): see
                              docs/install.md; `uninstall` with the same options undoes it
@@ -44,6 +47,9 @@ DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "pebble", 
                    "chromium", "groff-base"]
 #: What the environment holds besides wucme: its dependencies, the test packages, and what
 #: `pip install --no-build-isolation -e .` needs to build native/.
+#: Only `bench` installs these: the peers it measures wucme against, and its plot.
+BENCH_DEBIAN_PACKAGES = ["lego", "certbot", "time"]
+BENCH_PYTHON_PACKAGES = ["matplotlib>=3.5"]
 PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",
                         "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4",
                         "psycopg[binary]>=3.1"]
@@ -57,7 +63,7 @@ def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 # --- Debian -----------------------------------------------------------------------------------
 
 def _missing_debian(packages: list[str] | None = None) -> list[str]:
-    packages = packages or DEBIAN_PACKAGES
+    packages = DEBIAN_PACKAGES if packages is None else packages
     r = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages],
                        capture_output=True, text=True)
     installed = {line.split()[0].split(":")[0] for line in r.stdout.splitlines()
@@ -67,7 +73,7 @@ def _missing_debian(packages: list[str] | None = None) -> list[str]:
 
 def setup_debian(packages: list[str] | None = None) -> None:
     """Install the missing Debian *packages* (default: DEBIAN_PACKAGES; as root, or through sudo)."""
-    missing = _missing_debian(packages or DEBIAN_PACKAGES) if shutil.which("dpkg-query") else []
+    missing = _missing_debian(packages) if shutil.which("dpkg-query") else []
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -450,10 +456,13 @@ def main(argv: list[str]) -> int:
     if verb == "test":
         return subprocess.call([python, "-m", "pytest", "-q", *rest], cwd=HERE, env=env)
     if verb == "bench":
-        # All of tests/bench/, unless the arguments name benchmark files of their own.
-        named = any(not a.startswith("-") and (HERE / a).exists() for a in rest)
-        where = [] if named else [str(HERE / "tests" / "bench")]
-        return subprocess.call([python, "-m", "pytest", "-q", "-s", *where, *rest], cwd=HERE, env=env)
+        # Benchmark files named: pytest runs them.  Otherwise the one side-by-side run.
+        if any(not a.startswith("-") and (HERE / a).exists() for a in rest):
+            return subprocess.call([python, "-m", "pytest", "-q", "-s", *rest], cwd=HERE, env=env)
+        setup_debian(BENCH_DEBIAN_PACKAGES)
+        if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+            _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BENCH_PYTHON_PACKAGES])
+        return subprocess.call([python, str(HERE / "tests" / "bench" / "bench_all.py"), *rest], cwd=HERE, env=env)
     if verb == "demo":
         # The demo uses the test harness (tests/harness: Pebble starter), which is never installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "tests"), env.get("PYTHONPATH")]))

@@ -29,3 +29,4 @@ def _ffi(name: str) -> FFI:
 
 lockmgr_ffi = _ffi("lockmgr")
 certscan_ffi = _ffi("certscan")
+splice_ffi = _ffi("splice")

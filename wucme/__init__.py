@@ -9,4 +9,9 @@ __version__ = "0.1.0"
 #: The uacme release whose behaviour `wucme --uacme` follows (HEAD features included).
 UACME_VERSION = "1.7.6"
 
-__all__ = ["__version__", "UACME_VERSION"]
+__all__ = ["__version__", "UACME_VERSION", "version_text"]
+
+
+def version_text() -> str:
+    """The `version` verb's message text (without the %WUCME-I-VERSION prefix)."""
+    return f"wucme {__version__} (uacme {UACME_VERSION} port)"

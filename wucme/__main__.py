@@ -1,6 +1,6 @@
 """`python -m wucme` runs the `wucme` command."""
 import sys
 
-from wucme.cli import main
+from wucme.entry import main
 
 sys.exit(main())

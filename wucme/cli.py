@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 
 from typing import TYPE_CHECKING
 
@@ -108,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error("F", "ABORT", "interrupted")
     except Exception as e:  # noqa: BLE001 - the face never shows a bare traceback
         if _verbose():
+            import traceback
+
             traceback.print_exc()
             hint = "the traceback is above"
         else:

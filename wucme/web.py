@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
-from wucme.admin import admin_page, make_admin_app
 from wucme.challenge.http01 import StartResponse, WsgiApp, make_wsgi_app, run_cgi
 from wucme.challenge.store import ChallengeStore
 
@@ -21,14 +20,21 @@ def make_app(store: ChallengeStore | None = None) -> WsgiApp:
     everything else to the http-01 app, which answers 404 for what is not a challenge.
 
     The challenge store is opened only for a request that needs it, so an admin page works
-    even where the store is not configured.
+    even where the store is not configured; the admin pages' modules are imported only for a
+    path that may be one, so a CGI process answering a challenge does not pay for them.
     """
-    admin = make_admin_app()
+    admin: list[WsgiApp] = []
     challenge: list[WsgiApp] = []
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if admin_page(environ) is not None:
-            return admin(environ, start_response)
+        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        if "/admin" in path:
+            from wucme.admin import admin_page, make_admin_app
+
+            if admin_page(environ) is not None:
+                if not admin:
+                    admin.append(make_admin_app())
+                return admin[0](environ, start_response)
         if not challenge:
             challenge.append(make_wsgi_app(store if store is not None else ChallengeStore()))
         return challenge[0](environ, start_response)

@@ -31,7 +31,7 @@ def test_wheel_holds_wucme_and_no_test_harness(checkout: Path, tmp_path: Path) -
     assert "wucme/cli.py" in names and "wucme/py.typed" in names
     for helper in ("lockmgr", "certscan"):  # every native helper is built into the wheel
         assert any(n.startswith(f"wucme/_native/_{helper}.") and n.endswith(".so") for n in names), helper
-    assert "wucme = wucme.cli:main" in entry_points
+    assert "wucme = wucme.entry:main" in entry_points
     assert not [n for n in names if n.startswith(("wucme/testing/", "harness/")) or n.endswith("/demo.py")]
     for mark in HARNESS_MARKS:
         assert not [n for n, text in sources.items() if mark in text], f"{mark!r} is in the wheel"

@@ -100,8 +100,8 @@ def cgi_script(directory: Path, user: str | None = None) -> Path:
     The `wucme` console script beside this interpreter (the project's virtual environment's,
     made by build.py) when *user* can run it; otherwise (an environment made from a Python
     under /root, as pyenv puts it) a two-line launcher in *directory* on an interpreter *user*
-    can run, importing this wucme tree, or a copy of the package in *directory* when the tree
-    is out of *user*'s reach.  Raises WebServerError when nothing works.
+    can run, importing a byte-compiled copy of the package in *directory* (as an installed
+    package is), or this tree when the copy will not do.  Raises WebServerError when nothing works.
     """
     installed = Path(sys.executable).parent / "wucme"
     if installed.exists() and _runs_as(installed, user):
@@ -110,11 +110,16 @@ def cgi_script(directory: Path, user: str | None = None) -> Path:
     copy = directory / "lib"
     launcher = directory / "wucme"
     for python in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
-        for root in (tree, copy):
+        for root in (copy, tree):
             if root == copy and not copy.exists():
-                # The tree itself is out of the user's reach (a clone under /root): a copy.
+                # A byte-compiled copy, as an installed package is: the tree may be out of the
+                # user's reach (a clone under /root), and where it is not, the user cannot write
+                # its __pycache__, so every request would compile every module it imports.
                 shutil.copytree(tree / "wucme", copy / "wucme",
                                 ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+            if root == copy:
+                subprocess.run([python, "-m", "compileall", "-q", str(copy)], check=False,
+                               capture_output=True, timeout=300)
             launcher.write_text(
                 f"#!{python} -I\n"
                 '"""wucme as a CGI script: the wucme executable for an interpreter the server\'s user can run."""\n'

@@ -409,3 +409,74 @@ def test_user_option_leaves_pidfile_and_log_to_root_so_terminate_still_works(tmp
     finally:
         stop_child(proc, grace=10)
         backend.close()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_workers_share_the_port_and_every_one_has_each_auth_once_it_is_ok(tmp_path: Path) -> None:
+    """-n 3: three worker processes accept on the one port; an auth answered OK is served by
+    whichever worker takes the validation connection, and an unauth withdraws it from all."""
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-n", "3")
+    try:
+        wait_for(lambda: len(children(proc.pid)) == 3, what="three workers")
+        workers = children(proc.pid)
+        ctl = AlpnControl(sock)
+        assert ctl.auth("www.example.org", DIGEST) == "OK"
+        for _ in range(12):  # no wait: the reply came after every worker had the auth
+            _, chosen = tls_get(port, "www.example.org", ["acme-tls/1"])
+            assert chosen == "acme-tls/1"
+        served = {line.split("/")[1].split(":")[0] for line in log.read_text().splitlines()
+                  if "acme-tls/1 handshake with auth" in line and "completed" in line}
+        assert len(served) >= 2 and served <= {str(w) for w in workers}
+        assert ctl.unauth("www.example.org") == "OK"
+        for _ in range(6):
+            reply, chosen = tls_get(port, "www.example.org", ["acme-tls/1"])
+            assert chosen is None and reply.startswith(b"backend says hello")
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()
+    for w in workers:  # SIGTERM to the master ends its workers too
+        assert not Path(f"/proc/{w}").exists() or "zombie" in Path(f"/proc/{w}/status").read_text()
+
+
+def test_a_worker_that_dies_stops_the_server(tmp_path: Path) -> None:
+    """As with a proxy loop: the server stops whole, for its supervisor to restart it."""
+    backend = TlsBackend(write_self_signed(tmp_path))
+    proc, port, sock, pidfile, log = start_alpn(tmp_path, backend.port, "-n", "2")
+    try:
+        wait_for(lambda: len(children(proc.pid)) == 2, what="two workers")
+        os.kill(children(proc.pid)[0], 9)
+        assert proc.wait(timeout=15) == 0
+        assert "exited (status 9), terminating" in log.read_text()
+        assert not pidfile.exists()
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()
+
+
+@pytest.mark.parametrize("no_native", [False, True], ids=["native-relay", "pure-relay"])
+def test_proxied_bytes_through_either_relay(tmp_path: Path, no_native: bool) -> None:
+    backend = TlsBackend(write_self_signed(tmp_path))
+    env = python_env()
+    if no_native:
+        env["WUCME_NO_NATIVE"] = "1"
+    port = free_port()
+    sock = tmp_path / "alpn.sock"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "wucme.challenge.alpn", "-b", f"127.0.0.1@{port}", "-c", f"127.0.0.1@{backend.port}",
+         "-s", str(sock), "-p", str(tmp_path / "alpn.pid"), "-n", "1"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: AlpnControl(sock).available() or proc.poll() is not None, what="wucme alpn to start")
+        for alpn_list in (None, ["h2", "http/1.1"]):
+            reply, _ = tls_get(port, "www.example.org", alpn_list)
+            assert reply == b"backend says hello to GET / HTTP/1.0"
+    finally:
+        stop_child(proc, grace=10)
+        backend.close()

@@ -116,10 +116,11 @@ def in_process_alpn(backend: TlsBackend, hello_timeout: float, max_clients: int,
 
 def alpn_process(tmp_path: Path, backend: TlsBackend, monkeypatch: pytest.MonkeyPatch,
                  **names: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The real `wucme alpn` process, its limits set by logical names in its environment."""
+    """The real `wucme alpn` process, its limits set by logical names in its environment; one
+    worker, since each worker holds its own seats (docs/challenges.md)."""
     for name, value in names.items():
         monkeypatch.setenv(name, value)
-    proc, port, sock, _, _ = start_alpn(tmp_path, backend.port)
+    proc, port, sock, _, _ = start_alpn(tmp_path, backend.port, "-n", "1")
     assert AlpnControl(sock).auth(NAME, auth_digest(KEYAUTH)) == "OK"
     return proc, port
 

@@ -18,7 +18,7 @@ PACKAGE = Path(wucme.__file__).resolve().parent
 
 #: Top to bottom: (layer, {group: module prefixes}).  A prefix names a module or a package.
 LAYERS: list[tuple[str, dict[str, tuple[str, ...]]]] = [
-    ("entry", {"the wucme command": ("wucme.cli", "wucme.__main__")}),
+    ("entry", {"the wucme command": ("wucme.entry", "wucme.cli", "wucme.__main__")}),
     ("faces", {"web script and admin pages": ("wucme.web", "wucme.admin"),
                "DCL interpreter": ("wucme.dclproc",),
                "uacme command line": ("wucme.uacme.main",)}),

@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from OpenSSL import SSL
+if TYPE_CHECKING:  # pyOpenSSL only where TLS is spoken: the http-01 CGI answer must not load it
+    from OpenSSL import SSL
 
 from wucme.vms.lnm import trnlnm
 
@@ -385,6 +386,8 @@ def handshake(conn: SSL.Connection, sock: socket.socket, initial: bytes, deadlin
     The deadline bounds the whole handshake, so a client trickling one byte at a time cannot hold
     a thread longer than that. Raises HandshakeFailed.
     """
+    from OpenSSL import SSL
+
     if initial:
         conn.bio_write(initial)
     while True:
@@ -420,6 +423,8 @@ def _recv(sock: socket.socket, deadline: float) -> bytes:
 
 
 def _flush(conn: SSL.Connection, sock: socket.socket, deadline: float) -> None:
+    from OpenSSL import SSL
+
     while True:
         try:
             out = conn.bio_read(65536)
@@ -439,6 +444,8 @@ def _flush(conn: SSL.Connection, sock: socket.socket, deadline: float) -> None:
 
 def close_tls(conn: SSL.Connection, sock: socket.socket, deadline: float) -> None:
     """Send close_notify and let the peer read it; errors here no longer matter."""
+    from OpenSSL import SSL
+
     try:
         conn.shutdown()
     except SSL.Error:

@@ -5,8 +5,11 @@ otherwise the command is a client that feeds stdin lines to a running server's c
 and prints the replies; -t stops a server through its pidfile. The control protocol is
 ualpn's (see wucme.challenge.alpnauth), so uacme's ualpn.sh hook drives `wucme alpn` unchanged.
 
-Deliberate differences: one process with a thread per connection instead of ualpn's libev
-master and -n worker processes (-n is accepted and ignored); the default socket and pidfile are
+Workers: as ualpn, a master process keeps the control socket and -n worker processes (default 2)
+accept on the same listening sockets; each worker runs a thread per connection instead of
+ualpn's libev loop.  The master applies each control command to its own table, then hands it to
+every worker over a socket pair and replies only when all have it, so an auth that was answered
+OK is already served by every worker.  Deliberate differences: the default socket and pidfile are
 the logical names WUCME_ALPN_SOCKET and WUCME_ALPN_PIDFILE, else /run/wucme-alpn.sock and .pid;
 the pid file and the log are never opened through a symbolic link nor believed when another
 user may write them, the pid file is made 0644 and the log 0640 whatever the umask, and -t
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from wucme.challenge.alpnauth import AuthTable
+from wucme.challenge.alpnauth import AuthTable, handle_command
 from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import auth_digest
@@ -602,25 +605,30 @@ def server_main(o: Options, log: AlpnLog) -> int:
         cleanup_paths.append(o.pidfile)
         table = AuthTable(o.max_auths, shared=_shared_store(log))
         # Built (its limits read from the logical name tables) before -u and -r take the
-        # tables out of reach.
+        # tables out of reach; each worker starts its own copy after the fork.
         proxy = AlpnProxy(listeners, _backends(o), table, proxy=o.proxy, log=log, on_loop=stopping.set)
-        control = ControlServer(control_sock, table, log)
         if o.user or o.chroot:
             _warm_up()
             _drop_privileges(o, log)
         if o.chroot:
             cleanup_paths = []  # the paths are outside the new root (ualpn leaves them too)
+        # Forked before any thread starts; the workers own the listeners from here on.
+        workers = _fork_workers(o, log, proxy, [control_sock], daemon)
+        for sock in listeners:
+            sock.close()
+        control = ControlServer(control_sock, table, log, on_change=workers.broadcast)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         control.start()
-        proxy.start()
         if daemon is not None:
             daemon.ready(b"OK")
         while not stopping.wait(1.0):
             for auth in table.expire():
                 log("NOTICE", f"auth {auth.auth} for {auth.ident} expired")
+            if workers.reap():
+                break
         log("NOTICE", "terminating")
-        proxy.stop()
+        workers.stop()
         control.stop()
         return 0
     finally:
@@ -632,6 +640,125 @@ def server_main(o: Options, log: AlpnLog) -> int:
                 pass
         if daemon is not None:
             daemon.ready(b"ERR")
+
+
+class _Workers:
+    """The master's view of its worker processes: their pids and command channels."""
+
+    def __init__(self, log: AlpnLog) -> None:
+        self.log = log
+        self.pids: list[int] = []
+        self.chans: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def broadcast(self, line: str) -> None:
+        """Hand a command the master accepted to every worker; return once each has applied it."""
+        with self._lock:
+            for pid, chan in zip(self.pids, self.chans):
+                try:
+                    chan.sendall(line.strip().encode("latin-1") + b"\n")
+                    reply = b""
+                    while not reply.endswith(b"\n"):
+                        data = chan.recv(512)
+                        if not data:
+                            raise ConnectionError("worker gone")
+                        reply += data
+                except OSError as exc:
+                    self.log("ERR", f"worker {pid}: control channel failed: {exc}")
+
+    def reap(self) -> bool:
+        """True when a worker has exited (a loop detected, or killed): the server then stops,
+        for its supervisor to restart it whole."""
+        for pid in self.pids:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                self.log("ERR", f"worker {pid} exited (status {status}), terminating")
+                self.pids = [p for p in self.pids if p != pid]
+                return True
+        return False
+
+    def stop(self) -> None:
+        for chan in self.chans:
+            chan.close()
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for pid in self.pids:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+
+
+def _fork_workers(o: Options, log: AlpnLog, proxy: AlpnProxy, close_in_child: list[socket.socket],
+                  daemon: Daemon | None) -> _Workers:
+    """-n worker processes, each serving *proxy*'s listeners with its own copy of the table."""
+    workers = _Workers(log)
+    for _ in range(max(1, o.num_workers)):
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the master's clean-up
+            code = 1
+            try:
+                mine.close()
+                for sock in close_in_child + workers.chans:
+                    sock.close()
+                if daemon is not None:
+                    daemon.close()  # the start is the master's to report (its reader waits for EOF)
+                code = _worker_main(proxy, theirs, log)
+            except BaseException as exc:  # noqa: BLE001 - a worker reports, then exits
+                log("ERR", f"worker failed: {exc}")
+            finally:
+                os._exit(code)
+        theirs.close()
+        workers.pids.append(pid)
+        workers.chans.append(mine)
+        log("NOTICE", f"worker {pid} started")
+    return workers
+
+
+def _worker_main(proxy: AlpnProxy, chan: socket.socket, log: AlpnLog) -> int:
+    """One worker: serve the listeners; apply the master's commands; stop on SIGTERM, when the
+    master goes away, or when a proxy loop is detected."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    proxy.on_loop = stopping.set
+    table = proxy.table
+
+    def commands() -> None:
+        buf = b""
+        try:
+            while data := chan.recv(4096):
+                buf += data
+                while b"\n" in buf:
+                    line, _, buf = buf.partition(b"\n")
+                    reply = handle_command(table, line.decode("latin-1"))
+                    chan.sendall(reply.encode("ascii") + b"\n")
+        except OSError:
+            pass
+        stopping.set()  # the master is gone: so is this worker
+
+    threading.Thread(target=commands, name="wucme-alpn-worker-control", daemon=True).start()
+    proxy.start()
+    while not stopping.wait(1.0):
+        table.expire()
+    proxy.stop()
+    return 0
 
 
 def _daemonize(log: AlpnLog) -> Daemon:

@@ -7,9 +7,10 @@ ClientHello included, to a backend, optionally behind a PROXY protocol header so
 still sees the client's address.
 
 Concurrency: a thread per connection (the TLS work runs in OpenSSL without the GIL), bounded
-by the listener limits of wucme.challenge._net; one thread relays both directions of a proxied
-connection with selectors.  Unlike ualpn, whose 60 s inactivity timer restarts with every byte,
-a client has *hello_timeout* seconds for its whole ClientHello, and a full front end drops its
+by the listener limits of wucme.challenge._net; `wucme alpn -n N` runs N such processes on the
+same listening sockets.  After the ClientHello a proxied connection is relayed in the kernel
+(splice(2), wucme._native.splice), both directions in one call that holds no GIL.  Unlike
+ualpn, whose 60 s inactivity timer restarts with every byte, a client has *hello_timeout* seconds for its whole ClientHello, and a full front end drops its
 oldest connection still sending one rather than refusing the newcomer.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import selectors
 import socket
 import struct
 import threading
@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
+from wucme._native import splice
 from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, close_tls, handshake,
                                   listen_limits)
 from wucme.challenge.alpnauth import MAX_LINE, AuthTable, Log, handle_command
@@ -79,7 +80,9 @@ class AlpnProxy:
         max_clients: int | None = None,
         per_source: int | None = None,
         on_loop: Callable[[], None] | None = None,
+        native: bool | None = None,
     ) -> None:
+        self.native = native
         self.backends = list(backends)
         self.table = table
         self.proxy = proxy
@@ -211,7 +214,7 @@ class AlpnProxy:
             return
         with back:
             self.log("INFO", f"client {cid}: proxying to {back.getpeername()[0]}:{back.getpeername()[1]}")
-            relay(sock, back, header + buffered, self.idle)
+            relay(sock, back, header + buffered, self.idle, native=self.native)
         self.log("INFO", f"client {cid}: connection closed")
 
 
@@ -222,83 +225,37 @@ def _same_address(backend: Backend, local: tuple[str, int]) -> bool:
         return False
 
 
-def relay(front: socket.socket, back: socket.socket, to_back: bytes, idle: float) -> None:
-    """Copy bytes both ways until both sides finish, any side fails, or nothing moves for *idle* s.
+def relay(front: socket.socket, back: socket.socket, to_back: bytes, idle: float,
+          *, native: bool | None = None) -> None:
+    """Send *to_back* (the PROXY header and the ClientHello already read), then copy bytes both
+    ways until both sides finish, any side fails, or nothing moves for *idle* seconds.
 
-    Half-closes are passed on (EOF from one side becomes shutdown(SHUT_WR) on the other), and a
-    side's reading pauses while 256 KiB wait for the other side, so memory stays bounded.
+    The copying is wucme._native.splice: splice(2) through a pipe per direction, the whole loop
+    in C without the GIL where it was built, so no Python runs per byte (nor, natively, per
+    chunk).  Half-closes are passed on (EOF from one side becomes shutdown(SHUT_WR) on the other).
+    *native* False forces the pure twin (tests run both).
     """
-    limit = 256 * 1024
-    front.setblocking(False)
-    back.setblocking(False)
-    other = {front: back, back: front}
-    pending = {front: bytearray(), back: bytearray(to_back)}  # bytes waiting to be sent to key
-    eof = {front: False, back: False}
-    shut = {front: False, back: False}
-    sel = selectors.DefaultSelector()
-    registered: dict[socket.socket, int] = {}
-    last = time.monotonic()
-    try:
-        while True:
-            for s in (front, back):
-                events = 0
-                if not eof[s] and len(pending[other[s]]) < limit:
-                    events |= selectors.EVENT_READ
-                if pending[s]:
-                    events |= selectors.EVENT_WRITE
-                if events != registered.get(s, 0):
-                    if s in registered and events:
-                        sel.modify(s, events)
-                    elif s in registered:
-                        sel.unregister(s)
-                    else:
-                        sel.register(s, events)
-                    if events:
-                        registered[s] = events
-                    else:
-                        registered.pop(s, None)
-            if not registered:
-                return
-            ready = sel.select(timeout=max(0.0, last + idle - time.monotonic()))
-            if not ready:
-                return
-            last = time.monotonic()
-            for key, events in ready:
-                s = front if key.fileobj is front else back
-                try:
-                    if events & selectors.EVENT_WRITE:
-                        sent = s.send(pending[s])
-                        del pending[s][:sent]
-                    if events & selectors.EVENT_READ:
-                        data = s.recv(65536)
-                        if data:
-                            pending[other[s]] += data
-                        else:
-                            eof[s] = True
-                except (BlockingIOError, InterruptedError):
-                    continue
-            for s in (front, back):
-                if eof[other[s]] and not pending[s] and not shut[s]:
-                    shut[s] = True
-                    try:
-                        s.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
-            if all(eof.values()) and not pending[front] and not pending[back]:
-                return
-    except OSError:  # reset by either side: the relay is over
-        return
-    finally:
-        sel.close()
+    if to_back:
+        back.settimeout(idle)
+        try:
+            back.sendall(to_back)
+        except OSError:
+            return
+    splice.relay(front, back, idle, native=native)
 
 
 class ControlServer:
     """ualpn's control interface on a unix socket: a thread per controller, 5 s idle limit."""
 
-    def __init__(self, sock: socket.socket, table: AuthTable, log: Log) -> None:
+    def __init__(self, sock: socket.socket, table: AuthTable, log: Log,
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.sock = sock
         self.table = table
         self.log = log
+        #: called with each command that changed the table (reply OK) before the reply is sent:
+        #: `wucme alpn` hands it to its worker processes there.
+        self.on_change = on_change
+        self._change = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         sock.settimeout(0.2)
@@ -350,7 +307,10 @@ class ControlServer:
                     if len(line) >= MAX_LINE - 1:
                         conn.sendall(b"ERR too long\n")
                         return
-                    reply = handle_command(self.table, line.decode("latin-1"), log)
+                    with self._change:  # the workers see the commands in the master's order
+                        reply = handle_command(self.table, line.decode("latin-1"), log)
+                        if reply == "OK" and self.on_change is not None:
+                            self.on_change(line.decode("latin-1"))
                     conn.sendall(reply.encode("ascii") + b"\n")
             except TimeoutError:
                 log("INFO", "disconnecting due to timeout")

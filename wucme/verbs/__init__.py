@@ -7,10 +7,12 @@ Errors propagate as WucmeError / VmsError for the face to show.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import Any
 
-from wucme.command import Command, Qualifier, Verb, match_keyword, parse
-from wucme.verbs import agent, certificates, check, issue, logicals, manage, manual, register, revoke, version
+from wucme.command import (Command, Qualifier, Verb, _split_glued, join_continuations, match_keyword, parse,
+                           unquote)
 from wucme.result import Result, Show
 
 __all__ = ["VERBS", "parse_command", "run", "show_help"]
@@ -21,43 +23,74 @@ HELP = Verb("help", max_params=1, help="List the verbs, or describe one.",
 
 Runner = Callable[[Command, "Show | None"], Result]
 
-_TABLE: list[tuple[Verb, Runner]] = [
-    (agent.VERB, agent.run),
-    (certificates.VERB, certificates.run),
-    (check.VERB, check.run),
-    (logicals.DEASSIGN, logicals.run_deassign),
-    (logicals.DEFINE, logicals.run_define),
-    (HELP, lambda cmd, show: show_help(cmd, show)),
-    (issue.VERB, issue.run),
-    (manage.VERB, manage.run),
-    (register.VERB, register.run),
-    (revoke.VERB, revoke.run),
-    (logicals.SHOW, logicals.run_show),
-    (version.VERB, version.run),
-]
-VERBS: tuple[Verb, ...] = tuple(v for v, _ in _TABLE)
+#: verb name -> (module under wucme.verbs, its Verb attribute, its runner).  A verb's module is
+#: imported only when that verb runs, so `wucme version` does not pay for cryptography,
+#: the HTTP client or the renewal pass (docs/performance.md, "Start-up").
+_TABLE: dict[str, tuple[str, str, str]] = {
+    "agent": ("agent", "VERB", "run"),
+    "certificates": ("certificates", "VERB", "run"),
+    "check": ("check", "VERB", "run"),
+    "deassign": ("logicals", "DEASSIGN", "run_deassign"),
+    "define": ("logicals", "DEFINE", "run_define"),
+    "help": ("", "HELP", "show_help"),
+    "issue": ("issue", "VERB", "run"),
+    "manage": ("manage", "VERB", "run"),
+    "register": ("register", "VERB", "run"),
+    "revoke": ("revoke", "VERB", "run"),
+    "show": ("logicals", "SHOW", "run_show"),
+    "version": ("version", "VERB", "run"),
+}
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"wucme.verbs.{name}") if name else importlib.import_module(__name__)
+
+
+def _entry(verb: str) -> tuple[Verb, Runner]:
+    modname, attr, fn = _TABLE[verb]
+    mod = _module(modname)
+    runner: Runner = getattr(mod, fn)
+    if not modname:
+        return HELP, lambda cmd, show: show_help(cmd, show)
+    return getattr(mod, attr), runner
+
+
+def __getattr__(name: str) -> Any:
+    """VERBS, the whole command table, imports every verb: only help and the tests need it."""
+    if name == "VERBS":
+        return tuple(_entry(v)[0] for v in _TABLE)
+    raise AttributeError(name)
 
 
 def parse_command(argv: list[str]) -> Command:
-    return parse(argv, VERBS)
+    """Parse a command line: the verb word is matched on the names alone, then only that
+    verb's module is imported for its qualifiers."""
+    tokens = join_continuations(list(argv))
+    if tokens and not tokens[0].startswith("-"):
+        first = (_split_glued(tokens[0]) or [""])[0]
+        if first and not first.startswith("--"):
+            name = match_keyword(unquote(first), list(_TABLE), "command verb", ident="IVVERB")
+            return parse(argv, [_entry(name)[0]])
+    return parse(argv, __getattr__("VERBS"))
 
 
 def run(cmd: Command, show: Show | None = None) -> Result:
     """Run a parsed command; *show* gets each block of its result as it is made."""
-    runner = next(fn for v, fn in _TABLE if v.name == cmd.verb)
-    return runner(cmd, show)
+    return _entry(cmd.verb)[1](cmd, show)
 
 
 def show_help(cmd: Command, show: Show | None = None) -> Result:
+    verbs: tuple[Verb, ...] = __getattr__("VERBS")
     form = str(cmd.qualifiers.get("output", "text"))
-    if form == "man":
-        return Result("Manual", show=show).text(manual.man_page(VERBS))
-    if form == "bash":
-        return Result("Completion", show=show).text(manual.bash_completion(VERBS))
-    verbs = VERBS
+    if form in ("man", "bash"):
+        from wucme.verbs import manual
+
+        if form == "man":
+            return Result("Manual", show=show).text(manual.man_page(verbs))
+        return Result("Completion", show=show).text(manual.bash_completion(verbs))
     if cmd.params:
-        name = match_keyword(cmd.params[0], [v.name for v in VERBS], "command verb", ident="IVVERB")
-        verbs = tuple(v for v in VERBS if v.name == name)
+        name = match_keyword(cmd.params[0], list(_TABLE), "command verb", ident="IVVERB")
+        verbs = tuple(v for v in verbs if v.name == name)
     lines = ["usage: wucme VERB [/QUALIFIER[=value] ...] [parameters]   (also --qualifier[=value])"]
     for v in verbs:
         lines.append(f"  {v.name:<13} {v.help}")

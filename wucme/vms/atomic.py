@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -86,7 +85,7 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     directory = Path(directory)
     purge_temps(directory)
     for _ in range(100):
-        tmp = directory / f"{TEMP_PREFIX}{_NODE}-{os.getpid()}-{secrets.token_hex(6)}"
+        tmp = directory / f"{TEMP_PREFIX}{_NODE}-{os.getpid()}-{os.urandom(6).hex()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
             break

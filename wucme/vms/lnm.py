@@ -19,9 +19,7 @@ import atexit
 import json
 import os
 import re
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -264,6 +262,8 @@ def start_job() -> Path | None:
     """
     if os.environ.get(JOB_ENV):
         return None
+    import tempfile  # a job table is rare: the CGI answer must not pay for it
+
     directory = Path(tempfile.mkdtemp(prefix="wucme-job-"))  # 0700: the job's own
     path = directory / f"job_{os.getpid():08X}.json"
     os.environ[JOB_ENV] = str(path)
@@ -275,6 +275,8 @@ def end_job(path: Path) -> None:
     if os.environ.get(JOB_ENV) == str(path):
         del os.environ[JOB_ENV]
     _forget(path)
+    import shutil
+
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
