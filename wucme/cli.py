@@ -105,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         return _error(e.severity, e.ident, e.text)
     except KeyboardInterrupt:
         return _error("F", "ABORT", "interrupted")
+    except BrokenPipeError:
+        # The reader went away (`wucme certificates | head -3`): end quietly, as a command killed
+        # by SIGPIPE does, with the shell's status for it; nothing more can be written there.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 128 + 13
     except Exception as e:  # noqa: BLE001 - the face never shows a bare traceback
         if _verbose():
             import traceback

@@ -101,3 +101,17 @@ def test_the_command_line_prints_json(empty_repository: Path, capsys: pytest.Cap
     out = json.loads(capsys.readouterr().out)
     assert out["repository"] == str(empty_repository) and out["certificates"] == []
     assert out["messages"][0]["ident"] == "NOCERTS"
+
+
+def test_a_closed_output_pipe_ends_quietly() -> None:
+    """`wucme help /output=man | head -2`: the reader goes away; no %WUCME-F-BUG, the status a
+    command killed by SIGPIPE gets in a shell."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "wucme", "help", "/output=man"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # gone before the interpreter has started, let alone written
+    err = p.stderr.read().decode()
+    assert p.wait(30) == 141 and "BUG" not in err, err
