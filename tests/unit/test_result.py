@@ -113,5 +113,6 @@ def test_a_closed_output_pipe_ends_quietly() -> None:
                          stderr=subprocess.PIPE)
     assert p.stdout is not None and p.stderr is not None
     p.stdout.close()  # gone before the interpreter has started, let alone written
-    err = p.stderr.read().decode()
+    with p.stderr:
+        err = p.stderr.read().decode()
     assert p.wait(30) == 141 and "BUG" not in err, err
