@@ -321,7 +321,7 @@ def test_check_ca_unreachable_is_a_message(repo: Repository, monkeypatch: pytest
 def test_bad_logical_value_is_a_message_not_a_traceback(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_CA", "<not a url>")
     status, _, body = call(environ("/admin/check/ca"))
-    assert status == 500 and "%WUCME-E-BADCA, " in body and "&lt;not a url&gt;" in body
+    assert status == 500 and "%WUCME-E-BADVALUE, " in body and "&lt;not a url&gt;" in body
 
 
 # -- the CGI entry -----------------------------------------------------------------------------

@@ -226,6 +226,15 @@ def table_path(table: str) -> Path:
     return Path(base) / f"{table}.json"
 
 
+def _dir_variable(table: str) -> str:
+    """The variable naming where *table* lives (for a message)."""
+    if table == "job":
+        return JOB_ENV
+    if table == "cluster" and os.environ.get("WUCME_LNM_CLUSTER_DIR"):
+        return "WUCME_LNM_CLUSTER_DIR"
+    return "WUCME_LNM_DIR"
+
+
 def table_name(table: str) -> str:
     """The name SHOW LOGICAL and F$TRNLNM show: LNM$JOB_xxxxxxxx and LNM$GROUP_gggggg as on VMS."""
     if table == "group":
@@ -379,6 +388,9 @@ def _load(table: str) -> dict[str, LogicalName]:
     except FileNotFoundError:
         _forget(path)
         return {}
+    except NotADirectoryError:
+        raise LogicalNameError(f"{_dir_variable(table)} {str(path.parent)!r} is not a directory "
+                               "(it names where the logical name tables are)", "BADVALUE") from None
     except PermissionError as exc:
         raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
     with _cache_lock:
@@ -427,6 +439,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
         lock = open_private(path.with_name(path.name + ".lock"), os.O_RDWR, 0o644)
     except PermissionError as exc:
         raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
+    except (NotADirectoryError, FileExistsError):
+        raise LogicalNameError(f"{_dir_variable(table)} {str(path.parent)!r} is not a directory "
+                               "(it names where the logical name tables are)", "BADVALUE") from None
     try:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
