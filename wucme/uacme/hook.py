@@ -20,6 +20,7 @@ import select
 import signal
 from collections.abc import Callable
 
+from wucme.vms.subproc import clean_environ, kill_tree
 from wucme.errors import WucmeError
 from wucme.settings import hook_timeout
 
@@ -37,7 +38,7 @@ def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: st
     """
     if timeout is None:
         timeout = hook_timeout()
-    e = dict(os.environ if env is None else env)
+    e = clean_environ(os.environ if env is None else env)  # never a CGI request's variables
     e.update(UACME_METHOD=method, UACME_TYPE=type, UACME_IDENT=ident,
              UACME_TOKEN=token, UACME_AUTH=auth)
     try:
@@ -75,10 +76,8 @@ def _exits_within(pid: int, timeout: float) -> bool:
 
 
 def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """The hook, its group, and whatever it started, also outside its group (/proc)."""
+    kill_tree(pid)
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
