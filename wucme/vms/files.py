@@ -9,6 +9,7 @@ count (WUCME_KEEP, default 3) are purged, oldest first.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -177,7 +178,7 @@ def write_versioned_set(
     for i, (tmp, (path, _, _)) in enumerate(zip(temps, files)):
         p = Path(path)
         try:
-            earlier = install_temp(tmp, p, (lambda p=p: _preserve(p)) if keep > 0 else None)
+            earlier = install_temp(tmp, p, functools.partial(_preserve, p) if keep > 0 else None)
         except BaseException:
             for rest in temps[i + 1:]:
                 try:
