@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from wucme import settings
 from wucme.settings import Service, ServiceSpecError
-from wucme.vms.subproc import become_subreaper, children, clean_environ, kill_tree
+from wucme.vms.subproc import TREE_VARIABLE, become_subreaper, children, clean_environ, kill_tree, tree_mark
 
 if TYPE_CHECKING:
     from wucme.repository import Repository
@@ -66,10 +66,12 @@ def run_load_command(command: str | None = None, timeout: float | None = None) -
         return StepResult(False, f"WUCME_LOAD {cmd!r} does not parse: {e}")
     subreaper = become_subreaper()
     before = children()
+    mark = tree_mark()
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, env=clean_environ())
+                                    start_new_session=True, close_fds=True,
+                                    env={**clean_environ(), TREE_VARIABLE: mark})
         except FileNotFoundError:
             return StepResult(False, f"WUCME_LOAD command {argv[0]} not found")
         except OSError as e:
@@ -77,12 +79,12 @@ def run_load_command(command: str | None = None, timeout: float | None = None) -
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            kill_tree(proc.pid, before if subreaper else None)
+            kill_tree(proc.pid, before if subreaper else None, mark)
             proc.wait()
             return StepResult(False, f"WUCME_LOAD {cmd!r} did not finish in {timeout:g} s: "
                                      "it was killed with every process it started")
         except BaseException:
-            kill_tree(proc.pid, before if subreaper else None)  # the agent is stopping
+            kill_tree(proc.pid, before if subreaper else None, mark)  # the agent is stopping
             proc.wait()
             raise
         out.seek(0)

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterable, Mapping
 
 __all__ = ["CGI_VARIABLES", "clean_environ", "is_cgi_variable", "become_subreaper", "children",
-           "kill_tree"]
+           "kill_tree", "TREE_VARIABLE", "tree_mark"]
 
 #: The variables RFC 3875 §4.1 defines (and the ones servers add: HTTPS, REQUEST_URI, ...).
 CGI_VARIABLES = frozenset({"GATEWAY_INTERFACE", "PATH_INFO", "PATH_TRANSLATED", "QUERY_STRING",
@@ -25,6 +25,23 @@ CGI_VARIABLES = frozenset({"GATEWAY_INTERFACE", "PATH_INFO", "PATH_TRANSLATED", 
 _CGI_PREFIXES = ("REQUEST_", "SCRIPT_", "HTTP_", "REMOTE_", "SERVER_", "SSL_", "REDIRECT_",
                  "WWW_")
 _PR_SET_CHILD_SUBREAPER = 36
+#: Set (to a fresh value) in the environment of a command whose tree may be killed: an orphan we
+#: adopted is only taken for that command's when it carries the command's value.  Hooks and
+#: load commands of other threads (parallel renewals, authorizations) also leave orphans here.
+TREE_VARIABLE = "WUCME_TREE"
+
+
+def tree_mark() -> str:
+    """A fresh value for TREE_VARIABLE."""
+    return os.urandom(12).hex()
+
+
+def _carries(pid: int, mark: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{TREE_VARIABLE}={mark}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def is_cgi_variable(name: str) -> bool:
@@ -99,10 +116,11 @@ def _members(table: Mapping[int, tuple[int, int, int]], roots: Iterable[int]) ->
     return found
 
 
-def kill_tree(root: int, not_before: set[int] | None = None) -> set[int]:
+def kill_tree(root: int, not_before: set[int] | None = None, mark: str | None = None) -> set[int]:
     """SIGKILL *root* (started in a session of its own), its group and session, every descendant,
     and the children this process adopted that were not its children before (*not_before*, a
-    set taken with children() before *root* was started).  The tree is stopped (SIGSTOP) until
+    set taken with children() before *root* was started) and that carry *mark* in their
+    environment (TREE_VARIABLE), when one is given.  The tree is stopped (SIGSTOP) until
     no new member appears, so nothing forks its way out, then killed; the adopted ones are
     reaped.  Returns the pids killed."""
     me = os.getpid()
@@ -110,7 +128,8 @@ def kill_tree(root: int, not_before: set[int] | None = None) -> set[int]:
     for _ in range(100):
         table = _table()
         adopted = {p for p, (ppid, _, _) in table.items()
-                   if ppid == me and not_before is not None and p not in not_before}
+                   if ppid == me and not_before is not None and p not in not_before
+                   and p not in stopped and (mark is None or _carries(p, mark))}
         new = _members(table, {root} | adopted | stopped) - stopped
         if not new:
             break
