@@ -6,6 +6,7 @@ atheris scripts (tests/fuzz/atheris_*.py, `python3 build.py fuzz [MINUTES]`).
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tempfile
@@ -84,15 +85,35 @@ def der_structures(data: bytes) -> None:
     der.ec_private(data)
 
 
+def _as_pem(data: bytes) -> bytes:
+    """*data* itself when it is PEM text, else DER wrapped as a PEM certificate (so that the
+    fuzzers mutate the certificate, not its base64)."""
+    if data.startswith(b"-----"):
+        return data
+    import base64
+
+    return b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(data) + b"-----END CERTIFICATE-----\n"
+
+
 def certificate_scan(data: bytes) -> None:
-    """The repository scan's own reading of a certificate file (the pure Python backend:
-    NoCertificate, or ValueError for a chain `cryptography` cannot read, as documented)."""
+    """The repository scan's own reading of a certificate file: the pure Python backend
+    (NoCertificate, or ValueError for a chain `cryptography` cannot read, as documented), and
+    the native one (native/certscan.c, its own DER parser) giving the same answer."""
+    from wucme._native.certscan import NATIVE
     from wucme._native.certscan_pure import NoCertificate, cert_info
 
+    pem = _as_pem(data)
     try:
-        cert_info(data)
-    except (NoCertificate, ValueError):
-        pass
+        want: object = cert_info(pem)
+    except (NoCertificate, ValueError) as e:
+        want = type(e)
+    if NATIVE is None:
+        return
+    try:
+        got: object = NATIVE.cert_info(pem)
+    except (NoCertificate, ValueError) as e:
+        got = type(e)
+    assert got == want, (got, want)
 
 
 def client_hello(data: bytes) -> None:
@@ -191,6 +212,19 @@ def run(name: str, data: bytes) -> None:
         pass
 
 
+#: A real certificate (EC P-256, CN and SAN of two names and an address, an AKI), made once.
+CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIBbzCCARagAwIBAgIEEjSrzTAKBggqhkjOPQQDAjASMRAwDgYDVQQDDAdGdXp6
+IENBMB4XDTI2MDEwMTAwMDAwMFoXDTI2MDQwMTAwMDAwMFowGjEYMBYGA1UEAwwP
+d3d3LmV4YW1wbGUub3JnMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZ4DF/HAn
+XixwYaDnh3uxdN6t65iHAn8/qDZUFYun9Qw8uow0vDXSDoH3MKwce9bWYalC+Qxq
+nKVcUS+eSgASZqNSMFAwLQYDVR0RBCYwJIIPd3d3LmV4YW1wbGUub3JnggtleGFt
+cGxlLm9yZ4cEwAACATAfBgNVHSMEGDAWgBSspPOq0fbMfpUr0GCMESbENeYqrTAK
+BggqhkjOPQQDAgNHADBEAiAxBwD69qrjfeKZHoKzI7hQgr7zS3Rz2kZFfIMv38t4
+2AIgWrqtzbWOTduEJUOXiJsKXWDtb4+WzKzvj6OdF7E+Bck=
+-----END CERTIFICATE-----
+"""
+
 # Seeds: one well-formed input per target, which the fuzzers mutate.
 SEEDS: dict[str, list[bytes]] = {
     "http_response": [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
@@ -199,9 +233,9 @@ SEEDS: dict[str, list[bytes]] = {
                                      "subproblems": [{"type": "urn:ietf:params:acme:error:rejectedIdentifier",
                                                       "identifier": {"type": "dns", "value": "a"}}]}).encode()],
     "acme_json": [b'{"newNonce": "https://ca/n", "meta": {"profiles": {"a": "b"}}}'],
-    "pem_certificates": [b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"],
+    "pem_certificates": [CERTIFICATE.encode(), b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"],
     "der_structures": [bytes.fromhex("30770201010420") + b"\x01" * 32 + bytes.fromhex("a00a06082a8648ce3d030107")],
-    "certificate_scan": [b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"],
+    "certificate_scan": [base64.b64decode("".join(CERTIFICATE.splitlines()[1:-1])), CERTIFICATE.encode()],
     "client_hello": [bytes.fromhex("160301002e0100002a0303") + b"\0" * 32 + bytes.fromhex("000002130101000000")],
     "alpn_control": [b"auth www.example.org 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nunauth www.example.org\n"],
     "http01_request": [b"GET /.well-known/acme-challenge/abc HTTP/1.1\r\nHost: x\r\n\r\n"],
