@@ -77,6 +77,9 @@ DEFAULT_ORDER = ("process", "job", "group", "system", "cluster")
 JOB_ENV = "WUCME_LNM_JOB"
 #: LNM$C_MAXDEPTH: translations allowed for one name, counting the first.
 MAX_DEPTH = 10
+#: Lookups one translation may make in all: MAX_DEPTH bounds a chain, not a tree of search
+#: lists (ten names of twenty elements naming the next are 20**9 translations: a hang).
+MAX_LOOKUPS = 512
 #: LNM$C_NAMLENGTH: the longest name or equivalence string.
 MAX_LENGTH = 255
 TABLE_NAMES = {
@@ -493,20 +496,26 @@ def lookup(name: str, tables: Iterable[str] | str | None = None, exact: bool = F
     return None
 
 
-def _translate(entry: LogicalName, tables: tuple[str, ...], chain: list[str]) -> list[str]:
+def _translate(entry: LogicalName, tables: tuple[str, ...], chain: list[str],
+               budget: list[int] | None = None) -> list[str]:
     if len(chain) > MAX_DEPTH:
         raise LogicalDepthError(f"more than {MAX_DEPTH} levels of logical name translation: {' -> '.join(chain)}")
+    budget = [MAX_LOOKUPS] if budget is None else budget
     out: list[str] = []
     for value in entry.values:
         nxt = None
         if not entry.terminal and _NAME_SYNTAX.fullmatch(value):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise LogicalDepthError(f"translating {chain[0]} takes more than {MAX_LOOKUPS} lookups "
+                                        "(search lists of search lists)")
             nxt = lookup(value, tables, exact=True)
         if nxt is None:
             out.append(value)
             continue
         if nxt.name.upper() in chain:
             raise LogicalLoopError(f"logical name loop: {' -> '.join(chain + [nxt.name.upper()])}")
-        out.extend(_translate(nxt, tables, chain + [nxt.name.upper()]))
+        out.extend(_translate(nxt, tables, chain + [nxt.name.upper()], budget))
     return out
 
 
