@@ -125,13 +125,14 @@ def client_hello(data: bytes) -> None:
 
 
 def alpn_control(data: bytes) -> None:
-    """Lines of ualpn's control protocol (auth IDENT DIGEST / unauth IDENT)."""
+    """Lines of ualpn's control protocol (auth IDENT DIGEST / unauth IDENT), read and answered as
+    the control server of `wucme alpn` does."""
     from wucme.challenge.alpnauth import AuthTable, handle_command
 
     table = AuthTable(max_auths=4)
-    for line in _text(data).split("\n")[:16]:
-        reply = handle_command(table, line)
-        assert isinstance(reply, str)
+    for line in data.split(b"\n")[:16]:  # as the control server reads them (alpnproxy.py)
+        reply = handle_command(table, line.decode("latin-1"))
+        reply.encode("ascii")  # what the server sends back
 
 
 _listener: list[object] = []
@@ -168,6 +169,49 @@ def logical_name_table(data: bytes) -> None:
         str(entry), name
 
 
+_lnm_dir: list[Path] = []
+
+
+def logical_name_translation(data: bytes) -> None:
+    """A system table as another root process may have written it, then translated: every name
+    it defines (iteration, search lists, loops) and a file spec on each as a device."""
+    import os
+
+    from wucme.vms import lnm
+    from wucme.vms.filespec import to_paths
+
+    if not _lnm_dir:
+        d = Path(tempfile.mkdtemp(prefix="wucme-fuzz-lnm-"))
+        d.chmod(0o755)
+        _lnm_dir.append(d)
+    table = _lnm_dir[0] / "system.json"
+    tmp = table.with_suffix(".new")
+    tmp.write_bytes(data)
+    tmp.chmod(0o644)
+    tmp.replace(table)  # a new inode: the table cache reads it again
+    old = {k: os.environ.get(k) for k in ("WUCME_LNM_DIR", "WUCME_LNM_CLUSTER_DIR", lnm.JOB_ENV)}
+    os.environ["WUCME_LNM_DIR"] = str(_lnm_dir[0])
+    os.environ.pop("WUCME_LNM_CLUSTER_DIR", None)
+    os.environ.pop(lnm.JOB_ENV, None)
+    try:
+        try:
+            names = list(lnm._load("system"))[:8]
+        except CLEAN:
+            return
+        for name in names:
+            for call in (lambda: lnm.translate(name, "system"), lambda: to_paths(f"{name}:[A]B.C")):
+                try:
+                    call()
+                except CLEAN:
+                    pass
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def dcl_command_line(data: bytes) -> None:
     """A wucme command line (DCL syntax: qualifiers, lists, quoting)."""
     from wucme.verbs import parse_command
@@ -201,7 +245,7 @@ def mail_address(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {f.__name__: f for f in (
     http_response, problem_document, acme_json, pem_certificates, der_structures,
     certificate_scan, client_hello, alpn_control, http01_request, vms_filespec,
-    logical_name_table, dcl_command_line, dcl_procedure, mail_address)}
+    logical_name_table, logical_name_translation, dcl_command_line, dcl_procedure, mail_address)}
 
 
 def run(name: str, data: bytes) -> None:
@@ -241,6 +285,9 @@ SEEDS: dict[str, list[bytes]] = {
     "http01_request": [b"GET /.well-known/acme-challenge/abc HTTP/1.1\r\nHost: x\r\n\r\n"],
     "vms_filespec": [b"WASD_ROOT:[LOCAL.WUCME]WUCME_C_X.PEM;3", b"[-.A]B.C"],
     "logical_name_table": [b'{"table": "LNM$SYSTEM_TABLE", "names": {"WUCME_CA": {"values": ["staging"]}}}'],
+    "logical_name_translation": [json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {
+        "WUCME_A": {"values": ["WUCME_B", "/srv/a"]}, "WUCME_B": {"values": ["WUCME_C:[X]", "WUCME_A"]},
+        "WUCME_C": {"values": ["/srv/c"], "attributes": ["CONCEALED"]}}}).encode()],
     "dcl_command_line": [b"issue /challenge=http-01 www.example.org,example.org", b'manage /output=json'],
     "dcl_procedure": [b'$ x = "a" + f$string(1) .eqs. "a1" .and. %X10 .gt. 3\n$ exit\n'],
     "mail_address": [b'SYSTEM,smtp%"a@b.example",c@d.example', b"[::1]:25"],
