@@ -49,6 +49,7 @@ FOUND: list[tuple[str, bytes]] = [
     ("acme_json", b'{"a": ' + b"9" * 5000 + b"}"),
     ("problem_document", b'{"type": "x", "status": ' + b"9" * 5000 + b"}"),
     ("der_structures", b"\x06\x01\x80"),  # an OID ending inside an arc: IndexError
+    ("dcl_procedure", b" " + b"(" * 127),  # atheris: RecursionError
     # search lists of search lists, ten deep: 20**9 translations (a hang)
     ("logical_name_translation", json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {
         f"L{i}": {"values": [f"L{i + 1}:"] * 20} for i in range(10)}}).encode()),
