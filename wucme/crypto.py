@@ -389,7 +389,7 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
         raise CryptoError(f"cert_load: {where} holds no PEM certificate")
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 
 
@@ -428,7 +428,7 @@ def cert_match(pem: bytes, prefix: bytes) -> bool:
         return False
     try:
         certs = x509.load_pem_x509_certificates(pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return False
     for cert in certs:
         if cert.fingerprint(hashes.SHA256()).startswith(prefix):

@@ -125,7 +125,7 @@ def _serial(der: bytes) -> str:
 
     try:
         return format(x509.load_der_x509_certificate(der).serial_number, "x")
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return "?"
 
 

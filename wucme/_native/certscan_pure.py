@@ -74,7 +74,10 @@ def cert_info(pem: bytes) -> CertInfo:
     `cryptography` cannot read (a subject that does not parse included)."""
     if not _PEM_CERT.search(pem):
         raise NoCertificate("no PEM certificate")
-    leaf = x509.load_pem_x509_certificates(pem)[0]
+    try:
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+    except x509.InvalidVersion as e:  # not a ValueError in `cryptography`: made one, as documented
+        raise ValueError(str(e)) from None
     return CertInfo(leaf.public_bytes(serialization.Encoding.DER), leaf.serial_number,
                     leaf.not_valid_before_utc, leaf.not_valid_after_utc, cert_names(leaf),
                     aki_keyid(leaf))
