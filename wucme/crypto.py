@@ -466,7 +466,11 @@ def cert_names(cert: x509.Certificate) -> list[str]:
         extensions = cert.extensions
     except ValueError:
         extensions = x509.Extensions([])
-    return _dedup([n.lower() for n in _subject_names(cert.subject, extensions)])
+    try:
+        subject = cert.subject
+    except (ValueError, TypeError):  # e.g. a CN of type BIT STRING: cryptography's TypeError
+        raise CryptoError("the certificate's subject does not parse") from None
+    return _dedup([n.lower() for n in _subject_names(subject, extensions)])
 
 
 def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> float:

@@ -16,6 +16,19 @@ from wucme.uacme.cert import _check_chain
 from wucme.errors import ProtocolViolation
 
 
+def csr() -> bytes:
+    """A CSR for the seed certificate's key (P-256, scalar 42) and name."""
+    from cryptography import x509 as cx
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.derive_private_key(42, ec.SECP256R1())
+    req = (cx.CertificateSigningRequestBuilder().subject_name(cx.Name([]))
+           .add_extension(cx.SubjectAlternativeName([cx.DNSName("www.example.org")]), False)
+           .sign(key, hashes.SHA256()))
+    return req.public_bytes(serialization.Encoding.DER)
+
+
 def version_66() -> bytes:
     """The fuzz seed certificate with its version INTEGER 2 (v3) changed to 0x42."""
     der = base64.b64decode("".join(CERTIFICATE.splitlines()[1:-1]))
@@ -44,4 +57,31 @@ def test_both_scanners_say_value_error(tmp_path: Path) -> None:
 
 def test_a_ca_sending_it_is_a_protocol_violation() -> None:
     with pytest.raises(ProtocolViolation, match="does not parse"):
-        _check_chain(version_66(), ["www.example.org"], b"")
+        _check_chain(version_66(), ["www.example.org"], csr())
+
+
+def bit_string_subject() -> bytes:
+    """The seed certificate with its subject's CN turned into an attribute of type BIT STRING
+    (what atheris made of it by shuffling four bytes)."""
+    der = base64.b64decode("".join(CERTIFICATE.splitlines()[1:-1]))
+    der = der.replace(bytes.fromhex("06035504030c0f"), bytes.fromhex("06030c0455030f"))
+    return b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+
+
+def test_a_subject_that_does_not_parse_is_a_clean_error() -> None:
+    """Found by atheris: cryptography's TypeError from the subject (a BIT STRING attribute that
+    is not x500UniqueIdentifier) escaped the scan and crypto.cert_names()."""
+    with pytest.raises(ValueError, match="subject does not parse"):
+        certscan_pure.cert_info(bit_string_subject())
+    if certscan.NATIVE is not None:
+        with pytest.raises(ValueError):
+            certscan.NATIVE.cert_info(bit_string_subject())
+    leaf = crypto.cert_load(bit_string_subject())[0]
+    with pytest.raises(crypto.CryptoError, match="subject does not parse"):
+        crypto.cert_names(leaf)
+    with pytest.raises(crypto.CryptoError, match="subject does not parse"):  # from a CA
+        _check_chain(bit_string_subject(), ["www.example.org"], csr())
+
+
+def test_the_seed_itself_passes_the_chain_check() -> None:
+    _check_chain(CERTIFICATE.encode(), ["www.example.org"], csr())

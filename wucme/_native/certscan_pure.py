@@ -50,7 +50,11 @@ def dedup_lower(names: list[str]) -> tuple[str, ...]:
 def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
     """CN values, then SAN DNS and IP entries; extensions that do not parse count as none
     (`cryptography` raises TypeError for some, such as an empty TLS Feature list)."""
-    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        subject = cert.subject
+    except TypeError as e:  # a CN of type BIT STRING, say: ValueError, as cert_info() documents
+        raise ValueError(f"the certificate's subject does not parse: {e}") from None
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (x509.ExtensionNotFound, ValueError, TypeError):
