@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.targets import SEEDS, TARGETS, run
-from tests.unit.test_bad_certificates import bit_string_subject, version_66
+from tests.unit.test_bad_certificates import bit_string_subject, duplicate_extension, version_66
 
 #: Inputs per target; deadline per input (a hang is a failure).
 EXAMPLES = 400
@@ -53,6 +53,7 @@ FOUND: list[tuple[str, bytes]] = [
     ("dcl_procedure", b" " + b"(" * 127),  # atheris: RecursionError
     ("certificate_scan", version_66()),  # atheris: x509.InvalidVersion, not a ValueError
     ("certificate_scan", bit_string_subject()),  # atheris: TypeError from the subject
+    ("certificate_scan", duplicate_extension()),  # atheris: x509.DuplicateExtension
     # search lists of search lists, ten deep: 20**9 translations (a hang)
     ("logical_name_translation", json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {
         f"L{i}": {"values": [f"L{i + 1}:"] * 20} for i in range(10)}}).encode()),

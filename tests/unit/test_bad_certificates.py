@@ -85,3 +85,22 @@ def test_a_subject_that_does_not_parse_is_a_clean_error() -> None:
 
 def test_the_seed_itself_passes_the_chain_check() -> None:
     _check_chain(CERTIFICATE.encode(), ["www.example.org"], csr())
+
+
+def duplicate_extension() -> bytes:
+    """The seed certificate with its SAN's OID changed to the AKI's: two AKI extensions."""
+    der = base64.b64decode("".join(CERTIFICATE.splitlines()[1:-1]))
+    der = der.replace(bytes.fromhex("0603551d11"), bytes.fromhex("0603551d23"))
+    return b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+
+
+def test_a_duplicate_extension_counts_as_no_extensions() -> None:
+    """Found by atheris: cryptography's DuplicateExtension (no ValueError) escaped the scan and
+    crypto.cert_names(); RFC 5280 §4.2 forbids it, and extensions that do not parse count as
+    none: the names are the CN's, the same from both scanners."""
+    info = certscan_pure.cert_info(duplicate_extension())
+    assert info.names == ("www.example.org",) and info.aki is None
+    if certscan.NATIVE is not None:
+        assert certscan.NATIVE.cert_info(duplicate_extension()) == info
+    leaf = crypto.cert_load(duplicate_extension())[0]
+    assert crypto.cert_names(leaf) == ["www.example.org"]
