@@ -413,7 +413,7 @@ def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertIn
 def _aki_keyid(cert: x509.Certificate) -> bytes | None:
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
         return None
     return aki.key_identifier or None
 
@@ -464,7 +464,7 @@ def cert_names(cert: x509.Certificate) -> list[str]:
     """The names *cert* covers, lower-cased: CN then SAN DNS and IP (crypto.c:cert_valid() check)."""
     try:
         extensions = cert.extensions
-    except (ValueError, x509.DuplicateExtension):  # DuplicateExtension is no ValueError
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):  # neither is a ValueError
         extensions = x509.Extensions([])
     try:
         subject = cert.subject
@@ -485,7 +485,7 @@ def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> f
 def _ocsp_url(cert: x509.Certificate) -> str | None:
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
         return None
     for desc in aia:
         loc = desc.access_location
@@ -542,7 +542,7 @@ def _responder_keys(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> list[o
         except (
             ValueError,
             TypeError,
-            x509.DuplicateExtension,
+            x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
             InvalidSignature,
             UnsupportedAlgorithm,
             x509.ExtensionNotFound,
@@ -604,7 +604,7 @@ def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
         got = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
         return True
-    except (x509.DuplicateExtension, ValueError):  # a response we cannot read is no match
+    except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):  # a response we cannot read is no match
         return False
     try:
         sent = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.targets import SEEDS, TARGETS, run
-from tests.unit.test_bad_certificates import bit_string_subject, duplicate_extension, version_66
+from tests.unit.test_bad_certificates import (bit_string_subject, duplicate_extension, version_66,
+                                              x400_address)
 
 #: Inputs per target; deadline per input (a hang is a failure).
 EXAMPLES = 400
@@ -54,6 +55,7 @@ FOUND: list[tuple[str, bytes]] = [
     ("certificate_scan", version_66()),  # atheris: x509.InvalidVersion, not a ValueError
     ("certificate_scan", bit_string_subject()),  # atheris: TypeError from the subject
     ("certificate_scan", duplicate_extension()),  # atheris: x509.DuplicateExtension
+    ("certificate_scan", x400_address()),  # atheris: x509.UnsupportedGeneralNameType
     # search lists of search lists, ten deep: 20**9 translations (a hang)
     ("logical_name_translation", json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {
         f"L{i}": {"values": [f"L{i + 1}:"] * 20} for i in range(10)}}).encode()),

@@ -104,3 +104,20 @@ def test_a_duplicate_extension_counts_as_no_extensions() -> None:
         assert certscan.NATIVE.cert_info(duplicate_extension()) == info
     leaf = crypto.cert_load(duplicate_extension())[0]
     assert crypto.cert_names(leaf) == ["www.example.org"]
+
+
+def x400_address() -> bytes:
+    """The seed certificate with its SAN's first dNSName tagged as an x400Address ([3])."""
+    der = base64.b64decode("".join(CERTIFICATE.splitlines()[1:-1]))
+    der = der.replace(bytes.fromhex("820f") + b"www.example.org", bytes.fromhex("a30f") + b"www.example.org", 1)
+    return b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+
+
+def test_an_unsupported_general_name_counts_as_no_extensions() -> None:
+    """Found by atheris: cryptography's UnsupportedGeneralNameType (x400Address, no ValueError)
+    escaped the scan and crypto.cert_names(); now as any extension that does not parse."""
+    info = certscan_pure.cert_info(x400_address())
+    assert info.names == ("www.example.org",) and info.aki is None
+    if certscan.NATIVE is not None:
+        assert certscan.NATIVE.cert_info(x400_address()) == info
+    assert crypto.cert_names(crypto.cert_load(x400_address())[0]) == ["www.example.org"]

@@ -57,7 +57,7 @@ def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
     names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError, TypeError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError, TypeError):
         return dedup_lower(names)
     names += san.get_values_for_type(x509.DNSName)
     names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
@@ -67,7 +67,7 @@ def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
 def aki_keyid(cert: x509.Certificate) -> bytes | None:
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError, TypeError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError, TypeError):
         return None
     return aki.key_identifier or None
 
