@@ -39,8 +39,10 @@ def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: st
     if timeout is None:
         timeout = hook_timeout()
     e = clean_environ(os.environ if env is None else env)  # never a CGI request's variables
-    mark = tree_mark()
-    e[TREE_VARIABLE] = mark
+    mark = None
+    if timeout is not None:  # only then is the tree killed; else the environment is uacme's
+        mark = tree_mark()
+        e[TREE_VARIABLE] = mark
     e.update(UACME_METHOD=method, UACME_TYPE=type, UACME_IDENT=ident,
              UACME_TOKEN=token, UACME_AUTH=auth)
     # A hook that outlives its timeout is ended with all it started, also what left its group

@@ -56,10 +56,17 @@ def is_cgi_variable(name: str) -> bool:
     return name.startswith(_CGI_PREFIXES)
 
 
+#: OpenSSL's own variables, which share mod_ssl's SSL_ prefix.
+_KEPT = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR"})
+
+
 def clean_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """*env* (default os.environ) without the CGI request's variables."""
+    """*env* (default os.environ) without the CGI request's variables, when it is a CGI
+    request's (GATEWAY_INTERFACE set); any other environment is passed on whole, as uacme does."""
     source = os.environ if env is None else env
-    return {k: v for k, v in source.items() if not is_cgi_variable(k)}
+    if "GATEWAY_INTERFACE" not in source:
+        return dict(source)
+    return {k: v for k, v in source.items() if k in _KEPT or not is_cgi_variable(k)}
 
 
 def become_subreaper() -> bool:
