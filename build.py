@@ -13,6 +13,9 @@
     python3 build.py install [--prefix DIR] [--bindir DIR] [--root DIR] [--enable]
                              install wucme for production (default prefix /opt/wucme): see
                              docs/install.md; `uninstall` with the same options undoes it
+    python3 build.py fuzz [MINUTES] [TARGET ...]
+                             set up, install atheris into the environment, then fuzz each parser
+                             of tests/fuzz/targets.py (or the ones named) for MINUTES (default 1)
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -53,6 +56,9 @@ BENCH_PYTHON_PACKAGES = ["matplotlib>=3.5"]
 PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",
                         "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4",
                         "psycopg[binary]>=3.1"]
+#: What `fuzz` adds to the environment (coverage-guided fuzzing; not needed by the tests, whose
+#: hypothesis part runs in every test run).
+PYTHON_FUZZ_PACKAGES = ["atheris>=2.3"]
 
 
 def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
@@ -425,6 +431,38 @@ def install_main(verb: str, args: list[str]) -> int:
         uninstall(lay)
     return 0
 
+def fuzz(python: str, env: dict[str, str], rest: list[str]) -> int:
+    """Each atheris target (tests/fuzz/atheris_parsers.py) for the minutes given; the inputs
+    that break a parser are left in .fuzz/ (crash-*, timeout-*, oom-*)."""
+    minutes = 1.0
+    if rest and rest[0].replace(".", "", 1).isdigit():
+        minutes, rest = float(rest[0]), rest[1:]
+    if subprocess.call([python, "-c", "import atheris"], stderr=subprocess.DEVNULL) != 0:
+        if subprocess.call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            *PYTHON_FUZZ_PACKAGES]) != 0:
+            print("%WUCME-E-NOATHERIS, atheris did not install (it needs a wheel for this Python or "
+                  "clang with libFuzzer to build); the hypothesis fuzz tests still run: "
+                  "python3 build.py test tests/fuzz", file=sys.stderr)
+            return 1
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])))
+    names = rest or subprocess.run(
+        [python, "-c", "from tests.fuzz.targets import TARGETS; print(' '.join(sorted(TARGETS)))"],
+        cwd=HERE, env=env, capture_output=True, text=True, check=True).stdout.split()
+    out = HERE / ".fuzz"
+    out.mkdir(exist_ok=True)
+    failed = []
+    for name in names:
+        print(f"-- fuzzing {name} for {minutes:g} min", flush=True)
+        rc = subprocess.call([python, "-m", "tests.fuzz.atheris_parsers", name,
+                              f"-max_total_time={int(minutes * 60)}", "-timeout=10",
+                              "-rss_limit_mb=2048", "-print_final_stats=1",
+                              f"-artifact_prefix={out}/{name}-"], cwd=HERE, env=env)
+        if rc != 0:
+            failed.append(name)
+    print(f"fuzzed {len(names)} targets, {minutes:g} min each; "
+          + (f"failed: {' '.join(failed)} (inputs in {out})" if failed else "no failures"))
+    return 1 if failed else 0
+
 
 # --- the verbs --------------------------------------------------------------------------------
 
@@ -447,7 +485,7 @@ def main(argv: list[str]) -> int:
     rest = argv[1:]
     if verb in ("install", "uninstall"):
         return install_main(verb, rest)
-    if verb not in ("setup", "test", "bench", "demo"):
+    if verb not in ("setup", "test", "bench", "demo", "fuzz"):
         print(__doc__)
         return 0 if verb in ("help", "-h", "--help") else 2
     setup(venv)
@@ -463,6 +501,8 @@ def main(argv: list[str]) -> int:
         if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
             _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BENCH_PYTHON_PACKAGES])
         return subprocess.call([python, str(HERE / "tests" / "bench" / "bench_all.py"), *rest], cwd=HERE, env=env)
+    if verb == "fuzz":
+        return fuzz(python, env, rest)
     if verb == "demo":
         # The demo uses the test harness (tests/harness: Pebble starter), which is never installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "tests"), env.get("PYTHONPATH")]))

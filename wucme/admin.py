@@ -43,6 +43,17 @@ CA_RETRY_DELAY = 0.5
 #: A certificate with more host names than this shows its first and a count, opened on a click.
 HOSTS_SHOWN = 3
 _ALLOWED = "GET, HEAD"
+_ALLOWED_ACTING = "GET, HEAD, POST"
+#: Pages that act (reload the servers, send mail or operator messages): they run only on a
+#: POST carrying a token (CSRF); a GET shows the button.  An <img> on any page an
+#: administrator visits would otherwise act with the browser's cached credentials.
+ACTING = frozenset({"check/load", "check/mail", "check/opcom"})
+#: Seconds a form's token stays good.
+TOKEN_WINDOW = 3600
+#: The per-repository secret the tokens are made with (0600); where the script may not write
+#: the repository, a 0600 file of its own user in the temporary directory.
+SECRET_FILE = "WUCME_ADMIN_SECRET.KEY"
+_MAX_FORM = 4096
 _ADMIN_PATH = re.compile(r"(?:/cgi-bin/wucme)?/admin(?:/(.*))?", re.S)
 
 StartResponse = Callable[..., Any]
@@ -87,6 +98,145 @@ def refusal(environ: Mapping[str, Any]) -> str | None:
     if not _over_https(environ):
         return "the admin pages are served over HTTPS only"
     return None
+
+
+# -- acting pages: POST with a token (CSRF) ------------------------------------------------------
+
+
+def _read_secret(path: Any) -> bytes | None:
+    """The secret in *path*, made (0600, atomically) when missing; None when it cannot be had."""
+    import os
+    import secrets as _secrets
+    from pathlib import Path
+
+    path = Path(path)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                continue
+            except OSError:
+                return None
+            try:
+                os.write(fd, _secrets.token_hex(32).encode() + b"\n")
+            finally:
+                os.close(fd)
+            continue
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                return None  # another user's, or readable by others: not a secret
+            data = os.read(fd, 256).strip()
+        finally:
+            os.close(fd)
+        return data if len(data) >= 32 else None
+    return None
+
+
+def admin_secret() -> bytes:
+    """The key of the tokens: the repository's SECRET_FILE, else this user's own in the
+    temporary directory (the script's user may not write the repository)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from wucme.settings import here_path
+
+    try:
+        found = _read_secret(here_path() / SECRET_FILE)
+    except WucmeError:
+        found = None
+    if found is None:
+        found = _read_secret(Path(tempfile.gettempdir()) / f"wucme-admin-{os.geteuid()}.key")
+    if found is None:
+        raise WucmeError("no secret for the admin forms: the repository and the temporary "
+                         "directory refused it", ident="NOSECRET")
+    return found
+
+
+def make_token(user: str, page: str, now: float | None = None, secret: bytes | None = None) -> str:
+    """`TIME.HMAC(secret, user, page, TIME)`: good for TOKEN_WINDOW seconds, for this user and page."""
+    import hashlib
+    import hmac
+    import time
+
+    t = str(int(time.time() if now is None else now))
+    key = admin_secret() if secret is None else secret
+    mac = hmac.new(key, f"{user}\n{page}\n{t}".encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+    return f"{t}.{mac}"
+
+
+def token_problem(token: str, user: str, page: str, now: float | None = None,
+                  secret: bytes | None = None) -> str | None:
+    """Why *token* does not let *user* act on *page* (None: it does); compared in constant time."""
+    import hmac
+    import time
+
+    t, dot, _ = token.partition(".")
+    if not dot or not t.isdigit() or len(t) > 12:
+        return "the request carries no valid form token: use the page's button"
+    age = (time.time() if now is None else now) - int(t)
+    if not -60 <= age <= TOKEN_WINDOW:
+        return "the form's token has expired: load the page again"
+    want = make_token(user, page, int(t), secret)
+    if not hmac.compare_digest(want.encode("ascii", "replace"), token.encode("ascii", "replace")):
+        return "the form's token is not valid for this user and page"
+    return None
+
+
+def origin_problem(environ: Mapping[str, Any]) -> str | None:
+    """A cross-site POST: an Origin (or, without one, a Referer) naming another site than the
+    request's own Host over https."""
+    from urllib.parse import urlsplit
+
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").lower()
+    origin = str(environ.get("HTTP_ORIGIN", "")).strip()
+    what = "Origin"
+    if not origin:
+        origin, what = str(environ.get("HTTP_REFERER", "")).strip(), "Referer"
+    if not origin:
+        return None
+    if origin == "null":
+        return "the request comes from an opaque origin (Origin: null)"
+    try:
+        parts = urlsplit(origin)
+        ok = parts.scheme.lower() == "https" and parts.netloc.lower() in (host, host + ":443") and bool(host)
+    except ValueError:
+        ok = False
+    return None if ok else f"the request comes from another site ({what} {origin[:100]!r})"
+
+
+def _form_fields(environ: Mapping[str, Any]) -> dict[str, list[str]]:
+    try:
+        length = int(str(environ.get("CONTENT_LENGTH") or "0"))
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return {}
+    stream = environ.get("wsgi.input")
+    body = stream.read(min(length, _MAX_FORM)) if stream is not None else b""
+    return parse_qs(body.decode("latin-1"))
+
+
+def render_form(name: str, token: str, as_text: bool) -> str:
+    """An acting page asked with GET: what it would do, and the button (a POST with the token)."""
+    e = html.escape
+    desc = PAGES[name][1]
+    action = f"{ADMIN_PREFIX}/{name}"
+    if as_text:
+        return (f"{name}: {desc}\nThis page acts: POST to {action} with token={token}\n"
+                f"  curl -u USER -d token={token} https://HOST{action}?format=text\n")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>wucme: {e(name)}</title></head><body>", f"<h1>{e(name)}</h1>",
+        f"<p>{e(desc)}</p>",
+        f'<form method="post" action="{e(action)}"><input type="hidden" name="token" value="{e(token)}">'
+        f'<button type="submit">Run {e(name)}</button></form>', "</body></html>\n"])
 
 
 # -- the pages: the verbs' results ---------------------------------------------------------------
@@ -284,7 +434,8 @@ def _build(builder: Callable[[], Result], title: str) -> Page:
 
 
 def make_admin_app() -> WsgiApp:
-    """The admin WSGI application: refuses (403) unless authenticated over HTTPS, GET/HEAD only.
+    """The admin WSGI application: refuses (403) unless authenticated over HTTPS; GET/HEAD,
+    and for the acting pages (ACTING) a POST with the form's token, from this site.
 
     A page that ran but whose check failed answers 500 with its messages, so `curl -f` notices.
     """
@@ -296,11 +447,40 @@ def make_admin_app() -> WsgiApp:
         if why is not None:
             return _send(start_response, method, "403 Forbidden",
                          format_message("E", "NOTAUTH", why) + "\n", "text/plain")
-        if method not in ("GET", "HEAD"):
+        acting = name in ACTING
+        posted = environ.get("REQUEST_METHOD") == "POST"  # methods are case-sensitive (RFC 9110 §9.1)
+        if method not in ("GET", "HEAD") and not (acting and posted):
             return _send(start_response, method, "405 Method Not Allowed",
                          format_message("E", "BADMETHOD", f"{method[:20]} is not allowed here") + "\n",
-                         "text/plain", [("Allow", _ALLOWED)])
+                         "text/plain", [("Allow", _ALLOWED_ACTING if acting else _ALLOWED)])
         form = _format(environ)
+        as_text = form == "text"
+        user = str(environ.get("REMOTE_USER", "")).strip()
+        if acting and not posted:
+            try:
+                token = make_token(user, name or "")
+                if form == "json":  # a script: what to POST, with the token it needs
+                    said = Condition("I", "POSTNEEDED", f"{ADMIN_PREFIX}/{name} acts only on a POST "
+                                     "with this token (CSRF)")
+                    body = json.dumps({"status": 0, "messages": [{"severity": said.severity,
+                                       "ident": said.ident, "text": said.text, "message": said.message()}],
+                                       "action": f"{ADMIN_PREFIX}/{name}", "method": "POST",
+                                       "token": token}, indent=1) + "\n"
+                    return _send(start_response, method, "200 OK", body, "application/json; charset=utf-8")
+                button = render_form(name or "", token, as_text)
+            except WucmeError as e:
+                return _send(start_response, method, "500 Internal Server Error",
+                             format_message("E", e.ident, e.text) + "\n", "text/plain")
+            return _send(start_response, method, "200 OK", button, "text/plain" if as_text else "text/html")
+        if acting:
+            token = (_form_fields(environ).get("token") or [""])[-1]
+            try:
+                why = origin_problem(environ) or token_problem(token, user, name or "")
+            except WucmeError as e:
+                why = e.text
+            if why is not None:
+                return _send(start_response, method, "403 Forbidden",
+                             format_message("E", "BADTOKEN", why) + "\n", "text/plain")
         if name == "":
             page = Page(Result("wucme administration"), _links())
         elif name in PAGES:

@@ -1,6 +1,6 @@
 """The `wucme` command: the face that dispatches to the verbs, the uacme port and alpn.
 
-When a web server runs the image as a CGI script (GATEWAY_INTERFACE set), it answers http-01
+When a web server runs the image as a CGI script (GATEWAY_INTERFACE set, no arguments), it answers http-01
 challenges and serves the authorised admin pages (wucme.web), as WASD runs the same wucme image
 as a script; run as a script with no request
 method (WASD's proctor), it is the agent (docs/agent.md).  Errors are shown as VMS messages and
@@ -63,9 +63,23 @@ def _verb(args: list[str]) -> int:
     return result.status
 
 
+def _as_cgi_script(args: list[str]) -> bool:
+    """Was the image invoked as a CGI script?  With no arguments, or with the ones a server
+    makes of a query string without '=' (RFC 3875 §4.4).  A command with its own arguments
+    (`wucme @load.com` run by WUCME_LOAD, a hook) is the command line even where a CGI
+    variable leaked into its environment: answering it as the script again made the admin
+    load page fork without end."""
+    if not args:
+        return True
+    from urllib.parse import unquote
+
+    query = os.environ.get("QUERY_STRING", "")
+    return "=" not in query and args == [unquote(w) for w in query.split("+") if w]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if argv is None and os.environ.get("GATEWAY_INTERFACE"):
+    if argv is None and os.environ.get("GATEWAY_INTERFACE") and _as_cgi_script(args):
         if not os.environ.get("REQUEST_METHOD"):
             # A script activation without a request: WASD's proctor starting the agent.
             from wucme.agent.__main__ import main as agent_main

@@ -390,7 +390,7 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
         raise CryptoError(f"cert_load: {where} holds no PEM certificate")
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 
 
@@ -414,7 +414,7 @@ def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertIn
 def _aki_keyid(cert: x509.Certificate) -> bytes | None:
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
         return None
     return aki.key_identifier or None
 
@@ -429,7 +429,7 @@ def cert_match(pem: bytes, prefix: bytes) -> bool:
         return False
     try:
         certs = x509.load_pem_x509_certificates(pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return False
     for cert in certs:
         if cert.fingerprint(hashes.SHA256()).startswith(prefix):
@@ -472,9 +472,13 @@ def cert_names(cert: x509.Certificate) -> list[str]:
     """The names *cert* covers, lower-cased: CN then SAN DNS and IP (crypto.c:cert_valid() check)."""
     try:
         extensions = cert.extensions
-    except ValueError:
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):  # neither is a ValueError
         extensions = x509.Extensions([])
-    return _dedup([n.lower() for n in _subject_names(cert.subject, extensions)])
+    try:
+        subject = cert.subject
+    except (ValueError, TypeError):  # e.g. a CN of type BIT STRING: cryptography's TypeError
+        raise CryptoError("the certificate's subject does not parse") from None
+    return _dedup([n.lower() for n in _subject_names(subject, extensions)])
 
 
 def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> float:
@@ -489,7 +493,7 @@ def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> f
 def _ocsp_url(cert: x509.Certificate) -> str | None:
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
         return None
     for desc in aia:
         loc = desc.access_location
@@ -546,6 +550,7 @@ def _responder_keys(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> list[o
         except (
             ValueError,
             TypeError,
+            x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
             InvalidSignature,
             UnsupportedAlgorithm,
             x509.ExtensionNotFound,
@@ -607,6 +612,8 @@ def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
         got = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
         return True
+    except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):  # a response we cannot read is no match
+        return False
     try:
         sent = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:

@@ -4,8 +4,12 @@ new certificates.  Used by `issue`, `manage` and the agent alike.
 WUCME_LOAD is split as a shell would split it (shlex) and run directly, never through a shell,
 in a process group of its own, with stdin from /dev/null and its output in a temporary file
 (not a pipe: a server it starts or a `cmd &` it leaves must not keep us waiting for end of
-file).  After WUCME_LOAD_TIMEOUT seconds (default 60) the whole group is killed.  The agent's
-lock is close-on-exec, so nothing the command leaves behind holds it.
+file), and without the CGI request's variables when the admin load page runs it (else a
+`wucme @load.com` would answer as the CGI script and load again).  After WUCME_LOAD_TIMEOUT
+seconds (default 60) the command is killed with every process it started: its group and
+session, its descendants, and the orphans this process adopted as their subreaper (a command
+that forks and calls setsid leaves neither).  The agent's lock is close-on-exec, so nothing the
+command leaves behind holds it.
 
 WUCME_SERVICES lists what to check afterwards, comma-separated: `host:port`, `name@host:port`
 (SNI `name` sent to `host`), `[v6addr]:port`.  Each gets a TLS handshake with SNI; the leaf
@@ -18,9 +22,7 @@ WUCME_LOAD_SETTLE seconds (default 10) before a mismatch counts as a failure.
 from __future__ import annotations
 
 import hashlib
-import os
 import shlex
-import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING
 from wucme import settings
 from wucme.crypto import serial_hex
 from wucme.settings import Service, ServiceSpecError
+from wucme.vms.subproc import TREE_VARIABLE, become_subreaper, children, clean_environ, kill_tree, tree_mark
 
 if TYPE_CHECKING:
     from wucme.repository import Repository
@@ -62,10 +65,14 @@ def run_load_command(command: str | None = None, timeout: float | None = None) -
         argv = shlex.split(cmd)
     except ValueError as e:
         return StepResult(False, f"WUCME_LOAD {cmd!r} does not parse: {e}")
+    subreaper = become_subreaper()
+    before = children()
+    mark = tree_mark()
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True,
+                                    env={**clean_environ(), TREE_VARIABLE: mark})
         except FileNotFoundError:
             return StepResult(False, f"WUCME_LOAD command {argv[0]} not found")
         except OSError as e:
@@ -73,12 +80,12 @@ def run_load_command(command: str | None = None, timeout: float | None = None) -
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            kill_tree(proc.pid, before if subreaper else None, mark)
             proc.wait()
             return StepResult(False, f"WUCME_LOAD {cmd!r} did not finish in {timeout:g} s: "
-                                     "its process group was killed")
+                                     "it was killed with every process it started")
         except BaseException:
-            _kill_group(proc.pid)  # the agent is stopping: take the command down with it
+            kill_tree(proc.pid, before if subreaper else None, mark)  # the agent is stopping
             proc.wait()
             raise
         out.seek(0)
@@ -87,13 +94,6 @@ def run_load_command(command: str | None = None, timeout: float | None = None) -
         how = f"signal {-status}" if status < 0 else f"status {status}"
         return StepResult(False, f"WUCME_LOAD {cmd!r} exited with {how}" + (f": {text[-500:]}" if text else ""))
     return StepResult(True, f"certificates loaded by {cmd!r}")
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # --- the handshake check -------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def _serial(der: bytes) -> str:
 
     try:
         return serial_hex(x509.load_der_x509_certificate(der).serial_number)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return "?"
 
 

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Iterable
 
 from wucme import crypto, settings
 from wucme.progress import Progress
-from wucme.repository import CertState, Repository
+from wucme.repository import CertState, NoSpace, Repository
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.cert import cert_order
 from wucme.uacme.hook import Solver
+
+#: Seconds before the one more try to save a certificate the full file system refused.
+NOSPACE_RETRY_DELAY = 2.0
 
 __all__ = ["new_key", "obtain", "host_list"]
 
@@ -86,7 +90,13 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
         raise
     if progress is not None:
         progress.finish(True)
-    return repo.save_certificate(names, key, chain, challenge, status, now=now)
+    try:
+        return repo.save_certificate(names, key, chain, challenge, status, now=now)
+    except NoSpace:
+        # The CA's certificate exists only here now: one more try once others may have freed
+        # room (the old pair is untouched), then the error names the directory and the rescue.
+        time.sleep(NOSPACE_RETRY_DELAY)
+        return repo.save_certificate(names, key, chain, challenge, status, now=now)
 
 
 def host_list(state: CertState) -> str:

@@ -292,9 +292,26 @@ def _challenge_of(m: Managed, override: str | None, default: str) -> str:
     return m.state.challenge if m.state.challenge in CHALLENGES else default
 
 
+def _hostless(m: Managed) -> bool:
+    """A certificate whose hosts cannot be told (no state, no certificate): _renew says so."""
+    return bool(m.problem and m.info is None and m.state.corrupt)
+
+
 def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) -> None:
     repo, log, say = ctx.repo, ctx.log, ctx.say
-    managed = repo.managed()
+    managed = []
+    for m in repo.managed():
+        # Every host of every state checked before any request (RFC 8555 §7.1.4: the CA never
+        # sees a name that is not one); a state naming `../../etc/evil` is that certificate's
+        # failure, the others go on.
+        try:
+            if not _hostless(m):
+                validate_identifiers(m.state.hosts, wildcard=False)
+        except WucmeError as e:
+            report.outcomes.append(_failed(repo, m, f"its state names a bad host: {e.text}", log, say,
+                                           ctx.now))
+            continue
+        managed.append(m)
     if not managed:
         return
     repo.ensure_writable()
@@ -383,7 +400,7 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
            why: str, log: Msg, say: Note, now: _dt.datetime) -> Outcome:
     state = m.state
     try:
-        if m.problem and m.info is None and state.corrupt:
+        if _hostless(m):
             raise WucmeError(f"cannot tell which hosts {m.cert_path.name} is for ({m.problem}); "
                              "run wucme issue for them", ident="NOHOSTS")
         names = validate_identifiers(state.hosts, wildcard=False)
@@ -396,14 +413,22 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)
     except Exception as e:  # noqa: BLE001 - one failure never blocks the others
         text = e.text if isinstance(e, WucmeError) else f"{type(e).__name__}: {e}"
-        try:
-            if state.hosts and not (m.problem and m.info is None and state.corrupt):
-                repo.record_attempt(state, "failed", f"failed: {text}", now + RETRY_AFTER_FAILURE,
-                                    now=now)
-        except OSError as w:
-            log.warn(f"cannot record the failure for {m.cert_path.name}: {w}")
-        say(Condition("E", "RENEWFAIL", f"{m.cert_path.name} ({', '.join(state.hosts)}): {text}"))
-        return Outcome(state.hosts, m.cert_path.name, "failed", text)
+        return _failed(repo, m, text, log, say, now)
+
+
+def _failed(repo: Repository, m: Managed, text: str, log: Msg, say: Note, now: _dt.datetime) -> Outcome:
+    """A certificate's failure: noted in its own state file (never in a file a hostile host
+    name would make of it), reported, and the pass goes on."""
+    state = m.state
+    try:
+        if (state.hosts and not _hostless(m)
+                and repo.state_path(state.hosts[0]).name == m.state_path.name):
+            repo.record_attempt(state, "failed", f"failed: {text}", now + RETRY_AFTER_FAILURE, now=now)
+    except (OSError, WucmeError) as w:
+        log.warn(f"cannot record the failure for {m.cert_path.name}: {w}")
+    hosts = ", ".join(h[:80] for h in state.hosts[:10])
+    say(Condition("E", "RENEWFAIL", f"{m.cert_path.name} ({hosts}): {text}"))
+    return Outcome(state.hosts, m.cert_path.name, "failed", text)
 
 
 NOT_LOADED = ("nothing loads the renewed certificates: neither WUCME_LOAD nor WUCME_SERVICES "

@@ -16,6 +16,7 @@ certificate file itself stays the truth for serial and expiry.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import write_temp
 from wucme.vms.secure import check_directory, make_directory
-from wucme.vms.files import write_versioned
+from wucme.vms.files import write_versioned, write_versioned_set
 from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
@@ -62,6 +63,20 @@ STATE_MODE = 0o644
 
 _C_FILE = re.compile(r"WUCME_C_([A-Z0-9_$-]{1,31})\.PEM")
 _S_FILE = re.compile(r"WUCME_S_([A-Z0-9_$-]{1,31})\.JSON")
+
+
+class NoSpace(WucmeError):
+    """The file system of the repository is full: the issued certificate could not be saved.
+
+    The old pair is untouched; `pem` holds the new certificate and its key (for a retry),
+    `rescue` the file it was also written to, if one fitted."""
+
+    ident = "NOSPACE"
+
+    def __init__(self, text: str, *, pem: bytes, rescue: Path | None) -> None:
+        super().__init__(text)
+        self.pem = pem
+        self.rescue = rescue
 
 
 class NoPrivilege(WucmeError):
@@ -110,7 +125,7 @@ class CertState:
         """Parse a state file; ValueError for anything that is not a well-formed state."""
         try:
             d = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:  # also an int of over 4300 digits
             raise ValueError(f"not JSON: {e}") from None
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")
@@ -273,16 +288,18 @@ class Repository:
     def save_certificate(self, hosts: list[str], key: crypto.PrivateKey, chain_pem: bytes,
                          challenge: str, status: str = "issued", *,
                          now: _dt.datetime | None = None) -> CertState:
-        """Write WUCME_K (key), WUCME_C (chain + key) and the state, in that order.
+        """Write WUCME_K (key), WUCME_C (chain + key) and the state as one set.
 
-        The key goes first: a crash between the two leaves a new key beside the old
-        certificate, which a server never reads alone, rather than a certificate whose key is lost.
+        All three are written to temporary files first and renamed into place only when every
+        one is on disk (vms.files.write_versioned_set), so key and certificate are always a
+        matching pair: a full disk (ENOSPC) leaves the old pair, and the new certificate is
+        kept (NoSpace: in a rescue file when one fits, and in the exception for a retry).
+        The renames go key, certificate, state: a kill between the last two leaves a state
+        naming the old serial, which the next read reconciles with the certificate (_managed).
         """
         pem = key_pem(key)
         chain = chain_pem if chain_pem.endswith(b"\n") else chain_pem + b"\n"
         leaf = crypto.cert_load(chain)[0]
-        write_versioned(self.key_path(hosts[0]), pem, KEY_MODE)
-        write_versioned(self.cert_path(hosts[0]), chain + pem, KEY_MODE)
         state = self.load_state(hosts[0])
         state.hosts = list(hosts)
         state.key_type = key_description(key)
@@ -294,8 +311,42 @@ class Repository:
         state.last_result = f"{status} {state.last_attempt}"
         state.next_attempt = None
         state.corrupt = False
-        self.save_state(state)
+        try:
+            write_versioned_set([(self.key_path(hosts[0]), pem, KEY_MODE),
+                                 (self.cert_path(hosts[0]), chain + pem, KEY_MODE),
+                                 (self.state_path(hosts[0]), state.to_json(), STATE_MODE)])
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise self._no_space(hosts, chain + pem, e) from None
         return state
+
+    def _no_space(self, hosts: list[str], pem: bytes, e: OSError) -> NoSpace:
+        """The certificate the CA issued could not be saved: keep it (rescue file if it fits)."""
+        rescue = self.path / f"WUCME_RESCUE_{ods2_name(hosts[0])}.PEM"
+        try:
+            fd = os.open(rescue, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, KEY_MODE)
+            try:
+                os.fchmod(fd, KEY_MODE)
+                view = memoryview(pem)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            where = f"saved to {rescue} (certificate and key)"
+        except OSError:
+            try:
+                os.unlink(rescue)
+            except OSError:
+                pass
+            rescue_path = None
+            where = "kept in this process's memory only (no room for a rescue file either)"
+        else:
+            rescue_path = rescue
+        return NoSpace(f"no space left in {self.path} ({e.strerror}) to save the certificate for "
+                       f"{', '.join(hosts)}: the old certificate and key are unchanged; the new "
+                       f"certificate was {where}", pem=pem, rescue=rescue_path)
 
     def load_state(self, host: str) -> CertState:
         return self._read_state(self.state_path(host), [host])
@@ -378,6 +429,14 @@ class Repository:
             state.hosts = names or [part.lower()]
         if info is None and not os.path.exists(spath):
             state.corrupt = True
+        if info is not None and state.serial and state.serial != format(info.serial_number, "x"):
+            # A save killed between the certificate's rename and the state's: the certificate
+            # (renamed after its key) is what the server loads; the state follows it.
+            cert_serial = format(info.serial_number, "x")
+            state.last_result = (f"the state named serial {state.serial}, {cname} holds {cert_serial}: "
+                                 "the certificate is trusted (a save was interrupted)")
+            state.serial = cert_serial
+            state.not_after = iso(info.not_valid_after_utc)
         if state.corrupt and not names and state.hosts == [part.lower()]:
             problem = problem or "state unreadable and no certificate"
         return Managed(part, state, self.path, info, problem)

@@ -3,9 +3,10 @@
 Nothing is cached: every function translates its name anew (wucme.vms.lnm: the process table,
 then the system and cluster tables), so a DEFINE takes effect in a running agent, as the seed
 says of WUCME_VERBOSE.  A value that would make a verb do something else than asked (a bad CA
-URL, challenge type, port, key size) is refused with a VMS message naming the logical
-(`%WUCME-E-BADCA, ...`); a value that only tunes the agent (schedule, jitter, workers, days,
-timeouts) falls back to its default, so a typo never stops the renewals.
+URL, challenge type, port, key size, WUCME_DAYS) is refused with a VMS message naming the
+logical and its value (`%WUCME-E-BADVALUE, WUCME_CA 'https://' names no host`, exit 2); a value
+that only tunes the agent (schedule, jitter, workers, timeouts) falls back to its default, so a
+typo never stops the renewals.
 
 Read elsewhere, each in one place below this module: WUCME_KEEP (wucme.vms.files, the version
 limit), WUCME_LNM_DIR (wucme.vms.lnm, where the tables are), WUCME_NO_NATIVE (wucme._native);
@@ -73,8 +74,14 @@ def here_path() -> Path:
     """The repository directory (a Linux path or a VMS directory spec such as `ELSE:[WHERE]`).
 
     One answer for every part (the repository, the challenge store the web server's script
-    reads, the agent's logs), so they never disagree about the directory."""
-    return dir_path(default_here())
+    reads, the agent's logs), so they never disagree about the directory.  A repository that
+    names a file (not a directory) is refused (BADVALUE), never read as "no certificates"."""
+    spec = default_here()
+    path = dir_path(spec)
+    if path.exists() and not path.is_dir():
+        raise _bad("WUCME_HERE" if trnlnm("WUCME_HERE") else "WASD_ROOT:[LOCAL]", spec,
+                   f"names {path}, which is not a directory")
+    return path
 
 
 def challenges_dir() -> Path:
@@ -105,16 +112,70 @@ def verbosity() -> int:
 
 # --- the CA and the way to it ------------------------------------------------------------------
 
+def _bad(name: str, value: str, must: str) -> UsageError:
+    """The configuration error: %WUCME-E-BADVALUE naming the logical name and its value (exit 2)."""
+    return UsageError(f"{name} {value!r} {must}", ident="BADVALUE")
+
+
+#: Host names that are this machine: a plain-http CA there never crosses a network.
+_LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (a plain-http CA is accepted there without WUCME_ALLOW_HTTP_CA)."""
+    import ipaddress
+
+    h = host.strip("[]").lower()
+    if h in _LOOPBACK_NAMES or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(name: str, value: str, schemes: tuple[str, ...] = ("https", "http")) -> str:
+    """A URL given by logical name *name*, checked: one of *schemes*, a host, a port that is a
+    port, no space or control character (a CR LF would end up in a request head)."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _bad(name, value, "contains a space or a control character")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise _bad(name, value, "is not a URL (bad host or port)") from None
+    if parts.scheme.lower() not in schemes:
+        raise _bad(name, value, f"must be an {' or '.join(schemes)} URL")
+    if not parts.hostname:
+        raise _bad(name, value, "names no host")
+    if port == 0:
+        raise _bad(name, value, "has port 0")
+    return value
+
+
 def ca_directory() -> str:
-    """WUCME_CA: a directory URL, or PRODUCTION / STAGING for Let's Encrypt (default production)."""
+    """WUCME_CA: a directory URL, or PRODUCTION / STAGING for Let's Encrypt (default production).
+
+    Plain http only to a loopback address (127.0.0.0/8, ::1, localhost) or with
+    WUCME_ALLOW_HTTP_CA defined: every JWS would otherwise cross the network unprotected
+    (RFC 8555 §6.1 requires HTTPS).  `wucme --uacme -a` takes any URL, as uacme does."""
     v = _text("WUCME_CA")
     if not v or v.upper() == "PRODUCTION":
         return PRODUCTION_URL
     if v.upper() == "STAGING":
         return STAGING_URL
     if not v.lower().startswith(("https://", "http://")):
-        raise UsageError(f"WUCME_CA {v!r} is neither a directory URL nor PRODUCTION or STAGING",
-                         ident="BADCA")
+        raise _bad("WUCME_CA", v, "is neither a directory URL nor PRODUCTION or STAGING")
+    check_url("WUCME_CA", v)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(v)
+    if (parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname or "")
+            and not trnlnm("WUCME_ALLOW_HTTP_CA")):
+        raise _bad("WUCME_CA", v, "is plain http to another machine: use https "
+                   "(or define WUCME_ALLOW_HTTP_CA to send the requests unprotected)")
     return v
 
 
@@ -122,7 +183,7 @@ def transport_name() -> str:
     """WUCME_HTTP: `builtin` (wucme's own HTTP client, the default) or `requests`."""
     v = _text("WUCME_HTTP").lower() or "builtin"
     if v not in ("builtin", "wucme", "own", "requests"):
-        raise UsageError(f"WUCME_HTTP {v!r} must be BUILTIN or REQUESTS", ident="BADHTTP")
+        raise _bad("WUCME_HTTP", v, "must be BUILTIN or REQUESTS")
     return v
 
 
@@ -138,7 +199,8 @@ def http_config() -> HttpConfig:
         try:
             rules.for_url(url)
         except ValueError as e:
-            raise UsageError(f"proxy: {e}", ident="BADVALUE") from None
+            raise _bad("WUCME_PROXY" if trnlnm("WUCME_PROXY") else "the proxy", proxy or "",
+                       f"is not a proxy: {e}") from None
     return HttpConfig(
         ca_bundle=trnlnm("WUCME_CA_BUNDLE") or trnlnm("UACME_CAINFO"),
         ca_path=trnlnm("UACME_CAPATH"),
@@ -287,14 +349,20 @@ def workers() -> int:
 
 
 def fixed_days() -> float | None:
-    """WUCME_DAYS: renew when fewer days than this are left; None (undefined or not a number):
-    the CA's renewal window, else a third of the lifetime."""
+    """WUCME_DAYS: renew when fewer days than this are left; None (undefined): the CA's renewal
+    window, else a third of the lifetime.  A value that is not a number of days (negative, not
+    a number) is refused (BADVALUE): read silently as "never due", it would let certificates
+    expire."""
     raw = _text("WUCME_DAYS")
-    try:
-        days = float(raw) if raw else None
-    except ValueError:
+    if not raw:
         return None
-    return days if days is not None and math.isfinite(days) else None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise _bad("WUCME_DAYS", raw, "must be a number of days, 0 or more")
+    return days
 
 
 def warn_days() -> float:

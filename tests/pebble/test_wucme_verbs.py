@@ -486,3 +486,30 @@ def test_a_busy_alpn_port_is_a_clear_error_naming_the_agent_mode(wucme: Wucme) -
         port = busy.getsockname()[1]
         r = wucme("issue", "busy.example.org", code=2, WUCME_ALPN=f"127.0.0.1:{port}")
     assert "%WUCME-E-NOLISTEN" in r.stderr and "WUCME_ALPN AGENT" in r.stderr
+
+
+def test_hostile_state_host_reaches_no_ca_and_the_others_go_on(wucme: Wucme, unreachable_ca: CountingServer) -> None:
+    """A state file naming `../../etc/evil` is that certificate's failure, found before any
+    request: `manage` used to contact the CA (directory, ARI) before checking the name."""
+    wucme("issue", "www.example.org", WUCME_CHALLENGE="http-01")
+    good = json.loads((wucme.here / "WUCME_S_WWW_EXAMPLE_ORG.JSON").read_text())
+    evil = wucme.here / "WUCME_S_EVIL.JSON"
+    evil.write_text(json.dumps(dict(good, hosts=["../../etc/evil", "www.example.org"])))
+    (wucme.here / "WUCME_C_EVIL.PEM").write_bytes((wucme.here / "WUCME_C_WWW_EXAMPLE_ORG.PEM").read_bytes())
+    # Only the hostile one in a repository: nothing reaches the CA.
+    lone = Wucme(wucme.here.parent / "lone", None, f"https://127.0.0.1:{unreachable_ca.port}/dir")
+    lone.here.mkdir(mode=0o755, parents=True)
+    (lone.here / "WUCME_ACCOUNT.PEM").write_bytes((wucme.here / "WUCME_ACCOUNT.PEM").read_bytes())
+    (lone.here / "WUCME_ACCOUNT.PEM").chmod(0o600)
+    (lone.here / "WUCME_S_EVIL.JSON").write_text(evil.read_text())
+    r = lone("manage", code=2, WUCME_DAYS="100000")
+    assert "%WUCME-E-RENEWFAIL, WUCME_C_EVIL.PEM (../../etc/evil, www.example.org): its state names a bad host" \
+        in r.stderr, r.stderr
+    assert unreachable_ca.count == 0
+    assert not (lone.here.parent / "etc").exists() and sorted(p.name for p in lone.here.iterdir()) == [
+        "WUCME_ACCOUNT.PEM", "WUCME_S_EVIL.JSON"]
+    # Beside a good one, against the real CA: the good one is renewed, the hostile one fails.
+    r = wucme("manage", code=2, WUCME_DAYS="100000", WUCME_CHALLENGE="http-01")
+    assert "%WUCME-S-RENEWED, WUCME_C_WWW_EXAMPLE_ORG.PEM" in r.stdout
+    assert "%WUCME-E-RENEWFAIL, WUCME_C_EVIL.PEM" in r.stderr and "bad host" in r.stderr
+    assert "%WUCME-E-MANAGED, 1 renewed, 0 not due, 1 failed" in r.stderr

@@ -61,6 +61,16 @@ def call(env: dict[str, Any], store: ChallengeStore | None = None) -> tuple[int,
     return int(status.split()[0]), {k.lower(): v for k, v in headers}, body.decode()
 
 
+def acted(path: str, query: str = "", user: str = "admin", **extra: str) -> dict[str, Any]:
+    """An acting page's request as its button sends it: POST with the form's token."""
+    from wucme.admin import make_token
+
+    body = f"token={make_token(user, path.removeprefix('/admin/'))}".encode()
+    return environ(path, method="POST", query=query, user=user, CONTENT_LENGTH=str(len(body)),
+                   CONTENT_TYPE="application/x-www-form-urlencoded", **{"wsgi.input": io.BytesIO(body)},
+                   **extra)
+
+
 def make_cert(names: list[str], days: float = 60) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
@@ -297,19 +307,19 @@ def test_check_challenge_when_the_ad_hoc_responder_cannot_listen(repo: Repositor
 
 
 def test_check_load_runs_the_command(repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert call(environ("/admin/check/load", query="format=text"))[2].startswith("%WUCME-I-NOLOAD")
+    assert call(acted("/admin/check/load", query="format=text"))[2].startswith("%WUCME-I-NOLOAD")
     marker = tmp_path / "loaded"
     monkeypatch.setenv("WUCME_LOAD", f"touch {marker}")
-    status, _, body = call(environ("/admin/check/load", query="format=text"))
+    status, _, body = call(acted("/admin/check/load", query="format=text"))
     assert status == 200 and body.startswith("%WUCME-S-LOADED, ") and marker.exists()
     monkeypatch.setenv("WUCME_LOAD", "false")
-    status, _, body = call(environ("/admin/check/load", query="format=text"))
+    status, _, body = call(acted("/admin/check/load", query="format=text"))
     assert status == 500 and body.startswith("%WUCME-E-LOADFAIL, ") and "status 1" in body
 
 
 def test_check_mail_and_opcom_undefined_are_messages(repo: Repository) -> None:
     for page, ident in (("mail", "NOMAIL"), ("opcom", "NOOPCOM")):
-        status, _, body = call(environ(f"/admin/check/{page}"))
+        status, _, body = call(acted(f"/admin/check/{page}"))
         assert status == 500
         assert f"%WUCME-E-{ident}, " in body and "Traceback" not in body
 
@@ -320,7 +330,7 @@ def test_check_opcom_sends_to_syslog(repo: Repository, tmp_path: Path, monkeypat
         sink.settimeout(5)
         monkeypatch.setenv("WUCME_OPCOM", "CENTRAL")
         monkeypatch.setenv("WUCME_SYSLOG", f"udp:127.0.0.1:{sink.getsockname()[1]}")
-        status, _, body = call(environ("/admin/check/opcom", query="format=text"))
+        status, _, body = call(acted("/admin/check/opcom", query="format=text"))
         assert status == 200 and body.startswith("%WUCME-S-OPCOM, test message to OPCOM CENTRAL")
         assert b"test message from wucme check /OPCOM" in sink.recv(4096)
 
@@ -340,7 +350,7 @@ def test_check_ca_unreachable_is_a_message(repo: Repository, monkeypatch: pytest
 def test_bad_logical_value_is_a_message_not_a_traceback(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_CA", "<not a url>")
     status, _, body = call(environ("/admin/check/ca"))
-    assert status == 500 and "%WUCME-E-BADCA, " in body and "&lt;not a url&gt;" in body
+    assert status == 500 and "%WUCME-E-BADVALUE, " in body and "&lt;not a url&gt;" in body
 
 
 # -- the CGI entry -----------------------------------------------------------------------------
@@ -413,3 +423,69 @@ def test_a_hundred_names_keep_the_table_readable(repo: Repository) -> None:
     rows = [line for line in text.splitlines() if "WUCME_C_" in line]
     assert len(rows) == 2 and all(len(r) < 200 for r in rows), rows
     assert rows[0].startswith(f"{names[0]} +99") or rows[1].startswith(f"{names[0]} +99")
+
+# -- acting pages: POST with a token (CSRF) ---------------------------------------------------
+
+
+def test_acting_pages_do_not_act_on_get_or_head(repo: Repository, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An <img src=.../check/load> on any page an administrator visits must not reload the server."""
+    marker = tmp_path / "loaded"
+    monkeypatch.setenv("WUCME_LOAD", f"touch {marker}")
+    for method in ("GET", "HEAD"):
+        status, headers, body = call(environ("/admin/check/load", method=method))
+        assert status == 200 and not marker.exists()
+    status, _, body = call(environ("/admin/check/load"))
+    assert '<form method="post" action="/cgi-bin/wucme/admin/check/load">' in body
+    assert 'name="token" value="' in body
+    status, _, body = call(acted("/admin/check/load"))
+    assert status == 200 and marker.exists()
+
+
+def test_post_needs_a_good_token_from_this_site(repo: Repository, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from wucme.admin import make_token
+
+    marker = tmp_path / "loaded"
+    monkeypatch.setenv("WUCME_LOAD", f"touch {marker}")
+
+    def post(body: bytes, user: str = "admin", **extra: str) -> tuple[int, str]:
+        env = environ("/admin/check/load", method="POST", user=user, CONTENT_LENGTH=str(len(body)),
+                      **{"wsgi.input": io.BytesIO(body)}, **extra)
+        status, _, text = call(env)
+        return status, text
+
+    good = make_token("admin", "check/load")
+    for body, user in ((b"", "admin"), (b"token=", "admin"), (b"token=123.abc", "admin"),
+                       (f"token={good}".encode(), "mallory"),
+                       (f"token={make_token('admin', 'check/mail')}".encode(), "admin"),
+                       (f"token={make_token('admin', 'check/load', now=1.0e9)}".encode(), "admin")):
+        status, text = post(body, user)
+        assert status == 403 and text.startswith("%WUCME-E-BADTOKEN, "), (body, text)
+    for origin in ("https://evil.example", "null", "http://www.example.org"):
+        status, text = post(f"token={good}".encode(), HTTP_HOST="www.example.org", HTTP_ORIGIN=origin)
+        assert status == 403 and "BADTOKEN" in text
+    status, text = post(f"token={good}".encode(), HTTP_HOST="www.example.org",
+                        HTTP_REFERER="https://evil.example/page")
+    assert status == 403 and "Referer" in text
+    assert not marker.exists()
+    status, _ = post(f"token={good}".encode(), HTTP_HOST="www.example.org",
+                     HTTP_ORIGIN="https://www.example.org")
+    assert status == 200 and marker.exists()
+    # a lower-case post is not POST (RFC 9110 §9.1); a POST to a page that does not act: 405
+    assert post(f"token={good}".encode(), REQUEST_METHOD="post")[0] == 405
+    status, headers, _ = call(environ("/admin/cert", method="POST"))
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+
+
+def test_the_secret_is_private_to_the_repository(repo: Repository) -> None:
+    from wucme.admin import SECRET_FILE, make_token
+
+    make_token("admin", "check/load")
+    secret = repo.path / SECRET_FILE
+    assert secret.stat().st_mode & 0o777 == 0o600
+    from wucme.admin import _read_secret
+
+    assert _read_secret(secret) is not None
+    secret.chmod(0o644)  # readable by others: not a secret, not used
+    assert _read_secret(secret) is None

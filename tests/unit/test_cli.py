@@ -46,3 +46,29 @@ def test_at_sign_runs_a_dcl_procedure(tmp_path: object, capsys: pytest.CaptureFi
                     "$ exit 42\n")
     assert cli.main([f"@{proc}", "there"]) == 2  # %X2A: severity bits 2, an error
     assert capsys.readouterr().out.strip() == "sum 5 for there"  # Linux argv keeps its case
+
+
+def test_a_command_with_arguments_in_a_cgi_environment_is_the_command_line(tmp_path: object) -> None:
+    """`wucme @proc.com` started by the admin load page used to answer as the CGI script (and
+    load again, without end).  Only an invocation without arguments, or with the ones a server
+    makes of a query string without '=' (RFC 3875 §4.4), is the script."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = Path(str(tmp_path)) / "PROC.COM"
+    proc.write_text('$ write sys$output "the procedure ran"\n')
+    env = {**os.environ, "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET",
+           "SCRIPT_NAME": "/cgi-bin/wucme", "PATH_INFO": "/admin/check/load", "QUERY_STRING": "",
+           "HTTPS": "on", "REMOTE_USER": "admin"}
+
+    def run(*args: str, **more: str) -> str:
+        r = subprocess.run([sys.executable, "-c", "import sys; from wucme.cli import main; sys.exit(main())",
+                               *args], env={**env, **more}, capture_output=True, text=True, timeout=60)
+        return r.stdout + r.stderr
+
+    assert run(f"@{proc}").strip() == "the procedure ran"
+    assert run().startswith("Status: 200 OK")  # the script: the load page's form
+    assert run("x", QUERY_STRING="x").startswith("Status: ")  # an ISINDEX query: still the script
+    assert run("x", QUERY_STRING="a=x").startswith("%WUCME-E-IVVERB")

@@ -411,3 +411,15 @@ $ write sys$output "quiet"
     assert out.splitlines() == ["$ ! comment after blanks", "$ n = 2", '$ label: write sys$output "n=2"', "n=2",
                                 "$ if n .eq. 2 then -", '    write sys$output "continued"', "continued",
                                 "$ set noverify", "quiet"]
+
+
+@pytest.mark.parametrize("expr", ["(" * 130 + "1" + ")" * 130, "- " * 400 + "1", ".not. " * 400 + "1",
+                                  "f$length(" * 200 + '""' + ")" * 200])
+def test_deeply_nested_expression_is_a_syntax_error(tmp_path: Path, expr: str) -> None:
+    """Found by the fuzzer (tests/fuzz, atheris): 130 parentheses were a RecursionError, a
+    traceback from `wucme @x.com`; now %DCL-W-EXPSYN, and the procedure's error handling."""
+    status, out, err = run(tmp_path, f"$ x = {expr}\n$ write sys$output \"after\"\n")
+    assert "%DCL-W-EXPSYN" in err and "nested more than" in err and "Traceback" not in err, err
+    assert out == "after\n"  # a warning: the procedure goes on, as DCL does
+    status, out, err = run(tmp_path, "$ x = " + "(" * 40 + "1" + ")" * 40 + "\n$ write sys$output x\n")
+    assert out == "1\n" and err == ""

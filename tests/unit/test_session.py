@@ -102,4 +102,4 @@ def test_a_bad_wucme_ca_is_refused_before_any_connection(monkeypatch: pytest.Mon
     with pytest.raises(WucmeError) as info:
         with account_session(Msg(0)):
             pytest.fail("no session without a CA")
-    assert info.value.ident == "BADCA" and ca.requests == 0
+    assert info.value.ident == "BADVALUE" and ca.requests == 0

@@ -52,7 +52,7 @@ def test_a_definition_made_by_another_process_is_seen_at_once() -> None:
     define_system("WUCME_CA", "staging")
     assert settings.verbosity() == 2 and settings.ca_directory() == settings.STAGING_URL
     define_system("WUCME_CA", "<not a url>")
-    assert "<not a url>" in refused("BADCA", settings.ca_directory)
+    assert "<not a url>" in refused("BADVALUE", settings.ca_directory)
 
 
 def test_verbosity(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +67,7 @@ def test_ca_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_CA", "https://ca.example/dir")
     assert settings.ca_directory() == "https://ca.example/dir"
     monkeypatch.setenv("WUCME_CA", "ftp://ca.example/dir")
-    refused("BADCA", settings.ca_directory)
+    refused("BADVALUE", settings.ca_directory)
 
 
 def test_transport_and_poll_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +75,7 @@ def test_transport_and_poll_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_HTTP", "Requests")
     assert settings.transport_name() == "requests"
     monkeypatch.setenv("WUCME_HTTP", "curl")
-    refused("BADHTTP", settings.transport_name)
+    refused("BADVALUE", settings.transport_name)
     monkeypatch.setenv("WUCME_POLL_TIMEOUT", "0.2")
     assert settings.poll_timeout() == 1.0  # at least a second
     monkeypatch.setenv("WUCME_POLL_TIMEOUT", "90")
@@ -151,7 +151,7 @@ def test_http01_places(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_tuning_values_fall_back_to_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo in a value that only tunes the agent must never stop the renewals."""
     checks = [("WUCME_WORKERS", settings.workers, [("8", 8), ("1000", 64), ("0", 1), ("many", 4)]),
-              ("WUCME_DAYS", settings.fixed_days, [("30", 30.0), ("2.5", 2.5), ("x", None), ("inf", None)]),
+              ("WUCME_DAYS", settings.fixed_days, [("30", 30.0), ("2.5", 2.5), ("0", 0.0), ("", None)]),
               ("WUCME_WARN_DAYS", settings.warn_days, [("3", 3.0), ("-1", 7.0), ("x", 7.0)]),
               ("WUCME_LOAD_TIMEOUT", settings.load_timeout, [("5", 5.0), ("0", 60.0), ("soon", 60.0)]),
               ("WUCME_LOAD_SETTLE", settings.settle_time, [("0.5", 0.5), ("-3", 10.0)]),
@@ -161,6 +161,14 @@ def test_tuning_values_fall_back_to_their_defaults(monkeypatch: pytest.MonkeyPat
         for value, want in cases:
             monkeypatch.setenv(name, value)
             assert fn() == want, (name, value)  # type: ignore[operator]
+
+
+def test_days_that_are_not_days_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WUCME_DAYS decides whether anything is renewed: -1 or a typo read as "never due" would let
+    every certificate expire, so it is refused, where the tuning values fall back."""
+    for value in ("-1", "x", "inf", "nan"):
+        monkeypatch.setenv("WUCME_DAYS", value)
+        assert repr(value) in refused("BADVALUE", settings.fixed_days)
 
 
 def test_load_and_services(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,3 +176,17 @@ def on_sys_disk(path: Path) -> str:
 def test_filespec_is_value() -> None:
     fs = FileSpec(None, "DEV", ("A",), "N", "T", None)
     assert str(fs) == "DEV:[A]N.T" and fs.filename == "N.T"
+
+
+def test_device_search_lists_of_search_lists_are_bounded(tmp_path: Path) -> None:
+    """Found writing the translation fuzz target (tests/fuzz): a device whose search list names devices with search
+    lists, ten deep: each chain within MAX_DEPTH, 20**9 of them in all (it hung)."""
+    from tests.unit.test_vms_lnm import within
+
+    for i in range(9):
+        lnm.define(f"WUCME_T_D{i}", [f"WUCME_T_D{i + 1}:"] * 20, "system")
+    lnm.define("WUCME_T_D9", [str(tmp_path)], "system")
+    assert len(within(10, lambda: to_paths("WUCME_T_D8:[A]B.C"))) == 20  # type: ignore[arg-type]
+    with pytest.raises(FileSpecError) as err:
+        within(10, lambda: to_paths("WUCME_T_D0:[A]B.C"))
+    assert err.value.ident == "TOOMANYLNAM"

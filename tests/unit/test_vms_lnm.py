@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,32 @@ def test_ten_levels_allowed_eleven_refused() -> None:
         lnm.trnlnm("WUCME_T_L0")
     assert err.value.ident == "TOOMANYLNAM"
     assert lnm.trnlnm("WUCME_T_L1") == "/end"
+
+
+def within(seconds: int, fn: Callable[[], object]) -> object:
+    """fn(), or TimeoutError once *seconds* have passed (a hang fails instead of blocking)."""
+    def alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still translating after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_search_lists_of_search_lists_are_bounded() -> None:
+    """Found writing the translation fuzz target (tests/fuzz): ten names of twenty elements each naming the next are
+    within MAX_DEPTH at every step, but 20**9 translations in all: the translation hung."""
+    for i in range(9):
+        lnm.define(f"WUCME_T_L{i}", [f"WUCME_T_L{i + 1}"] * 20, "system")
+    lnm.define("WUCME_T_L9", ["/end"], "system")
+    assert within(10, lambda: lnm.translate("WUCME_T_L8")) == ["/end"] * 20  # 21 lookups: fine
+    with pytest.raises(lnm.LogicalDepthError) as err:
+        within(10, lambda: lnm.translate("WUCME_T_L0"))
+    assert err.value.ident == "TOOMANYLNAM" and "more than 512 lookups" in err.value.text
 
 
 def test_define_validation() -> None:

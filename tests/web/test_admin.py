@@ -139,14 +139,17 @@ def site(web_dir: Path, store: ChallengeStore) -> Iterator[Site]:
 
 
 def https_get(s: Site, target: str, credentials: tuple[str, str] | None = None,
-              method: str = "GET") -> tuple[int, dict[str, str], str]:
+              method: str = "GET", body: bytes | None = None, timeout: float = 15,
+              **more: str) -> tuple[int, dict[str, str], str]:
     ctx = ssl.create_default_context(cafile=str(s.ca))
-    conn = http.client.HTTPSConnection("localhost", s.https_port, context=ctx, timeout=15)
-    headers = {}
+    conn = http.client.HTTPSConnection("localhost", s.https_port, context=ctx, timeout=timeout)
+    headers = {k.replace("_", "-"): v for k, v in more.items()}
     if credentials:
         headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     try:
-        conn.request(method, target, headers=headers)
+        conn.request(method, target, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode()
     finally:
@@ -212,3 +215,107 @@ def test_the_script_itself_refuses_authenticated_plain_http(site: Site) -> None:
     r = subprocess.run([str(site.web.script)], env=env, capture_output=True, timeout=30, cwd="/",
                        user=site.web.user)
     assert r.stdout.startswith(b"Status: 200 OK\r\n") and b"WUCME_C_WWW_EXAMPLE_ORG.PEM" in r.stdout
+
+
+# -- acting pages: POST with the form's token (issue 10 item 4) ---------------------------------
+
+
+def _shared_dir(site: Site, name: str) -> Path:
+    """A directory the script's user (www-data) may write, for what its commands leave."""
+    d = site.web.workdir.parent / name
+    d.mkdir(mode=0o777)
+    d.chmod(0o777)
+    return d
+
+
+def _token(body: str) -> str:
+    import re
+
+    m = re.search(r'name="token" value="([^"]+)"', body)
+    assert m, body
+    return m.group(1)
+
+
+def test_acting_pages_need_post_with_a_token_through_apache(site: Site) -> None:
+    out = _shared_dir(site, "acts")
+    marker = out / "loaded"
+    define_system_logical(site.web.lnm_dir, "WUCME_LOAD", f"touch {marker}")
+    creds = (USER, PASSWORD)
+    # What an <img src=...> or a link does: GET (and HEAD) show the button and act never.
+    status, headers, body = https_get(site, f"{ADMIN}/check/load", creds)
+    assert status == 200 and '<form method="post"' in body and headers["cache-control"] == "no-store"
+    assert https_get(site, f"{ADMIN}/check/load", creds, method="HEAD")[0] == 200
+    assert https_get(site, f"{ADMIN}/check/mail", creds)[0] == 200
+    assert not marker.exists()
+    token = _token(body)
+    origin = f"https://localhost:{site.https_port}"
+    # A POST without the token, with another user's, or from another site: refused, nothing run.
+    for data, extra in ((b"", {"Origin": origin}), (b"token=1.2", {"Origin": origin}),
+                        (f"token={token}".encode(), {"Origin": "https://evil.example"}),
+                        (f"token={token}".encode(), {"Referer": "https://evil.example/x.html"})):
+        status, _, text = https_get(site, f"{ADMIN}/check/load", creds, method="POST", body=data, **extra)
+        assert status == 403 and "%WUCME-E-BADTOKEN, " in text, (data, extra, text)
+    # Without credentials Apache still asks first.
+    assert https_get(site, f"{ADMIN}/check/load", None, method="POST", body=f"token={token}".encode())[0] == 401
+    assert not marker.exists()
+    # The button: a POST from the page itself, with its token.
+    status, _, text = https_get(site, f"{ADMIN}/check/load?format=text", creds, method="POST",
+                                body=f"token={token}".encode(), Origin=origin)
+    assert status == 200 and "%WUCME-S-LOADED, " in text, text
+    assert marker.exists()
+    # The secret the tokens come from: in the repository, the script's user's alone.
+    from wucme.admin import SECRET_FILE
+
+    secret = site.repo.path / SECRET_FILE
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+
+def test_load_page_runs_a_wucme_procedure_once_and_its_tree_ends_at_the_timeout(site: Site) -> None:
+    """WUCME_LOAD `wucme @load.com` from the admin page: the procedure runs (once), not the CGI
+    script again, and its children, also one that left the session and one whose parent
+    exited, are gone when WUCME_LOAD_TIMEOUT ends it.  (It used to fork without bound.)"""
+    import time
+
+    assert site.web.script is not None
+    out = _shared_dir(site, "load")
+    child = out / "child.sh"
+    child.write_text(f"""#!/bin/sh
+echo $$ >> {out}/pids
+env > {out}/env.$$
+( setsid sleep 300 & echo $! >> {out}/pids )
+setsid sleep 301 & echo $! >> {out}/pids
+sleep 302 & echo $! >> {out}/pids
+wait
+""")
+    child.chmod(0o755)
+    (out / "load.com").write_text(f'$ child == "${child}"\n$ child\n')
+    (out / "load.com").chmod(0o644)
+    define_system_logical(site.web.lnm_dir, "WUCME_LOAD", f"{site.web.script} @{out}/load.com")
+    define_system_logical(site.web.lnm_dir, "WUCME_LOAD_TIMEOUT", "3")
+    creds = (USER, PASSWORD)
+    token = _token(https_get(site, f"{ADMIN}/check/load", creds)[2])
+    t0 = time.monotonic()
+    status, _, text = https_get(site, f"{ADMIN}/check/load?format=text", creds, method="POST",
+                                body=f"token={token}".encode(), timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert status == 500 and "did not finish in 3 s" in text, text
+    envs = list(out.glob("env.*"))
+    assert len(envs) == 1, "the procedure ran once: one level, no recursion"
+    seen = envs[0].read_text()
+    for name in ("GATEWAY_INTERFACE=", "REQUEST_METHOD=", "HTTP_AUTHORIZATION=", "SCRIPT_NAME=",
+                 "REMOTE_USER=", "QUERY_STRING=", "SERVER_NAME=", "HTTPS="):
+        assert f"\n{name}" not in "\n" + seen, name
+    pids = [int(p) for p in (out / "pids").read_text().split()]
+    assert len(pids) == 4
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
+        time.sleep(0.1)
+    assert [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)] == []
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:].startswith("Z")

@@ -50,10 +50,14 @@ def dedup_lower(names: list[str]) -> tuple[str, ...]:
 def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
     """CN values, then SAN DNS and IP entries; extensions that do not parse count as none
     (`cryptography` raises TypeError for some, such as an empty TLS Feature list)."""
-    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        subject = cert.subject
+    except TypeError as e:  # a CN of type BIT STRING, say: ValueError, as cert_info() documents
+        raise ValueError(f"the certificate's subject does not parse: {e}") from None
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError, TypeError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError, TypeError):
         return dedup_lower(names)
     names += san.get_values_for_type(x509.DNSName)
     names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
@@ -63,7 +67,7 @@ def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
 def aki_keyid(cert: x509.Certificate) -> bytes | None:
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except (x509.ExtensionNotFound, ValueError, TypeError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError, TypeError):
         return None
     return aki.key_identifier or None
 
@@ -74,7 +78,10 @@ def cert_info(pem: bytes) -> CertInfo:
     `cryptography` cannot read (a subject that does not parse included)."""
     if not _PEM_CERT.search(pem):
         raise NoCertificate("no PEM certificate")
-    leaf = x509.load_pem_x509_certificates(pem)[0]
+    try:
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+    except x509.InvalidVersion as e:  # not a ValueError in `cryptography`: made one, as documented
+        raise ValueError(str(e)) from None
     return CertInfo(leaf.public_bytes(serialization.Encoding.DER), leaf.serial_number,
                     leaf.not_valid_before_utc, leaf.not_valid_after_utc, cert_names(leaf),
                     aki_keyid(leaf))

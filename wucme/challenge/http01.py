@@ -121,7 +121,9 @@ def run_cgi(
     out = stdout if stdout is not None else sys.stdout.buffer
     env.setdefault("SCRIPT_NAME", "")
     env.setdefault("PATH_INFO", "")
-    env["wsgi.input"] = stdin if stdin is not None else io.BytesIO()
+    if stdin is None:  # a real CGI request's body is our stdin (RFC 3875 §4.2)
+        stdin = sys.stdin.buffer if environ is None and sys.stdin is not None else io.BytesIO()
+    env["wsgi.input"] = stdin
     env["wsgi.errors"] = sys.stderr
     env["wsgi.version"] = (1, 0)
     env["wsgi.url_scheme"] = "https" if env.get("HTTPS", "").lower() in ("on", "1") else "http"

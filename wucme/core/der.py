@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 SEQUENCE, INTEGER, OCTET_STRING, BIT_STRING, OID = 0x30, 0x02, 0x04, 0x03, 0x06
 CONTEXT_0, CONTEXT_1 = 0xA0, 0xA1
+#: The longest OID arc read (20 bytes: 140 bits, beyond any registered arc, UUID arcs included).
+MAX_ARC_BYTES = 20
 
 #: id-ecPublicKey (RFC 5480 §2.1.1) and the two curves uacme makes keys on.
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"
@@ -57,13 +59,17 @@ def oid_text(content: bytes) -> str:
     """An OBJECT IDENTIFIER's dotted form (X.690 §8.19)."""
     if not content:
         raise DerError("empty OID")
+    if content[-1] & 0x80:
+        raise DerError("OID ends inside an arc")
     arcs: list[int] = []
-    n = 0
+    n, size = 0, 0
     for b in content:
-        n = (n << 7) | (b & 0x7F)
+        n, size = (n << 7) | (b & 0x7F), size + 1
+        if size > MAX_ARC_BYTES:
+            raise DerError("OID arc too long")
         if not b & 0x80:
             arcs.append(n)
-            n = 0
+            n, size = 0, 0
     first = min(arcs[0] // 40, 2)
     return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
 

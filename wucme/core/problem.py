@@ -83,7 +83,7 @@ class AcmeProblem(WucmeError):
     def from_body(cls, status: int, body: bytes, retry_after: float | None = None) -> "AcmeProblem":
         try:
             doc = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # bad UTF-8 or JSON, or an int of over 4300 digits
             return AcmeProblem(status, "", f"HTTP {status} with a body that is not JSON")
         return cls.from_json(status, doc, retry_after)
 

@@ -65,6 +65,9 @@ def _tokens(text: str) -> list[_Tok]:
 
 
 Lookup = Callable[[str], Value | None]
+#: Nesting allowed in one expression (parentheses, F$ calls, unary operators, .NOT.): each
+#: level is Python recursion, and 130 parentheses were a RecursionError (found by the fuzzer).
+MAX_NESTING = 48
 # Lexicals whose argument is a symbol's name, not its value.
 _NAME_ARGUMENT = ("F$TYPE", "F$PID")
 Lexical = Callable[[str, list["Value | None"], list[str]], Value]
@@ -82,10 +85,12 @@ class Evaluator:
         self.lexical = lexical
         self.toks: list[_Tok] = []
         self.i = 0
+        self.depth = 0
 
     def __call__(self, text: str) -> Value:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
         if not self.toks:
             raise signal("EXPSYN", text.strip())
         value = self._or()
@@ -106,6 +111,16 @@ class Evaluator:
     def _next_text(self, default: str) -> str:
         t = self._peek()
         return t.text if t is not None else default
+
+    def _nested(self, what: Callable[[], Value], text: str) -> Value:
+        """what() one level deeper; too deep is a syntax error, not a RecursionError."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise signal("EXPSYN", f"{text} (nested more than {MAX_NESTING} deep)")
+            return what()
+        finally:
+            self.depth -= 1
 
     def _take(self) -> _Tok:
         t = self._peek()
@@ -132,7 +147,7 @@ class Evaluator:
     def _not(self) -> Value:
         if self._is(".NOT."):
             self.i += 1
-            return wrap32(~to_int(self._not()))
+            return wrap32(~to_int(self._nested(self._not, ".NOT.")))
         return self._cmp()
 
     def _cmp(self) -> Value:
@@ -180,7 +195,7 @@ class Evaluator:
     def _unary(self) -> Value:
         if op := self._is("+", "-"):
             self.i += 1
-            n = to_int(self._unary())
+            n = to_int(self._nested(self._unary, op))
             return wrap32(-n if op == "-" else n)
         return self._primary()
 
@@ -194,14 +209,14 @@ class Evaluator:
                 raise signal("EXPSYN", t.text)
             return n
         if t.kind == "punct" and t.text == "(":
-            v = self._or()
+            v = self._nested(self._or, "(")
             if not self._is(")"):
                 raise signal("EXPSYN", self._next_text("("))
             self.i += 1
             return v
         if t.kind == "name":
             if self._is("(") and t.text.upper().startswith("F$"):
-                return self._call(t.text.upper())
+                return self._nested(lambda: self._call(t.text.upper()), t.text.upper())
             found = self.lookup(t.text)
             if found is None:
                 raise signal("UNDSYM", t.text.upper())

@@ -172,7 +172,8 @@ def _reply(a: AcmeSession, resp: Response) -> AcmeReply:
     if "json" in resp.content_type and resp.body:
         try:
             data = json.loads(resp.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: bad UTF-8, bad JSON, and since
+            # Python 3.11 an integer of more than 4300 digits (int's conversion limit)
             raise ProtocolViolation(f"unparsable JSON from {resp.url}") from None
         a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
     return AcmeReply(resp.status, resp, data)

@@ -171,7 +171,7 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
     try:
         leaf = x509.load_pem_x509_certificates(pem)[0]
         req = x509.load_der_x509_csr(csr)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:  # a version that is not v1-v3: no ValueError
         raise ProtocolViolation(f"certificate response does not parse: {e}") from None
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if leaf.public_key().public_bytes(*fmt) != req.public_key().public_bytes(*fmt):

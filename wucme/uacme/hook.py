@@ -20,6 +20,7 @@ import select
 import signal
 from collections.abc import Callable
 
+from wucme.vms.subproc import TREE_VARIABLE, become_subreaper, children, clean_environ, kill_tree, tree_mark
 from wucme.errors import WucmeError
 from wucme.settings import hook_timeout
 
@@ -37,9 +38,16 @@ def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: st
     """
     if timeout is None:
         timeout = hook_timeout()
-    e = dict(os.environ if env is None else env)
+    e = clean_environ(os.environ if env is None else env)  # never a CGI request's variables
+    mark = None
+    if timeout is not None:  # only then is the tree killed; else the environment is uacme's
+        mark = tree_mark()
+        e[TREE_VARIABLE] = mark
     e.update(UACME_METHOD=method, UACME_TYPE=type, UACME_IDENT=ident,
              UACME_TOKEN=token, UACME_AUTH=auth)
+    # A hook that outlives its timeout is ended with all it started, also what left its group
+    # (setsid) and was orphaned: we adopt those as subreaper and tell them by who came before.
+    before = children() if timeout is not None and become_subreaper() else None
     try:
         # Python ignores SIGPIPE and SIGXFSZ; the hook gets the defaults uacme's child has.
         argv = [prog, method, type, ident, token, auth]
@@ -52,14 +60,14 @@ def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: st
         raise WucmeError(f"failed to run hook {prog}: {err.strerror}", ident="HOOKERR") from None
     try:
         if timeout is not None and not _exits_within(pid, timeout):
-            _kill_group(pid)
+            _kill_group(pid, before, mark)
             return -1
         _, status = os.waitpid(pid, 0)
     except BaseException:
         # Interrupted: ^C reached the hook too (same process group), as with uacme;
         # a hook in a group of its own is killed with its children.
         if timeout is not None:
-            _kill_group(pid)
+            _kill_group(pid, before, mark)
         raise
     rc = os.waitstatus_to_exitcode(status)
     return rc if rc >= 0 else -1
@@ -74,11 +82,10 @@ def _exits_within(pid: int, timeout: float) -> bool:
     return bool(ready)
 
 
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _kill_group(pid: int, not_before: set[int] | None = None, mark: str | None = None) -> None:
+    """The hook, its group, and whatever it started, also outside its group (/proc) and the
+    orphans we adopted since it started (not among *not_before*) that carry its *mark*."""
+    kill_tree(pid, not_before, mark)
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:

@@ -50,6 +50,8 @@ def check_ca(r: Result, retry_delay: float | None = None) -> Result:
     try:
         with account_session(VerbLog(), directory=directory, retry_delay=retry_delay) as a:
             ms = (time.monotonic() - t0) * 1000
+    except UsageError:
+        raise  # a bad logical name (WUCME_HTTP, WUCME_PROXY, ...): BADVALUE, as itself
     except WucmeError as e:
         raise WucmeError(f"CA at {directory} failed: {e.text}", ident="CAFAIL") from None
     raw_meta = a.dir.get("meta")

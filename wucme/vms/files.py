@@ -9,6 +9,8 @@ count (WUCME_KEEP, default 3) are purged, oldest first.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 from pathlib import Path
@@ -149,3 +151,42 @@ def write_versioned(
                            (lambda: _preserve(path)) if keep > 0 else None)
     purge(path, keep, earlier)
     return path
+
+
+def write_versioned_set(
+    files: list[tuple[str | os.PathLike[str], bytes, int]], keep: int | None = None
+) -> list[Path]:
+    """Replace several files together (path, data, mode): every one written to a temporary
+    file first, then each renamed into place, keeping versions as write_versioned does.
+
+    A file system that fills up (ENOSPC) or any other failure while writing leaves every old
+    file untouched and no temporary file: a certificate and its key are replaced as a pair or
+    not at all.  The renames need no space.
+    """
+    keep = keep_count() if keep is None else keep
+    temps: list[Path] = []
+    try:
+        for path, data, mode in files:
+            temps.append(write_temp(Path(path).parent, data, mode))
+    except BaseException:
+        for tmp in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+    done: list[Path] = []
+    for i, (tmp, (path, _, _)) in enumerate(zip(temps, files)):
+        p = Path(path)
+        try:
+            earlier = install_temp(tmp, p, functools.partial(_preserve, p) if keep > 0 else None)
+        except BaseException:
+            for rest in temps[i + 1:]:
+                try:
+                    os.unlink(rest)
+                except FileNotFoundError:
+                    pass
+            raise
+        purge(p, keep, earlier)
+        done.append(p)
+    return done

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wucme.vms.files import version_path, versions
-from wucme.vms.lnm import MAX_DEPTH, concealed_devices, lookup
+from wucme.vms.lnm import MAX_DEPTH, MAX_LOOKUPS, concealed_devices, lookup
 from wucme.vms.condition import VmsError
 
 __all__ = ["FileSpec", "FileSpecError", "dir_path", "is_vms_spec", "parse_filespec", "to_path", "to_paths",
@@ -212,8 +212,15 @@ def _apply_dir(root: Path, default: tuple[str, ...], fs: FileSpec, spec: str) ->
     return _walk(root, stack, spec)
 
 
-def _device_roots(device: str, chain: list[str]) -> list[tuple[Path, tuple[str, ...]]]:
-    """(root directory, default directory components) for each element of *device*'s translation."""
+def _device_roots(device: str, chain: list[str],
+                  budget: list[int] | None = None) -> list[tuple[Path, tuple[str, ...]]]:
+    """(root directory, default directory components) for each element of *device*'s translation
+    (at most MAX_LOOKUPS lookups in all: search lists of search lists grow as a tree)."""
+    budget = [MAX_LOOKUPS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise FileSpecError(f"translating device {chain[0] if chain else device}: takes more than "
+                            f"{MAX_LOOKUPS} lookups (search lists of search lists)", "TOOMANYLNAM")
     entry = lookup(device)
     if entry is None:
         raise FileSpecError(f"no such device {device}: (define it as a logical name)", "NOSUCHDEV")
@@ -231,7 +238,7 @@ def _device_roots(device: str, chain: list[str]) -> list[tuple[Path, tuple[str, 
             continue
         m = _DEVICE_ONLY.fullmatch(value)
         if m:
-            out += _device_roots(m.group(1).upper(), chain)
+            out += _device_roots(m.group(1).upper(), chain, budget)
             continue
         try:
             sub = parse_filespec(value)
@@ -240,7 +247,7 @@ def _device_roots(device: str, chain: list[str]) -> list[tuple[Path, tuple[str, 
         if sub is None or sub.device is None or sub.node or sub.name or sub.type is not None \
                 or sub.directory is None or sub.relative:
             raise FileSpecError(f"device {name}: translates to {value!r}, which names no directory", "BADDEVICE")
-        for root, _default in _device_roots(sub.device, chain):
+        for root, _default in _device_roots(sub.device, chain, budget):
             if sub.rooted:  # DEV:[DIR.]: a new root
                 out.append((_walk(root, sub.directory, value), ()))
             else:  # DEV:[DIR]: a default directory on DEV

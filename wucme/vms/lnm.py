@@ -83,6 +83,9 @@ CLUSTER_DB = "WUCME_LOCK_DB"
 JOB_ENV = "WUCME_LNM_JOB"
 #: LNM$C_MAXDEPTH: translations allowed for one name, counting the first.
 MAX_DEPTH = 10
+#: Lookups one translation may make in all: MAX_DEPTH bounds a chain, not a tree of search
+#: lists (ten names of twenty elements naming the next are 20**9 translations: a hang).
+MAX_LOOKUPS = 512
 #: LNM$C_NAMLENGTH: the longest name or equivalence string.
 MAX_LENGTH = 255
 TABLE_NAMES = {
@@ -230,6 +233,15 @@ def table_path(table: str) -> Path:
     if table == "group":  # one table per UIC group: per Linux group id, named as VMS numbers it
         return Path(base) / f"group_{os.getgid():06o}.json"
     return Path(base) / f"{table}.json"
+
+
+def _dir_variable(table: str) -> str:
+    """The variable naming where *table* lives (for a message)."""
+    if table == "job":
+        return JOB_ENV
+    if table == "cluster" and os.environ.get("WUCME_LNM_CLUSTER_DIR"):
+        return "WUCME_LNM_CLUSTER_DIR"
+    return "WUCME_LNM_DIR"
 
 
 def table_name(table: str) -> str:
@@ -435,6 +447,9 @@ def _load(table: str) -> dict[str, LogicalName]:
     except FileNotFoundError:
         _forget(path)
         return {}
+    except NotADirectoryError:
+        raise LogicalNameError(f"{_dir_variable(table)} {str(path.parent)!r} is not a directory "
+                               "(it names where the logical name tables are)", "BADVALUE") from None
     except PermissionError as exc:
         raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
     with _cache_lock:
@@ -485,6 +500,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
         lock = open_private(path.with_name(path.name + ".lock"), os.O_RDWR, 0o644)
     except PermissionError as exc:
         raise LogicalNameError(f"no privilege to write logical name table {path}", "NOPRIV") from exc
+    except (NotADirectoryError, FileExistsError):
+        raise LogicalNameError(f"{_dir_variable(table)} {str(path.parent)!r} is not a directory "
+                               "(it names where the logical name tables are)", "BADVALUE") from None
     try:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -536,20 +554,26 @@ def lookup(name: str, tables: Iterable[str] | str | None = None, exact: bool = F
     return None
 
 
-def _translate(entry: LogicalName, tables: tuple[str, ...], chain: list[str]) -> list[str]:
+def _translate(entry: LogicalName, tables: tuple[str, ...], chain: list[str],
+               budget: list[int] | None = None) -> list[str]:
     if len(chain) > MAX_DEPTH:
         raise LogicalDepthError(f"more than {MAX_DEPTH} levels of logical name translation: {' -> '.join(chain)}")
+    budget = [MAX_LOOKUPS] if budget is None else budget
     out: list[str] = []
     for value in entry.values:
         nxt = None
         if not entry.terminal and _NAME_SYNTAX.fullmatch(value):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise LogicalDepthError(f"translating {chain[0]} takes more than {MAX_LOOKUPS} lookups "
+                                        "(search lists of search lists)")
             nxt = lookup(value, tables, exact=True)
         if nxt is None:
             out.append(value)
             continue
         if nxt.name.upper() in chain:
             raise LogicalLoopError(f"logical name loop: {' -> '.join(chain + [nxt.name.upper()])}")
-        out.extend(_translate(nxt, tables, chain + [nxt.name.upper()]))
+        out.extend(_translate(nxt, tables, chain + [nxt.name.upper()], budget))
     return out
 
 
