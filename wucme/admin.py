@@ -466,7 +466,7 @@ def make_admin_app() -> WsgiApp:
                                        "ident": said.ident, "text": said.text, "message": said.message()}],
                                        "action": f"{ADMIN_PREFIX}/{name}", "method": "POST",
                                        "token": token}, indent=1) + "\n"
-                    return _send(start_response, method, "200 OK", body, "application/json; charset=utf-8")
+                    return _send(start_response, method, "200 OK", body, "application/json")
                 button = render_form(name or "", token, as_text)
             except WucmeError as e:
                 return _send(start_response, method, "500 Internal Server Error",

@@ -429,10 +429,10 @@ class Repository:
             state.hosts = names or [part.lower()]
         if info is None and not os.path.exists(spath):
             state.corrupt = True
-        if info is not None and state.serial and state.serial != format(info.serial_number, "x"):
+        if info is not None and state.serial and _serial_int(state.serial) != info.serial_number:
             # A save killed between the certificate's rename and the state's: the certificate
             # (renamed after its key) is what the server loads; the state follows it.
-            cert_serial = format(info.serial_number, "x")
+            cert_serial = crypto.serial_hex(info.serial_number)
             state.last_result = (f"the state named serial {state.serial}, {cname} holds {cert_serial}: "
                                  "the certificate is trusted (a save was interrupted)")
             state.serial = cert_serial
@@ -466,3 +466,11 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def _serial_int(text: str) -> int | None:
+    """A state's serial as a number (states before openssl's form hold lower-case hex)."""
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None

@@ -95,7 +95,7 @@ def test_full_disk_keeps_the_pair_and_the_new_certificate(small_tmpfs: Path,
     assert e.ident == "NOSPACE" and e.severity == "E"
     assert str(repo.path) in e.text and "old certificate and key are unchanged" in e.text
     assert pair_matches(repo) == 1
-    assert repo.load_state(HOSTS[0]).serial == "1"
+    assert repo.load_state(HOSTS[0]).serial == "01"  # as openssl prints it
     assert not [p for p in repo.path.iterdir() if p.name.startswith(".wucme-tmp")]
     # The new certificate and its key: in the exception, and in the rescue file that fitted.
     assert new_pem.strip() in e.pem
@@ -166,10 +166,10 @@ Repository({str(repo.path)!r}).save_certificate(HOSTS, key, pem, "http-01")
                        cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == -9, r.stderr
     assert pair_matches(repo) == 0x2B
-    assert '"serial": "1a"' in repo.state_path(HOSTS[0]).read_text()  # the stale state on disk
+    assert '"serial": "1A"' in repo.state_path(HOSTS[0]).read_text()  # the stale state on disk
     (m,) = repo.managed()
-    assert m.state.serial == "2b"
-    assert "the state named serial 1a" in m.state.last_result and "holds 2b" in m.state.last_result
+    assert m.state.serial == "2B"
+    assert "the state named serial 1A" in m.state.last_result and "holds 2B" in m.state.last_result
     assert m.state.not_after is not None
     not_after = dt.datetime.fromisoformat(m.state.not_after.replace("Z", "+00:00"))
     assert not_after > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=59)

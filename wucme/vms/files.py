@@ -10,7 +10,6 @@ count (WUCME_KEEP, default 3) are purged, oldest first.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import re
 from pathlib import Path
