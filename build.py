@@ -7,6 +7,11 @@
     python3 build.py demo    set up, then run the demo against a local Pebble CA
     python3 build.py test    set up, then run the test suite (pytest arguments may follow)
     python3 build.py bench   set up, then run the benchmarks in tests/bench/ (or the files named)
+    python3 build.py mutate [MODULE...]
+                             set up, add mutmut to the environment, then run mutation testing
+                             on the modules named (all of MUTATE_TARGETS when none is named),
+                             each with the tests that cover it; print the score per module and
+                             the mutants that survived (docs/testing.md)
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -43,6 +48,49 @@ DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "pebble", 
 PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.8", "setuptools>=64", "wheel", "cffi>=1.15",
                         "cryptography>=41", "pyOpenSSL>=23", "requests>=2.28", "idna>=3.4",
                         "psycopg[binary]>=3.1"]
+
+
+#: Mutation testing (`build.py mutate`): the tool, installed into the environment for that verb
+#: only, never part of the default test run.
+MUTMUT = "mutmut>=3.3,<4"
+#: module (a name for the verb) -> (the files mutated, the tests that pin them).  mutmut runs for
+#: each mutant only the selected tests that reach the mutated function; tests that start
+#: subprocesses (Pebble, real servers) are left out: the subprocess would not see the mutant.
+MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "core": (["wucme/core/*"],
+             ["tests/unit/test_protocol_core.py", "tests/unit/test_jws.py", "tests/unit/test_crypto.py",
+              "tests/unit/protocol", "tests/unit/test_mutation_kills.py"]),
+    "vms.lnm": (["wucme/vms/lnm.py"],
+                ["tests/unit/test_vms_lnm.py", "tests/unit/test_vms_files.py", "tests/unit/test_vms_secure.py",
+                 "tests/unit/test_mutation_kills.py"]),
+    "vms.filespec": (["wucme/vms/filespec.py"],
+                     ["tests/unit/test_vms_filespec.py", "tests/unit/test_vms_files.py",
+                      "tests/unit/test_mutation_kills.py"]),
+    "http._wire": (["wucme/http/_wire.py"], ["tests/unit/test_http_wire.py", "tests/unit/test_mutation_kills.py"]),
+    "http._conn": (["wucme/http/_conn.py"], ["tests/unit/test_http_wire.py", "tests/unit/test_mutation_kills.py"]),
+    "agent.schedule": (["wucme/agent/schedule.py"],
+                       ["tests/agent/test_schedule.py", "tests/agent/test_daily_loop.py",
+                        "tests/unit/test_mutation_kills.py"]),
+    "lock": (["wucme/lock.py"], ["tests/unit/test_lockmgr.py", "tests/unit/test_mutation_kills.py"]),
+    "renewal": (["wucme/renewal.py"],
+                ["tests/unit/test_repository.py", "tests/unit/test_reporting.py",
+                 "tests/unit/test_mutation_kills.py"]),
+    "uacme": (["wucme/uacme/authorize.py", "wucme/uacme/cert.py", "wucme/uacme/acme.py"],
+              ["tests/unit/protocol", "tests/unit/test_uacme_options.py", "tests/unit/test_mutation_kills.py"]),
+    "challenge": (["wucme/challenge/store.py", "wucme/challenge/http01.py", "wucme/challenge/tlsalpn.py"],
+                  ["tests/unit/test_admin.py", "tests/loopback/test_challenge_store.py",
+                   "tests/loopback/test_challenge_http01.py", "tests/loopback/test_challenge_tlsalpn.py",
+                   "tests/unit/test_mutation_kills.py"]),
+}
+#: Mutants that behave exactly as the original (equivalent): left out of the score.  One per
+#: line, "mutant-name  reason", in this file.
+MUTATE_EQUIVALENT = HERE / "tests" / "mutation-equivalent.txt"
+#: Where the verb works: one directory per module, holding mutmut's copy (mutants/).
+MUTATE_DIR = HERE / ".mutate"
+#: Per-mutant timeout: mutmut allows each mutant this many times its tests' clean duration,
+#: plus MUTATE_TIMEOUT_CONSTANT seconds; past that the mutant counts as caught (it hung).
+MUTATE_TIMEOUT_MULTIPLIER = 10.0
+MUTATE_TIMEOUT_CONSTANT = 5.0
 
 
 def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
@@ -136,6 +184,86 @@ def venv_env(venv: Path) -> dict[str, str]:
     return env
 
 
+# --- mutation testing -------------------------------------------------------------------------
+
+def _equivalent_mutants() -> dict[str, str]:
+    out: dict[str, str] = {}
+    if MUTATE_EQUIVALENT.exists():
+        for line in MUTATE_EQUIVALENT.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(" ")
+                out[name] = reason.strip()
+    return out
+
+
+def _mutate_one(name: str, venv: Path, env: dict[str, str]) -> tuple[int, int, int, list[str]]:
+    """Run mutmut on one module of MUTATE_TARGETS in its own work directory; return (caught,
+    counted, equivalent, the names of the mutants not caught)."""
+    files, tests = MUTATE_TARGETS[name]
+    work = MUTATE_DIR / name
+    if work.exists():
+        shutil.rmtree(work)  # a fresh copy: the source may have changed since the last run
+    work.mkdir(parents=True)
+    for entry in ("wucme", "tests", "pyproject.toml"):
+        (work / entry).symlink_to(HERE / entry)
+    lines = ["[mutmut]", "source_paths = wucme", "only_mutate ="]
+    lines += [f"    {f}" for f in files]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider",
+              f"timeout_multiplier = {MUTATE_TIMEOUT_MULTIPLIER}",
+              f"timeout_constant = {MUTATE_TIMEOUT_CONSTANT}", ""]
+    (work / "setup.cfg").write_text("\n".join(lines))
+    mutmut = str(venv / "bin" / "mutmut")
+    log = work / "mutmut.log"
+    print(f"--- {name}: mutating {' '.join(files)} (log: {log.relative_to(HERE)})", flush=True)
+    with log.open("w") as out:
+        rc = subprocess.call([mutmut, "run", "--max-children", str(os.cpu_count() or 1)],
+                             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if rc != 0:
+        print(f"%WUCME-E-MUTATE, mutmut failed on {name} (exit {rc}); see {log}", file=sys.stderr)
+    r = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env,
+                       capture_output=True, text=True)
+    equivalent = _equivalent_mutants()
+    caught = counted = skipped = 0
+    missed: list[str] = []
+    for line in r.stdout.splitlines():
+        mutant, sep, status = line.strip().rpartition(": ")
+        if not sep or not mutant.startswith("wucme."):
+            continue
+        if mutant in equivalent:
+            skipped += 1
+            continue
+        if status in ("killed", "timeout"):
+            caught, counted = caught + 1, counted + 1
+        elif status in ("survived", "no tests", "suspicious"):
+            counted += 1
+            missed.append(f"{mutant}: {status}")
+    return caught, counted, skipped, missed
+
+
+def mutate(names: list[str], venv: Path, env: dict[str, str]) -> int:
+    unknown = [n for n in names if n not in MUTATE_TARGETS]
+    if unknown:
+        print(f"%WUCME-E-NOMODULE, no mutation target {', '.join(unknown)}; the targets are "
+              f"{', '.join(MUTATE_TARGETS)}", file=sys.stderr)
+        return 2
+    if subprocess.run([str(venv_python(venv)), "-c", "import mutmut"], capture_output=True).returncode:
+        _run([str(venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check", MUTMUT])
+    scores = []
+    for name in names or list(MUTATE_TARGETS):
+        caught, counted, skipped, missed = _mutate_one(name, venv, env)
+        for m in missed:
+            print(f"    not caught  {m}")
+        scores.append((name, caught, counted, skipped))
+    print("\nmodule            caught / mutants  score   (equivalent, left out)")
+    for name, caught, counted, skipped in scores:
+        pct = f"{100.0 * caught / counted:5.1f}%" if counted else "  -   "
+        print(f"{name:<17} {caught:6} / {counted:<7} {pct}  ({skipped})")
+    print("Show a mutant: cd .mutate/MODULE && ../../.venv/bin/mutmut show NAME")
+    return 0
+
+
 # --- the verbs --------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
@@ -155,7 +283,7 @@ def main(argv: list[str]) -> int:
         venv = venv.absolute()
     verb = argv[0] if argv else "help"
     rest = argv[1:]
-    if verb not in ("setup", "test", "bench", "demo"):
+    if verb not in ("setup", "test", "bench", "demo", "mutate"):
         print(__doc__)
         return 0 if verb in ("help", "-h", "--help") else 2
     setup(venv)
@@ -168,6 +296,8 @@ def main(argv: list[str]) -> int:
         named = any(not a.startswith("-") and (HERE / a).exists() for a in rest)
         where = [] if named else [str(HERE / "tests" / "bench")]
         return subprocess.call([python, "-m", "pytest", "-q", "-s", *where, *rest], cwd=HERE, env=env)
+    if verb == "mutate":
+        return mutate(rest, venv, env)
     if verb == "demo":
         # The demo uses the test harness (tests/harness: Pebble starter), which is never installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "tests"), env.get("PYTHONPATH")]))
