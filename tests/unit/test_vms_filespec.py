@@ -176,3 +176,19 @@ def on_sys_disk(path: Path) -> str:
 def test_filespec_is_value() -> None:
     fs = FileSpec(None, "DEV", ("A",), "N", "T", None)
     assert str(fs) == "DEV:[A]N.T" and fs.filename == "N.T"
+
+
+def test_to_vms_leaves_a_directory_ods2_cannot_spell(tmp_path: Path) -> None:
+    (tmp_path / "wasd" / "my.dir" / "sub").mkdir(parents=True)
+    (tmp_path / "wasd" / "my.dir" / "x.pem").write_text("x")
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    for odd in (tmp_path / "wasd" / "my.dir", tmp_path / "wasd" / "my.dir" / "sub",
+                tmp_path / "wasd" / "my.dir" / "x.pem"):
+        assert to_vms(odd, devices=["WASD_ROOT"]) == str(odd)  # a dot in a directory name
+    (tmp_path / "wasd" / "ok" / "sub").mkdir(parents=True)
+    assert to_vms(tmp_path / "wasd" / "ok" / "sub", devices=["WASD_ROOT"]) == "WASD_ROOT:[OK.SUB]"
+    for leaf in ("x;v2", "a+b.pem", ".pem", "noext"):
+        p = tmp_path / "wasd" / "ok" / leaf
+        want = {"x;v2": str(p), "a+b.pem": str(p), ".pem": "WASD_ROOT:[OK].PEM",
+                "noext": "WASD_ROOT:[OK]NOEXT."}[leaf]
+        assert to_vms(p, devices=["WASD_ROOT"], version=False) == want

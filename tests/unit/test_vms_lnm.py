@@ -360,3 +360,24 @@ def test_listing_format(monkeypatch: pytest.MonkeyPatch) -> None:
         "", "(LNM$SYSCLUSTER_TABLE)", "", '  "WUCME_T_B" [exec] = "one"', '        = "two"',
     ]
     assert lnm.format_listing(sections[1:2], full=True)[-1] == '  "WUCME_T_A" [super] = "/srv/x"'
+
+
+def test_a_table_file_that_vanishes_between_stat_and_open_is_an_empty_table(
+        tables: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["one"], "system")
+    assert lnm.trnlnm("WUCME_T_A") == "one"
+    lnm.define("WUCME_T_B", ["two"], "system")  # the file changed: the next read opens it again
+    path = lnm.table_path("system")
+    real_stat, deleted = os.stat, []
+
+    def stat_then_delete(p: object, *args: object, **kwargs: object) -> os.stat_result:
+        st = real_stat(p, *args, **kwargs)  # type: ignore[arg-type]
+        if str(p) == str(path) and not deleted:
+            os.unlink(path)  # another process deletes the table right after our stat
+            deleted.append(path)
+        return st
+
+    monkeypatch.setattr(lnm.os, "stat", stat_then_delete)
+    assert lnm.trnlnm("WUCME_T_A", "system") is None
+    assert deleted == [path]
+    assert lnm.trnlnm("WUCME_T_B", "system") is None and lnm.show("WUCME_T_*", "system") == []
