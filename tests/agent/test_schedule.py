@@ -240,3 +240,75 @@ def test_the_real_clock_naps_at_most_a_minute(monkeypatch: pytest.MonkeyPatch) -
     clock.wait_until(clock.now() + dt.timedelta(seconds=30))
     assert naps[0] == schedule.MAX_NAP == 60.0
     assert len(naps) == 2 and 29 < naps[1] <= 30
+
+
+def test_the_real_clock_naps_only_when_the_time_is_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wucme.agent import schedule
+
+    fixed = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+    class Frozen(schedule.RealClock):
+        def now(self) -> dt.datetime:
+            return fixed
+
+    naps: list[float] = []
+    monkeypatch.setattr(schedule.time, "sleep", naps.append)
+    Frozen().wait_until(fixed)  # due now: no nap
+    Frozen().wait_until(fixed + dt.timedelta(seconds=0.5))
+    assert naps == [0.5]
+
+
+def test_given_times_win_over_the_logicals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WUCME_SCHEDULE", raising=False)
+    monkeypatch.delenv("WUCME_JITTER", raising=False)
+    st = AgentState(last_pass="2026-05-01T10:00:00Z")
+    now = local(2026, 5, 1, 13, 0)
+    assert next_run(st, now, at=dt.time(3, 0), jitter=0, tz=PARIS) == (local(2026, 5, 2, 3, 0), "daily")
+    jittered = next_run(st, now, at=AT, jitter=3600, tz=PARIS)[0]
+    assert jittered == local(2026, 5, 2, 0, 20) + dt.timedelta(seconds=day_jitter(dt.date(2026, 5, 2), 3600, ""))
+    assert jittered > local(2026, 5, 2, 0, 20)  # that day's jitter is not 0
+    # the node defaults to "" in both
+    assert next_daily(now, AT, tz=PARIS, jitter=3600) == next_daily(now, AT, tz=PARIS, jitter=3600, node="")
+
+
+def test_a_failure_retries_no_sooner_than_the_certificates_next_attempt(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    st = AgentState()
+    st.passed(now, False, "failed", not_before=now + dt.timedelta(hours=3))
+    assert st.retry_time == now + dt.timedelta(hours=3) and st.failures == 1
+
+
+def test_the_state_file_is_indented_json_readable_by_all(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        AgentState(last_pass="2026-05-01T10:00:00Z", last_result="ok").save(tmp_path)
+    finally:
+        os.umask(old)
+    path = tmp_path / "WUCME_AGENT.JSON"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == json.dumps({"last_pass": "2026-05-01T10:00:00Z", "last_result": "ok",
+                                           "failures": 0, "retry_at": None, "version": 1}, indent=1) + "\n"
+
+
+def test_the_local_date_is_the_schedules_zone_not_the_systems(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system clock 25 hours ahead of the schedule's zone: the day a jittered 23:50 belongs to
+    is counted in the schedule's zone, and the time comes back in UTC."""
+    import time
+
+    kiritimati, pago = "Pacific/Kiritimati", ZoneInfo("Pacific/Pago_Pago")
+    node, jitter = "NODEA", 2400.0
+    day = next(dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(60)
+               if day_jitter(dt.date(2026, 4, 1) + dt.timedelta(days=i), jitter, node) > 600)
+    after = dt.datetime.combine(day, dt.time(23, 55), pago)
+    want = dt.datetime.combine(day, dt.time(23, 50), pago) + dt.timedelta(seconds=day_jitter(day, jitter, node))
+    monkeypatch.setenv("TZ", kiritimati)
+    time.tzset()
+    try:
+        got = next_daily(after, dt.time(23, 50), tz=pago, jitter=jitter, node=node)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert got == want and got.utcoffset() == dt.timedelta(0)

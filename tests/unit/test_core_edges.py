@@ -3,6 +3,7 @@ refusal by its message.  What mutation testing (`build.py mutate core`) showed w
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterator
 
 import pytest
 
@@ -227,3 +228,223 @@ def test_a_detail_of_exactly_max_detail_is_kept_whole() -> None:
     assert p.detail == "d" * MAX_DETAIL
     p = AcmeProblem(400, "urn:ietf:params:acme:error:malformed", "d" * (MAX_DETAIL + 1))
     assert p.detail == "d" * MAX_DETAIL + "...(truncated)"
+
+
+@pytest.fixture
+def paris_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone that is not UTC, so a conversion to local time would show."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("paris_local_time")
+def test_times_stay_utc_whatever_the_local_zone() -> None:
+    assert utc_now().tzinfo == UTC and utc_now().utcoffset() == dt.timedelta(0)
+    assert iso(dt.datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01T12:00:00Z"
+    assert iso(dt.datetime(2026, 7, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == "2026-07-01T12:00:00Z"
+    got = parse_rfc3339("2026-07-01T14:00:00+02:00")
+    assert got == dt.datetime(2026, 7, 1, 12, 0, tzinfo=UTC) and str(got) == "2026-07-01 12:00:00+00:00"
+    back = parse_iso("2026-07-01T12:00:00Z")
+    assert back is not None and str(back) == "2026-07-01 12:00:00+00:00"
+
+
+# --- base64url, JWS helpers (wucme.core.b64, wucme.core.jws) ------------------------------------
+
+@pytest.mark.parametrize("text", ["a", "abcde", "ab=", "ab c", "a+b/", "ab\n", "ab_-c", "AB"])
+def test_b64url_decode_refuses_with_one_message(text: str) -> None:
+    from wucme.core.b64 import b64url_decode
+
+    with pytest.raises(ValueError) as e:
+        b64url_decode(text)
+    assert str(e.value) == "invalid base64url string"
+
+
+def test_b64url_decode_takes_what_is_canonical() -> None:
+    from wucme.core.b64 import b64url_decode, is_b64url
+
+    assert b64url_decode("") == b"" and b64url_decode("AA") == b"\x00"
+    assert b64url_decode("_-8") == b"\xff\xef"
+    assert is_b64url("abcd") and not is_b64url("abcde") and not is_b64url(b"abcd")  # type: ignore[arg-type]
+
+
+def test_jws_helpers_refuse_sizes_and_tokens_by_name() -> None:
+    from wucme.core import jws
+
+    with pytest.raises(ValueError, match="^unsupported HMAC size 128$"):
+        jws.jws_protected_eab(128, "kid", "https://ca.test/new-account")
+    with pytest.raises(ValueError, match="^protected header alg does not match HS384$"):
+        jws.jws_encode_hmac({"alg": "HS256"}, {}, b"k", 384)
+    with pytest.raises(ValueError, match="^challenge token is not base64url$"):
+        jws.key_authorization("a/b", "thumb")
+    with pytest.raises(ValueError, match="^unsupported SHA-2 size 224$"):
+        jws.sha2_base64url(224, b"")
+    with pytest.raises(ValueError, match="^unsupported HMAC size 1$"):
+        jws.hmac_base64url(1, "AA", b"")
+
+
+# --- problem documents: the registry and the body that is not JSON ---------------------------------
+
+def test_every_registered_type_builds_its_class() -> None:
+    assert AcmeProblem.registry and all(
+        isinstance(k, str) and k and issubclass(v, AcmeProblem) and v.code_name == k
+        for k, v in AcmeProblem.registry.items())
+
+
+def test_from_body_keeps_status_and_retry_after() -> None:
+    p = AcmeProblem.from_body(429, b'{"type": "urn:ietf:params:acme:error:rateLimited", "detail": "slow"}', 60.0)
+    assert (p.status, p.retry_after, p.code, p.detail) == (429, 60.0, "rateLimited", "slow")
+    p = AcmeProblem.from_body(502, b"<html>bad gateway</html>", 5.0)
+    assert (p.status, p.type, p.detail) == (502, "", "HTTP 502 with a body that is not JSON")
+    assert str(p).endswith("about:blank (HTTP 502): HTTP 502 with a body that is not JSON")
+
+
+def test_backoff_defaults() -> None:
+    b = Backoff()
+    steps = [b.next() for _ in range(12)]
+    assert steps[0] == 0.02 and steps[1] == 0.04
+    assert max(s for s in steps if s is not None) == 30.0  # the ceiling
+    assert b.deadline == 1800.0
+    total = sum(s for s in steps if s is not None)
+    while (s := b.next()) is not None:
+        total += s
+    assert total == pytest.approx(1800.0)
+
+
+# --- an EC key file taken apart (wucme.core.der.ec_private) ------------------------------------------
+
+def tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    head = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes(
+        (n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + head + content
+
+
+P256 = bytes.fromhex("2a8648ce3d030107")
+P384 = bytes.fromhex("2b81040022")
+EC_PUBLIC_KEY = bytes.fromhex("2a8648ce3d0201")
+RSA_ENCRYPTION = bytes.fromhex("2a864886f70d010101")
+
+
+def sec1(value: bytes, curve: bytes | None = None, public: bytes | None = None) -> bytes:
+    body = tlv(0x02, b"\x01") + tlv(0x04, value)
+    if curve is not None:
+        body += tlv(0xA0, tlv(0x06, curve))
+    if public is not None:
+        body += tlv(0xA1, tlv(0x03, public))
+    return tlv(0x30, body)
+
+
+def pkcs8(inner: bytes, alg: bytes = EC_PUBLIC_KEY, curve: bytes | None = P256) -> bytes:
+    algorithm = tlv(0x06, alg) + (tlv(0x06, curve) if curve is not None else b"")
+    return tlv(0x30, tlv(0x02, b"\x00") + tlv(0x30, algorithm) + tlv(0x04, inner))
+
+
+def test_ec_private_reads_sec1_and_pkcs8() -> None:
+    from wucme.core.der import EcPrivate, ec_private
+
+    point = b"\x04" + b"\x11" * 64
+    assert ec_private(sec1(b"\x01\x02", P256, b"\x00" + point)) == EcPrivate("secp256r1", 0x0102, point)
+    assert ec_private(sec1(b"\x00\x05")) == EcPrivate(None, 5, None)  # bare: version and value only
+    assert ec_private(sec1(b"\x07", bytes.fromhex("2b8104000a"))).curve == "1.3.132.0.10"  # not ours: its OID
+    # PKCS#8 around it: the curve from the algorithm, the value and the point from inside
+    assert ec_private(pkcs8(sec1(b"\x09", None, b"\x00" + point), curve=P384)) == EcPrivate(
+        "secp384r1", 9, point)
+    assert ec_private(pkcs8(sec1(b"\x09", P384), curve=None)) == EcPrivate("secp384r1", 9, None)
+    assert ec_private(pkcs8(sec1(b"\x09", P256), curve=P256)).curve == "secp256r1"
+    # three fields whose third is an OCTET STRING but whose second is not a SEQUENCE: SEC1
+    odd = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, b"\x03") + tlv(0x04, b"x"))
+    assert ec_private(odd) == EcPrivate(None, 3, None)
+
+
+@pytest.mark.parametrize(("der", "message"), [
+    (pkcs8(sec1(b"\x01"), alg=RSA_ENCRYPTION), "not an EC key"),
+    (tlv(0x30, tlv(0x02, b"\x00") + tlv(0x30, tlv(0x05, b"")) + tlv(0x04, sec1(b"\x01"))), "not an EC key"),
+    (tlv(0x30, tlv(0x02, b"\x00") + tlv(0x30, b"") + tlv(0x04, sec1(b"\x01"))), "not an EC key"),
+    (pkcs8(sec1(b"\x01", P384), curve=P256), "curves disagree"),
+    (tlv(0x30, tlv(0x02, b"\x02") + tlv(0x04, b"\x01")), "not an ECPrivateKey"),  # version 2
+    (tlv(0x30, tlv(0x02, b"\x01") + tlv(0x02, b"\x01")), "not an ECPrivateKey"),  # no OCTET STRING
+    (tlv(0x30, tlv(0x02, b"\x01")), "not an ECPrivateKey"),
+    (sec1(b"\x01", public=b""), "bad public key bit string"),
+    (sec1(b"\x01", public=b"\x01\x04"), "bad public key bit string"),  # unused bits
+    (tlv(0x30, b"") + tlv(0x30, b""), "expected one element of tag 0x30"),
+    (tlv(0x31, b""), "expected one element of tag 0x30"),
+])
+def test_ec_private_refuses(der: bytes, message: str) -> None:
+    from wucme.core.der import ec_private
+
+    with pytest.raises(DerError) as e:
+        ec_private(der)
+    assert str(e.value) == message
+
+
+# --- JWS: keys, integers, signatures --------------------------------------------------------------
+
+def test_jws_integers_and_refused_keys() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    from wucme.core import jws
+
+    assert jws._uint(0) == "AA" and jws._uint(1) == "AQ" and jws._uint(256) == "AQA"
+    assert jws._uint(1, 2) == "AAE"
+    ed = ed25519.Ed25519PrivateKey.generate()
+    for call in (jws.key_type, jws._alg):
+        with pytest.raises(ValueError, match="^only RSA and EC keys are supported$"):
+            call(ed)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^unsupported EC curve secp521r1$"):
+        jws.key_type(ec.generate_private_key(ec.SECP521R1()))
+    with pytest.raises(ValueError, match="^signing needs an RSA or EC private key$"):
+        jws.jws_encode({"alg": "ES256"}, {}, ec.generate_private_key(ec.SECP256R1()).public_key())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^protected header alg does not match the ES256 key$"):
+        jws.jws_encode({"alg": "RS256"}, {}, ec.generate_private_key(ec.SECP256R1()))
+
+
+def test_ec_decode_refuses_an_s_too_long_for_the_curve() -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from wucme.core import jws
+
+    assert jws.ec_decode(encode_dss_signature(1, 2), 2) == b"\x00\x01\x00\x02"
+    assert jws.ec_decode(encode_dss_signature(0xFFFF, 0xFFFF), 2) == b"\xff\xff\xff\xff"
+    for r, s in ((1, 0x10000), (0x10000, 1)):
+        with pytest.raises(ValueError, match="^ECDSA signature does not fit the curve size$"):
+            jws.ec_decode(encode_dss_signature(r, s), 2)
+
+
+def test_compact_json_keeps_the_callers_order_unless_canonical() -> None:
+    from wucme.core import jws
+
+    assert jws._json({"b": 1, "a": [1, 2]}) == '{"b":1,"a":[1,2]}'
+    assert jws._json({"b": 1, "a": 2}, canonical=True) == '{"a":2,"b":1}'
+
+
+# --- problem documents: every part of the text --------------------------------------------------------
+
+def test_problem_text_and_fields_from_json() -> None:
+    doc = {"type": "urn:ietf:params:acme:error:rejectedIdentifier", "detail": "no\r\nway\tout",
+           "status": 403, "subproblems": [
+               {"type": "urn:ietf:params:acme:error:caa", "detail": "CAA forbids",
+                "identifier": {"type": "dns", "value": "a.example"}, "status": 0},
+               {"type": "urn:ietf:params:acme:error:dns", "detail": "NXDOMAIN", "status": 400},
+               "not a problem"]}
+    p = AcmeProblem.from_json(403, doc, 7.0)
+    assert p.detail == "no  way out" and p.retry_after == 7.0 and p.raw is doc
+    assert str(p).endswith(
+        "urn:ietf:params:acme:error:rejectedIdentifier (HTTP 403): no  way out\n"
+        "  a.example: urn:ietf:params:acme:error:caa: CAA forbids\n"
+        "  ?: urn:ietf:params:acme:error:dns: NXDOMAIN")
+    assert [s.status for s in p.subproblems] == [403, 400]  # a status of 0 is the parent's
+    assert p.subproblems[0].identifier == {"type": "dns", "value": "a.example"}
+    q = AcmeProblem.from_json(400, {"detail": 5, "identifier": "a.example"})
+    assert (q.type, q.detail, q.identifier, q.code, q.raw) == ("", "5", None, "", {"detail": 5, "identifier": "a.example"})
+    assert str(q).endswith("about:blank (HTTP 400): 5")
+    r = AcmeProblem.from_json(500, ["x"] * 100)
+    assert (r.status, r.type) == (500, "")
+    assert r.detail == f"unparsable problem document: {str(['x'] * 100)[:200]}"
+    bare = AcmeProblem(404)
+    assert (bare.type, bare.detail, bare.raw, bare.retry_after) == ("", "", {}, None)
+    assert str(bare).endswith("about:blank (HTTP 404)")
