@@ -445,6 +445,8 @@ def test_problem_text_and_fields_from_json() -> None:
     r = AcmeProblem.from_json(500, ["x"] * 100)
     assert (r.status, r.type) == (500, "")
     assert r.detail == f"unparsable problem document: {str(['x'] * 100)[:200]}"
+    empty = AcmeProblem.from_json(400, {})
+    assert (empty.type, empty.detail) == ("", "")
     bare = AcmeProblem(404)
     assert (bare.type, bare.detail, bare.raw, bare.retry_after) == ("", "", {}, None)
     assert str(bare).endswith("about:blank (HTTP 404)")
