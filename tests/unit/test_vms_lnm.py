@@ -381,3 +381,98 @@ def test_a_table_file_that_vanishes_between_stat_and_open_is_an_empty_table(
     assert lnm.trnlnm("WUCME_T_A", "system") is None
     assert deleted == [path]
     assert lnm.trnlnm("WUCME_T_B", "system") is None and lnm.show("WUCME_T_*", "system") == []
+
+
+# --- SHOW LOGICAL's iteration at its limits; the job table; the login names -------------------------
+
+def test_show_iterates_a_chain_to_max_depth_and_no_further() -> None:
+    """WUCME_T_L0 -> L1 -> ... -> L12: levels numbered 1 to MAX_DEPTH - 1, then the chain is cut."""
+    for i in range(12):
+        lnm.define(f"WUCME_T_L{i}", [f"WUCME_T_L{i + 1}"], "system")
+    lnm.define("WUCME_T_L12", ["/end"], "system")
+    lines = lnm.format_show(lnm.show("WUCME_T_L0", "system"), iterate=True)
+    assert lines[0] == '   "WUCME_T_L0" = "WUCME_T_L1" (LNM$SYSTEM_TABLE)'
+    assert lines[1] == '1  "WUCME_T_L1" = "WUCME_T_L2" (LNM$SYSTEM_TABLE)'
+    assert lines[-1] == f'{lnm.MAX_DEPTH - 1:<3}"WUCME_T_L{lnm.MAX_DEPTH - 1}" = "WUCME_T_L{lnm.MAX_DEPTH}" (LNM$SYSTEM_TABLE)'
+    assert len(lines) == lnm.MAX_DEPTH == 10
+
+
+def test_show_iterates_every_value_of_a_search_list_once_and_stops_at_loops() -> None:
+    """Each value that is a name is translated as it is written (exact: a lower-case value is
+    another name); a name already in the chain is not shown again."""
+    lnm.define("WUCME_T_A", ["WUCME_T_B", "wucme_t_c", "WUCME_T_C", "/plain"], "system")
+    lnm.define("WUCME_T_B", ["WUCME_T_A"], "system")  # back to the start: a loop
+    lnm.define("WUCME_T_C", ["/c"], "system", mode="EXECUTIVE")
+    assert lnm.format_show(lnm.show("WUCME_T_A", "system"), iterate=True) == [
+        '   "WUCME_T_A" = "WUCME_T_B" (LNM$SYSTEM_TABLE)',
+        '        = "wucme_t_c"',
+        '        = "WUCME_T_C"',
+        '        = "/plain"',
+        '1  "WUCME_T_B" = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+        '1  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+    ]
+    assert lnm.format_show(lnm.show("WUCME_T_A", "system"), iterate=True, full=True)[4:] == [
+        '1  "WUCME_T_B" [super] = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+        '1  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+    ]
+    assert lnm.format_show(lnm.show("WUCME_T_B", "system"), full=True) == [
+        '   "WUCME_T_B" [super] = "WUCME_T_A" (LNM$SYSTEM_TABLE)']
+    # several entries: each iterates on its own
+    two = lnm.format_show(lnm.show("WUCME_T_B", "system") + lnm.show("WUCME_T_C", "system"), iterate=True)
+    assert two == ['   "WUCME_T_B" = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+                   '1  "WUCME_T_A" = "WUCME_T_B" (LNM$SYSTEM_TABLE)',
+                   '        = "wucme_t_c"', '        = "WUCME_T_C"', '        = "/plain"',
+                   '2  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+                   '   "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)']
+
+
+def test_show_iteration_translates_in_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["WUCME_T_B"], "cluster")
+    monkeypatch.setenv("WUCME_T_B", "/from/process")
+    assert lnm.format_show(lnm.show("WUCME_T_A", "cluster"), iterate=True) == [
+        '   "WUCME_T_A" = "WUCME_T_B" (LNM$SYSCLUSTER_TABLE)',
+        '1  "WUCME_T_B" = "/from/process" (LNM$PROCESS_TABLE)']
+
+
+def test_lookup_all_and_translate_items_in_the_tables_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["sys1,sys2"], "system")
+    monkeypatch.setenv("WUCME_T_A", "proc")
+    assert [e.table for e in lnm.lookup_all("WUCME_T_A", "system")] == ["system"]
+    assert lnm.translate_items("WUCME_T_A", "system") == ["sys1", "sys2"]
+    assert lnm.translate_items("WUCME_T_A") == ["proc"]
+
+
+def test_no_job_table_is_an_error_that_says_so() -> None:
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm._job_path()
+    assert e.value.ident == "NOJOBTABLE"
+    assert str(e.value).endswith("this process has no job logical name table (see start_job)")
+
+
+def test_a_job_table_lives_in_a_private_directory_named_for_wucme() -> None:
+    job = lnm.start_job()
+    assert job is not None
+    try:
+        assert job.parent.name.startswith("wucme-job-") and job.name == f"job_{os.getpid():08X}.json"
+        (job.parent / "left behind").mkdir()
+    finally:
+        lnm.end_job(job)
+    assert not job.parent.exists()  # all of it, whatever was left in it
+    lnm.end_job(job)  # twice: nothing to do, no error
+
+
+@pytest.mark.parametrize(("home", "login"), [
+    ("/home/alice", "SYS$DISK:[HOME.ALICE]"),
+    ("/", "SYS$DISK:[000000]"),
+    ("/home/my.dir", "/home/my.dir/"),
+    ("/home/my.dir/", "/home/my.dir/"),
+])
+def test_sys_login_is_the_home_directory_as_vms_spells_it(home: str, login: str) -> None:
+    assert lnm._login_directory(home) == login
+
+
+def test_concealed_devices_take_the_first_definition_whatever_its_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["/concealed/"], "system", concealed=True)
+    assert "WUCME_T_A" in [e.name.upper() for e in lnm.concealed_devices()]
+    monkeypatch.setenv("wucme_t_a", "/plain/")  # a process-table name hides the system one
+    assert "WUCME_T_A" not in [e.name.upper() for e in lnm.concealed_devices()]
