@@ -476,3 +476,96 @@ def test_concealed_devices_take_the_first_definition_whatever_its_case(monkeypat
     assert "WUCME_T_A" in [e.name.upper() for e in lnm.concealed_devices()]
     monkeypatch.setenv("wucme_t_a", "/plain/")  # a process-table name hides the system one
     assert "WUCME_T_A" not in [e.name.upper() for e in lnm.concealed_devices()]
+
+
+@pytest.mark.parametrize(("host", "node"), [
+    ("web01.example.org", "WEB01::"),
+    ("averyveryverylonghostname", "AVERYVERYVERYLO::"),  # 15 characters, as on VMS
+    ("", "LOCALHOST::"),
+    (".example", "LOCALHOST::"),
+])
+def test_sys_node_is_the_short_host_name(monkeypatch: pytest.MonkeyPatch, host: str, node: str) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    lnm.define("WUCME_T_A", ["x"], "system")  # a table file of stored names: SYS$NODE is still there
+    entry = lnm.lookup("SYS$NODE")
+    assert entry is not None and (entry.name, entry.values, entry.table) == ("SYS$NODE", (node,), "system")
+    assert lnm.lookup("sys$node", "system") == entry
+
+
+def test_the_login_names_are_executive_mode_and_built_in() -> None:
+    job = lnm.start_job()
+    assert job is not None
+    try:
+        login = lnm._login_directory(os.path.expanduser("~"))
+        got = {n: lnm.lookup(n) for n in ("SYS$LOGIN", "SYS$LOGIN_DEVICE", "SYS$SCRATCH", "SYS$DISK")}
+        assert {n: (e.name, e.values, e.table, e.mode, e.concealed, e.source)
+                for n, e in got.items() if e is not None} == {
+            "SYS$LOGIN": ("SYS$LOGIN", (login,), "job", "EXECUTIVE", False, "built in"),
+            "SYS$LOGIN_DEVICE": ("SYS$LOGIN_DEVICE", ("SYS$DISK:",), "job", "EXECUTIVE", False, "built in"),
+            "SYS$SCRATCH": ("SYS$SCRATCH", (login,), "job", "EXECUTIVE", False, "built in"),
+            "SYS$DISK": ("SYS$DISK", ("/",), "process", "EXECUTIVE", True, "built in"),
+        }
+    finally:
+        lnm.end_job(job)
+
+
+def test_the_job_table_is_named_for_the_process_that_made_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lnm.JOB_ENV, "/tmp/wucme-job-x/job_0000ABCD.json")
+    assert lnm.table_name("job") == "LNM$JOB_0000ABCD"
+    monkeypatch.setenv(lnm.JOB_ENV, "/tmp/wucme-job-x/job_0000abcd.json")  # not one start_job makes
+    assert lnm.table_name("job") == f"LNM$JOB_{os.getpid():08X}"
+    monkeypatch.delenv(lnm.JOB_ENV)
+    assert lnm.table_name("job") == f"LNM$JOB_{os.getpid():08X}"
+
+
+def test_a_job_define_without_a_job_makes_one_that_ends_with_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atexit
+
+    registered: list[tuple[object, ...]] = []
+    monkeypatch.setattr(atexit, "register", lambda *a: registered.append(a))
+    lnm.define("WUCME_T_A", ["in the job"], "job")
+    path = Path(os.environ[lnm.JOB_ENV])
+    try:
+        assert registered == [(lnm.end_job, path)]
+        assert lnm.trnlnm("WUCME_T_A") == "in the job"
+        lnm.define("WUCME_T_B", ["again"], "job")
+        assert len(registered) == 1  # the job exists: nothing more to end
+    finally:
+        lnm.end_job(path)
+
+
+def test_a_table_file_is_indented_utf8_json_naming_its_table(tables: Path) -> None:
+    lnm.define("WUCME_T_A", ["caf\u00e9"], "system")
+    path = lnm.table_path("system")
+    text = path.read_bytes().decode("utf-8")
+    assert '"caf\u00e9"' in text  # not \\u00e9
+    assert text.startswith('{\n "table": "LNM$SYSTEM_TABLE",\n "names": {') and text.endswith("}\n")
+    assert json.loads(text)["table"] == "LNM$SYSTEM_TABLE"
+
+
+def test_deassign_refusals_name_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(lnm.NoLogicalNameError) as e:
+        lnm.deassign("wucme_t_a")
+    assert str(e.value).endswith("no logical name match for WUCME_T_A in LNM$PROCESS_TABLE")
+    with pytest.raises(lnm.NoLogicalNameError) as e:
+        lnm.deassign("WUCME_T_A", "system")
+    assert str(e.value).endswith("no logical name match for WUCME_T_A in LNM$SYSTEM_TABLE")
+    monkeypatch.setenv("WUCME_T_C", "x")
+    assert lnm.deassign("wucme_t_c").values == ("x",)  # a name is upper-cased, as DCL does
+    assert "WUCME_T_C" not in os.environ
+    lnm.define("WUCME_T_B", ["y"], "system")
+    assert lnm.deassign("wucme_t_b", "system").values == ("y",)
+    assert lnm.trnlnm("WUCME_T_B") is None
+
+
+def test_show_defaults_to_every_name_of_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["sys"], "system")
+    monkeypatch.setenv("WUCME_T_A", "proc")
+    everything = lnm.show()
+    assert [e.table for e in everything if e.name == "WUCME_T_A"] == ["process", "system"]
+    assert [e.table for e in lnm.show("")] == [e.table for e in everything]
+    assert [(t, [e.name for e in es if e.name == "WUCME_T_A"]) for t, es in lnm.show_tables()] == [
+        ("process", ["WUCME_T_A"]), ("job", []), ("group", []), ("system", ["WUCME_T_A"]), ("cluster", [])]
+    assert [e.table for e in lnm.show("WUCME_T_A", "system")] == ["system"]
