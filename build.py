@@ -7,11 +7,13 @@
     python3 build.py demo    set up, then run the demo against a local Pebble CA
     python3 build.py test    set up, then run the test suite (pytest arguments may follow)
     python3 build.py bench   set up, then run the benchmarks in tests/bench/ (or the files named)
-    python3 build.py mutate [MODULE...]
+    python3 build.py mutate [--again] [MODULE...]
                              set up, add mutmut to the environment, then run mutation testing
                              on the modules named (all of MUTATE_TARGETS when none is named),
                              each with the tests that cover it; print the score per module and
-                             the mutants that survived (docs/testing.md)
+                             the mutants that survived (docs/testing.md).  --again keeps the
+                             last run's results: it finishes the mutants not yet run and runs
+                             again those not caught, with the tests as they are now
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -192,16 +194,33 @@ def _equivalent_mutants() -> dict[str, str]:
     return out
 
 
-def _mutate_one(name: str, venv: Path, env: dict[str, str]) -> tuple[int, int, int, list[str]]:
+def _mutmut_results(mutmut: str, work: Path, env: dict[str, str]) -> list[tuple[str, str]]:
+    r = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env,
+                       capture_output=True, text=True)
+    out = []
+    for line in r.stdout.splitlines():
+        mutant, sep, status = line.strip().rpartition(": ")
+        if sep and mutant.startswith("wucme."):
+            out.append((mutant, status))
+    return out
+
+
+def _mutate_one(name: str, venv: Path, env: dict[str, str],
+                again: bool = False) -> tuple[int, int, int, list[str]]:
     """Run mutmut on one module of MUTATE_TARGETS in its own work directory; return (caught,
-    counted, equivalent, the names of the mutants not caught)."""
+    counted, equivalent, the names of the mutants not caught).  With *again*, the last run's
+    verdicts stand (tests were added, none taken away): the mutants not yet run are run, then
+    those not caught are run again."""
     files, tests = MUTATE_TARGETS[name]
     work = MUTATE_DIR / name
-    if work.exists():
-        shutil.rmtree(work)  # a fresh copy: the source may have changed since the last run
-    work.mkdir(parents=True)
-    for entry in ("wucme", "tests", "pyproject.toml"):
-        (work / entry).symlink_to(HERE / entry)
+    mutmut = str(venv / "bin" / "mutmut")
+    again = again and (work / "mutants").is_dir()
+    if not again:
+        if work.exists():
+            shutil.rmtree(work)  # a fresh copy: the source may have changed since the last run
+        work.mkdir(parents=True)
+        for entry in ("wucme", "tests", "pyproject.toml"):
+            (work / entry).symlink_to(HERE / entry)
     lines = ["[mutmut]", "source_paths = wucme", "only_mutate ="]
     lines += [f"    {f}" for f in files]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
@@ -209,23 +228,22 @@ def _mutate_one(name: str, venv: Path, env: dict[str, str]) -> tuple[int, int, i
               f"timeout_multiplier = {MUTATE_TIMEOUT_MULTIPLIER}",
               f"timeout_constant = {MUTATE_TIMEOUT_CONSTANT}", ""]
     (work / "setup.cfg").write_text("\n".join(lines))
-    mutmut = str(venv / "bin" / "mutmut")
     log = work / "mutmut.log"
     print(f"--- {name}: mutating {' '.join(files)} (log: {log.relative_to(HERE)})", flush=True)
-    with log.open("w") as out:
-        rc = subprocess.call([mutmut, "run", "--max-children", str(os.cpu_count() or 1)],
-                             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    run = [mutmut, "run", "--max-children", str(os.cpu_count() or 1)]
+    with log.open("a" if again else "w") as out:
+        rc = subprocess.call(run, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if again and rc == 0:
+            retry = [m for m, status in _mutmut_results(mutmut, work, env)
+                     if status in ("survived", "no tests", "suspicious")]
+            if retry:
+                rc = subprocess.call(run + retry, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
     if rc != 0:
         print(f"%WUCME-E-MUTATE, mutmut failed on {name} (exit {rc}); see {log}", file=sys.stderr)
-    r = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env,
-                       capture_output=True, text=True)
     equivalent = _equivalent_mutants()
     caught = counted = skipped = 0
     missed: list[str] = []
-    for line in r.stdout.splitlines():
-        mutant, sep, status = line.strip().rpartition(": ")
-        if not sep or not mutant.startswith("wucme."):
-            continue
+    for mutant, status in _mutmut_results(mutmut, work, env):
         if mutant in equivalent:
             skipped += 1
             continue
@@ -238,6 +256,8 @@ def _mutate_one(name: str, venv: Path, env: dict[str, str]) -> tuple[int, int, i
 
 
 def mutate(names: list[str], venv: Path, env: dict[str, str]) -> int:
+    again = "--again" in names
+    names = [n for n in names if n != "--again"]
     unknown = [n for n in names if n not in MUTATE_TARGETS]
     if unknown:
         print(f"%WUCME-E-NOMODULE, no mutation target {', '.join(unknown)}; the targets are "
@@ -247,7 +267,7 @@ def mutate(names: list[str], venv: Path, env: dict[str, str]) -> int:
         _run([str(venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check", MUTMUT])
     scores = []
     for name in names or list(MUTATE_TARGETS):
-        caught, counted, skipped, missed = _mutate_one(name, venv, env)
+        caught, counted, skipped, missed = _mutate_one(name, venv, env, again)
         for m in missed:
             print(f"    not caught  {m}")
         scores.append((name, caught, counted, skipped))
