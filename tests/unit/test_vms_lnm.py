@@ -569,3 +569,30 @@ def test_show_defaults_to_every_name_of_every_table(monkeypatch: pytest.MonkeyPa
     assert [(t, [e.name for e in es if e.name == "WUCME_T_A"]) for t, es in lnm.show_tables()] == [
         ("process", ["WUCME_T_A"]), ("job", []), ("group", []), ("system", ["WUCME_T_A"]), ("cluster", [])]
     assert [e.table for e in lnm.show("WUCME_T_A", "system")] == ["system"]
+
+
+def test_names_and_values_of_255_characters_are_taken_and_256_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LNM$C_NAMLENGTH: 255 at most, for a name and for each equivalence string."""
+    value = "v" * 255
+    lnm.define("WUCME_T_A", [value, "w" * 255], "system")
+    assert lnm.translate("WUCME_T_A") == [value, "w" * 255]
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", ["ok", "v" * 256], "system")
+    assert e.value.ident == "IVEQVNAM" and str(e.value).endswith(f"invalid equivalence string {'v' * 256!r} for WUCME_T_A")
+    assert lnm.translate("WUCME_T_A") == [value, "w" * 255]  # unchanged
+    long_name = "WUCME_T_" + "N" * 247
+    assert len(long_name) == 255
+    lnm.define(long_name, ["x"], "system")
+    assert lnm.trnlnm(long_name) == "x"
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define(long_name + "N", ["x"], "system")
+    assert e.value.ident == "IVLOGNAM" and str(e.value).endswith(f"invalid logical name {long_name + 'N'!r}")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", [], "system")
+    assert e.value.ident == "NULLEQV" and str(e.value).endswith("no equivalence string for WUCME_T_A")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", ["v"], "system", mode="ROOT")
+    assert e.value.ident == "IVMODE" and str(e.value).endswith("invalid access mode 'ROOT'")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("_wucme_lnm_x", ["v"], "system")
+    assert e.value.ident == "IVLOGNAM" and "is reserved" in str(e.value)
