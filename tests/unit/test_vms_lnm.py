@@ -368,7 +368,7 @@ def test_a_table_file_that_vanishes_between_stat_and_open_is_an_empty_table(
     assert lnm.trnlnm("WUCME_T_A") == "one"
     lnm.define("WUCME_T_B", ["two"], "system")  # the file changed: the next read opens it again
     path = lnm.table_path("system")
-    real_stat, deleted = os.stat, []
+    real_stat, deleted = os.stat, list[Path]()
 
     def stat_then_delete(p: object, *args: object, **kwargs: object) -> os.stat_result:
         st = real_stat(p, *args, **kwargs)  # type: ignore[arg-type]
