@@ -192,3 +192,64 @@ def test_to_vms_leaves_a_directory_ods2_cannot_spell(tmp_path: Path) -> None:
         want = {"x;v2": str(p), "a+b.pem": str(p), ".pem": "WASD_ROOT:[OK].PEM",
                 "noext": "WASD_ROOT:[OK]NOEXT."}[leaf]
         assert to_vms(p, devices=["WASD_ROOT"], version=False) == want
+
+
+# --- the edges mutation testing found unpinned (`build.py mutate vms.filespec`) ---------------------
+
+@pytest.mark.parametrize("spec", ["X.Y;", "X.Y;3", "[--.A]X.Y", "[-]X.", "[.A.B]X", "DEV:[A.]", "DEV:[A]", "[]X"])
+def test_a_spec_prints_back_as_written(spec: str) -> None:
+    assert str(parse_filespec(spec)) == spec
+
+
+def test_rooted_and_relative_directories() -> None:
+    assert (parse_filespec("DEV:[A.]").rooted, parse_filespec("DEV:[A.]").directory) == (True, ("A",))
+    assert parse_filespec("DEV:[AB.]").rooted and not parse_filespec("DEV:[A]").rooted
+    x = parse_filespec("[X.Y]Z")
+    assert (x.relative, x.directory) == (False, ("X", "Y"))
+    with pytest.raises(FileSpecError):
+        parse_filespec("[.]X")  # a dot alone names no directory
+
+
+def test_climbing_above_a_device_says_so(tmp_path: Path) -> None:
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    lnm.define("DKA0", ["WASD_ROOT:[LOCAL]"], "system")  # a default directory on WASD_ROOT
+    with pytest.raises(FileSpecError) as err:
+        to_path("DKA0:[--.A]X.Y")
+    assert err.value.ident == "DIRUNDERFLOW"
+    assert str(err.value).endswith("'DKA0:[--.A]X.Y' goes above the top of its device")
+    assert to_path("DKA0:[-.A]X.Y") == tmp_path / "wasd" / "a" / "X.Y"
+
+
+def test_versions_named_that_do_not_exist(tmp_path: Path) -> None:
+    from wucme.vms.files import write_versioned
+
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    (tmp_path / "wasd").mkdir()
+    target = tmp_path / "wasd" / "X.PEM"
+    for i in range(4):
+        write_versioned(target, b"v%d" % i, keep=2)  # versions 1 and 2 are purged
+    assert to_path("WASD_ROOT:[000000]X.PEM;1") == tmp_path / "wasd" / "X.PEM;1"  # where it would be
+    assert to_path("WASD_ROOT:[000000]X.PEM;7") == tmp_path / "wasd" / "X.PEM;7"
+    assert to_path("WASD_ROOT:[000000]X.PEM;-1").read_bytes() == b"v2"
+    with pytest.raises(FileSpecError) as err:
+        to_path("WASD_ROOT:[000000]X.PEM;-5")
+    assert err.value.ident == "NOSUCHVER"
+    assert str(err.value).endswith("no version -5 of 'WASD_ROOT:[000000]X.PEM;-5'")
+
+
+def test_to_vms_skips_an_undefined_device_and_the_first_of_equal_roots_wins(tmp_path: Path) -> None:
+    (tmp_path / "wasd").mkdir()
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    lnm.define("WASD2", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    p = tmp_path / "wasd" / "x.pem"
+    assert to_vms(p, devices=["NOSUCHDEVICE", "WASD_ROOT"]) == "WASD_ROOT:[000000]X.PEM"
+    assert to_vms(p, devices=["WASD_ROOT", "WASD2"]) == "WASD_ROOT:[000000]X.PEM"
+    assert to_vms(p, devices=["WASD2", "WASD_ROOT"]) == "WASD2:[000000]X.PEM"
+
+
+def test_dir_path_takes_a_linux_path_or_a_vms_directory(tmp_path: Path) -> None:
+    from wucme.vms.filespec import dir_path
+
+    lnm.define("ELSE", [f"{tmp_path}/else/"], "system", concealed=True)
+    assert dir_path(str(tmp_path / "x")) == tmp_path / "x"
+    assert dir_path("ELSE:[WHERE]") == to_path("ELSE:[WHERE]") == tmp_path / "else" / "where"
