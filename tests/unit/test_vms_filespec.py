@@ -253,3 +253,51 @@ def test_dir_path_takes_a_linux_path_or_a_vms_directory(tmp_path: Path) -> None:
     lnm.define("ELSE", [f"{tmp_path}/else/"], "system", concealed=True)
     assert dir_path(str(tmp_path / "x")) == tmp_path / "x"
     assert dir_path("ELSE:[WHERE]") == to_path("ELSE:[WHERE]") == tmp_path / "else" / "where"
+
+
+def test_device_translation_refusals_name_the_cause(tmp_path: Path) -> None:
+    lnm.define("LOOPDEV", ["LOOPDEV2:"], "system")
+    lnm.define("LOOPDEV2", ["loopdev:"], "system")  # lower case: the same device
+    lnm.define("NR", ["NR:[A]X.Y"], "system")
+    for i in range(12):
+        lnm.define(f"WUCME_T_D{i}", [f"WUCME_T_D{i + 1}:"], "system")
+    lnm.define("WUCME_T_D12", [f"{tmp_path}/"], "system")
+    cases = {
+        "NOSUCHDEV:[A]X.Y": ("NOSUCHDEV", "no such device NOSUCHDEV: (define it as a logical name)"),
+        "LOOPDEV:[A]X.Y": ("LNMLOOP", "logical name loop: LOOPDEV -> LOOPDEV2 -> LOOPDEV"),
+        "WUCME_T_D0:[A]X.Y": ("TOOMANYLNAM", "more than 10 levels of device translation for WUCME_T_D0:"),
+        "NR:[A]X.Y": ("BADDEVICE", "device NR: translates to 'NR:[A]X.Y', which names no directory"),
+        "NODE::NR:[A]X.Y": ("NODENOTSUP", "remote node NODE:: is not supported in 'NODE::NR:[A]X.Y'"),
+    }
+    for spec, (ident, message) in cases.items():
+        with pytest.raises(FileSpecError) as err:
+            to_path(spec)
+        assert err.value.ident == ident and str(err.value).endswith(message), spec
+    try:
+        lnm.define("WUCME_T_D2", [f"{tmp_path}/"], "system")  # now within the limit
+        assert to_path("WUCME_T_D0:[A]X.Y") == tmp_path / "a" / "X.Y"
+    finally:
+        for i in range(13):
+            lnm.deassign(f"WUCME_T_D{i}", "system")
+
+
+def test_a_search_list_device_gives_every_element_in_order(tmp_path: Path) -> None:
+    lnm.define("ELSE", [f"{tmp_path}/one/"], "system")
+    lnm.define("SL", ["else:", f"{tmp_path}/two/", "ELSE:[SUB]"], "system")
+    assert to_paths("SL:[A]X.Y") == [tmp_path / "one" / "a" / "X.Y", tmp_path / "two" / "a" / "X.Y",
+                                     tmp_path / "one" / "a" / "X.Y"]
+    assert to_paths("SL:X.Y") == [tmp_path / "one" / "X.Y", tmp_path / "two" / "X.Y",
+                                  tmp_path / "one" / "sub" / "X.Y"]
+
+
+@pytest.mark.parametrize("spec", ["A/B.C", "[A][B]X", "[.A][.B]X", "[A.][.B]X", "[--A]X", "[.A.-]X"])
+def test_specs_that_are_not_vms_are_refused(spec: str) -> None:
+    with pytest.raises(FileSpecError) as err:
+        parse_filespec(spec)
+    assert repr(spec) in str(err.value)
+
+
+def test_version_minus_is_the_highest() -> None:
+    assert parse_filespec("X.Y;-").version == 0 and parse_filespec("X.Y;-1").version == -1
+    assert is_vms_spec("X.Y;-") is False and is_vms_spec("DEV:X") and is_vms_spec("[A]X")
+    assert not is_vms_spec("/srv/a:b") and not is_vms_spec("X.Y")
