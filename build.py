@@ -16,6 +16,13 @@
     python3 build.py fuzz [MINUTES] [TARGET ...]
                              set up, install atheris into the environment, then fuzz each parser
                              of tests/fuzz/targets.py (or the ones named) for MINUTES (default 1)
+    python3 build.py mutate [--again] [MODULE...]
+                             set up, add mutmut to the environment, then run mutation testing
+                             on the modules named (all of MUTATE_TARGETS when none is named),
+                             each with the tests that cover it; print the score per module and
+                             the mutants that survived (docs/testing.md).  --again keeps the
+                             last run's results: it finishes the mutants not yet run and runs
+                             again those not caught, with the tests as they are now
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -59,6 +66,44 @@ PYTHON_TEST_PACKAGES = ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6", "mypy>=1.
 #: What `fuzz` adds to the environment (coverage-guided fuzzing; not needed by the tests, whose
 #: hypothesis part runs in every test run).
 PYTHON_FUZZ_PACKAGES = ["atheris>=2.3"]
+
+
+#: Mutation testing (`build.py mutate`): the tool, installed into the environment for that verb
+#: only, never part of the default test run.
+MUTMUT = "mutmut>=3.3,<4"
+#: module (a name for the verb) -> (the files mutated, the tests that pin them).  mutmut runs for
+#: each mutant only the selected tests that reach the mutated function; tests that start
+#: subprocesses (Pebble, real servers) are left out: the subprocess would not see the mutant.
+MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "core": (["wucme/core/*"],
+             ["tests/unit/test_protocol_core.py", "tests/unit/test_jws.py", "tests/unit/test_crypto.py",
+              "tests/unit/protocol", "tests/unit/test_core_edges.py"]),
+    "vms.lnm": (["wucme/vms/lnm.py"],
+                ["tests/unit/test_vms_lnm.py", "tests/unit/test_vms_files.py", "tests/unit/test_vms_secure.py",
+                 "tests/unit/test_vms_filespec.py"]),
+    "vms.filespec": (["wucme/vms/filespec.py"],
+                     ["tests/unit/test_vms_filespec.py", "tests/unit/test_vms_files.py"]),
+    "http._wire": (["wucme/http/_wire.py"], ["tests/unit/test_http_wire.py"]),
+    "http._conn": (["wucme/http/_conn.py"], ["tests/unit/test_http_wire.py", "tests/loopback/test_builtin_client.py"]),
+    "agent.schedule": (["wucme/agent/schedule.py"],
+                       ["tests/agent/test_schedule.py", "tests/agent/test_daily_loop.py"]),
+    "lock": (["wucme/lock.py"], ["tests/unit/test_lockmgr.py"]),
+    "renewal": (["wucme/renewal.py"], ["tests/unit/test_repository.py", "tests/unit/test_reporting.py"]),
+    "uacme": (["wucme/uacme/authorize.py", "wucme/uacme/cert.py", "wucme/uacme/acme.py"],
+              ["tests/unit/protocol", "tests/unit/test_uacme_options.py"]),
+    "challenge": (["wucme/challenge/store.py", "wucme/challenge/http01.py", "wucme/challenge/tlsalpn.py"],
+                  ["tests/unit/test_admin.py", "tests/loopback/test_challenge_store.py",
+                   "tests/loopback/test_challenge_http01.py", "tests/loopback/test_challenge_tlsalpn.py"]),
+}
+#: Mutants that behave exactly as the original (equivalent): left out of the score.  One per
+#: line, "mutant-name  reason", in this file.
+MUTATE_EQUIVALENT = HERE / "tests" / "mutation-equivalent.txt"
+#: Where the verb works: one directory per module, holding mutmut's copy (mutants/).
+MUTATE_DIR = HERE / ".mutate"
+#: Per-mutant timeout: mutmut allows each mutant this many times its tests' clean duration,
+#: plus MUTATE_TIMEOUT_CONSTANT seconds; past that the mutant counts as caught (it hung).
+MUTATE_TIMEOUT_MULTIPLIER = 5.0
+MUTATE_TIMEOUT_CONSTANT = 5.0
 
 
 def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
@@ -464,6 +509,104 @@ def fuzz(python: str, env: dict[str, str], rest: list[str]) -> int:
     return 1 if failed else 0
 
 
+# --- mutation testing -------------------------------------------------------------------------
+
+def _equivalent_mutants() -> dict[str, str]:
+    out: dict[str, str] = {}
+    if MUTATE_EQUIVALENT.exists():
+        for line in MUTATE_EQUIVALENT.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(" ")
+                out[name] = reason.strip()
+    return out
+
+
+def _mutmut_results(mutmut: str, work: Path, env: dict[str, str]) -> list[tuple[str, str]]:
+    r = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env,
+                       capture_output=True, text=True)
+    out = []
+    for line in r.stdout.splitlines():
+        mutant, sep, status = line.strip().rpartition(": ")
+        if sep and mutant.startswith("wucme."):
+            out.append((mutant, status))
+    return out
+
+
+def _mutate_one(name: str, venv: Path, env: dict[str, str],
+                again: bool = False) -> tuple[int, int, int, list[str]]:
+    """Run mutmut on one module of MUTATE_TARGETS in its own work directory; return (caught,
+    counted, equivalent, the names of the mutants not caught).  With *again*, the last run's
+    verdicts stand (tests were added, none taken away): the mutants not yet run are run, then
+    those not caught are run again."""
+    files, tests = MUTATE_TARGETS[name]
+    work = MUTATE_DIR / name
+    mutmut = str(venv / "bin" / "mutmut")
+    again = again and (work / "mutants").is_dir()
+    if not again:
+        if work.exists():
+            shutil.rmtree(work)  # a fresh copy: the source may have changed since the last run
+        work.mkdir(parents=True)
+        for entry in ("wucme", "tests", "pyproject.toml"):
+            (work / entry).symlink_to(HERE / entry)
+    lines = ["[mutmut]", "source_paths = wucme", "only_mutate ="]
+    lines += [f"    {f}" for f in files]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider",
+              f"timeout_multiplier = {MUTATE_TIMEOUT_MULTIPLIER}",
+              f"timeout_constant = {MUTATE_TIMEOUT_CONSTANT}", ""]
+    (work / "setup.cfg").write_text("\n".join(lines))
+    log = work / "mutmut.log"
+    print(f"--- {name}: mutating {' '.join(files)} (log: {log.relative_to(HERE)})", flush=True)
+    run = [mutmut, "run", "--max-children", str(os.cpu_count() or 1)]
+    with log.open("a" if again else "w") as out:
+        rc = subprocess.call(run, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if again and rc == 0:
+            retry = [m for m, status in _mutmut_results(mutmut, work, env)
+                     if status in ("survived", "no tests", "suspicious")]
+            if retry:
+                rc = subprocess.call(run + retry, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if rc != 0:
+        print(f"%WUCME-E-MUTATE, mutmut failed on {name} (exit {rc}); see {log}", file=sys.stderr)
+    equivalent = _equivalent_mutants()
+    caught = counted = skipped = 0
+    missed: list[str] = []
+    for mutant, status in _mutmut_results(mutmut, work, env):
+        if mutant in equivalent:
+            skipped += 1
+            continue
+        if status in ("killed", "timeout"):
+            caught, counted = caught + 1, counted + 1
+        elif status in ("survived", "no tests", "suspicious"):
+            counted += 1
+            missed.append(f"{mutant}: {status}")
+    return caught, counted, skipped, missed
+
+
+def mutate(names: list[str], venv: Path, env: dict[str, str]) -> int:
+    again = "--again" in names
+    names = [n for n in names if n != "--again"]
+    unknown = [n for n in names if n not in MUTATE_TARGETS]
+    if unknown:
+        print(f"%WUCME-E-NOMODULE, no mutation target {', '.join(unknown)}; the targets are "
+              f"{', '.join(MUTATE_TARGETS)}", file=sys.stderr)
+        return 2
+    if subprocess.run([str(venv_python(venv)), "-c", "import mutmut"], capture_output=True).returncode:
+        _run([str(venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check", MUTMUT])
+    scores = []
+    for name in names or list(MUTATE_TARGETS):
+        caught, counted, skipped, missed = _mutate_one(name, venv, env, again)
+        for m in missed:
+            print(f"    not caught  {m}")
+        scores.append((name, caught, counted, skipped))
+    print("\nmodule            caught / mutants  score   (equivalent, left out)")
+    for name, caught, counted, skipped in scores:
+        pct = f"{100.0 * caught / counted:5.1f}%" if counted else "  -   "
+        print(f"{name:<17} {caught:6} / {counted:<7} {pct}  ({skipped})")
+    print("Show a mutant: cd .mutate/MODULE && ../../.venv/bin/mutmut show NAME")
+    return 0
+
+
 # --- the verbs --------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
@@ -485,7 +628,7 @@ def main(argv: list[str]) -> int:
     rest = argv[1:]
     if verb in ("install", "uninstall"):
         return install_main(verb, rest)
-    if verb not in ("setup", "test", "bench", "demo", "fuzz"):
+    if verb not in ("setup", "test", "bench", "demo", "fuzz", "mutate"):
         print(__doc__)
         return 0 if verb in ("help", "-h", "--help") else 2
     setup(venv)
@@ -503,6 +646,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, str(HERE / "tests" / "bench" / "bench_all.py"), *rest], cwd=HERE, env=env)
     if verb == "fuzz":
         return fuzz(python, env, rest)
+    if verb == "mutate":
+        return mutate(rest, venv, env)
     if verb == "demo":
         # The demo uses the test harness (tests/harness: Pebble starter), which is never installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "tests"), env.get("PYTHONPATH")]))

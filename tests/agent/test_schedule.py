@@ -131,3 +131,184 @@ def test_restart_runs_at_once_when_overdue_or_retry_passed(tmp_path: Path) -> No
     assert when <= now and why.startswith("retry")
     (tmp_path / "WUCME_AGENT.JSON").write_text("{not json")
     assert AgentState.load(tmp_path) == AgentState()  # unreadable: a fresh state, pass at once
+
+
+# --- the edges: what a restarted agent reads back, damaged state, the exact limits ----------------
+
+def test_a_restarted_agent_reads_back_every_field(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 5, 1, 10, 0, 7, tzinfo=UTC)
+    st = AgentState()
+    st.passed(now, False, "%WUCME-E-RENEWFAIL, a.test: timed out")
+    st.passed(now, False, "%WUCME-E-RENEWFAIL, a.test: timed out again")
+    st.save(tmp_path)
+    back = AgentState.load(tmp_path)
+    assert back == st
+    assert back.last_pass_time == now and back.failures == 2
+    assert back.retry_time == now + BACKOFF[1]
+    assert back.last_result == "%WUCME-E-RENEWFAIL, a.test: timed out again"
+    saved = json.loads((tmp_path / "WUCME_AGENT.JSON").read_text())
+    assert saved["version"] == 1 and saved["retry_at"] == back.retry_at
+
+
+@pytest.mark.parametrize("text", ['["last_pass", "2026-05-01T10:00:00Z"]', '"2026-05-01T10:00:00Z"',
+                                  "42", "null", "\xff\xfe"])
+def test_state_that_is_not_a_json_object_is_a_fresh_state(tmp_path: Path, text: str) -> None:
+    (tmp_path / "WUCME_AGENT.JSON").write_bytes(text.encode("latin-1"))
+    assert AgentState.load(tmp_path) == AgentState()
+
+
+def test_damaged_fields_are_dropped_one_by_one(tmp_path: Path) -> None:
+    good = "2026-05-01T10:00:00Z"
+    (tmp_path / "WUCME_AGENT.JSON").write_text(json.dumps(
+        {"last_pass": good, "retry_at": "tomorrow", "last_result": 7, "failures": -3}))
+    st = AgentState.load(tmp_path)
+    assert st == AgentState(last_pass=good)  # the readable field kept, the damaged ones not
+    (tmp_path / "WUCME_AGENT.JSON").write_text(json.dumps(
+        {"last_pass": 12, "retry_at": good, "last_result": "ok", "failures": "2"}))
+    assert AgentState.load(tmp_path) == AgentState(retry_at=good, last_result="ok")
+    (tmp_path / "WUCME_AGENT.JSON").write_text(json.dumps({"failures": 0}))
+    assert AgentState.load(tmp_path).failures == 0
+    (tmp_path / "WUCME_AGENT.JSON").write_text(json.dumps({"failures": 1}))
+    assert AgentState.load(tmp_path).failures == 1
+
+
+def test_a_last_pass_exactly_a_day_ahead_is_still_believed() -> None:
+    now = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    st = AgentState(last_pass="2026-05-02T10:00:00Z")  # exactly 24 hours ahead
+    when, why = next_run(st, now, at=AT, tz=PARIS, jitter=0)
+    assert (when, why) == (local(2026, 5, 3, 0, 20), "daily")
+    st = AgentState(last_pass="2026-05-02T10:00:01Z")  # one second more: a clock that was wrong
+    assert next_run(st, now, at=AT, tz=PARIS, jitter=0) == (
+        now, "the last pass is dated 2026-05-02T10:00:01Z, ahead of the clock")
+
+
+def test_the_daily_time_reached_exactly_runs_now() -> None:
+    st = AgentState(last_pass="2026-05-01T10:00:00Z")
+    daily = local(2026, 5, 2, 0, 20)
+    assert next_run(st, daily, at=AT, tz=PARIS, jitter=0) == (
+        daily, "the daily pass of 2026-05-02 did not run")
+    before = daily - dt.timedelta(seconds=1)
+    assert next_run(st, before, at=AT, tz=PARIS, jitter=0) == (daily, "daily")
+
+
+def test_a_retry_at_the_daily_time_is_the_daily_pass() -> None:
+    st = AgentState(last_pass="2026-05-01T10:00:00Z", failures=1,
+                    retry_at=local(2026, 5, 2, 0, 20).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    now = local(2026, 5, 1, 13, 0)
+    assert next_run(st, now, at=AT, tz=PARIS, jitter=0) == (local(2026, 5, 2, 0, 20), "daily")
+    st.retry_at = local(2026, 5, 2, 0, 19, 59).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert next_run(st, now, at=AT, tz=PARIS, jitter=0) == (local(2026, 5, 2, 0, 19, 59),
+                                                           "retry 1 after failure")
+
+
+def test_one_second_of_jitter_is_used_and_less_is_none() -> None:
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(40)]
+    assert {day_jitter(d, 1, "NODEA") for d in days} == {0, 1}
+    assert {day_jitter(d, 0.99, "NODEA") for d in days} == {0}
+    assert max(day_jitter(d, 2.9, "NODEA") for d in days) == 2  # whole seconds, never past the cap
+
+
+def test_the_jitter_is_capped_below_a_day() -> None:
+    assert jitter_seconds("86399") == 86399
+    assert jitter_seconds("86400") == 86399 and jitter_seconds("1e9") == 86399
+    assert jitter_seconds("0") == 0 and jitter_seconds(" 30 ") == 30
+
+
+def test_a_jittered_time_of_yesterday_that_is_still_ahead_is_the_next_run() -> None:
+    """23:50 + up to 40 min: yesterday's pass may fall after midnight, so the search starts with
+    yesterday (today's would skip it)."""
+    node, jitter = "NODEA", 2400.0
+    day = next(dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(60)
+               if day_jitter(dt.date(2026, 1, 1) + dt.timedelta(days=i), jitter, node) > 900)
+    late = dt.datetime.combine(day, dt.time(23, 50), PARIS) + dt.timedelta(
+        seconds=day_jitter(day, jitter, node))
+    after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 1), PARIS)
+    assert late > after
+    assert next_daily(after, dt.time(23, 50), tz=PARIS, jitter=jitter, node=node) == late
+
+
+def test_the_real_clock_naps_at_most_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wucme.agent import schedule
+
+    naps: list[float] = []
+    monkeypatch.setattr(schedule.time, "sleep", naps.append)
+    clock = schedule.RealClock()
+    now = clock.now()
+    assert now.tzinfo is not None and abs((now - dt.datetime.now(UTC)).total_seconds()) < 5
+    clock.wait_until(now + dt.timedelta(hours=2))
+    clock.wait_until(now - dt.timedelta(seconds=1))  # already past: no nap at all
+    clock.wait_until(clock.now() + dt.timedelta(seconds=30))
+    assert naps[0] == schedule.MAX_NAP == 60.0
+    assert len(naps) == 2 and 29 < naps[1] <= 30
+
+
+def test_the_real_clock_naps_only_when_the_time_is_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wucme.agent import schedule
+
+    fixed = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+    class Frozen(schedule.RealClock):
+        def now(self) -> dt.datetime:
+            return fixed
+
+    naps: list[float] = []
+    monkeypatch.setattr(schedule.time, "sleep", naps.append)
+    Frozen().wait_until(fixed)  # due now: no nap
+    Frozen().wait_until(fixed + dt.timedelta(seconds=0.5))
+    assert naps == [0.5]
+
+
+def test_given_times_win_over_the_logicals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WUCME_SCHEDULE", raising=False)
+    monkeypatch.delenv("WUCME_JITTER", raising=False)
+    st = AgentState(last_pass="2026-05-01T10:00:00Z")
+    now = local(2026, 5, 1, 13, 0)
+    assert next_run(st, now, at=dt.time(3, 0), jitter=0, tz=PARIS) == (local(2026, 5, 2, 3, 0), "daily")
+    jittered = next_run(st, now, at=AT, jitter=3600, tz=PARIS)[0]
+    assert jittered == local(2026, 5, 2, 0, 20) + dt.timedelta(seconds=day_jitter(dt.date(2026, 5, 2), 3600, ""))
+    assert jittered > local(2026, 5, 2, 0, 20)  # that day's jitter is not 0
+    # the node defaults to "" in both
+    assert next_daily(now, AT, tz=PARIS, jitter=3600) == next_daily(now, AT, tz=PARIS, jitter=3600, node="")
+
+
+def test_a_failure_retries_no_sooner_than_the_certificates_next_attempt(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    st = AgentState()
+    st.passed(now, False, "failed", not_before=now + dt.timedelta(hours=3))
+    assert st.retry_time == now + dt.timedelta(hours=3) and st.failures == 1
+
+
+def test_the_state_file_is_indented_json_readable_by_all(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        AgentState(last_pass="2026-05-01T10:00:00Z", last_result="ok").save(tmp_path)
+    finally:
+        os.umask(old)
+    path = tmp_path / "WUCME_AGENT.JSON"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == json.dumps({"last_pass": "2026-05-01T10:00:00Z", "last_result": "ok",
+                                           "failures": 0, "retry_at": None, "version": 1}, indent=1) + "\n"
+
+
+def test_the_local_date_is_the_schedules_zone_not_the_systems(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system clock 25 hours ahead of the schedule's zone: the day a jittered 23:50 belongs to
+    is counted in the schedule's zone, and the time comes back in UTC."""
+    import time
+
+    kiritimati, pago = "Pacific/Kiritimati", ZoneInfo("Pacific/Pago_Pago")
+    node, jitter = "NODEA", 2400.0
+    day = next(dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(60)
+               if day_jitter(dt.date(2026, 4, 1) + dt.timedelta(days=i), jitter, node) > 600)
+    after = dt.datetime.combine(day, dt.time(23, 55), pago)
+    want = dt.datetime.combine(day, dt.time(23, 50), pago) + dt.timedelta(seconds=day_jitter(day, jitter, node))
+    monkeypatch.setenv("TZ", kiritimati)
+    time.tzset()
+    try:
+        got = next_daily(after, dt.time(23, 50), tz=pago, jitter=jitter, node=node)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert got == want and got.utcoffset() == dt.timedelta(0)

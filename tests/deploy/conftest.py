@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
-                                     ".pytest_cache", ".mypy_cache", "*.so", "*.o")
+                                     ".pytest_cache", ".mypy_cache", ".mutate", "*.so", "*.o")
 
 
 @pytest.fixture

@@ -196,7 +196,9 @@ def test_manage_renews_the_due_and_skips_the_rest(pebble_factory: Any, tmp_path:
     new = chain(w.here / "WUCME_C_NEW_EXAMPLE_ORG.PEM")[0]
     r = w("manage", WUCME_WORKERS="2", WUCME_LOAD="true")  # loaded: no NOTLOADED warning
     assert "%WUCME-S-RENEWED, WUCME_C_OLD_EXAMPLE_ORG.PEM" in r.stdout
-    assert "%WUCME-I-SKIPPED, WUCME_C_NEW_EXAMPLE_ORG.PEM" in r.stdout
+    # the messages say why: the renewal's reason, the skip's date
+    assert "renewed (less than half of its lifetime left), expires" in r.stdout
+    assert "%WUCME-I-SKIPPED, WUCME_C_NEW_EXAMPLE_ORG.PEM (new.example.org): not due until 20" in r.stdout
     assert "%WUCME-S-MANAGED, 1 renewed, 1 not due, 0 failed" in r.stdout
     assert chain(w.here / "WUCME_C_OLD_EXAMPLE_ORG.PEM")[0].serial_number != old.serial_number
     assert chain(w.here / "WUCME_C_NEW_EXAMPLE_ORG.PEM")[0].serial_number == new.serial_number

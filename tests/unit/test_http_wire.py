@@ -412,3 +412,118 @@ def test_proxy_credentials_are_basic_auth() -> None:
     assert Proxy.from_url("proxy.test:3128").authorization is None
     with pytest.raises(ValueError, match="only http:// proxies"):
         Proxy.from_url("https://proxy.test")
+
+
+# --- the edges mutation testing found unpinned (`build.py mutate http._wire`) -----------------------
+
+class Endless(io.RawIOBase):
+    """A server that never stops sending: `prefix`, then `fill` for ever."""
+
+    def __init__(self, prefix: bytes, fill: bytes = b"a") -> None:
+        self.prefix, self.fill = prefix, fill
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = len(b)
+        data = self.prefix[:n]
+        self.prefix = self.prefix[len(data):]
+        data += self.fill * (n - len(data))
+        b[:n] = data[:n]
+        return n
+
+
+def test_an_endless_header_line_is_cut_at_the_budget() -> None:
+    fp = io.BufferedReader(Endless(OK + b"X-A: "))
+    with pytest.raises(ProtocolError, match=f"^header section larger than {MAX_HEAD_BYTES} bytes$"):
+        read_head(fp)
+
+
+def test_an_endless_body_without_a_length_is_cut_at_the_limit() -> None:
+    fp = io.BufferedReader(Endless(OK + b"\r\n"))
+    head = read_head(fp)
+    with pytest.raises(ResponseTooLarge, match="^response body larger than the limit of 1000 bytes"):
+        read_body(fp, framing("GET", head), 1000)
+
+
+def test_a_header_section_that_ends_exactly_at_the_budget_then_closes() -> None:
+    """The budget used up to the byte, then EOF: over the budget, not a truncated line."""
+    left = MAX_HEAD_BYTES - len(OK)
+    line = b"X-Fill: " + b"f" * (left - len(b"X-Fill: ") - 2) + b"\r\n"
+    assert len(OK + line) == MAX_HEAD_BYTES
+    with pytest.raises(ProtocolError, match=f"^header section larger than {MAX_HEAD_BYTES} bytes$"):
+        read_head(io.BufferedReader(io.BytesIO(OK + line)))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "^server closed the connection without a response$"),
+    (b"HTTP/1.1 200 O", "^connection closed in the middle of the status line$"),
+    (b"H" * MAX_HEAD_BYTES, "^connection closed in the middle of the status line$"),  # at the limit
+    (b"H" * (MAX_HEAD_BYTES + 1), f"^status line longer than {MAX_HEAD_BYTES} bytes$"),
+])
+def test_a_status_line_cut_short(raw: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        read_head(io.BufferedReader(io.BytesIO(raw)))
+
+
+def test_the_reason_phrase_is_kept_as_sent() -> None:
+    assert read_head(io.BufferedReader(io.BytesIO(b"HTTP/1.1 200 OK \r\n\r\n"))).reason == "OK "
+    assert read_head(io.BufferedReader(io.BytesIO(b"HTTP/1.1 200 FAX\r\n\r\n"))).reason == "FAX"
+    assert read_head(io.BufferedReader(io.BytesIO(b"HTTP/1.1 200 caf\xe9\r\n\r\n"))).reason == "caf\xe9"
+
+
+def test_long_garbage_is_shown_cut_to_80_bytes() -> None:
+    junk = b"J" * 100
+    with pytest.raises(ProtocolError) as e:
+        read_head(io.BufferedReader(io.BytesIO(junk + b"\r\n")))
+    assert str(e.value) == f"malformed status line: {junk[:80]!r}"
+    with pytest.raises(ProtocolError) as e:
+        read_head(io.BufferedReader(io.BytesIO(OK + junk + b"\r\n\r\n")))
+    assert str(e.value) == f"malformed header line: {junk[:80]!r}"
+    with pytest.raises(ProtocolError) as e:
+        exchange(OK + b"Transfer-Encoding: chunked\r\n\r\n" + b"z" * 100 + b"\r\n")
+    assert str(e.value) == f"malformed chunk size line: {b'z' * 80!r}"
+    many = ", ".join(str(n) for n in range(100)).encode()
+    with pytest.raises(ProtocolError) as e:
+        exchange(OK + b"Content-Length: " + many + b"\r\n\r\n")
+    assert len(str(e.value)) == 200 and str(e.value).startswith("invalid Content-Length: 0, 1, 10, 11")
+
+
+@pytest.mark.parametrize(("value", "length"), [
+    ("0" * 30 + "5", 5),  # leading zeros do not count
+    ("9" * 18, 10**18 - 1),  # 18 digits: read as they are
+    ("1" + "0" * 18, 10**18),  # 19 digits: too large for any body, 10**18
+    ("1234567890123456789", 10**18),
+    ("9" * 4000, 10**18),
+])
+def test_content_length_digits(value: str, length: int) -> None:
+    head = read_head(io.BufferedReader(io.BytesIO(OK + f"Content-Length: {value}\r\n\r\n".encode())))
+    assert framing("GET", head).length == length
+
+
+@pytest.mark.parametrize(("raw", "expect"), [
+    (b"10\r\n" + b"s" * 16 + b"\r\n0\r\n\r\n", b"s" * 16),  # the size is hexadecimal
+    (b"1A\r\n" + b"t" * 26 + b"\r\n0\r\n\r\n", b"t" * 26),
+])
+def test_chunk_sizes_are_hex(raw: bytes, expect: bytes) -> None:
+    assert exchange(OK + b"Transfer-Encoding: chunked\r\n\r\n" + raw).body == expect
+
+
+@pytest.mark.parametrize(("chunk", "message"), [
+    (b"2\r\nabc\n0\r\n\r\n", "^chunk data longer than its chunk size$"),
+    (b"2\r\nabc\r\n0\r\n\r\n", "^chunk terminator larger than 2 bytes$"),
+])
+def test_chunk_data_past_its_size(chunk: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        exchange(OK + b"Transfer-Encoding: chunked\r\n\r\n" + chunk)
+
+
+def test_connection_tokens_are_a_comma_list() -> None:
+    assert exchange(OK + b"Content-Length: 0\r\nConnection: upgrade,close\r\n\r\n").keep_alive is False
+    assert exchange(OK + b"Content-Length: 0\r\nConnection: upgrade, keep-alive\r\n\r\n").keep_alive is True
+
+
+def test_targets_and_values_may_hold_any_other_character() -> None:
+    raw = encode_request("GET", "/X%20Y?a=b", [("X-Any", "XX \t~\xe9")], b"")
+    assert raw == b"GET /X%20Y?a=b HTTP/1.1\r\nX-Any: XX \t~\xe9\r\n\r\n"

@@ -360,3 +360,10 @@ def test_waiters_are_granted_in_turn(lm: LockManager) -> None:
     assert order == ["ex", "cr"]
     for lk in locks:
         lk.release()
+
+
+def test_a_lock_shows_its_resource_mode_and_backend(lm: LockManager) -> None:
+    lock = lm.enqueue("WUCME_REPR", "PR")
+    assert repr(lock) == f"<Lock WUCME_REPR PR ({lock.backend.name})>"
+    lock.release()
+    assert repr(lock) == f"<Lock WUCME_REPR released ({lock.backend.name})>"

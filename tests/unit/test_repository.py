@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from wucme.errors import WucmeError
 from wucme.renewal import due, threshold
-from wucme.repository import CertState, NoPrivilege, Repository, key_pem
+from wucme.repository import STATE_MODE, CertState, NoPrivilege, Repository, key_pem
 from wucme.settings import default_here
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -217,3 +217,56 @@ def test_record_attempt_and_find(repo: Repository) -> None:
     other.write_bytes(c.read_bytes())
     found = repo.find(other)
     assert found is not None and found.cert_path == c
+
+
+# --- the load action's outcome, read back by the next pass (WUCME_LOAD.JSON) -----------------------
+
+def test_a_failed_load_is_read_back_by_a_new_repository(repo: Repository) -> None:
+    repo.ensure_writable()
+    assert repo.load_pending() is False  # no record yet
+    repo.record_load(False, "%WUCME-E-LOADFAIL, status 3: boom")
+    again = Repository(repo.path)  # the next pass, maybe another process
+    assert again.load_pending() is True
+    data = json.loads((repo.path / "WUCME_LOAD.JSON").read_text())
+    assert data["ok"] is False and data["result"] == "%WUCME-E-LOADFAIL, status 3: boom"
+    assert data["version"] == 1 and data["at"].endswith("Z")
+    assert mode(repo.path / "WUCME_LOAD.JSON") == STATE_MODE
+    repo.record_load(True, "loaded")
+    assert Repository(repo.path).load_pending() is False
+    assert not list(repo.path.glob("WUCME_LOAD.JSON;*"))  # no versions kept
+
+
+@pytest.mark.parametrize("text", ['[{"ok": false}]', '{"ok": null}', '{"ok": 0}', '{}', "{not json", "\xff"])
+def test_a_damaged_load_record_means_nothing_pending(repo: Repository, text: str) -> None:
+    repo.ensure_writable()
+    (repo.path / "WUCME_LOAD.JSON").write_bytes(text.encode("latin-1"))
+    assert repo.load_pending() is False
+
+
+def test_a_pass_with_nothing_renewed_runs_a_failed_load_again(repo: Repository, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from wucme.renewal import renewal_pass
+    from wucme.uacme.msg import Msg
+
+    marker = tmp_path / "loaded"
+    monkeypatch.setenv("WUCME_LOAD", f"sh -c 'echo x >> {marker}; exit $(cat {tmp_path}/status)'")
+    monkeypatch.delenv("WUCME_SERVICES", raising=False)
+    (tmp_path / "status").write_text("0")
+    repo.ensure_writable()
+    said: list[str] = []
+    renewal_pass(repo, Msg(0), note=lambda c: said.append(str(c)))
+    assert not marker.exists() and said == []  # nothing renewed, nothing pending: no load
+    repo.record_load(False, "status 1")
+    report = renewal_pass(repo, Msg(0), note=lambda c: said.append(str(c)))
+    assert marker.read_text() == "x\n" and report.load is not None and report.load[0] is True
+    assert any("LOADED" in s for s in said)
+    assert repo.load_pending() is False  # the good load is noted: the next pass does not load
+    renewal_pass(repo, Msg(0))
+    assert marker.read_text() == "x\n"
+    (tmp_path / "status").write_text("4")
+    repo.record_load(False, "status 1")
+    said.clear()
+    report = renewal_pass(repo, Msg(0), note=lambda c: said.append(str(c)))
+    assert report.load is not None and report.load[0] is False and "status 4" in report.load[1]
+    assert any("LOADFAIL" in s and "status 4" in s for s in said)
+    assert Repository(repo.path).load_pending() is True

@@ -190,3 +190,128 @@ def test_device_search_lists_of_search_lists_are_bounded(tmp_path: Path) -> None
     with pytest.raises(FileSpecError) as err:
         within(10, lambda: to_paths("WUCME_T_D0:[A]B.C"))
     assert err.value.ident == "TOOMANYLNAM"
+
+
+def test_to_vms_leaves_a_directory_ods2_cannot_spell(tmp_path: Path) -> None:
+    (tmp_path / "wasd" / "my.dir" / "sub").mkdir(parents=True)
+    (tmp_path / "wasd" / "my.dir" / "x.pem").write_text("x")
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    for odd in (tmp_path / "wasd" / "my.dir", tmp_path / "wasd" / "my.dir" / "sub",
+                tmp_path / "wasd" / "my.dir" / "x.pem"):
+        assert to_vms(odd, devices=["WASD_ROOT"]) == str(odd)  # a dot in a directory name
+    (tmp_path / "wasd" / "ok" / "sub").mkdir(parents=True)
+    assert to_vms(tmp_path / "wasd" / "ok" / "sub", devices=["WASD_ROOT"]) == "WASD_ROOT:[OK.SUB]"
+    for leaf in ("x;v2", "a+b.pem", ".pem", "noext"):
+        p = tmp_path / "wasd" / "ok" / leaf
+        want = {"x;v2": str(p), "a+b.pem": str(p), ".pem": "WASD_ROOT:[OK].PEM",
+                "noext": "WASD_ROOT:[OK]NOEXT."}[leaf]
+        assert to_vms(p, devices=["WASD_ROOT"], version=False) == want
+
+
+# --- the edges mutation testing found unpinned (`build.py mutate vms.filespec`) ---------------------
+
+@pytest.mark.parametrize("spec", ["X.Y;", "X.Y;3", "[--.A]X.Y", "[-]X.", "[.A.B]X", "DEV:[A.]", "DEV:[A]", "[]X"])
+def test_a_spec_prints_back_as_written(spec: str) -> None:
+    assert str(parse_filespec(spec)) == spec
+
+
+def test_rooted_and_relative_directories() -> None:
+    assert (parse_filespec("DEV:[A.]").rooted, parse_filespec("DEV:[A.]").directory) == (True, ("A",))
+    assert parse_filespec("DEV:[AB.]").rooted and not parse_filespec("DEV:[A]").rooted
+    x = parse_filespec("[X.Y]Z")
+    assert (x.relative, x.directory) == (False, ("X", "Y"))
+    with pytest.raises(FileSpecError):
+        parse_filespec("[.]X")  # a dot alone names no directory
+
+
+def test_climbing_above_a_device_says_so(tmp_path: Path) -> None:
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    lnm.define("DKA0", ["WASD_ROOT:[LOCAL]"], "system")  # a default directory on WASD_ROOT
+    with pytest.raises(FileSpecError) as err:
+        to_path("DKA0:[--.A]X.Y")
+    assert err.value.ident == "DIRUNDERFLOW"
+    assert str(err.value).endswith("'DKA0:[--.A]X.Y' goes above the top of its device")
+    assert to_path("DKA0:[-.A]X.Y") == tmp_path / "wasd" / "a" / "X.Y"
+
+
+def test_versions_named_that_do_not_exist(tmp_path: Path) -> None:
+    from wucme.vms.files import write_versioned
+
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    (tmp_path / "wasd").mkdir()
+    target = tmp_path / "wasd" / "X.PEM"
+    for i in range(4):
+        write_versioned(target, b"v%d" % i, keep=2)  # versions 1 and 2 are purged
+    assert to_path("WASD_ROOT:[000000]X.PEM;1") == tmp_path / "wasd" / "X.PEM;1"  # where it would be
+    assert to_path("WASD_ROOT:[000000]X.PEM;7") == tmp_path / "wasd" / "X.PEM;7"
+    assert to_path("WASD_ROOT:[000000]X.PEM;-1").read_bytes() == b"v2"
+    with pytest.raises(FileSpecError) as err:
+        to_path("WASD_ROOT:[000000]X.PEM;-5")
+    assert err.value.ident == "NOSUCHVER"
+    assert str(err.value).endswith("no version -5 of 'WASD_ROOT:[000000]X.PEM;-5'")
+
+
+def test_to_vms_skips_an_undefined_device_and_the_first_of_equal_roots_wins(tmp_path: Path) -> None:
+    (tmp_path / "wasd").mkdir()
+    lnm.define("WASD_ROOT", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    lnm.define("WASD2", [f"{tmp_path}/wasd/"], "system", concealed=True)
+    p = tmp_path / "wasd" / "x.pem"
+    assert to_vms(p, devices=["NOSUCHDEVICE", "WASD_ROOT"]) == "WASD_ROOT:[000000]X.PEM"
+    assert to_vms(p, devices=["WASD_ROOT", "WASD2"]) == "WASD_ROOT:[000000]X.PEM"
+    assert to_vms(p, devices=["WASD2", "WASD_ROOT"]) == "WASD2:[000000]X.PEM"
+
+
+def test_dir_path_takes_a_linux_path_or_a_vms_directory(tmp_path: Path) -> None:
+    from wucme.vms.filespec import dir_path
+
+    lnm.define("ELSE", [f"{tmp_path}/else/"], "system", concealed=True)
+    assert dir_path(str(tmp_path / "x")) == tmp_path / "x"
+    assert dir_path("ELSE:[WHERE]") == to_path("ELSE:[WHERE]") == tmp_path / "else" / "where"
+
+
+def test_device_translation_refusals_name_the_cause(tmp_path: Path) -> None:
+    lnm.define("LOOPDEV", ["LOOPDEV2:"], "system")
+    lnm.define("LOOPDEV2", ["loopdev:"], "system")  # lower case: the same device
+    lnm.define("NR", ["NR:[A]X.Y"], "system")
+    for i in range(12):
+        lnm.define(f"WUCME_T_D{i}", [f"WUCME_T_D{i + 1}:"], "system")
+    lnm.define("WUCME_T_D12", [f"{tmp_path}/"], "system")
+    cases = {
+        "NOSUCHDEV:[A]X.Y": ("NOSUCHDEV", "no such device NOSUCHDEV: (define it as a logical name)"),
+        "LOOPDEV:[A]X.Y": ("LNMLOOP", "logical name loop: LOOPDEV -> LOOPDEV2 -> LOOPDEV"),
+        "WUCME_T_D0:[A]X.Y": ("TOOMANYLNAM", "more than 10 levels of device translation for WUCME_T_D0:"),
+        "NR:[A]X.Y": ("BADDEVICE", "device NR: translates to 'NR:[A]X.Y', which names no directory"),
+        "NODE::NR:[A]X.Y": ("NODENOTSUP", "remote node NODE:: is not supported in 'NODE::NR:[A]X.Y'"),
+    }
+    for spec, (ident, message) in cases.items():
+        with pytest.raises(FileSpecError) as err:
+            to_path(spec)
+        assert err.value.ident == ident and str(err.value).endswith(message), spec
+    try:
+        lnm.define("WUCME_T_D2", [f"{tmp_path}/"], "system")  # now within the limit
+        assert to_path("WUCME_T_D0:[A]X.Y") == tmp_path / "a" / "X.Y"
+    finally:
+        for i in range(13):
+            lnm.deassign(f"WUCME_T_D{i}", "system")
+
+
+def test_a_search_list_device_gives_every_element_in_order(tmp_path: Path) -> None:
+    lnm.define("ELSE", [f"{tmp_path}/one/"], "system")
+    lnm.define("SL", ["else:", f"{tmp_path}/two/", "ELSE:[SUB]"], "system")
+    assert to_paths("SL:[A]X.Y") == [tmp_path / "one" / "a" / "X.Y", tmp_path / "two" / "a" / "X.Y",
+                                     tmp_path / "one" / "a" / "X.Y"]
+    assert to_paths("SL:X.Y") == [tmp_path / "one" / "X.Y", tmp_path / "two" / "X.Y",
+                                  tmp_path / "one" / "sub" / "X.Y"]
+
+
+@pytest.mark.parametrize("spec", ["A/B.C", "[A][B]X", "[.A][.B]X", "[A.][.B]X", "[--A]X", "[.A.-]X"])
+def test_specs_that_are_not_vms_are_refused(spec: str) -> None:
+    with pytest.raises(FileSpecError) as err:
+        parse_filespec(spec)
+    assert repr(spec) in str(err.value)
+
+
+def test_version_minus_is_the_highest() -> None:
+    assert parse_filespec("X.Y;-").version == 0 and parse_filespec("X.Y;-1").version == -1
+    assert is_vms_spec("X.Y;-") is False and is_vms_spec("DEV:X") and is_vms_spec("[A]X")
+    assert not is_vms_spec("/srv/a:b") and not is_vms_spec("X.Y")

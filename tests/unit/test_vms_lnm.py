@@ -388,3 +388,239 @@ def test_listing_format(monkeypatch: pytest.MonkeyPatch) -> None:
         "", "(LNM$SYSCLUSTER_TABLE)", "", '  "WUCME_T_B" [exec] = "one"', '        = "two"',
     ]
     assert lnm.format_listing(sections[1:2], full=True)[-1] == '  "WUCME_T_A" [super] = "/srv/x"'
+
+
+def test_a_table_file_that_vanishes_between_stat_and_open_is_an_empty_table(
+        tables: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["one"], "system")
+    assert lnm.trnlnm("WUCME_T_A") == "one"
+    lnm.define("WUCME_T_B", ["two"], "system")  # the file changed: the next read opens it again
+    path = lnm.table_path("system")
+    real_stat, deleted = os.stat, list[Path]()
+
+    def stat_then_delete(p: object, *args: object, **kwargs: object) -> os.stat_result:
+        st = real_stat(p, *args, **kwargs)  # type: ignore[arg-type]
+        if str(p) == str(path) and not deleted:
+            os.unlink(path)  # another process deletes the table right after our stat
+            deleted.append(path)
+        return st
+
+    monkeypatch.setattr(lnm.os, "stat", stat_then_delete)
+    assert lnm.trnlnm("WUCME_T_A", "system") is None
+    assert deleted == [path]
+    assert lnm.trnlnm("WUCME_T_B", "system") is None and lnm.show("WUCME_T_*", "system") == []
+
+
+# --- SHOW LOGICAL's iteration at its limits; the job table; the login names -------------------------
+
+def test_show_iterates_a_chain_to_max_depth_and_no_further() -> None:
+    """WUCME_T_L0 -> L1 -> ... -> L12: levels numbered 1 to MAX_DEPTH - 1, then the chain is cut."""
+    for i in range(12):
+        lnm.define(f"WUCME_T_L{i}", [f"WUCME_T_L{i + 1}"], "system")
+    lnm.define("WUCME_T_L12", ["/end"], "system")
+    lines = lnm.format_show(lnm.show("WUCME_T_L0", "system"), iterate=True)
+    assert lines[0] == '   "WUCME_T_L0" = "WUCME_T_L1" (LNM$SYSTEM_TABLE)'
+    assert lines[1] == '1  "WUCME_T_L1" = "WUCME_T_L2" (LNM$SYSTEM_TABLE)'
+    assert lines[-1] == f'{lnm.MAX_DEPTH - 1:<3}"WUCME_T_L{lnm.MAX_DEPTH - 1}" = "WUCME_T_L{lnm.MAX_DEPTH}" (LNM$SYSTEM_TABLE)'
+    assert len(lines) == lnm.MAX_DEPTH == 10
+
+
+def test_show_iterates_every_value_of_a_search_list_once_and_stops_at_loops() -> None:
+    """Each value that is a name is translated as it is written (exact: a lower-case value is
+    another name); a name already in the chain is not shown again."""
+    lnm.define("WUCME_T_A", ["WUCME_T_B", "wucme_t_c", "WUCME_T_C", "/plain"], "system")
+    lnm.define("WUCME_T_B", ["WUCME_T_A"], "system")  # back to the start: a loop
+    lnm.define("WUCME_T_C", ["/c"], "system", mode="EXECUTIVE")
+    assert lnm.format_show(lnm.show("WUCME_T_A", "system"), iterate=True) == [
+        '   "WUCME_T_A" = "WUCME_T_B" (LNM$SYSTEM_TABLE)',
+        '        = "wucme_t_c"',
+        '        = "WUCME_T_C"',
+        '        = "/plain"',
+        '1  "WUCME_T_B" = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+        '1  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+    ]
+    assert lnm.format_show(lnm.show("WUCME_T_A", "system"), iterate=True, full=True)[4:] == [
+        '1  "WUCME_T_B" [super] = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+        '1  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+    ]
+    assert lnm.format_show(lnm.show("WUCME_T_B", "system"), full=True) == [
+        '   "WUCME_T_B" [super] = "WUCME_T_A" (LNM$SYSTEM_TABLE)']
+    # several entries: each iterates on its own
+    two = lnm.format_show(lnm.show("WUCME_T_B", "system") + lnm.show("WUCME_T_C", "system"), iterate=True)
+    assert two == ['   "WUCME_T_B" = "WUCME_T_A" (LNM$SYSTEM_TABLE)',
+                   '1  "WUCME_T_A" = "WUCME_T_B" (LNM$SYSTEM_TABLE)',
+                   '        = "wucme_t_c"', '        = "WUCME_T_C"', '        = "/plain"',
+                   '2  "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)',
+                   '   "WUCME_T_C" [exec] = "/c" (LNM$SYSTEM_TABLE)']
+
+
+def test_show_iteration_translates_in_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["WUCME_T_B"], "cluster")
+    monkeypatch.setenv("WUCME_T_B", "/from/process")
+    assert lnm.format_show(lnm.show("WUCME_T_A", "cluster"), iterate=True) == [
+        '   "WUCME_T_A" = "WUCME_T_B" (LNM$SYSCLUSTER_TABLE)',
+        '1  "WUCME_T_B" = "/from/process" (LNM$PROCESS_TABLE)']
+
+
+def test_lookup_all_and_translate_items_in_the_tables_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["sys1,sys2"], "system")
+    monkeypatch.setenv("WUCME_T_A", "proc")
+    assert [e.table for e in lnm.lookup_all("WUCME_T_A", "system")] == ["system"]
+    assert lnm.translate_items("WUCME_T_A", "system") == ["sys1", "sys2"]
+    assert lnm.translate_items("WUCME_T_A") == ["proc"]
+
+
+def test_no_job_table_is_an_error_that_says_so() -> None:
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm._job_path()
+    assert e.value.ident == "NOJOBTABLE"
+    assert str(e.value).endswith("this process has no job logical name table (see start_job)")
+
+
+def test_a_job_table_lives_in_a_private_directory_named_for_wucme() -> None:
+    job = lnm.start_job()
+    assert job is not None
+    try:
+        assert job.parent.name.startswith("wucme-job-") and job.name == f"job_{os.getpid():08X}.json"
+        (job.parent / "left behind").mkdir()
+    finally:
+        lnm.end_job(job)
+    assert not job.parent.exists()  # all of it, whatever was left in it
+    lnm.end_job(job)  # twice: nothing to do, no error
+
+
+@pytest.mark.parametrize(("home", "login"), [
+    ("/home/alice", "SYS$DISK:[HOME.ALICE]"),
+    ("/", "SYS$DISK:[000000]"),
+    ("/home/my.dir", "/home/my.dir/"),
+    ("/home/my.dir/", "/home/my.dir/"),
+])
+def test_sys_login_is_the_home_directory_as_vms_spells_it(home: str, login: str) -> None:
+    assert lnm._login_directory(home) == login
+
+
+def test_concealed_devices_take_the_first_definition_whatever_its_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["/concealed/"], "system", concealed=True)
+    assert "WUCME_T_A" in [e.name.upper() for e in lnm.concealed_devices()]
+    monkeypatch.setenv("wucme_t_a", "/plain/")  # a process-table name hides the system one
+    assert "WUCME_T_A" not in [e.name.upper() for e in lnm.concealed_devices()]
+
+
+@pytest.mark.parametrize(("host", "node"), [
+    ("web01.example.org", "WEB01::"),
+    ("averyveryverylonghostname", "AVERYVERYVERYLO::"),  # 15 characters, as on VMS
+    ("", "LOCALHOST::"),
+    (".example", "LOCALHOST::"),
+])
+def test_sys_node_is_the_short_host_name(monkeypatch: pytest.MonkeyPatch, host: str, node: str) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    lnm.define("WUCME_T_A", ["x"], "system")  # a table file of stored names: SYS$NODE is still there
+    entry = lnm.lookup("SYS$NODE")
+    assert entry is not None and (entry.name, entry.values, entry.table) == ("SYS$NODE", (node,), "system")
+    assert lnm.lookup("sys$node", "system") == entry
+
+
+def test_the_login_names_are_executive_mode_and_built_in() -> None:
+    job = lnm.start_job()
+    assert job is not None
+    try:
+        login = lnm._login_directory(os.path.expanduser("~"))
+        got = {n: lnm.lookup(n) for n in ("SYS$LOGIN", "SYS$LOGIN_DEVICE", "SYS$SCRATCH", "SYS$DISK")}
+        assert {n: (e.name, e.values, e.table, e.mode, e.concealed, e.source)
+                for n, e in got.items() if e is not None} == {
+            "SYS$LOGIN": ("SYS$LOGIN", (login,), "job", "EXECUTIVE", False, "built in"),
+            "SYS$LOGIN_DEVICE": ("SYS$LOGIN_DEVICE", ("SYS$DISK:",), "job", "EXECUTIVE", False, "built in"),
+            "SYS$SCRATCH": ("SYS$SCRATCH", (login,), "job", "EXECUTIVE", False, "built in"),
+            "SYS$DISK": ("SYS$DISK", ("/",), "process", "EXECUTIVE", True, "built in"),
+        }
+    finally:
+        lnm.end_job(job)
+
+
+def test_the_job_table_is_named_for_the_process_that_made_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lnm.JOB_ENV, "/tmp/wucme-job-x/job_0000ABCD.json")
+    assert lnm.table_name("job") == "LNM$JOB_0000ABCD"
+    monkeypatch.setenv(lnm.JOB_ENV, "/tmp/wucme-job-x/job_0000abcd.json")  # not one start_job makes
+    assert lnm.table_name("job") == f"LNM$JOB_{os.getpid():08X}"
+    monkeypatch.delenv(lnm.JOB_ENV)
+    assert lnm.table_name("job") == f"LNM$JOB_{os.getpid():08X}"
+
+
+def test_a_job_define_without_a_job_makes_one_that_ends_with_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atexit
+
+    registered: list[tuple[object, ...]] = []
+    monkeypatch.setattr(atexit, "register", lambda *a: registered.append(a))
+    lnm.define("WUCME_T_A", ["in the job"], "job")
+    path = Path(os.environ[lnm.JOB_ENV])
+    try:
+        assert registered == [(lnm.end_job, path)]
+        assert lnm.trnlnm("WUCME_T_A") == "in the job"
+        lnm.define("WUCME_T_B", ["again"], "job")
+        assert len(registered) == 1  # the job exists: nothing more to end
+    finally:
+        lnm.end_job(path)
+
+
+def test_a_table_file_is_indented_utf8_json_naming_its_table(tables: Path) -> None:
+    lnm.define("WUCME_T_A", ["caf\u00e9"], "system")
+    path = lnm.table_path("system")
+    text = path.read_bytes().decode("utf-8")
+    assert '"caf\u00e9"' in text  # not \\u00e9
+    assert text.startswith('{\n "table": "LNM$SYSTEM_TABLE",\n "names": {') and text.endswith("}\n")
+    assert json.loads(text)["table"] == "LNM$SYSTEM_TABLE"
+
+
+def test_deassign_refusals_name_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(lnm.NoLogicalNameError) as e:
+        lnm.deassign("wucme_t_a")
+    assert str(e.value).endswith("no logical name match for WUCME_T_A in LNM$PROCESS_TABLE")
+    with pytest.raises(lnm.NoLogicalNameError) as e:
+        lnm.deassign("WUCME_T_A", "system")
+    assert str(e.value).endswith("no logical name match for WUCME_T_A in LNM$SYSTEM_TABLE")
+    monkeypatch.setenv("WUCME_T_C", "x")
+    assert lnm.deassign("wucme_t_c").values == ("x",)  # a name is upper-cased, as DCL does
+    assert "WUCME_T_C" not in os.environ
+    lnm.define("WUCME_T_B", ["y"], "system")
+    assert lnm.deassign("wucme_t_b", "system").values == ("y",)
+    assert lnm.trnlnm("WUCME_T_B") is None
+
+
+def test_show_defaults_to_every_name_of_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    lnm.define("WUCME_T_A", ["sys"], "system")
+    monkeypatch.setenv("WUCME_T_A", "proc")
+    everything = lnm.show()
+    assert [e.table for e in everything if e.name == "WUCME_T_A"] == ["process", "system"]
+    assert [e.table for e in lnm.show("")] == [e.table for e in everything]
+    assert [(t, [e.name for e in es if e.name == "WUCME_T_A"]) for t, es in lnm.show_tables()] == [
+        ("process", ["WUCME_T_A"]), ("job", []), ("group", []), ("system", ["WUCME_T_A"]), ("cluster", [])]
+    assert [e.table for e in lnm.show("WUCME_T_A", "system")] == ["system"]
+
+
+def test_names_and_values_of_255_characters_are_taken_and_256_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LNM$C_NAMLENGTH: 255 at most, for a name and for each equivalence string."""
+    value = "v" * 255
+    lnm.define("WUCME_T_A", [value, "w" * 255], "system")
+    assert lnm.translate("WUCME_T_A") == [value, "w" * 255]
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", ["ok", "v" * 256], "system")
+    assert e.value.ident == "IVEQVNAM" and str(e.value).endswith(f"invalid equivalence string {'v' * 256!r} for WUCME_T_A")
+    assert lnm.translate("WUCME_T_A") == [value, "w" * 255]  # unchanged
+    long_name = "WUCME_T_" + "N" * 247
+    assert len(long_name) == 255
+    lnm.define(long_name, ["x"], "system")
+    assert lnm.trnlnm(long_name) == "x"
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define(long_name + "N", ["x"], "system")
+    assert e.value.ident == "IVLOGNAM" and str(e.value).endswith(f"invalid logical name {long_name + 'N'!r}")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", [], "system")
+    assert e.value.ident == "NULLEQV" and str(e.value).endswith("no equivalence string for WUCME_T_A")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("WUCME_T_A", ["v"], "system", mode="ROOT")
+    assert e.value.ident == "IVMODE" and str(e.value).endswith("invalid access mode 'ROOT'")
+    with pytest.raises(lnm.LogicalNameError) as e:
+        lnm.define("_wucme_lnm_x", ["v"], "system")
+    assert e.value.ident == "IVLOGNAM" and "is reserved" in str(e.value)

@@ -195,3 +195,34 @@ def test_without_ari_the_days_decide(ca: FakeCA, tmp_path: Path) -> None:
     assert cert_valid(a, str(path), ["a.test"], None, 30, False) is True
     assert cert_valid(a, str(path), ["a.test"], None, 100, False) is False
     assert ca.requests("renewalInfo") == []
+
+
+def test_an_expired_certificate_is_due_without_asking_ari(ca: FakeCA, tmp_path: Path) -> None:
+    """crypto.c:cert_valid asks ARI only while the certificate is still valid: an expired one is
+    due whatever a renewalInfo window would say."""
+    a = session(ca)
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = ca.pki.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), ["a.test"],
+                        not_before=now - dt.timedelta(days=10), days=5)
+    far = (stamp(60 * 24 * 365 * 5), stamp(60 * 24 * 365 * 6))
+    ca.ari_windows[ari_id(cert)] = far  # an ARI answer would say "not due"
+    path = tmp_path / "cert.pem"
+    path.write_bytes(pem(cert))
+    assert cert_valid(a, str(path), ["a.test"], ARI, 30, False) is False
+    assert "expires in -5 days" in said(a)
+    assert "is due for renewal" in said(a)
+    assert ca.requests("renewalInfo") == []
+
+
+def test_a_certificate_with_less_than_a_day_left_is_due_without_asking_ari(ca: FakeCA,
+                                                                             tmp_path: Path) -> None:
+    a = session(ca)
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = ca.pki.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), ["a.test"],
+                        not_before=now - dt.timedelta(days=89, hours=12), days=90)
+    ca.ari_windows[ari_id(cert)] = (stamp(60 * 24 * 365 * 5), stamp(60 * 24 * 365 * 6))
+    path = tmp_path / "cert.pem"
+    path.write_bytes(pem(cert))
+    assert cert_valid(a, str(path), ["a.test"], ARI, 30, False) is False
+    assert "expires in 0 days" in said(a)
+    assert ca.requests("renewalInfo") == []
