@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _local = threading.local()
 
@@ -55,6 +59,24 @@ class Deadline:
         if self._timer is not None:
             self._timer.cancel()
         _local.deadline = self._outer
+
+
+def within(seconds: float | None, url: str, request: Callable[[], T]) -> T:
+    """*request()* under a Deadline of *seconds*: an answer, or HttpTimeout once the time is up
+    (also for a body the deadline's shutdown cut short, which may read as a complete end)."""
+    from wucme.http import HttpError, HttpTimeout
+
+    with Deadline(seconds) as d:
+        try:
+            response = request()
+        except HttpError as exc:
+            if not d.expired:
+                raise
+            raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
+                              "(WUCME_HTTP_DEADLINE)") from exc
+        if d.expired:
+            raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s (WUCME_HTTP_DEADLINE)")
+        return response
 
 
 def current() -> Deadline | None:

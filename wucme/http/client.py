@@ -9,7 +9,7 @@ import ssl
 import threading
 
 from wucme.http import HttpConfig, HttpError, HttpTimeout, Response, TLSError
-from wucme.http._deadline import Deadline
+from wucme.http._deadline import within
 from wucme.http._conn import Connection, Origin, Proxy, Stale, split_url
 from wucme.http._pool import ConnectionPool
 from wucme.http._wire import encode_request
@@ -84,18 +84,7 @@ class HttpClient:
     ) -> Response:
         """One request, whole response read; a stale kept-alive connection is retried once.
         The whole of it ends within HttpConfig.deadline (HttpTimeout)."""
-        with Deadline(self.config.deadline) as d:
-            try:
-                response = self._request(method, url, body, headers)
-            except HttpError as exc:
-                if not d.expired:
-                    raise
-                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
-                                  "(WUCME_HTTP_DEADLINE)") from exc
-            if d.expired:  # a body cut short by the deadline's shutdown may read as an end
-                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
-                                  "(WUCME_HTTP_DEADLINE)")
-            return response
+        return within(self.config.deadline, url, lambda: self._request(method, url, body, headers))
 
     def _request(self, method: str, url: str, body: bytes | None,
                  headers: dict[str, str] | None) -> Response:

@@ -19,7 +19,7 @@ from wucme.http import (
     ConnectError, HttpConfig, HttpError, HttpTimeout, ProtocolError, Response,
     ResponseTooLarge, TLSError,
 )
-from wucme.http._deadline import Deadline, watch
+from wucme.http._deadline import watch, within
 
 _CHUNK = 64 * 1024
 
@@ -152,18 +152,7 @@ class RequestsTransport:
         headers: dict[str, str] | None = None,
     ) -> Response:
         """One request, whole response read, no redirects followed, within HttpConfig.deadline."""
-        with Deadline(self.config.deadline) as d:
-            try:
-                response = self._request(method, url, body, headers)
-            except HttpError as exc:
-                if not d.expired:
-                    raise
-                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
-                                  "(WUCME_HTTP_DEADLINE)") from exc
-            if d.expired:  # a body cut short by the deadline's shutdown may read as an end
-                raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s "
-                                  "(WUCME_HTTP_DEADLINE)")
-            return response
+        return within(self.config.deadline, url, lambda: self._request(method, url, body, headers))
 
     def _request(self, method: str, url: str, body: bytes | None,
                  headers: dict[str, str] | None) -> Response:
