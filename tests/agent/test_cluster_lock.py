@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from .support import Agents, alive, comm, wait_for
+from harness.ports import free_port
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -31,12 +32,6 @@ def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
                    key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +50,7 @@ def pg_server() -> Iterator[str]:
         os.chown(base, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, sock, log = base / "data", base / "sock", base / "server.log"
-    port = _free_port()
+    port = free_port()
     started = False
     try:
         subprocess.run([*as_user, "mkdir", "-m", "700", str(sock)], check=True)

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.ports import free_port
+
 __all__ = [
     "PebbleError", "TestCA", "ChallTestSrv", "Pebble", "ManagedProcess", "ManagedServer",
     "log_tail", "wait_port", "stop_child",
@@ -64,13 +66,6 @@ class PebbleError(RuntimeError):
 def pebble_available() -> bool:
     """True when both Debian `pebble` binaries are on PATH."""
     return shutil.which(PEBBLE) is not None and shutil.which(CHALLTESTSRV) is not None
-
-
-def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    """A port that was free a moment ago (the kernel's choice for port 0)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 # --- the test CA ---------------------------------------------------------------

@@ -15,12 +15,14 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from harness.loopback import LoopbackHTTPService, OwnedHTTPServer, ServerThread
-from harness.pebble import ManagedProcess, ManagedServer, PebbleError, free_port
+from harness.pebble import ManagedProcess, ManagedServer, PebbleError
+from harness.ports import free_port, free_ports
 
 __all__ = ["ChallengeDirServer", "Ualpn", "write_hook_scripts", "UALPN", "TOKEN_RE"]
 
@@ -62,6 +64,11 @@ class _ChallengeHTTPServer(OwnedHTTPServer):
     request_queue_size = 256
     owner: "ChallengeDirServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Keep what went wrong with a request: a CA's "EOF" names no cause, this does."""
+        self.owner.errors.append(traceback.format_exc())
+        super().handle_error(request, client_address)
+
 
 class ChallengeDirServer(LoopbackHTTPService):
     """Serves GET /.well-known/acme-challenge/TOKEN from root_dir/TOKEN (http-01 webroot)."""
@@ -76,6 +83,7 @@ class ChallengeDirServer(LoopbackHTTPService):
         self.root_dir = Path(root_dir)
         self.requests = 0
         self.request_log: list[tuple[str, str]] = []  # (path, Host header)
+        self.errors: list[str] = []  # tracebacks of requests that failed here
         self._lock = threading.Lock()
 
     def _count(self, path: str, host: str) -> None:
@@ -271,9 +279,3 @@ def write_hook_scripts(directory: str | os.PathLike[str]) -> dict[str, str]:
     return out
 
 
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports (for tests that need several responders)."""
-    ports: set[int] = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return sorted(ports)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness import ports
 from wucme.http import HttpConfig, Transport, make_transport
 
 KINDS = ["builtin", "requests"]
@@ -390,9 +391,7 @@ def make(kind: str) -> Iterator[Callable[..., Transport]]:
 @pytest.fixture
 def free_port() -> int:
     """A port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.ports import free_port
 from wucme.renewal import Outcome, RenewalReport
 from wucme.renewal import expiry_warnings as build_events
 from wucme.reporting import (
@@ -42,12 +43,6 @@ LOGICALS = ("WUCME_OPCOM", "WUCME_MAIL", "WUCME_SMTP", "WUCME_MAIL_FROM", "WUCME
 def _no_reporting_logicals(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in LOGICALS:
         monkeypatch.delenv(name, raising=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -99,7 +94,7 @@ class Smtp:
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Smtp]:
     """A real SMTP server on a free loopback port; WUCME_SMTP points at it."""
     collector = Collector()
-    port = _free_port()
+    port = free_port()
     controller = Controller(collector, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{port}")
@@ -206,7 +201,7 @@ def test_bad_target_is_skipped_by_the_agent_and_refused_by_check(smtp: Smtp,
 
 def test_smtp_server_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
-    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("WUCME_SENDMAIL", "NONE")  # no mail transfer agent either
     with pytest.raises(ReportingError) as e:
         mail_test()
@@ -276,7 +271,7 @@ def test_check_mail_command_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     r = _wucme("check", "/mail")
     assert (r.returncode, r.stderr.split(",")[0]) == (2, "%WUCME-E-NOMAIL")
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
-    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{free_port()}")
     r = _wucme("CHECK", "/MAIL")
     assert r.returncode == 2
     assert r.stderr.startswith("%WUCME-E-MAILFAIL, cannot send mail through SMTP server 127.0.0.1:")
@@ -304,7 +299,7 @@ def test_no_smtp_server_but_a_sendmail_program(smtp: Smtp, monkeypatch: pytest.M
     """A stock host: nothing on the SMTP port, a mail transfer agent's sendmail (here msmtp, a
     real one, relaying to the sink) takes the report, with the envelope on its command line."""
     monkeypatch.setenv("WUCME_MAIL", 'SYSTEM,SMTP%"ops@example.org"')
-    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")  # nobody answers there
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{free_port()}")  # nobody answers there
     monkeypatch.setenv("WUCME_SENDMAIL", f"{MSMTP} --host=127.0.0.1 --port={smtp.port} --auth=off --tls=off")
     line = mail_test()
     assert line.startswith(f"test message mailed to system@localhost, ops@example.org through {MSMTP} "
@@ -319,7 +314,7 @@ def test_no_smtp_server_but_a_sendmail_program(smtp: Smtp, monkeypatch: pytest.M
 
 def test_a_sendmail_that_fails_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("WUCME_MAIL", "SYSTEM")
-    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("WUCME_SENDMAIL", "/bin/false")
     with pytest.raises(ReportingError) as e:
         mail_test()

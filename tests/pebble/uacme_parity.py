@@ -82,7 +82,21 @@ class Tool:
 
 def expect(r: subprocess.CompletedProcess[str], code: int, tool: str) -> None:
     assert r.returncode == code, (f"{tool}: {' '.join(r.args[1:])}: exit {r.returncode}, "
-                                  f"wanted {code}\n{r.stderr[-3000:]}")
+                                  f"wanted {code}\n{r.stderr[-3000:]}{sockets_behind(r.stderr)}")
+
+
+def sockets_behind(stderr: str) -> str:
+    """Who held the ports a failed validation went to (`ss`), for a CA's bare "EOF": the
+    tool is then not at fault, and this names the process that answered instead."""
+    ports = set(re.findall(r"Get \"https?://[^/:\"]+:(\d+)/", stderr))
+    if not ports:
+        return ""
+    try:
+        out = subprocess.run(["ss", "-Htanp"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"\n(ss failed: {e})"
+    held = [line for line in out.splitlines() if any(f":{p} " in line for p in ports)]
+    return "\nsockets on port " + ",".join(sorted(ports)) + ":\n" + "\n".join(held or ["(none)"])
 
 
 def layout(confdir: Path) -> dict[str, int]:

@@ -1,0 +1,59 @@
+"""Ports a test names before something listens there.
+
+A port that is "free a moment ago" and bound later (Pebble's http-01 and tls-alpn-01 ports,
+which a test's responder binds only while the test runs) must not be one the kernel hands
+out by itself: from the ephemeral range (net.ipv4.ip_local_port_range) any process may get it
+as the source port of a connection or for a bind to port 0 while nobody holds it, and the
+responder then cannot bind it, or the CA's validation meets somebody else's socket (a
+connection closed at once: Pebble reports "EOF").  So these ports come from below the
+ephemeral range, where only an explicit bind takes a port, and one process never hands out
+the same port twice.
+"""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+__all__ = ["free_port", "free_ports"]
+
+_LOW = 10000  # above the registered services a test machine commonly runs
+_given: set[int] = set()
+_lock = threading.Lock()
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A port below the ephemeral range that *host* could bind a moment ago (TCP or UDP
+    by *kind*), never one this process gave before."""
+    high = _ephemeral_start() - 1
+    if high - _LOW < 1000:  # an unusual range: fall back to the kernel's choice
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+    rng = random.Random()
+    with _lock:
+        for _ in range(2000):
+            port = rng.randint(_LOW, high)
+            if port in _given:
+                continue
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _given.add(port)
+            return port
+    raise OSError("no free port below the ephemeral range")
+
+
+def free_ports(n: int) -> list[int]:
+    """*n* distinct free ports (for tests that need several responders)."""
+    return sorted(free_port() for _ in range(n))
