@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.ports import free_port
 from wucme.admin import LOG_TAIL, admin_page, refusal
 from wucme.challenge.http01 import NO_SUCH_TOKEN, Http01Listener
 from wucme.challenge.store import ChallengeStore
@@ -280,9 +281,7 @@ def test_check_challenge_reports_a_server_that_is_not_wucme(repo: Repository, no
 
 def test_check_challenge_with_nothing_listening_starts_the_ad_hoc_responder(
         repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free again once closed: nothing answers there
+    port = free_port()  # nothing answers there
     monkeypatch.setenv("WUCME_HTTP_PORT", str(port))
     status, _, body = call(environ("/admin/check/challenge", query="format=text"))
     assert status == 200, body
