@@ -33,7 +33,7 @@ from wucme import crypto
 from wucme._native import certscan
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
-from wucme.vms.atomic import write_temp
+from wucme.vms.atomic import fill_fd, write_temp
 from wucme.vms.secure import check_directory, make_directory
 from wucme.vms.files import write_versioned, write_versioned_set
 from wucme.settings import here_path
@@ -325,15 +325,8 @@ class Repository:
         """The certificate the CA issued could not be saved: keep it (rescue file if it fits)."""
         rescue = self.path / f"WUCME_RESCUE_{ods2_name(hosts[0])}.PEM"
         try:
-            fd = os.open(rescue, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, KEY_MODE)
-            try:
-                os.fchmod(fd, KEY_MODE)
-                view = memoryview(pem)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fill_fd(os.open(rescue, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, KEY_MODE),
+                    pem, KEY_MODE)
             where = f"saved to {rescue} (certificate and key)"
         except OSError:
             try:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["atomic_write", "install_temp", "write_temp", "fsync_dir", "purge_temps", "TEMP_PREFIX",
+__all__ = ["atomic_write", "fill_fd", "install_temp", "write_temp", "fsync_dir", "purge_temps", "TEMP_PREFIX",
            "TEMP_MAX_AGE"]
 
 #: Temporary files start with this, so no listing mistakes them for a version.
@@ -94,14 +94,7 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     else:  # pragma: no cover - 100 collisions of 48 random bits
         raise FileExistsError(f"cannot create a temporary file in {directory}")
     try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fill_fd(fd, data, mode)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -109,6 +102,19 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
             pass
         raise
     return tmp
+
+
+def fill_fd(fd: int, data: bytes, mode: int) -> None:
+    """Give the open file *fd* its *mode* (undoing the umask), write all of *data*, fsync,
+    and close it whatever happens."""
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None) -> T | None:
