@@ -89,7 +89,7 @@ MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
                        ["tests/agent/test_schedule.py", "tests/agent/test_daily_loop.py"]),
     "lock": (["wucme/lock.py"], ["tests/unit/test_lockmgr.py"]),
     "renewal": (["wucme/renewal.py"], ["tests/unit/test_repository.py", "tests/unit/test_reporting.py",
-                                       "tests/pebble/test_renewal_pass.py"]),
+                                       "tests/unit/test_renewal_decisions.py", "tests/pebble/test_renewal_pass.py"]),
     "uacme": (["wucme/uacme/authorize.py", "wucme/uacme/cert.py", "wucme/uacme/acme.py"],
               ["tests/unit/protocol", "tests/unit/test_uacme_options.py"]),
     "challenge": (["wucme/challenge/store.py", "wucme/challenge/http01.py", "wucme/challenge/tlsalpn.py"],
