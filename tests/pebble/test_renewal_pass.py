@@ -9,6 +9,7 @@ given (`now=`), so a certificate Pebble issued minutes ago can be due, expired o
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import threading
 import time
@@ -56,7 +57,7 @@ class Site:
         assert wucme(["register", "admin@example.org"]) == 0
         self.repo = Repository(self.here)
         self.said: list[str] = []
-        self.log = Msg(1, _Lines())
+        self.log = Msg(1, io.StringIO())
 
     def issue(self, *names: str, challenge: str = "http-01") -> x509.Certificate:
         self.monkeypatch.setenv("WUCME_CHALLENGE", challenge)
@@ -79,20 +80,6 @@ class Site:
     def run(self, now: dt.datetime | None = None, **kw: Any) -> RenewalReport:
         self.said.clear()
         return renewal_pass(self.repo, self.log, note=lambda c: self.said.append(str(c)), now=now, **kw)
-
-
-class _Lines:
-    """A text stream keeping what the session's Msg wrote (the -v log of the pass)."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, s: str) -> int:
-        self.text += s
-        return len(s)
-
-    def flush(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -140,7 +127,7 @@ def test_the_due_certificate_is_renewed_and_the_others_say_until_when(site: Site
     assert state["last_attempt"] == iso(now) and state["next_attempt"] is None
     assert site.state("fresh.example.org")["status"] == "issued"
     assert "renewing WUCME_C_GROWN_EXAMPLE_ORG.PEM over http-01: certificate lacks more.example.org" \
-        in site.log.stream.text  # type: ignore[union-attr]
+        in site.log.stream.getvalue()  # type: ignore[union-attr]
     # Renewed with nothing to load it: the pass loads nothing, and remembers no failed load.
     assert report.load_steps == [] and report.load is None and not site.repo.load_pending()
 
@@ -255,10 +242,10 @@ def test_renewed_over_the_type_its_state_records_unless_told(site: Site, monkeyp
     leaf = site.issue("www.example.org", challenge="tls-alpn-01")
     due = leaf.not_valid_after_utc - dt.timedelta(days=1)
     site.run(due)
-    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over tls-alpn-01: " in site.log.stream.text  # type: ignore[union-attr]
+    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over tls-alpn-01: " in site.log.stream.getvalue()  # type: ignore[union-attr]
     assert site.state("www.example.org")["challenge"] == "tls-alpn-01"
     site.run(due, challenge="http-01")  # manage /CHALLENGE=HTTP-01
-    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over http-01: " in site.log.stream.text  # type: ignore[union-attr]
+    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over http-01: " in site.log.stream.getvalue()  # type: ignore[union-attr]
     assert site.state("www.example.org")["challenge"] == "http-01"
     monkeypatch.setenv("WUCME_RENEW_CHALLENGE", "tls-alpn-01")
     report = site.run(due)

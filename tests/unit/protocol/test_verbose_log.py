@@ -94,11 +94,6 @@ def test_level_3_adds_headers_and_the_jws(ca: FakeCA, tmp_path: Path) -> None:
     assert set(jws) == {"protected", "payload", "signature"}
 
 
-def test_level_0_says_nothing_of_a_good_issue(ca: FakeCA, tmp_path: Path) -> None:
-    _, log, _ = issue_at(ca, tmp_path, 0)
-    assert log.splitlines() == [f"wucme: terms at {BASE}/terms-v1 autoaccepted (-y)"]  # the account's
-
-
 def test_revocation_at_level_1(ca: FakeCA, tmp_path: Path) -> None:
     a, _, _ = issue_at(ca, tmp_path, 1)
     cert = tmp_path / "a-cert.pem"
