@@ -3,6 +3,7 @@ started, polled and ended before the next) and the hook program itself (`-h PROG
 argv and exit statuses), against the in-memory CA."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,48 @@ def test_a_processing_challenge_is_offered_too(ca: FakeCA) -> None:
     answerer = Answerer(ca)
     authorize(a, authzs, order_url, **solve_with(a, answerer))
     assert answerer.methods()[0] == ("begin", "http-01", "a.test")
+
+
+# --- wucme's own order: in-process solvers answer concurrently, at most `workers` at once ----------
+
+class Overlap(Answerer):
+    """The answerer, noting how many of its begin / done calls run at the same time; with
+    `together` > 1 each call waits (at most 5 s) until that many are in."""
+
+    def __init__(self, ca: FakeCA, together: int) -> None:
+        super().__init__(ca)
+        self.lock = threading.Lock()
+        self.now = {"begin": 0, "done": 0}
+        self.most = {"begin": 0, "done": 0}
+        self.barrier = threading.Barrier(together, timeout=5) if together > 1 else None
+
+    def __call__(self, method: str, ch_type: str, ident: str, token: str, auth: str) -> int:
+        with self.lock:
+            self.now[method] += 1
+            self.most[method] = max(self.most[method], self.now[method])
+        try:
+            if self.barrier is not None:
+                self.barrier.wait()
+            return super().__call__(method, ch_type, ident, token, auth)
+        finally:
+            with self.lock:
+                self.now[method] -= 1
+
+
+@pytest.mark.parametrize(("workers", "names", "most"), [(16, 2, 2), (2, 4, 2), (1, 3, 1)])
+def test_solvers_answer_concurrently_up_to_workers(ca: FakeCA, workers: int, names: int, most: int) -> None:
+    a = registered(ca, workers=workers)
+    answerer = Overlap(ca, most)
+    order_url, authzs = order_for(a, [f"n{i}.test" for i in range(names)])
+    authorize(a, authzs, order_url, **solve_with(a, answerer))
+    assert answerer.most == {"begin": most, "done": most}
+
+
+def test_a_hook_program_is_called_one_at_a_time(ca: FakeCA, tmp_path: Path) -> None:
+    prog = hook(tmp_path, f"mkdir {tmp_path}/busy || exit 3; sleep 0.01; rmdir {tmp_path}/busy; exit 1")
+    a = registered(ca, hook=prog, workers=16)
+    order_url, authzs = order_for(a, ["a.test", "b.test"])
+    with fails(WucmeError, "^%WUCME-E-NOCHALLENGE, no challenge accepted for a.test$"):
+        authorize(a, authzs, order_url)
+    # uacme stops at the first name no challenge is accepted for: b.test is never offered
+    assert [c.split()[2] for c in calls(tmp_path)] == ["a.test"] * 3
