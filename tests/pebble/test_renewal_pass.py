@@ -306,9 +306,15 @@ def test_a_busy_certificate_is_skipped_with_nowait_and_waited_for_otherwise(site
     site.edit_state("www.example.org", hosts=["www.example.org", "more.example.org"])  # due: lacks a name
     lock = site.repo.lock_certificate("WUCME_C_WWW_EXAMPLE_ORG.PEM")
     done: list[RenewalReport] = []
-    t = threading.Thread(target=lambda: done.append(site.run(now - dt.timedelta(days=1000))))
+    turn = threading.Event()  # the pass asks whether to go on right before it takes the lock
+
+    def asked() -> str:
+        turn.set()
+        return ""
+    t = threading.Thread(target=lambda: done.append(site.run(now - dt.timedelta(days=1000), stop=asked)))
     t.start()
-    time.sleep(0.5)
+    assert turn.wait(30)
+    time.sleep(0.3)
     assert not done  # waiting for the lock
     site.edit_state("www.example.org", hosts=["www.example.org"])  # the other process's outcome
     lock.release()
