@@ -272,3 +272,47 @@ def test_a_revoked_file_that_cannot_be_renamed_keeps_its_name(ca: FakeCA, tmp_pa
     assert cert_revoke(a, f"{d}/cert.pem", 0) == f"{d}/cert.pem"
     assert f"failed to rename {d}/cert.pem to {d}/revoked-" in said(a) and ": Is a directory\n" in said(a)
     assert (d / "cert.pem").exists()
+
+
+# --- must-staple (RFC 7633): asked for, and what the CA did with it ---------------------------------
+
+def staple_order(ca: FakeCA, a: AcmeSession, must_staple: bool) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+
+    from wucme import crypto
+    key = _ec.generate_private_key(_ec.SECP256R1())
+    csr = crypto.csr_gen(["a.test"], must_staple, False, key)
+    return cert_order(a, ["a.test"], csr, None, **solve_with(a, Answerer(ca)))
+
+
+STAPLE_DROPPED = ("wucme: must-staple was requested but the CA issued the certificate without the "
+                  "TLS Feature extension (RFC 7633)\n")
+
+
+def test_must_staple_dropped_by_the_ca_is_a_warning(ca: FakeCA) -> None:
+    a = registered(ca, level=0)
+    staple_order(ca, a, must_staple=True)
+    assert STAPLE_DROPPED in said(a)
+
+
+def test_no_warning_when_not_asked_or_when_kept(ca: FakeCA) -> None:
+    from cryptography import x509 as _x509
+    from cryptography.hazmat.primitives import hashes as _hashes
+
+    a = registered(ca, level=0)
+    staple_order(ca, a, must_staple=False)
+    assert "must-staple" not in said(a)
+    plain = ca.pki.issue
+
+    def honouring(public_key: object, names: list[str], *args: object, **kw: object) -> _x509.Certificate:
+        leaf = plain(public_key, names)
+        b = _x509.CertificateBuilder().subject_name(leaf.subject).issuer_name(leaf.issuer) \
+            .public_key(leaf.public_key()).serial_number(leaf.serial_number) \
+            .not_valid_before(leaf.not_valid_before_utc).not_valid_after(leaf.not_valid_after_utc)
+        for ext in leaf.extensions:
+            b = b.add_extension(ext.value, ext.critical)
+        b = b.add_extension(_x509.TLSFeature([_x509.TLSFeatureType.status_request]), critical=False)
+        return b.sign(ca.pki.intermediate_key, _hashes.SHA256())
+    ca.pki.issue = honouring  # type: ignore[method-assign]
+    staple_order(ca, a, must_staple=True)
+    assert "must-staple" not in said(a)
