@@ -8,11 +8,14 @@ given (`now=`), so a certificate Pebble issued minutes ago can be due, expired o
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import io
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ from wucme.repository import Repository
 from wucme.uacme.msg import Msg
 
 pytestmark = pytest.mark.pebble
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 NOTLOADED = ("%WUCME-W-NOTLOADED, nothing loads the renewed certificates: neither WUCME_LOAD nor "
              "WUCME_SERVICES is defined, so the servers keep the old ones until restarted "
@@ -80,6 +85,16 @@ class Site:
     def run(self, now: dt.datetime | None = None, **kw: Any) -> RenewalReport:
         self.said.clear()
         return renewal_pass(self.repo, self.log, note=lambda c: self.said.append(str(c)), now=now, **kw)
+
+
+@pytest.fixture(autouse=True)
+def _not_a_subreaper_afterwards() -> Iterator[None]:
+    """The load action makes this process a child subreaper (wucme/load.py); pytest's process
+    must not stay one: `build.py mutate` runs these tests in mutmut's own process, which
+    reaps its workers and would meet the orphans it adopted (a timed-out worker's Pebble)."""
+    yield
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.fixture
