@@ -398,3 +398,76 @@ def test_a_report_that_cannot_be_sent_is_a_warning_of_the_pass(site: Site, monke
     assert report.summary() == "1 renewed, 0 not due, 0 failed, load ok"
     assert report.report_problems and all(p.startswith("reporter failed: ") for p in report.report_problems)
     assert site.said[-len(report.report_problems):] == [f"%WUCME-W-REPORTFAIL, {p}" for p in report.report_problems]
+
+
+# --- more of what the pass says and keeps -----------------------------------------------------------
+
+def test_the_load_outcome_is_remembered_with_its_text(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    leaf = site.issue("www.example.org")
+    site.run(leaf.not_valid_after_utc)  # renewed, nothing defined to load it
+    record = json.loads((site.here / "WUCME_LOAD.JSON").read_text())
+    assert (record["ok"], record["result"]) == (True, "nothing to load")
+    monkeypatch.setenv("WUCME_LOAD", "true")
+    site.run(site.leaf("www.example.org").not_valid_after_utc)
+    record = json.loads((site.here / "WUCME_LOAD.JSON").read_text())
+    assert (record["ok"], record["result"]) == (True, "certificates loaded by 'true'")
+
+
+def test_a_load_outcome_that_cannot_be_noted_is_a_warning(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    leaf = site.issue("www.example.org")
+    (site.here / "WUCME_LOAD.JSON").mkdir()  # the record cannot be written
+    monkeypatch.setenv("WUCME_LOAD", "true")
+    report = site.run(leaf.not_valid_after_utc)
+    assert report.summary() == "1 renewed, 0 not due, 0 failed, load ok"
+    [warning] = [s for s in site.said if "NOLOADSTATE" in s]
+    assert warning.startswith(f"%WUCME-W-NOLOADSTATE, cannot note the load's outcome in {site.here}: ")
+    assert "Is a directory" in warning
+
+
+def test_a_failure_names_at_most_ten_hosts_of_80_characters(site: Site) -> None:
+    site.issue("www.example.org")
+    long = "a" * 40 + "." + "b" * 36 + ".org"  # 81 characters
+    hosts = ["www.example.org", long] + [f"h{i}.example.org" for i in range(8)] + ["eleven.example.org", "bad..name"]
+    site.edit_state("www.example.org", hosts=hosts)
+    report = site.run()
+    [fail] = report.failed
+    shown = ", ".join([hosts[0], long[:80]] + hosts[2:10])
+    assert site.said[0] == f"%WUCME-E-RENEWFAIL, WUCME_C_WWW_EXAMPLE_ORG.PEM ({shown}): {fail.detail}"
+
+
+def test_several_hosts_are_named_when_the_pass_stops_or_runs_out(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    leaf = site.issue("www.example.org", "two.example.org")
+    site.run(leaf.not_valid_after_utc, stop=lambda: "the agent is gone")
+    assert site.said == ["%WUCME-W-ABANDONED, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org, two.example.org) "
+                         "not started: the agent is gone"]
+    # Stopped while another process holds the certificate: the stop is said, not the busy lock.
+    with site.repo.lock_certificate("WUCME_C_WWW_EXAMPLE_ORG.PEM"):
+        site.run(leaf.not_valid_after_utc, stop=lambda: "the agent is gone", nowait=True)
+    assert site.said[0].startswith("%WUCME-W-ABANDONED, ")
+    monkeypatch.setenv("WUCME_PASS_DEADLINE", "0.2")
+    slow = [0]
+
+    def late() -> str:
+        slow[0] += 1
+        if slow[0] == 1:
+            time.sleep(0.3)
+        return ""
+    site.run(leaf.not_valid_after_utc, stop=late)
+    assert site.said[0] == ("%WUCME-E-PASSDEADLINE, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org, two.example.org): "
+                            "the pass deadline of 0.2 s (WUCME_PASS_DEADLINE) was reached before its turn")
+
+
+def test_an_unreadable_state_is_left_as_it_is_past_the_deadline(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    leaf = site.issue("www.example.org")
+    site.repo.state_path("www.example.org").write_bytes(b"{damaged")
+    monkeypatch.setenv("WUCME_PASS_DEADLINE", "0.2")
+    slow = [0]
+
+    def late() -> str:
+        slow[0] += 1
+        if slow[0] == 1:
+            time.sleep(0.3)
+        return ""
+    report = site.run(leaf.not_valid_after_utc, stop=late)
+    assert report.failed and site.said[0].startswith("%WUCME-E-PASSDEADLINE, WUCME_C_WWW_EXAMPLE_ORG.PEM ")
+    assert site.repo.state_path("www.example.org").read_bytes() == b"{damaged"
