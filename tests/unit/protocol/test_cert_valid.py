@@ -41,6 +41,7 @@ class WithOcsp:
         self.status = "good"
         self.http_status = 200
         self.down = False
+        self.nonce: bytes | None = None  # the nonce the answer carries (None: the request's)
         self.asked: list[bytes] = []
 
     def request(self, method: str, url: str, body: bytes | None = None,
@@ -63,12 +64,17 @@ class WithOcsp:
             serial_number=req.serial_number, algorithm=req.hash_algorithm, cert_status=status,
             this_update=now, next_update=now + dt.timedelta(days=1),
             revocation_time=now if self.status == "revoked" else None, revocation_reason=None)
+            .add_extension(x509.OCSPNonce(self.nonce or _nonce(req)), critical=False)
             .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.intermediate)
             .sign(pki.intermediate_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
         return Response(200, [("Content-Type", "application/ocsp-response")], der, url)
 
     def close(self) -> None:
         pass
+
+
+def _nonce(req: ocsp.OCSPRequest) -> bytes:
+    return bytes(req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce)
 
 
 def session(ca: FakeCA) -> tuple[AcmeSession, WithOcsp]:
@@ -219,3 +225,13 @@ def test_no_ocsp_url_no_request(ca: FakeCA) -> None:
     a, link = session(ca)
     assert ocsp_check(a, [leaf(ca, ["a.test"], dt.timedelta(days=60), aia=False), ca.pki.intermediate]) == "unknown"
     assert link.asked == [] and "OCSP" not in said(a)
+
+
+def test_an_answer_to_another_request_is_not_believed(ca: FakeCA, tmp_path: Path) -> None:
+    """The responder's nonce must be the request's (uacme's OCSP_check_nonce): a replayed
+    `revoked` is "unknown", and the certificate is kept."""
+    a, link = session(ca)
+    path = saved(tmp_path, leaf(ca, ["a.test"], dt.timedelta(days=60)), ca.pki.intermediate)
+    link.status, link.nonce = "revoked", b"0123456789abcdef"
+    assert valid(a, path, status_check=True) is True
+    assert f"wucme: OCSP status unknown from {OCSP}\n" in said(a)

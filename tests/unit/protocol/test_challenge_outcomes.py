@@ -108,12 +108,12 @@ def test_a_start_answer_without_a_status(ca: FakeCA, by_order: bool) -> None:
 
 
 def test_pending_while_validating_is_waited_out(ca: FakeCA) -> None:
-    ca.validation_polls = 2
+    ca.validation_polls, ca.poll_retry_after = 2, "3"
     a = registered(ca)
     rewrite_challenges(ca, lambda p, j: {**j, "status": "pending"} if j["status"] == "processing" else j)
     answerer = Answerer(ca)
     run(a, ca, ["a.test"], by_order=False, answerer=answerer)
-    assert answerer.methods()[-1] == ("done", "http-01", "a.test") and len(waits(a)) == 2
+    assert answerer.methods()[-1] == ("done", "http-01", "a.test") and waits(a) == [3, 3]
 
 
 def test_a_poll_answer_without_a_status_is_a_failure(ca: FakeCA) -> None:
@@ -296,3 +296,48 @@ def test_a_ready_order_is_the_sessions_order(ca: FakeCA) -> None:
     csr, _ = csr_for(["a.test"])
     cert_order(a, ["a.test"], csr, None, **solve_with(a, Answerer(ca)))
     assert a.order is not None and a.order["identifiers"] == [{"type": "dns", "value": "a.test"}]
+
+
+def slow_for(ca: FakeCA, ident: str, reads: int) -> None:
+    """The CA says `processing` for *ident*'s first *reads* challenge reads (then the truth)."""
+    seen = [0]
+    orig = ca._challenge
+
+    def answer(ch: Any, payload: Any) -> Any:
+        resp = orig(ch, payload)
+        if payload == "" and ch.authz.ident["value"] == ident and seen[0] < reads:
+            seen[0] += 1
+            import json
+            resp.body = json.dumps({**json.loads(resp.body), "status": "processing"}).encode()
+        return resp
+    ca._challenge = answer  # type: ignore[method-assign]
+
+
+def test_one_valid_challenge_does_not_end_the_wait_for_the_other(ca: FakeCA) -> None:
+    a = registered(ca)
+    slow_for(ca, "b.test", 2)
+    answerer = Answerer(ca)
+    run(a, ca, ["a.test", "b.test"], by_order=False, answerer=answerer)
+    assert sorted(answerer.methods()[2:]) == [("done", "http-01", "a.test"), ("done", "http-01", "b.test")]
+
+
+def test_a_timeout_ends_the_valid_challenge_with_done(ca: FakeCA) -> None:
+    ca.order_stays_pending = True  # b.test fails inside the CA, which never says so
+    ca.fail_challenge["b.test"] = {"type": NS + "connection", "detail": "no answer"}
+    ca.poll_retry_after = "1"
+    a = registered(ca, poll_deadline=2.5)
+    slow_for(ca, "b.test", 10**6)
+    answerer = Answerer(ca)
+    with fails(WucmeError, "TIMEOUT"):
+        run(a, ca, ["a.test", "b.test"], answerer=answerer)
+    assert sorted(answerer.methods()[2:]) == [("done", "http-01", "a.test"), ("failed", "http-01", "b.test")]
+
+
+def test_a_refused_alternate_chain_chosen_by_fingerprint(ca: FakeCA) -> None:
+    ca.alternates = 1
+    a = registered(ca, alternate=bytes.fromhex("deadbeef"))
+    orig = ca._download
+    ca._download = lambda seen, cert, alt: ca._problem(404, "malformed", "gone") if alt else orig(seen, cert, alt)  # type: ignore[method-assign]
+    csr, _ = csr_for(["a.test"])
+    with fails(AcmeProblem, "failed to retrieve certificate at \\S+/cert/\\d+/1: .*gone"):
+        cert_order(a, ["a.test"], csr, None, **solve_with(a, Answerer(ca)))

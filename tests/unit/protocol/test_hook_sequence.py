@@ -4,6 +4,7 @@ argv and exit statuses), against the in-memory CA."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -143,13 +144,14 @@ def test_a_hook_program_gets_uacmes_arguments(ca: FakeCA, tmp_path: Path) -> Non
 
 def test_a_hook_program_that_declines_everything(ca: FakeCA, tmp_path: Path) -> None:
     prog = hook(tmp_path, "exit 1")
-    a = registered(ca, hook=prog)
+    a = registered(ca, hook=prog, level=1)
     order_url, authzs = order_for(a, ["a.test"])
     with fails(WucmeError, "^%WUCME-E-NOCHALLENGE, no challenge accepted for a.test$"):
         authorize(a, authzs, order_url)
     assert [c.split()[:3] for c in calls(tmp_path)] == [
         ["begin", "http-01", "a.test"], ["begin", "dns-01", "a.test"], ["begin", "tls-alpn-01", "a.test"]]
-    assert "challenge http-01 declined" in said(a) and "hook returned 1" in said(a)
+    assert "wucme: challenge http-01 declined\n" in said(a) and "hook returned" not in said(a)
+    assert f"wucme: running {prog} begin http-01 a.test " in said(a)
 
 
 def test_a_hook_program_killed_by_a_signal_aborts(ca: FakeCA, tmp_path: Path) -> None:
@@ -226,6 +228,7 @@ class Overlap(Answerer):
         try:
             if self.barrier is not None:
                 self.barrier.wait()
+                time.sleep(0.02)  # room for a call more than `workers` allow to come in
             return super().__call__(method, ch_type, ident, token, auth)
         finally:
             with self.lock:
@@ -249,3 +252,11 @@ def test_a_hook_program_is_called_one_at_a_time(ca: FakeCA, tmp_path: Path) -> N
         authorize(a, authzs, order_url)
     # uacme stops at the first name no challenge is accepted for: b.test is never offered
     assert [c.split()[2] for c in calls(tmp_path)] == ["a.test"] * 3
+
+
+def test_in_turn_an_identifier_of_another_kind_names_the_authorization(ca: FakeCA) -> None:
+    a = in_turn(ca)
+    order_url, authzs = order_for(a, ["a.test"])
+    ca.authzs[int(authzs[0].rsplit("/", 1)[1])].ident = {"type": "email", "value": "me@a.test"}
+    with fails(ProtocolViolation, f"^%WUCME-E-PROTOCOL, no valid identifier in auth {authzs[0]}$"):
+        authorize(a, authzs, order_url, **solve_with(a, Answerer(ca)))

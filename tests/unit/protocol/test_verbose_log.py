@@ -80,6 +80,7 @@ def test_level_2_adds_payloads_and_answers(ca: FakeCA, tmp_path: Path) -> None:
              "order pending, waiting 0.02 seconds",
              "hook returned 0")
     assert '\n "status": "pending",\n' in log  # json.dumps(indent=1)
+    assert ': ""\n' not in log  # a POST-as-GET has no payload to show
     for deeper in ("JWS ", " -> 20"):
         assert deeper not in log
 
@@ -101,3 +102,21 @@ def test_revocation_at_level_1(ca: FakeCA, tmp_path: Path) -> None:
     log = said(a)
     in_order(log, f"revoking {cert} at {BASE}/revoke-cert", f"{cert} revoked, renamed to {dest}")
     assert Path(dest).parent == tmp_path and Path(dest).name.startswith("revoked-")
+
+
+def test_a_bad_nonce_retry_is_shown_at_level_1(ca: FakeCA) -> None:
+    from .fakeca import bad_nonce
+    from .support import registered
+    a = registered(ca, level=1)
+    ca.inject("newOrder", bad_nonce())
+    from wucme.uacme.acme import acme_post
+    acme_post(a, a.url("newOrder"), {"identifiers": [{"type": "dns", "value": "a.test"}]})
+    assert f"wucme: bad nonce at {BASE}/new-order, retrying (1)\n" in said(a)
+
+
+def test_the_json_shown_is_cut_at_20000_characters(ca: FakeCA) -> None:
+    ca.directory_extra = {"meta": {"website": "x" * 30000}}
+    a = new_session(ca, level=2)
+    acme_bootstrap(a)
+    shown = said(a).split(f"wucme: {DIRECTORY}:\n", 1)[1]
+    assert len(shown) == 20000 + 1 and shown.endswith("x\n")  # the cut, then the line's end
