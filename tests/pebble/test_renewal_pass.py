@@ -126,7 +126,7 @@ def test_the_due_certificate_is_renewed_and_the_others_say_until_when(site: Site
         renewed_line(site, "grown.example.org", 2, "certificate lacks more.example.org"),
         NOTLOADED,
     ]
-    assert report.summary() == "1 renewed, 1 not due, 0 failed"
+    assert report.summary() == "1 renewed, 1 not due, 0 failed" and report.started == iso(now)
     assert report.ok and report.error == "" and report.not_loaded == NOTLOADED[len("%WUCME-W-NOTLOADED, "):]
     assert report.outcomes == [
         Outcome(["fresh.example.org"], "WUCME_C_FRESH_EXAMPLE_ORG.PEM", "skipped", f"not due until {until}"),
@@ -308,17 +308,18 @@ def test_past_the_pass_deadline_a_certificate_fails_and_is_retried_later(
 
 
 def test_a_busy_certificate_is_skipped_with_nowait_and_waited_for_otherwise(site: Site) -> None:
-    leaf = site.issue("www.example.org")
+    leaf = site.issue("www.example.org", "two.example.org")
     now = leaf.not_valid_after_utc
     with site.repo.lock_certificate("WUCME_C_WWW_EXAMPLE_ORG.PEM"):
         report = site.run(now, nowait=True)
     busy = "another process is working on WUCME_C_WWW_EXAMPLE_ORG.PEM"
     assert site.said == [f"%WUCME-W-BUSY, WUCME_C_WWW_EXAMPLE_ORG.PEM: {busy}; not renewed in this pass"]
-    assert report.outcomes == [Outcome(["www.example.org"], "WUCME_C_WWW_EXAMPLE_ORG.PEM", "skipped", busy)]
+    assert report.outcomes == [Outcome(["www.example.org", "two.example.org"], "WUCME_C_WWW_EXAMPLE_ORG.PEM",
+                                       "skipped", busy)]
     assert site.state("www.example.org")["status"] == "issued"
 
     # Waited for: once the other process is done, the pass decides again on what it left.
-    site.edit_state("www.example.org", hosts=["www.example.org", "more.example.org"])  # due: lacks a name
+    site.edit_state("www.example.org", hosts=["www.example.org", "two.example.org", "more.example.org"])
     lock = site.repo.lock_certificate("WUCME_C_WWW_EXAMPLE_ORG.PEM")
     done: list[RenewalReport] = []
     turn = threading.Event()  # the pass asks whether to go on right before it takes the lock
@@ -331,14 +332,14 @@ def test_a_busy_certificate_is_skipped_with_nowait_and_waited_for_otherwise(site
     assert turn.wait(30)
     time.sleep(0.3)
     assert not done  # waiting for the lock
-    site.edit_state("www.example.org", hosts=["www.example.org"])  # the other process's outcome
+    site.edit_state("www.example.org", hosts=["www.example.org", "two.example.org"])  # the other's outcome
     lock.release()
     t.join(30)
     until = iso(leaf.not_valid_after_utc - threshold(leaf))
-    assert site.said == [f"%WUCME-I-SKIPPED, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org): not due until "
-                         f"{until} (renewed by another process meanwhile)"]
-    assert done[0].outcomes == [Outcome(["www.example.org"], "WUCME_C_WWW_EXAMPLE_ORG.PEM", "skipped",
-                                        f"not due until {until}")]
+    assert site.said == [f"%WUCME-I-SKIPPED, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org, two.example.org): "
+                         f"not due until {until} (renewed by another process meanwhile)"]
+    assert done[0].outcomes == [Outcome(["www.example.org", "two.example.org"], "WUCME_C_WWW_EXAMPLE_ORG.PEM",
+                                        "skipped", f"not due until {until}")]
     assert site.leaf("www.example.org").serial_number == leaf.serial_number
 
 
@@ -471,3 +472,34 @@ def test_an_unreadable_state_is_left_as_it_is_past_the_deadline(site: Site, monk
     report = site.run(leaf.not_valid_after_utc, stop=late)
     assert report.failed and site.said[0].startswith("%WUCME-E-PASSDEADLINE, WUCME_C_WWW_EXAMPLE_ORG.PEM ")
     assert site.repo.state_path("www.example.org").read_bytes() == b"{damaged"
+
+
+def test_a_certificate_file_gone_is_issued_again(site: Site) -> None:
+    site.issue("www.example.org")
+    site.repo.cert_path("www.example.org").unlink()
+    report = site.run()
+    assert site.said[0] == renewed_line(site, "www.example.org", 1, "WUCME_C_WWW_EXAMPLE_ORG.PEM missing")
+    assert report.summary() == "1 renewed, 0 not due, 0 failed"
+
+
+def test_stopped_while_waiting_for_the_lock(site: Site) -> None:
+    """Asked again once the lock is ours: the agent went away meanwhile."""
+    leaf = site.issue("www.example.org")
+    answers = iter(["", "the agent is gone"])
+    report = site.run(leaf.not_valid_after_utc, stop=lambda: next(answers, "the agent is gone"))
+    assert site.said == ["%WUCME-W-ABANDONED, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org) not started: "
+                         "the agent is gone"]
+    assert report.outcomes[0].detail == "not started: the agent is gone"
+    assert site.state("www.example.org")["status"] == "issued"
+
+
+def test_an_account_key_gone_stops_the_renewals_with_its_error(site: Site) -> None:
+    leaf = site.issue("www.example.org")
+    site.repo.account_key_path.unlink()
+    report = site.run(leaf.not_valid_after_utc - dt.timedelta(days=1))
+    assert report.error == (f"%WUCME-E-NOACCOUNT, no account key {site.repo.account_key_path}: "
+                            "register an account first (wucme register)")
+    assert report.error_severity == "E" and not report.ok and report.outcomes == []
+    assert site.said[0].startswith("%WUCME-W-EXPIRING, www.example.org expires in 1 day and renewal keeps failing")
+    assert site.said[0].endswith(": no account key " + str(site.repo.account_key_path)
+                                 + ": register an account first (wucme register)")
