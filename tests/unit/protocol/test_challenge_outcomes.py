@@ -5,6 +5,7 @@ the interactive prompt (uacme without -h).  Against the in-memory CA."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -36,7 +37,6 @@ def rewrite_challenges(ca: FakeCA, change: Any) -> None:
 
     def rewritten(ch: Any, payload: Any) -> Any:
         resp = orig(ch, payload)
-        import json
         resp.body = json.dumps(change(payload, json.loads(resp.body))).encode()
         return resp
     ca._challenge = rewritten  # type: ignore[method-assign]
@@ -307,7 +307,6 @@ def slow_for(ca: FakeCA, ident: str, reads: int) -> None:
         resp = orig(ch, payload)
         if payload == "" and ch.authz.ident["value"] == ident and seen[0] < reads:
             seen[0] += 1
-            import json
             resp.body = json.dumps({**json.loads(resp.body), "status": "processing"}).encode()
         return resp
     ca._challenge = answer  # type: ignore[method-assign]
