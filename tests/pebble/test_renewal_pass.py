@@ -113,7 +113,7 @@ def renewed_line(site: Site, host: str, names: int, why: str) -> str:
 # --- what is due, and what the pass says about each -----------------------------------------------
 
 def test_the_due_certificate_is_renewed_and_the_others_say_until_when(site: Site) -> None:
-    fresh = site.issue("fresh.example.org")
+    fresh = site.issue("fresh.example.org", "www.fresh.example.org")
     grown = site.issue("grown.example.org")
     # The state now names a host the certificate lacks: due, and renewed for both names.
     site.edit_state("grown.example.org", hosts=["grown.example.org", "more.example.org"])
@@ -122,14 +122,16 @@ def test_the_due_certificate_is_renewed_and_the_others_say_until_when(site: Site
 
     until = iso(fresh.not_valid_after_utc - threshold(fresh))
     assert site.said == [
-        f"%WUCME-I-SKIPPED, WUCME_C_FRESH_EXAMPLE_ORG.PEM (fresh.example.org): not due until {until}",
+        f"%WUCME-I-SKIPPED, WUCME_C_FRESH_EXAMPLE_ORG.PEM (fresh.example.org, www.fresh.example.org): "
+        f"not due until {until}",
         renewed_line(site, "grown.example.org", 2, "certificate lacks more.example.org"),
         NOTLOADED,
     ]
     assert report.summary() == "1 renewed, 1 not due, 0 failed" and report.started == iso(now)
     assert report.ok and report.error == "" and report.not_loaded == NOTLOADED[len("%WUCME-W-NOTLOADED, "):]
     assert report.outcomes == [
-        Outcome(["fresh.example.org"], "WUCME_C_FRESH_EXAMPLE_ORG.PEM", "skipped", f"not due until {until}"),
+        Outcome(["fresh.example.org", "www.fresh.example.org"], "WUCME_C_FRESH_EXAMPLE_ORG.PEM", "skipped",
+                f"not due until {until}"),
         Outcome(["grown.example.org", "more.example.org"], "WUCME_C_GROWN_EXAMPLE_ORG.PEM", "renewed",
                 site.said[1][len("%WUCME-S-RENEWED, "):]),
     ]
@@ -141,8 +143,9 @@ def test_the_due_certificate_is_renewed_and_the_others_say_until_when(site: Site
     assert state["status"] == "renewed" and state["challenge"] == "http-01"
     assert state["last_attempt"] == iso(now) and state["next_attempt"] is None
     assert site.state("fresh.example.org")["status"] == "issued"
-    assert "renewing WUCME_C_GROWN_EXAMPLE_ORG.PEM over http-01: certificate lacks more.example.org" \
-        in site.log.stream.getvalue()  # type: ignore[union-attr]
+    log = site.log.stream.getvalue()  # type: ignore[union-attr]
+    assert "renewing WUCME_C_GROWN_EXAMPLE_ORG.PEM over http-01: certificate lacks more.example.org" in log
+    assert f"wucme: http-01 answered on 127.0.0.1:{site.pebble.http_port}\n" in log  # the solver's, at -v
     # Renewed with nothing to load it: the pass loads nothing, and remembers no failed load.
     assert report.load_steps == [] and report.load is None and not site.repo.load_pending()
 
@@ -257,7 +260,9 @@ def test_renewed_over_the_type_its_state_records_unless_told(site: Site, monkeyp
     leaf = site.issue("www.example.org", challenge="tls-alpn-01")
     due = leaf.not_valid_after_utc - dt.timedelta(days=1)
     site.run(due)
-    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over tls-alpn-01: " in site.log.stream.getvalue()  # type: ignore[union-attr]
+    log = site.log.stream.getvalue()  # type: ignore[union-attr]
+    assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over tls-alpn-01: " in log
+    assert "wucme: running solver begin tls-alpn-01 www.example.org " in log  # answered over it
     assert site.state("www.example.org")["challenge"] == "tls-alpn-01"
     site.run(due, challenge="http-01")  # manage /CHALLENGE=HTTP-01
     assert "renewing WUCME_C_WWW_EXAMPLE_ORG.PEM over http-01: " in site.log.stream.getvalue()  # type: ignore[union-attr]
@@ -358,7 +363,10 @@ def test_a_waiting_pass_gives_up_at_its_deadline(site: Site, monkeypatch: pytest
 def test_a_failing_load_is_said_and_remembered(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     leaf = site.issue("www.example.org")
     monkeypatch.setenv("WUCME_LOAD", "sh -c 'exit 3'")
+    prom = site.tmp / "wucme.prom"
+    monkeypatch.setenv("WUCME_PROMETHEUS_FILE", str(prom))
     report = site.run(leaf.not_valid_after_utc)
+    assert "wucme_renewal_pass_ok 0" in prom.read_text()  # renewed, but not loaded
     assert site.said[1].startswith("%WUCME-E-LOADFAIL, ") and "3" in site.said[1]
     assert report.load is not None and report.load[0] is False
     assert report.summary() == "1 renewed, 0 not due, 0 failed, load FAILED"
@@ -503,3 +511,41 @@ def test_an_account_key_gone_stops_the_renewals_with_its_error(site: Site) -> No
     assert site.said[0].startswith("%WUCME-W-EXPIRING, www.example.org expires in 1 day and renewal keeps failing")
     assert site.said[0].endswith(": no account key " + str(site.repo.account_key_path)
                                  + ": register an account first (wucme register)")
+
+
+def test_a_wildcard_in_a_state_is_a_bad_host(site: Site) -> None:
+    site.issue("www.example.org")
+    site.edit_state("www.example.org", hosts=["www.example.org", "*.example.org"])
+    report = site.run()
+    assert report.failed[0].detail.startswith("its state names a bad host: ")
+
+
+def test_the_cas_window_decides_and_the_order_names_what_it_replaces(site: Site,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9773 through the fault proxy (the Debian Pebble offers no renewalInfo): a window in
+    the future keeps even a certificate past its threshold, one in the past renews it, and the
+    new order carries `replaces` (§5)."""
+    from harness.faultproxy import FaultProxy
+    from wucme.uacme.ari import ari_cert_id
+
+    leaf = site.issue("www.example.org")
+    old = ari_cert_id(leaf)
+
+    def stamp(days: float) -> str:
+        return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with FaultProxy(site.pebble) as proxy:
+        proxy.enable_ari()
+        monkeypatch.setenv("WUCME_CA", proxy.directory_url)
+        monkeypatch.setenv("WUCME_CA_BUNDLE", proxy.ca_bundle)
+        start, end = stamp(30), stamp(31)
+        proxy.set_renewal_info(old, start, end)
+        report = site.run(leaf.not_valid_after_utc - dt.timedelta(days=1))
+        [skip] = report.skipped
+        assert skip.detail.endswith(", outside the CA's renewal window (ARI)")
+        picked = skip.detail[len("not due until "):-len(", outside the CA's renewal window (ARI)")]
+        assert start <= picked <= end  # the time it picked in the window (RFC 9773 §4.2)
+        proxy.set_renewal_info(old, stamp(-2), stamp(-1))
+        report = site.run()
+        assert site.said[0] == renewed_line(site, "www.example.org", 1, "inside the CA's renewal window (ARI)")
+        orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
+        assert orders[-1].jws_payload()["replaces"] == old

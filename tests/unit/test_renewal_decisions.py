@@ -82,6 +82,8 @@ def test_ten_days_or_less_renew_at_half(repo: Repository) -> None:
 def test_a_twelve_day_certificate_is_renewed_at_a_third_and_says_so(repo: Repository) -> None:
     m = cert(repo, ["twelve.example.org"], 12 * DAY, 4 * DAY - SECOND)
     assert due(m, NOW) == (True, "less than a third of its lifetime left")
+    just_over = cert(repo, ["over.example.org"], 10.5 * DAY, 3.5 * DAY - SECOND)
+    assert due(just_over, NOW) == (True, "less than a third of its lifetime left")
 
 
 def test_expired_at_its_last_second(repo: Repository) -> None:
@@ -184,6 +186,7 @@ def test_how_long_is_said_in_hours_then_days(repo: Repository, left: dt.timedelt
     [e] = expiry_warnings(failing_report(m), repo, NOW + 3 * DAY - left)
     assert e.text.startswith(f"www.example.org {says} and renewal keeps failing (")
     assert (e.severity, e.ident) == (("E", "EXPIRED") if left <= dt.timedelta(0) else ("W", "EXPIRING"))
+    assert e.hosts == ["www.example.org"]
 
 
 def test_what_counts_as_failing_and_why(repo: Repository) -> None:
@@ -229,3 +232,18 @@ def test_the_summary_counts_and_the_loads_outcome() -> None:
     assert r.summary() == "2 renewed, 3 not due, 1 failed, load FAILED" and not r.load_ok
     assert RenewalReport(started="x").ok
     assert not RenewalReport(started="x", error="%WUCME-E-CAFAIL, down").ok
+
+
+def test_the_cas_time_is_said_in_utc_whatever_the_local_zone(repo: Repository,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    m = cert(repo, ["www.example.org"], 90 * DAY, 60 * DAY)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        when = (NOW + 20 * DAY).timestamp()
+        assert due(m, NOW, ari=lambda c: (0, when)) == (
+            False, f"not due until {iso(NOW + 20 * DAY)}, outside the CA's renewal window (ARI)")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
