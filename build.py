@@ -563,8 +563,9 @@ def _mutate_one(name: str, venv: Path, env: dict[str, str],
     with log.open("a" if again else "w") as out:
         rc = subprocess.call(run, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
         if again and rc == 0:
+            equivalent = _equivalent_mutants()  # nothing to learn from running those again
             retry = [m for m, status in _mutmut_results(mutmut, work, env)
-                     if status in ("survived", "no tests", "suspicious")]
+                     if status in ("survived", "no tests", "suspicious") and m not in equivalent]
             if retry:
                 rc = subprocess.call(run + retry, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
     if rc != 0:
