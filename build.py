@@ -22,7 +22,8 @@
                              each with the tests that cover it; print the score per module and
                              the mutants that survived (docs/testing.md).  --again keeps the
                              last run's results: it finishes the mutants not yet run and runs
-                             again those not caught, with the tests as they are now
+                             again those not caught (but not those listed as equivalent), with
+                             the tests as they are now
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
