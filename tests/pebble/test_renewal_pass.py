@@ -549,3 +549,15 @@ def test_the_cas_window_decides_and_the_order_names_what_it_replaces(site: Site,
         assert site.said[0] == renewed_line(site, "www.example.org", 1, "inside the CA's renewal window (ARI)")
         orders = [q for q in proxy.requests_to("/order-plz", "POST") if b"badNonce" not in q.response_body]
         assert orders[-1].jws_payload()["replaces"] == old
+
+
+def test_the_warnings_of_a_pass_go_to_the_reports_too(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTLOADED is said as it happens and sent with the expiry warnings (send_events): with
+    the mail server down, both the pass's report and the warnings' sending fail, each noted."""
+    leaf = site.issue("www.example.org")
+    monkeypatch.setenv("WUCME_MAIL", "admin@example.org")
+    monkeypatch.setenv("WUCME_SMTP", f"127.0.0.1:{free_port()}")
+    report = site.run(leaf.not_valid_after_utc)
+    assert report.not_loaded and len(report.report_problems) == 2
+    assert report.report_problems[0].startswith("reporter failed: ")
+    assert not report.report_problems[1].startswith("reporter failed: ")
