@@ -22,7 +22,8 @@
                              each with the tests that cover it; print the score per module and
                              the mutants that survived (docs/testing.md).  --again keeps the
                              last run's results: it finishes the mutants not yet run and runs
-                             again those not caught, with the tests as they are now
+                             again those not caught (but not those listed as equivalent), with
+                             the tests as they are now
 
 Any python3 of 3.11 or later runs this file with nothing installed, Debian's own included:
 that one is externally managed (PEP 668), so the Python packages go into a virtual
@@ -88,7 +89,8 @@ MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "agent.schedule": (["wucme/agent/schedule.py"],
                        ["tests/agent/test_schedule.py", "tests/agent/test_daily_loop.py"]),
     "lock": (["wucme/lock.py"], ["tests/unit/test_lockmgr.py"]),
-    "renewal": (["wucme/renewal.py"], ["tests/unit/test_repository.py", "tests/unit/test_reporting.py"]),
+    "renewal": (["wucme/renewal.py"], ["tests/unit/test_repository.py", "tests/unit/test_reporting.py",
+                                       "tests/unit/test_renewal_decisions.py", "tests/pebble/test_renewal_pass.py"]),
     "uacme": (["wucme/uacme/authorize.py", "wucme/uacme/cert.py", "wucme/uacme/acme.py"],
               ["tests/unit/protocol", "tests/unit/test_uacme_options.py"]),
     "challenge": (["wucme/challenge/store.py", "wucme/challenge/http01.py", "wucme/challenge/tlsalpn.py"],
@@ -562,8 +564,9 @@ def _mutate_one(name: str, venv: Path, env: dict[str, str],
     with log.open("a" if again else "w") as out:
         rc = subprocess.call(run, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
         if again and rc == 0:
+            equivalent = _equivalent_mutants()  # nothing to learn from running those again
             retry = [m for m, status in _mutmut_results(mutmut, work, env)
-                     if status in ("survived", "no tests", "suspicious")]
+                     if status in ("survived", "no tests", "suspicious") and m not in equivalent]
             if retry:
                 rc = subprocess.call(run + retry, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
     if rc != 0:

@@ -166,7 +166,8 @@ def due(m: Managed, now: _dt.datetime,
         return False, f"not due until {iso(leaf.not_valid_after_utc - _dt.timedelta(days=days))}"
     t = threshold(leaf)
     if left < t:
-        return True, f"less than {'half' if t * 2 <= _dt.timedelta(days=10) else 'a third'} of its lifetime left"
+        short = leaf.not_valid_after_utc - leaf.not_valid_before_utc <= _dt.timedelta(days=10)
+        return True, f"less than {'half' if short else 'a third'} of its lifetime left"
     return False, f"not due until {iso(leaf.not_valid_after_utc - t)}"
 
 

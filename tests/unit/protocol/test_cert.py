@@ -311,7 +311,7 @@ def test_a_wrong_chain_is_refused_and_nothing_saved(ca: FakeCA, tmp_path: Path, 
     ca.misissue = misissue
     a = registered(ca)
     csr, _ = csr_for(NAMES)
-    with fails(ProtocolViolation, match):
+    with fails(ProtocolViolation, f"^%WUCME-E-PROTOCOL, {match}$"):
         cert_issue(a, NAMES, csr, f"{tmp_path}/", **solve_with(a, Answerer(ca)))
     assert list(tmp_path.iterdir()) == []
 
