@@ -24,12 +24,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from wucme import crypto
+from wucme import crypto, scanindex
 from wucme._native import certscan
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
@@ -120,6 +121,23 @@ class CertState:
         d["version"] = 1
         return (json.dumps(d, indent=1) + "\n").encode()
 
+    def fields(self) -> dict[str, Any]:
+        """The state file's fields (what the scan index keeps of a good state)."""
+        return {"hosts": list(self.hosts), "key_type": self.key_type, "challenge": self.challenge,
+                "status": self.status, "last_result": self.last_result,
+                "last_attempt": self.last_attempt, "next_attempt": self.next_attempt,
+                "serial": self.serial, "not_after": self.not_after}
+
+    @classmethod
+    def from_fields(cls, d: dict[str, Any]) -> CertState:
+        """The state of fields() (the scan index's copy of a state that parsed); KeyError or
+        TypeError when *d* is not that."""
+        st = cls(d["hosts"], d["key_type"], d["challenge"], d["status"], d["last_result"],
+                 d["last_attempt"], d["next_attempt"], d["serial"], d["not_after"])
+        if not (type(st.hosts) is list and st.hosts and all(type(h) is str and h for h in st.hosts)):
+            raise TypeError("no list of hosts")
+        return st
+
     @classmethod
     def from_json(cls, data: bytes) -> CertState:
         """Parse a state file; ValueError for anything that is not a well-formed state."""
@@ -127,6 +145,11 @@ class CertState:
             d = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError) as e:  # also an int of over 4300 digits
             raise ValueError(f"not JSON: {e}") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CertState:
+        """A state of a state file's parsed JSON; ValueError when it is not a well-formed one."""
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")
         hosts = d.get("hosts")
@@ -400,17 +423,138 @@ class Repository:
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files
         without one (their hosts are read from the certificate).  Sorted by file name."""
+        return list(self.scan())
+
+    def scan(self, select: Callable[[scanindex.Entry], bool] | None = None) -> Iterator[Managed]:
+        """managed(), one certificate at a time: a pass over a large repository holds one.
+
+        Files unchanged since the last scan are not read: the index (wucme.scanindex,
+        WUCME_SCAN.DAT) answers for them, keyed by what stat(2) says of each file; every
+        other file is read as before, and the index rewritten.  A scan abandoned before its
+        end leaves the index as it was.  *select*, when given, is asked about each
+        certificate the index answers for (its Entry: hosts, status, not-after) and the
+        scan skips those it turns down: a pre-filter, which must let through every one its
+        caller could want (every certificate the index cannot answer for is yielded)."""
         try:
-            names = os.listdir(self.path)
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
-        parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
+        try:
+            parts = self._parts(dfd)
+        except OSError as e:
+            os.close(dfd)
+            raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
-        return [self._managed(p, scanner) for p in sorted(parts)]
+        here = f"{os.fspath(self.path)}/"
+        old = scanindex.IndexReader(here)
+        new = scanindex.IndexWriter(here, STATE_MODE)
+        kept = 0
+        try:
+            for part in parts:
+                entry = old.lookup(part)
+                if old.changed:
+                    new.begin(old, kept)
+                m, line = self._indexed(dfd, here, part, entry, scanner, new, select)
+                if line is None and entry is not None:
+                    kept += len(entry.raw)
+                    new.add(entry)
+                elif line is not None:
+                    new.begin(old, kept)
+                    new.add(line)
+                if m is not None:
+                    yield m
+            old.finish()
+            if old.changed:
+                new.begin(old, kept)
+            new.commit()
+        finally:
+            old.close()
+            new.abandon()
+            os.close(dfd)
+
+    @staticmethod
+    def _parts(dfd: int) -> list[str]:
+        """The sorted parts (`WUCME_C_<part>.PEM`, `WUCME_S_<part>.JSON`) of the repository."""
+        parts: set[str] = set()
+        with os.scandir(dfd) as it:
+            for d in it:
+                n = d.name
+                kind = n[:8]
+                if kind == "WUCME_C_" or kind == "WUCME_S_":
+                    m = _C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)
+                    if m:
+                        parts.add(m.group(1))
+        return sorted(parts)
+
+    def _indexed(self, dfd: int, here: str, part: str, entry: scanindex.Entry | None,
+                 scanner: certscan.Scanner, new: scanindex.IndexWriter,
+                 select: Callable[[scanindex.Entry], bool] | None
+                 ) -> tuple[Managed | None, scanindex.Entry | None]:
+        """One certificate: from its index *entry* where both files still have its keys (None
+        when *select* turns the entry down), else read (and a new entry for the index; None
+        when the old one still holds)."""
+        cname, sname = f"WUCME_C_{part}.PEM", f"{STATE_PREFIX}{part}{STATE_TYPE}"
+        cst = sst = None
+        try:
+            cst = os.stat(cname, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return self._managed(part, scanner), scanindex.Entry(part, None, None, None, None)
+        try:
+            sst = os.stat(sname, dir_fd=dfd)
+        except OSError:
+            pass
+        ckey = scanindex.file_key(cst) if cst is not None else None
+        skey = scanindex.file_key(sst) if sst is not None else None
+        info: crypto.CertInfo | None = None
+        state: CertState | None = None
+        if entry is not None and (
+                (entry.ckey == ckey and entry.cert is not None) if cst is not None
+                else (entry.ckey is None and entry.cert is None)) and (
+                (entry.skey == skey and entry.state is not None) if sst is not None
+                else (entry.skey is None and entry.state is None)):
+            # Nothing to read: the index answers for both files (each with its key, or absent
+            # now as it was then).
+            if select is not None and not select(entry):
+                return None, None
+            try:
+                if entry.cert is not None:
+                    info = scanindex.cert_from_fields(here + cname, entry.cert)
+                state = CertState.from_fields(entry.state) if entry.state is not None else CertState(hosts=[])
+                return self._assemble(part, info, "" if info is not None else f"{cname} missing",
+                                      state, sst is not None), None
+            except (ValueError, TypeError, KeyError):
+                info = state = None
+                entry = None
+        # Read what the index cannot answer for, as _managed() does.
+        problem = ""
+        cert: list[Any] | None = None
+        if cst is None:
+            problem = f"{cname} missing"
+        elif info is None:
+            try:
+                info = crypto.cert_info(here + cname, scanner)
+                if info is None:
+                    problem = f"{cname} missing"
+                else:
+                    cert = scanindex.cert_fields(info)
+            except crypto.CryptoError as e:
+                problem = f"{cname} unreadable: {e.text}"
+        if state is None:
+            state = self._read_state(here + sname, [])
+        fields = None if state.corrupt or not state.hosts else state.fields()
+        m = self._assemble(part, info, problem, state, os.path.exists(here + sname) if sst is None else True)
+        line = scanindex.Entry(part, new.trusted(cst) if cst is not None and cert is not None else None, cert,
+                               new.trusted(sst) if sst is not None and fields is not None else None, fields)
+        if entry is not None and entry.raw and line.line() == entry.raw:
+            return m, None
+        return m, line
 
     def _managed(self, part: str, scanner: certscan.Scanner) -> Managed:
+        """One certificate, its files read (no index)."""
         here = f"{os.fspath(self.path)}/"
         cname, spath = f"WUCME_C_{part}.PEM", f"{here}{STATE_PREFIX}{part}{STATE_TYPE}"
         info = None
@@ -421,13 +565,19 @@ class Repository:
                 problem = f"{cname} missing"
         except crypto.CryptoError as e:
             problem = f"{cname} unreadable: {e.text}"
-        names: list[str] = []
         state = self._read_state(spath, [])
+        return self._assemble(part, info, problem, state, info is not None or os.path.exists(spath))
+
+    def _assemble(self, part: str, info: crypto.CertInfo | None, problem: str, state: CertState,
+                  state_exists: bool) -> Managed:
+        """The Managed of what was read (or the index answered) of *part*'s two files."""
+        cname = f"WUCME_C_{part}.PEM"
+        names: list[str] = []
         if not state.hosts:
             # No state file, or one that does not parse: the hosts come from the certificate.
             names = list(info.names) if info is not None else []
             state.hosts = names or [part.lower()]
-        if info is None and not os.path.exists(spath):
+        if info is None and not state_exists:
             state.corrupt = True
         if info is not None and state.serial and _serial_int(state.serial) != info.serial_number:
             # A save killed between the certificate's rename and the state's: the certificate

@@ -1,0 +1,303 @@
+"""The repository scan's index, `WUCME_SCAN.DAT`: what the last scan read of each certificate
+and state file, so that a pass over files that have not changed reads none of them.
+
+A cache, never a source of truth.  Each entry is keyed by its files' names and what stat(2)
+says of them (size, mtime_ns, ctime_ns, inode): a file whose key differs in any of these (a
+new certificate renamed into place, an edit in place, a `touch`) is read again, and the
+entry rewritten.  A key is only recorded when the file is older than the scan by more than
+RACY_SECONDS: a file changed again within the file system's timestamp granule would keep its
+mtime, so a file that recent is read again by the next scan too (git's "racy clean" rule).
+
+The file is one header line and one line per certificate, sorted by the part of the file
+name after `WUCME_C_` (the order of the scan), each with a CRC-32 of its JSON: a line that
+is damaged (or a header from another format) ends the use of the index for the rest of that
+scan, which reads the files and writes a new index.  The scan streams: the index is read a
+line at a time beside the sorted directory listing and the new one written the same way
+(only when something changed, by write-and-rename: a reader sees the old index or the new
+one), so memory does not grow with the repository beyond the listing's names.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any
+
+from wucme._native import certscan
+from wucme._native.certscan import CertInfo
+from wucme.vms.atomic import TEMP_PREFIX
+
+__all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "IndexWriter", "file_key",
+           "IndexedCertInfo", "cert_fields", "cert_from_fields"]
+
+#: The index's name in the repository (no `;N` versions: it is rewritten, never kept).
+INDEX_FILE = "WUCME_SCAN.DAT"
+#: Files changed less than this many seconds before the scan are read again next time.
+RACY_SECONDS = 2.0
+_HEADER = b'{"wucme-scan-index":1}\n'
+
+#: [size, mtime_ns, ctime_ns, inode] of a file (what file_key() makes; anything in a line).
+FileKey = Any
+
+
+def file_key(st: os.stat_result) -> list[int]:
+    """The key of a file as the index keeps it."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+class Entry:
+    """One certificate's line: the keys of its WUCME_C and WUCME_S files when they were read
+    (None: not trusted, or the file was missing), the leaf as the scan read it (serial as
+    hex, validity as ISO 8601, names, AKI as hex) and the state file's fields."""
+
+    __slots__ = ("part", "ckey", "cert", "skey", "state", "raw")
+
+    def __init__(self, part: str, ckey: FileKey | None, cert: list[Any] | None,
+                 skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"") -> None:
+        self.part, self.ckey, self.cert, self.skey, self.state, self.raw = part, ckey, cert, skey, state, raw
+
+    @property
+    def hosts(self) -> list[str] | None:
+        """The state's hosts; None without a state (the scan then takes the leaf's names)."""
+        return self.state["hosts"] if self.state is not None else None
+
+    @property
+    def status(self) -> str:
+        return self.state["status"] if self.state is not None else ""
+
+    @property
+    def not_after(self) -> _dt.datetime | None:
+        """The leaf's not-after; None without a certificate."""
+        return _dt.datetime.fromisoformat(self.cert[2]) if self.cert is not None else None
+
+    def line(self) -> bytes:
+        """The entry as the index stores it: the line it was read from, or a new one."""
+        if self.raw:
+            return self.raw
+        body = json.dumps([self.part, self.ckey, self.cert, self.skey, self.state],
+                          separators=(",", ":")).encode()
+        return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+_decode = json.JSONDecoder().decode
+
+
+def _parse(line: bytes) -> Entry:
+    """One line; ValueError when it is damaged in any way.  The file keys stay the lists
+    JSON gives (compared with key_list(), so anything else never matches)."""
+    body = line[9:-1]
+    if line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(body):
+        raise ValueError("damaged line")
+    try:
+        v = _decode(body.decode("utf-8"))
+        part, ckey, cert, skey, state = v
+    except (UnicodeDecodeError, TypeError):
+        raise ValueError("bad entry") from None
+    if not (type(part) is str and (cert is None or type(cert) is list)
+            and (state is None or type(state) is dict)):
+        raise ValueError("bad entry")
+    return Entry(part, ckey, cert, skey, state, line)
+
+
+class IndexReader:
+    """The old index, entry by entry in the scan's order; `lookup(part)` gives the entry for
+    *part* (parts asked for in ascending order) or None.  `changed` is set when the index
+    no longer matches the repository (damaged, entries for files that are gone)."""
+
+    def __init__(self, directory: str) -> None:
+        self.changed = False
+        self._lines: Iterator[bytes] | None = None
+        self._next: Entry | None = None
+        self._f: IO[bytes] | None = None
+        try:
+            self._f = open(os.path.join(directory, INDEX_FILE), "rb")
+        except OSError:
+            self.changed = True
+            return
+        if self._f.readline() != _HEADER:
+            self._stop()
+            self.close()
+            return
+        self._lines = iter(self._f)
+        self._advance()
+
+    def _stop(self) -> None:
+        self.changed = True
+        self._lines = None
+        self._next = None
+
+    def fileno(self) -> int:
+        if self._f is None:
+            raise OSError("no old index")
+        return self._f.fileno()
+
+    def _advance(self) -> None:
+        if self._lines is None:
+            return
+        prev = self._next.part if self._next is not None else ""
+        line = next(self._lines, b"")
+        if not line:
+            self._next = None
+            return
+        try:
+            e = _parse(line)
+            if e.part <= prev:
+                raise ValueError("out of order")
+        except ValueError:
+            self._stop()
+            return
+        self._next = e
+
+    def lookup(self, part: str) -> Entry | None:
+        while self._next is not None and self._next.part < part:
+            self.changed = True  # a certificate that is gone
+            self._advance()
+        e = self._next
+        if e is None or e.part != part:
+            return None
+        self._advance()
+        return e
+
+    def finish(self) -> None:
+        """After the last lookup: entries left over are certificates that are gone."""
+        if self._next is not None:
+            self.changed = True
+        self.close()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+class IndexWriter:
+    """The new index, written only once something differs from the old one: the entries
+    kept before that point are copied from the old file as they were."""
+
+    def __init__(self, directory: str, mode: int) -> None:
+        self.directory = directory
+        self.mode = mode
+        self.started = time.time_ns()
+        self._out: IO[bytes] | None = None
+        self._tmp = ""
+        self.failed = False
+        #: An entry with a key written: an index without one would save no read.
+        self.useful = False
+
+    def trusted(self, st: os.stat_result) -> FileKey | None:
+        """The key to record for a file just read: None when it changed too recently."""
+        limit = self.started - int(RACY_SECONDS * 1e9)
+        if st.st_mtime_ns >= limit or st.st_ctime_ns >= limit:
+            return None
+        return file_key(st)
+
+    def begin(self, old: IndexReader, kept: int) -> None:
+        """The first difference: start the new file with the unchanged entries before it,
+        the first *kept* bytes of entries of the old file (read from the file the scan
+        opened, whatever another process renamed into place since)."""
+        if self._out is not None or self.failed:
+            return
+        try:
+            self._tmp = os.path.join(self.directory, f"{TEMP_PREFIX}scan-{os.getpid()}-{os.urandom(6).hex()}")
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         self.mode)
+            self._out = os.fdopen(fd, "wb", buffering=1 << 16)
+            self._out.write(_HEADER)
+            offset = len(_HEADER)
+            self.useful = kept > 0
+            while kept > 0:
+                chunk = os.pread(old.fileno(), min(kept, 1 << 20), offset)
+                if not chunk:
+                    raise OSError("the old index is shorter than what was read of it")
+                self._out.write(chunk)
+                offset += len(chunk)
+                kept -= len(chunk)
+        except OSError:
+            self._abandon()
+
+    def add(self, e: Entry) -> None:
+        if self._out is None:
+            return
+        if e.ckey is not None or e.skey is not None:
+            self.useful = True
+        try:
+            self._out.write(e.line())
+        except OSError:
+            self._abandon()
+
+    def commit(self) -> None:
+        """Rename the new index into place (a scan that did not finish never calls this)."""
+        if self._out is None:
+            return
+        if not self.useful:
+            self._abandon()  # (an old index, if any, is out of date: it goes too)
+            try:
+                os.unlink(os.path.join(self.directory, INDEX_FILE))
+            except OSError:
+                pass
+            return
+        try:
+            self._out.flush()
+            os.fchmod(self._out.fileno(), self.mode)
+            self._out.close()
+            self._out = None
+            os.replace(self._tmp, os.path.join(self.directory, INDEX_FILE))
+        except OSError:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """A repository that cannot take the index (read-only, full): scan without it."""
+        self.failed = True
+        if self._out is not None:
+            try:
+                self._out.close()
+            except OSError:
+                pass
+            self._out = None
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+
+    def abandon(self) -> None:
+        self._abandon()
+
+
+class IndexedCertInfo(CertInfo):
+    """A CertInfo the index answered: everything but the leaf's DER, which is read from the
+    certificate file when something asks for it (ARI, a renewal's `replaces`, the load
+    action's comparison).  The file is the truth: should it have changed since the scan, its
+    leaf now is what `der` gives (b"" when it is gone or unreadable)."""
+
+    __slots__ = ()
+
+    @property
+    def der(self) -> bytes:  # type: ignore[override]
+        path = tuple.__getitem__(self, 0)
+        try:
+            info = certscan.backend().cert_file(str(path))
+        except (OSError, ValueError):
+            return b""
+        return info.der if info is not None else b""
+
+
+def cert_fields(info: CertInfo) -> list[Any]:
+    """What the index keeps of a leaf."""
+    return [format(info.serial_number, "x"), info.not_valid_before_utc.isoformat(),
+            info.not_valid_after_utc.isoformat(), list(info.names),
+            info.aki.hex() if info.aki is not None else None]
+
+
+def cert_from_fields(path: str, v: list[Any]) -> CertInfo:
+    """The CertInfo of an index entry; ValueError (or TypeError) when the fields are not one."""
+    serial, nb, na, names, aki = v
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ValueError("bad names")
+    # The der slot holds the file's name: IndexedCertInfo.der reads the leaf from it.
+    return IndexedCertInfo(path, int(serial, 16), _dt.datetime.fromisoformat(nb),  # type: ignore[arg-type]
+                           _dt.datetime.fromisoformat(na), tuple(names),
+                           bytes.fromhex(aki) if aki is not None else None)
