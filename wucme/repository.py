@@ -529,9 +529,19 @@ class Repository:
             except (ValueError, TypeError, KeyError):
                 info = state = None
                 entry = None
-        # Read what the index cannot answer for, as _managed() does.
+        # Read what the index cannot answer for, as _managed() does; the other file of the two
+        # may still be the index's (a failure noted in the state leaves the certificate alone).
         problem = ""
         cert: list[Any] | None = None
+        if entry is not None:
+            try:
+                if cst is not None and entry.ckey == ckey and entry.cert is not None:
+                    info, cert = scanindex.cert_from_fields(here + cname, entry.cert), entry.cert
+                if sst is not None and entry.skey == skey and entry.state is not None:
+                    state = CertState.from_fields(entry.state)
+            except (ValueError, TypeError, KeyError):
+                info = state = None
+                cert = None
         if cst is None:
             problem = f"{cname} missing"
         elif info is None:
