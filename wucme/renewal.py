@@ -187,18 +187,29 @@ def _left(delta: _dt.timedelta) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
 
 
-def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) -> list[Event]:
+def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime,
+                    candidates: list[Managed] | None = None) -> list[Event]:
     """The warnings a pass does not carry itself: a certificate that expires within
     WUCME_WARN_DAYS (default 7) while its renewal keeps failing (failed in this pass, the
     pass failed as a whole, or its state records a failure: the agent's back-off skipped it)
     gives `%WUCME-W-EXPIRING`; one already expired gives `%WUCME-E-EXPIRED`.
 
     The pass shows them and sends them with send_events(); its own events go through the
-    reporters (reporters_from_logicals)."""
+    reporters (reporters_from_logicals).  *candidates*, when the pass ran without a pass-wide
+    error, are the only certificates that can need one (what the pass saw within the limit,
+    due, or failed: `now` is the pass's own, so no other can have come within it); each is
+    read again, and the repository is not scanned a third time."""
     limit = _dt.timedelta(days=warn_days())
     renewed = {o.file for o in report.renewed}
     failed = {o.file: o.detail for o in report.failed}
     events: list[Event] = []
+    if candidates is not None and not report.error:
+        seen: set[str] = set()
+        for m in sorted(candidates, key=lambda m: m.cert_name):
+            if m.cert_name not in seen:
+                seen.add(m.cert_name)
+                _expiry_warning(repo.reread(m), report, renewed, failed, limit, now, events)
+        return events
 
     def may_warn(e: Entry) -> bool:
         """A certificate the index answers for, passed over when it cannot need a warning."""
@@ -251,6 +262,8 @@ class _Pass:
     nowait: bool = False
     stop: StopCheck | None = None
     keep_skipped: bool = True
+    #: What the expiry warnings need to read again (expiry_warnings' candidates), once known.
+    expiring: list[Managed] | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -292,7 +305,7 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
         report.error, report.error_severity = e.message(), e.severity
     if report.renewed or repo.load_pending():
         _load(repo, report, say)
-    _report(repo, report, when, say)
+    _report(repo, report, when, say, ctx.expiring)
     _metrics(repo, report, when, say)
     return report
 
@@ -339,13 +352,20 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
             good += 1
             return False
         return True
+    failing: list[Managed] = []
     for m in repo.scan(may_be_bad):
         if _bad_hosts(ctx, report, m):
             bad.add(m.cert_name)
+            failing.append(m)
         else:
             good += 1
     if not good:
+        ctx.expiring = failing
         return
+    try:
+        limit: _dt.timedelta | None = _dt.timedelta(days=warn_days())
+    except Exception:  # noqa: BLE001 - the expiry warnings say it, in their place
+        limit = None
     repo.ensure_writable()
     key = repo.load_account_key()
     override = challenge or renewal_challenge()
@@ -363,6 +383,9 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
             if m.cert_name in bad:
                 continue  # (a renewal checks its hosts again, as they are when it starts)
             is_due, why = due(m, ctx.now, ari, days)
+            if limit is not None and m.info is not None and m.info.not_valid_after_utc - ctx.now < limit \
+                    and not is_due:
+                failing.append(m)
             if is_due:
                 todo.append((m, why))
             else:
@@ -371,6 +394,8 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
                 else:
                     report.skipped_not_kept += 1
                 say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(m.hosts)}): {why}"))
+        if limit is not None:
+            ctx.expiring = failing + [m for m, _ in todo]
         if not todo:
             return
         ensure_account(a)
@@ -516,7 +541,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
         say(Condition("W", "NOLOADSTATE", f"cannot note the load's outcome in {repo.path}: {e}"))
 
 
-def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note) -> None:
+def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note,
+            candidates: list[Managed] | None = None) -> None:
     """The pass's events to every configured target, then the expiry warnings; what could not
     be sent is a warning of the pass, never its failure."""
     problems: list[str] = []
@@ -526,7 +552,7 @@ def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Not
         except Exception as e:  # noqa: BLE001 - a report never spoils the pass
             problems.append(f"reporter failed: {e}")
     try:
-        warnings = expiry_warnings(report, repo, now)
+        warnings = expiry_warnings(report, repo, now, candidates)
         if report.not_loaded:
             warnings.insert(0, Event("W", "NOTLOADED", report.not_loaded,
                                      [h for o in report.renewed for h in o.hosts]))
