@@ -442,17 +442,28 @@ class Repository:
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         try:
-            parts = self._parts(dfd)
+            names = self._names(dfd)
         except OSError as e:
             os.close(dfd)
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
         here = f"{os.fspath(self.path)}/"
         old = scanindex.IndexReader(here)
-        new = scanindex.IndexWriter(here, STATE_MODE)
+        new = scanindex.IndexWriter(here, STATE_MODE, names)
+
+        def parts() -> Iterator[str]:
+            """The index's parts while the directory's names are the ones it was made from
+            (nothing held per certificate), else the sorted listing."""
+            last = ""
+            if old.names == names:
+                for last in old.parts():
+                    yield last
+                if not old.damaged:
+                    return
+            yield from (p for p in self._parts(dfd) if p > last)
         kept = 0
         try:
-            for part in parts:
+            for part in parts():
                 entry = old.lookup(part)
                 if old.changed:
                     new.begin(old, kept)
@@ -473,6 +484,20 @@ class Repository:
             old.close()
             new.abandon()
             os.close(dfd)
+
+    @staticmethod
+    def _names(dfd: int) -> tuple[str, int]:
+        """(digest, count) of the directory's WUCME_C and WUCME_S file names, in any order:
+        the sum of their BLAKE2b digests (a set hash), a listing held by no one."""
+        total = count = 0
+        with os.scandir(dfd) as it:
+            for d in it:
+                n = d.name
+                kind = n[:8]
+                if (kind == "WUCME_C_" or kind == "WUCME_S_") and (_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)):
+                    total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
+                    count += 1
+        return f"{total & ((1 << 128) - 1):032x}", count
 
     @staticmethod
     def _parts(dfd: int) -> list[str]:

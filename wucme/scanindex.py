@@ -37,7 +37,14 @@ __all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "Ind
 INDEX_FILE = "WUCME_SCAN.DAT"
 #: Files changed less than this many seconds before the scan are read again next time.
 RACY_SECONDS = 2.0
-_HEADER = b'{"wucme-scan-index":1}\n'
+_FORMAT = 2
+
+
+def header(names: tuple[str, int]) -> bytes:
+    """The first line: the format, and the digest and count of the WUCME_C and WUCME_S file
+    names the index was made from (Repository.scan: a directory whose names still give them
+    holds exactly the index's certificates, and is not listed again)."""
+    return b'{"wucme-scan-index":%d,"names":"%s","count":%d}\n' % (_FORMAT, names[0].encode(), names[1])
 
 #: [size, mtime_ns, ctime_ns, inode] of a file (what file_key() makes; anything in a line).
 FileKey = Any
@@ -109,6 +116,10 @@ class IndexReader:
 
     def __init__(self, directory: str) -> None:
         self.changed = False
+        self.damaged = False
+        #: (digest, count) of the file names the index was made from; None without an index.
+        self.names: tuple[str, int] | None = None
+        self.header_len = 0
         self._lines: Iterator[bytes] | None = None
         self._next: Entry | None = None
         self._f: IO[bytes] | None = None
@@ -117,15 +128,23 @@ class IndexReader:
         except OSError:
             self.changed = True
             return
-        if self._f.readline() != _HEADER:
+        first = self._f.readline()
+        try:
+            h = json.loads(first)
+            if not (type(h) is dict and h.get("wucme-scan-index") == _FORMAT and type(h.get("names")) is str
+                    and type(h.get("count")) is int and first == header((h["names"], h["count"]))):
+                raise ValueError("another format")
+        except ValueError:
             self._stop()
             self.close()
             return
+        self.names = (h["names"], h["count"])
+        self.header_len = len(first)
         self._lines = iter(self._f)
         self._advance()
 
     def _stop(self) -> None:
-        self.changed = True
+        self.changed = self.damaged = True
         self._lines = None
         self._next = None
 
@@ -150,6 +169,12 @@ class IndexReader:
             self._stop()
             return
         self._next = e
+
+    def parts(self) -> Iterator[str]:
+        """The parts of the index in order, each taken by lookup() before the next is given
+        (the scan of a directory whose names have not changed)."""
+        while self._next is not None:
+            yield self._next.part
 
     def lookup(self, part: str) -> Entry | None:
         while self._next is not None and self._next.part < part:
@@ -177,8 +202,9 @@ class IndexWriter:
     """The new index, written only once something differs from the old one: the entries
     kept before that point are copied from the old file as they were."""
 
-    def __init__(self, directory: str, mode: int) -> None:
+    def __init__(self, directory: str, mode: int, names: tuple[str, int]) -> None:
         self.directory = directory
+        self.names = names
         self.mode = mode
         self.started = time.time_ns()
         self._out: IO[bytes] | None = None
@@ -205,8 +231,8 @@ class IndexWriter:
             fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                          self.mode)
             self._out = os.fdopen(fd, "wb", buffering=1 << 16)
-            self._out.write(_HEADER)
-            offset = len(_HEADER)
+            self._out.write(header(self.names))
+            offset = old.header_len
             self.useful = kept > 0
             while kept > 0:
                 chunk = os.pread(old.fileno(), min(kept, 1 << 20), offset)
