@@ -451,23 +451,38 @@ class Repository:
         old = scanindex.IndexReader(here)
         new = scanindex.IndexWriter(here, STATE_MODE, names)
 
+        trusted = old.names == names
+
         def parts() -> Iterator[str]:
             """The index's parts while the directory's names are the ones it was made from
-            (nothing held per certificate), else the sorted listing."""
+            (nothing held per certificate), else the sorted listing (whose own digest the
+            new index records: the names and the parts of one reading of the directory)."""
+            nonlocal trusted
             last = ""
-            if old.names == names:
+            if trusted:
                 for last in old.parts():
                     yield last
                 if not old.damaged:
                     return
-            yield from (p for p in self._parts(dfd) if p > last)
+                trusted = False
+            listed, new.names = self._parts(dfd)
+            yield from (p for p in listed if p > last)
         kept = 0
         try:
+            if not trusted and old.names is not None:
+                old.changed = True  # (its header names another directory: rewritten)
             for part in parts():
                 entry = old.lookup(part)
                 if old.changed:
                     new.begin(old, kept)
-                m, line = self._indexed(dfd, here, part, entry, scanner, new, select)
+                m, line = self._indexed(dfd, here, part, entry, scanner, new, select, trusted)
+                if line is _GONE:
+                    # Both files gone since the index was made (the names' digest came back to
+                    # its old value meanwhile): no certificate; the next scan lists the directory.
+                    new.names = ("", 0)
+                    old.changed = True
+                    new.begin(old, kept)
+                    continue
                 if line is None and entry is not None:
                     kept += len(entry.raw)
                     new.add(entry)
@@ -500,9 +515,11 @@ class Repository:
         return f"{total & ((1 << 128) - 1):032x}", count
 
     @staticmethod
-    def _parts(dfd: int) -> list[str]:
-        """The sorted parts (`WUCME_C_<part>.PEM`, `WUCME_S_<part>.JSON`) of the repository."""
+    def _parts(dfd: int) -> tuple[list[str], tuple[str, int]]:
+        """The sorted parts (`WUCME_C_<part>.PEM`, `WUCME_S_<part>.JSON`) of the repository,
+        and the digest of their names as _names() makes it, from one reading."""
         parts: set[str] = set()
+        total = count = 0
         with os.scandir(dfd) as it:
             for d in it:
                 n = d.name
@@ -511,15 +528,18 @@ class Repository:
                     m = _C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)
                     if m:
                         parts.add(m.group(1))
-        return sorted(parts)
+                        total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
+                        count += 1
+        return sorted(parts), (f"{total & ((1 << 128) - 1):032x}", count)
 
     def _indexed(self, dfd: int, here: str, part: str, entry: scanindex.Entry | None,
                  scanner: certscan.Scanner, new: scanindex.IndexWriter,
-                 select: Callable[[scanindex.Entry], bool] | None
+                 select: Callable[[scanindex.Entry], bool] | None, trusted: bool = False
                  ) -> tuple[Managed | None, scanindex.Entry | None]:
         """One certificate: from its index *entry* where both files still have its keys (None
         when *select* turns the entry down), else read (and a new entry for the index; None
-        when the old one still holds)."""
+        when the old one still holds; _GONE when the part came from a *trusted* index and
+        neither file exists)."""
         cname, sname = f"WUCME_C_{part}.PEM", f"{STATE_PREFIX}{part}{STATE_TYPE}"
         cst = sst = None
         try:
@@ -532,6 +552,8 @@ class Repository:
             sst = os.stat(sname, dir_fd=dfd)
         except OSError:
             pass
+        if trusted and cst is None and sst is None and not os.path.lexists(here + sname):
+            return None, _GONE
         ckey = scanindex.file_key(cst) if cst is not None else None
         skey = scanindex.file_key(sst) if sst is not None else None
         info: crypto.CertInfo | None = None
@@ -651,6 +673,10 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+#: _indexed(): the part is no certificate any more.
+_GONE = scanindex.Entry("", None, None, None, None)
 
 
 def _serial_int(text: str) -> int | None:

@@ -304,3 +304,27 @@ def test_the_memory_of_a_scan_does_not_grow_with_the_repository(tmp_path: Path,
     print(f"scan peaks {peaks}, {growth:.0f} bytes per certificate more; a list: {per_cert_held:.0f}")
     assert growth < 16, f"{growth:.0f} bytes more per certificate (a list of them: {per_cert_held:.0f})"
     assert per_cert_held > 500
+
+
+def test_an_index_whose_names_still_match_never_brings_back_a_certificate_that_is_gone(
+        repo: Repository) -> None:
+    """The header's digest of the names is what lets a scan take the index's certificates
+    without listing the directory.  Should the digest match while a certificate of the index
+    has no file left (its names came and went between two readings), it is passed over and
+    the next scan lists the directory."""
+    add(repo, "z.example.org")
+    scan(repo)
+    for n in ("WUCME_C_Z_EXAMPLE_ORG.PEM", "WUCME_S_Z_EXAMPLE_ORG.JSON"):
+        (repo.path / n).unlink()
+    index = repo.path / scanindex.INDEX_FILE
+    fd = os.open(repo.path, os.O_RDONLY)
+    try:
+        names = Repository._names(fd)
+    finally:
+        os.close(fd)
+    head, _, body = index.read_bytes().partition(b"\n")
+    index.write_bytes(scanindex.header(names) + body)  # as if Z's names were still there
+    assert [m.host_part for m in repo.scan()] == ["A_EXAMPLE_ORG", "B_EXAMPLE_ORG", "C_EXAMPLE_ORG"]
+    assert b"Z_EXAMPLE_ORG" not in index.read_bytes()
+    assert scan(repo) == unindexed(repo)
+    assert index.read_bytes().startswith(scanindex.header(names))  # listed, and its digest kept
