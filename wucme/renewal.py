@@ -379,7 +379,7 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
             return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
         ari = ari_picked if isinstance(ari_url, str) else None
         todo: list[tuple[Managed, str]] = []
-        for m in repo.scan():
+        for m in repo.scan(snapshot=True):  # what the first look saw
             if m.cert_name in bad:
                 continue  # (a renewal checks its hosts again, as they are when it starts)
             is_due, why = due(m, ctx.now, ari, days)

@@ -220,6 +220,8 @@ class Repository:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        #: The key of the index that holds what the last complete scan saw (scan(snapshot=True)).
+        self._seen: list[int] | None = None
 
     @classmethod
     def here(cls) -> Repository:
@@ -425,7 +427,8 @@ class Repository:
         without one (their hosts are read from the certificate).  Sorted by file name."""
         return list(self.scan())
 
-    def scan(self, select: Callable[[scanindex.Entry], bool] | None = None) -> Iterator[Managed]:
+    def scan(self, select: Callable[[scanindex.Entry], bool] | None = None, *,
+             snapshot: bool = False) -> Iterator[Managed]:
         """managed(), one certificate at a time: a pass over a large repository holds one.
 
         Files unchanged since the last scan are not read: the index (wucme.scanindex,
@@ -434,7 +437,17 @@ class Repository:
         end leaves the index as it was.  *select*, when given, is asked about each
         certificate the index answers for (its Entry: hosts, status, not-after) and the
         scan skips those it turns down: a pre-filter, which must let through every one its
-        caller could want (every certificate the index cannot answer for is yielded)."""
+        caller could want (every certificate the index cannot answer for is yielded).
+
+        With *snapshot*, the certificates are the ones the previous complete scan of this
+        object saw (as one list of them would have been): while the index that scan left is
+        still in place, the certificates it holds both files' keys of are taken from it
+        without a look at the directory or the files (the renewal pass's second look at what
+        its first saw); any other is read as usual."""
+        seen, self._seen = self._seen, None
+        if snapshot and seen is not None:
+            yield from self._again(seen, select)
+            return
         try:
             dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except (FileNotFoundError, NotADirectoryError):
@@ -495,10 +508,58 @@ class Repository:
             if old.changed:
                 new.begin(old, kept)
             new.commit()
+            self._seen = new.key if new.begun else old.key
         finally:
             old.close()
             new.abandon()
             os.close(dfd)
+
+    def _again(self, seen: list[int], select: Callable[[scanindex.Entry], bool] | None) -> Iterator[Managed]:
+        """scan(snapshot=True): the index the last scan left, if it is still the one in place;
+        else an ordinary scan."""
+        here = f"{os.fspath(self.path)}/"
+        old = scanindex.IndexReader(here)
+        try:
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            old.close()
+            yield from self.scan(select)
+            return
+        try:
+            if old.key != seen:
+                old.close()
+                os.close(dfd)
+                dfd = -1
+                yield from self.scan(select)
+                return
+            scanner = certscan.backend()
+            unwritten = scanindex.IndexWriter(here, STATE_MODE, ("", 0))  # (never begun)
+            done = ""
+            for e in old.entries():
+                done = e.part
+                m: Managed | None
+                if e.ckey is not None and e.skey is not None and e.cert is not None and e.state is not None:
+                    if select is not None and not select(e):
+                        continue
+                    try:
+                        m = self._assemble(e.part, scanindex.cert_from_fields(f"{here}WUCME_C_{e.part}.PEM", e.cert),
+                                           "", CertState.from_fields(e.state), True)
+                    except (ValueError, TypeError, KeyError):
+                        m, _ = self._indexed(dfd, here, e.part, None, scanner, unwritten, select)
+                else:
+                    m, _ = self._indexed(dfd, here, e.part, e, scanner, unwritten, select)
+                if m is not None:
+                    yield m
+            if old.damaged:  # (it was whole when the last scan left it: someone wrote over it)
+                for part in self._parts(dfd)[0]:
+                    if part > done:
+                        m, _ = self._indexed(dfd, here, part, None, scanner, unwritten, select)
+                        if m is not None:
+                            yield m
+        finally:
+            old.close()
+            if dfd >= 0:
+                os.close(dfd)
 
     @staticmethod
     def _names(dfd: int) -> tuple[str, int]:

@@ -117,6 +117,7 @@ class IndexReader:
     def __init__(self, directory: str) -> None:
         self.changed = False
         self.damaged = False
+        self.key: list[int] | None = None
         #: (digest, count) of the file names the index was made from; None without an index.
         self.names: tuple[str, int] | None = None
         self.header_len = 0
@@ -140,6 +141,8 @@ class IndexReader:
             return
         self.names = (h["names"], h["count"])
         self.header_len = len(first)
+        #: The file's key when opened (Repository.scan(snapshot=True): the same file, unread since).
+        self.key = file_key(os.fstat(self._f.fileno()))
         self._lines = iter(self._f)
         self._advance()
 
@@ -147,6 +150,13 @@ class IndexReader:
         self.changed = self.damaged = True
         self._lines = None
         self._next = None
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry in order (a damaged line ends them: `damaged`)."""
+        while self._next is not None:
+            e = self._next
+            self._advance()
+            yield e
 
     def fileno(self) -> int:
         if self._f is None:
@@ -212,6 +222,9 @@ class IndexWriter:
         self.failed = False
         #: An entry with a key written: an index without one would save no read.
         self.useful = False
+        #: The key of the index commit() put in place (None: none, or not known to be ours).
+        self.key: list[int] | None = None
+        self._begun = False
 
     def trusted(self, st: os.stat_result) -> FileKey | None:
         """The key to record for a file just read: None when it changed too recently."""
@@ -224,6 +237,7 @@ class IndexWriter:
         """The first difference: start the new file with the unchanged entries before it,
         the first *kept* bytes of entries of the old file (read from the file the scan
         opened, whatever another process renamed into place since)."""
+        self._begun = True
         if self._out is not None or self.failed:
             return
         try:
@@ -243,6 +257,11 @@ class IndexWriter:
                 kept -= len(chunk)
         except OSError:
             self._abandon()
+
+    @property
+    def begun(self) -> bool:
+        """Has the scan found a difference (whatever became of the new file)?"""
+        return self._begun
 
     def add(self, e: Entry) -> None:
         if self._out is None:
@@ -268,9 +287,12 @@ class IndexWriter:
         try:
             self._out.flush()
             os.fchmod(self._out.fileno(), self.mode)
+            ino = os.fstat(self._out.fileno()).st_ino
             self._out.close()
             self._out = None
             os.replace(self._tmp, os.path.join(self.directory, INDEX_FILE))
+            st = os.stat(os.path.join(self.directory, INDEX_FILE))
+            self.key = file_key(st) if st.st_ino == ino else None
         except OSError:
             self._abandon()
 

@@ -328,3 +328,29 @@ def test_an_index_whose_names_still_match_never_brings_back_a_certificate_that_i
     assert b"Z_EXAMPLE_ORG" not in index.read_bytes()
     assert scan(repo) == unindexed(repo)
     assert index.read_bytes().startswith(scanindex.header(names))  # listed, and its digest kept
+
+
+def test_a_snapshot_scan_gives_what_the_scan_before_it_saw(repo: Repository,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renewal pass looks twice (hosts, then due): the second look is the first one's
+    snapshot, as a list of the certificates was, taken from the index that scan left without
+    reading or even stat-ing the files; once the index is not that one, an ordinary scan."""
+    scan(repo)  # builds the index
+    first = scan(repo)
+    c = repo.path / "WUCME_C_B_EXAMPLE_ORG.PEM"
+    c.write_bytes(chain("b.example.org", days=30))  # changed after the first look
+    reads = Reads(monkeypatch)
+    assert [view(m) for m in repo.scan(snapshot=True)] == first and reads.files == []
+    # Only once: a further snapshot has no scan before it to be the snapshot of.
+    again = [view(m) for m in repo.scan(snapshot=True)]
+    assert reads.files == ["WUCME_C_B_EXAMPLE_ORG.PEM"] and again != first and again == unindexed(repo)
+    # The index replaced by another process in between: an ordinary scan.
+    scan(repo)
+    index = repo.path / scanindex.INDEX_FILE
+    copy = repo.path / "index.copy"
+    copy.write_bytes(index.read_bytes())
+    os.replace(copy, index)
+    c.write_bytes(chain("b.example.org", days=20))
+    reads.files.clear()
+    assert [view(m) for m in repo.scan(snapshot=True)] == unindexed(repo)
+    assert reads.files[0] == "WUCME_C_B_EXAMPLE_ORG.PEM"
