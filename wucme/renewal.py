@@ -345,10 +345,10 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
     good = 0
 
     def may_be_bad(e: Entry) -> bool:
-        """A certificate the index answers for, passed over when its state's hosts are good."""
+        """A certificate the index answers for, passed over when its state's hosts are good
+        (the index keeps the check's answer: Entry.hosts_ok)."""
         nonlocal good
-        hosts = e.hosts
-        if hosts is not None and _hosts_ok(hosts):
+        if e.hosts_ok:
             good += 1
             return False
         return True
@@ -411,14 +411,6 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
-
-
-def _hosts_ok(hosts: list[str]) -> bool:
-    try:
-        validate_identifiers(hosts, wildcard=False)
-    except WucmeError:
-        return False
-    return True
 
 
 def _bad_hosts(ctx: _Pass, report: RenewalReport, m: Managed) -> bool:

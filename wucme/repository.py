@@ -538,12 +538,15 @@ class Repository:
             for e in old.entries():
                 done = e.part
                 m: Managed | None
-                if e.ckey is not None and e.skey is not None and e.cert is not None and e.state is not None:
+                if e.ckey is not None and e.skey is not None:
                     if select is not None and not select(e):
                         continue
                     try:
-                        m = self._assemble(e.part, scanindex.cert_from_fields(f"{here}WUCME_C_{e.part}.PEM", e.cert),
-                                           "", CertState.from_fields(e.state), True)
+                        cert, fields = e.cert, e.state
+                        if cert is None or fields is None:
+                            raise ValueError("an entry whose JSON is not what its keys say")
+                        m = self._assemble(e.part, scanindex.cert_from_fields(f"{here}WUCME_C_{e.part}.PEM", cert),
+                                           "", CertState.from_fields(fields), True)
                     except (ValueError, TypeError, KeyError):
                         m, _ = self._indexed(dfd, here, e.part, None, scanner, unwritten, select)
                 else:
@@ -620,18 +623,19 @@ class Repository:
         info: crypto.CertInfo | None = None
         state: CertState | None = None
         if entry is not None and (
-                (entry.ckey == ckey and entry.cert is not None) if cst is not None
-                else (entry.ckey is None and entry.cert is None)) and (
-                (entry.skey == skey and entry.state is not None) if sst is not None
-                else (entry.skey is None and entry.state is None)):
+                (entry.ckey == ckey) if cst is not None else not entry.has_cert) and (
+                (entry.skey == skey) if sst is not None else not entry.has_state):
             # Nothing to read: the index answers for both files (each with its key, or absent
             # now as it was then).
             if select is not None and not select(entry):
                 return None, None
             try:
-                if entry.cert is not None:
-                    info = scanindex.cert_from_fields(here + cname, entry.cert)
-                state = CertState.from_fields(entry.state) if entry.state is not None else CertState(hosts=[])
+                hit_cert, hit_state = entry.cert, entry.state
+                if (hit_cert is None) != (cst is None) or (hit_state is None) != (sst is None):
+                    raise ValueError("an entry whose JSON is not what its keys say")
+                if hit_cert is not None:
+                    info = scanindex.cert_from_fields(here + cname, hit_cert)
+                state = CertState.from_fields(hit_state) if hit_state is not None else CertState(hosts=[])
                 return self._assemble(part, info, "" if info is not None else f"{cname} missing",
                                       state, sst is not None), None
             except (ValueError, TypeError, KeyError):
@@ -666,7 +670,8 @@ class Repository:
         fields = None if state.corrupt or not state.hosts else state.fields()
         m = self._assemble(part, info, problem, state, os.path.exists(here + sname) if sst is None else True)
         line = scanindex.Entry(part, new.trusted(cst) if cst is not None and cert is not None else None, cert,
-                               new.trusted(sst) if sst is not None and fields is not None else None, fields)
+                               new.trusted(sst) if sst is not None and fields is not None else None, fields,
+                               hosts_ok=fields is not None and _hosts_ok(fields["hosts"]))
         if entry is not None and entry.raw and line.line() == entry.raw:
             return m, None
         return m, line
@@ -734,6 +739,19 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def _hosts_ok(hosts: list[str]) -> bool:
+    """Are these a state's hosts that the renewal pass takes (valid identifiers, no
+    wildcard)?  Kept in the scan index, so the pass's check of every state before any
+    request reads no state the index answers for."""
+    from wucme.core.ident import validate_identifiers
+
+    try:
+        validate_identifiers(hosts, wildcard=False)
+    except WucmeError:
+        return False
+    return True
 
 
 #: _indexed(): the part is no certificate any more.

@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
+from wucme import __version__
 from wucme._native import certscan
 from wucme._native.certscan import CertInfo
 from wucme.vms.atomic import TEMP_PREFIX
@@ -37,14 +38,15 @@ __all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "Ind
 INDEX_FILE = "WUCME_SCAN.DAT"
 #: Files changed less than this many seconds before the scan are read again next time.
 RACY_SECONDS = 2.0
-_FORMAT = 2
+_FORMAT = 3
 
 
 def header(names: tuple[str, int]) -> bytes:
     """The first line: the format, and the digest and count of the WUCME_C and WUCME_S file
     names the index was made from (Repository.scan: a directory whose names still give them
     holds exactly the index's certificates, and is not listed again)."""
-    return b'{"wucme-scan-index":%d,"names":"%s","count":%d}\n' % (_FORMAT, names[0].encode(), names[1])
+    return b'{"wucme-scan-index":%d,"wucme":"%s","names":"%s","count":%d}\n' % (
+        _FORMAT, __version__.encode(), names[0].encode(), names[1])
 
 #: [size, mtime_ns, ctime_ns, inode] of a file (what file_key() makes; anything in a line).
 FileKey = Any
@@ -58,55 +60,108 @@ def file_key(st: os.stat_result) -> list[int]:
 class Entry:
     """One certificate's line: the keys of its WUCME_C and WUCME_S files when they were read
     (None: not trusted, or the file was missing), the leaf as the scan read it (serial as
-    hex, validity as ISO 8601, names, AKI as hex) and the state file's fields."""
+    hex, validity as ISO 8601, names, AKI as hex), the state file's fields, and whether the
+    state's hosts are all valid identifiers (`hosts_ok`, core.ident with no wildcard).
 
-    __slots__ = ("part", "ckey", "cert", "skey", "state", "raw")
+    A line is `CRC PART CKEY SKEY OK JSON`: the keys (`size,mtime_ns,ctime_ns,inode`, `-`
+    for no data, `?` for data whose key is not trusted) and the flag are read without the
+    JSON, which is decoded only when the leaf or the state is asked for."""
+
+    __slots__ = ("part", "ckey", "skey", "has_cert", "has_state", "hosts_ok", "raw", "_body", "_cert",
+                 "_state")
 
     def __init__(self, part: str, ckey: FileKey | None, cert: list[Any] | None,
-                 skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"") -> None:
-        self.part, self.ckey, self.cert, self.skey, self.state, self.raw = part, ckey, cert, skey, state, raw
+                 skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"",
+                 hosts_ok: bool = False) -> None:
+        self.part, self.ckey, self.skey, self.raw, self.hosts_ok = part, ckey, skey, raw, hosts_ok
+        self._cert, self._state = cert, state
+        self.has_cert, self.has_state = cert is not None, state is not None
+        self._body: bytes | None = None
+
+    def _decode(self) -> None:
+        body, self._body = self._body, None
+        if body is None:
+            return
+        try:
+            cert, state = _decode(body.decode("utf-8"))
+            if not ((cert is None or type(cert) is list) and (state is None or type(state) is dict)):
+                raise TypeError("bad entry")
+        except (ValueError, TypeError):
+            cert = state = None  # (a line whose checksum holds but not its JSON: nothing)
+        self._cert, self._state = cert, state
+
+    @property
+    def cert(self) -> list[Any] | None:
+        self._decode()
+        return self._cert
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        self._decode()
+        return self._state
 
     @property
     def hosts(self) -> list[str] | None:
         """The state's hosts; None without a state (the scan then takes the leaf's names)."""
-        return self.state["hosts"] if self.state is not None else None
+        state = self.state
+        return state["hosts"] if state is not None else None
 
     @property
     def status(self) -> str:
-        return self.state["status"] if self.state is not None else ""
+        state = self.state
+        return state["status"] if state is not None else ""
 
     @property
     def not_after(self) -> _dt.datetime | None:
         """The leaf's not-after; None without a certificate."""
-        return _dt.datetime.fromisoformat(self.cert[2]) if self.cert is not None else None
+        cert = self.cert
+        return _dt.datetime.fromisoformat(cert[2]) if cert is not None else None
 
     def line(self) -> bytes:
         """The entry as the index stores it: the line it was read from, or a new one."""
         if self.raw:
             return self.raw
-        body = json.dumps([self.part, self.ckey, self.cert, self.skey, self.state],
-                          separators=(",", ":")).encode()
-        return b"%08x %s\n" % (zlib.crc32(body), body)
+        body = json.dumps([self.cert, self.state], separators=(",", ":")).encode()
+        rest = b"%s %s %s %d %s" % (self.part.encode(), _key_text(self.ckey, self.has_cert),
+                                   _key_text(self.skey, self.has_state), self.hosts_ok, body)
+        return b"%08x %s\n" % (zlib.crc32(rest), rest)
+
+
+def _key_text(key: FileKey | None, data: bool) -> bytes:
+    if key is None:
+        return b"?" if data else b"-"
+    return b"%d,%d,%d,%d" % tuple(key)
+
+
+def _key_of(text: bytes) -> tuple[FileKey | None, bool]:
+    """(key, data present) of a key field."""
+    if text == b"-":
+        return None, False
+    if text == b"?":
+        return None, True
+    key = [int(x) for x in text.split(b",")]
+    if len(key) != 4:
+        raise ValueError("bad key")
+    return key, True
 
 
 _decode = json.JSONDecoder().decode
 
 
 def _parse(line: bytes) -> Entry:
-    """One line; ValueError when it is damaged in any way.  The file keys stay the lists
-    JSON gives (compared with key_list(), so anything else never matches)."""
-    body = line[9:-1]
-    if line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(body):
+    """One line; ValueError when it is damaged in any way (the JSON is checked when used)."""
+    rest = line[9:-1]
+    if line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(rest):
         raise ValueError("damaged line")
     try:
-        v = _decode(body.decode("utf-8"))
-        part, ckey, cert, skey, state = v
-    except (UnicodeDecodeError, TypeError):
+        part, ck, sk, ok, body = rest.split(b" ", 4)
+        e = Entry(part.decode("ascii"), None, None, None, None, line, ok == b"1")
+    except (UnicodeDecodeError, ValueError):
         raise ValueError("bad entry") from None
-    if not (type(part) is str and (cert is None or type(cert) is list)
-            and (state is None or type(state) is dict)):
-        raise ValueError("bad entry")
-    return Entry(part, ckey, cert, skey, state, line)
+    e.ckey, e.has_cert = _key_of(ck)
+    e.skey, e.has_state = _key_of(sk)
+    e._body = body
+    return e
 
 
 class IndexReader:
@@ -132,7 +187,8 @@ class IndexReader:
         first = self._f.readline()
         try:
             h = json.loads(first)
-            if not (type(h) is dict and h.get("wucme-scan-index") == _FORMAT and type(h.get("names")) is str
+            if not (type(h) is dict and h.get("wucme-scan-index") == _FORMAT and h.get("wucme") == __version__
+                    and type(h.get("names")) is str
                     and type(h.get("count")) is int and first == header((h["names"], h["count"]))):
                 raise ValueError("another format")
         except ValueError:

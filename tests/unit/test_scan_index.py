@@ -199,7 +199,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     elif damage == "truncated":
         data = data[:len(data) * 2 // 3]
     elif damage == "other format":
-        data = data.replace(b'"wucme-scan-index":2', b'"wucme-scan-index":9')
+        data = data.replace(b'"wucme-scan-index":3', b'"wucme-scan-index":9')
     elif damage == "empty":
         data = b""
     else:
@@ -210,7 +210,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     assert reads.files  # (some were read again)
     reads.files.clear()
     assert scan(repo) == first and reads.files == []  # rebuilt
-    assert index.read_bytes().startswith(b'{"wucme-scan-index":2,')
+    assert index.read_bytes().startswith(b'{"wucme-scan-index":3,')
 
 
 def test_files_changed_just_before_a_scan_are_read_again(tmp_path: Path,
@@ -354,3 +354,23 @@ def test_a_snapshot_scan_gives_what_the_scan_before_it_saw(repo: Repository,
     reads.files.clear()
     assert [view(m) for m in repo.scan(snapshot=True)] == unindexed(repo)
     assert reads.files[0] == "WUCME_C_B_EXAMPLE_ORG.PEM"
+
+
+def test_the_index_keeps_whether_a_states_hosts_are_valid(repo: Repository) -> None:
+    """The pass's check of every state's hosts before any request takes the index's answer for
+    a state it answers for: the answer is core.ident's, kept per line."""
+    st = CertState(hosts=["../../etc/evil", "a.example.org"], status="issued")
+    (repo.path / "WUCME_S_EVIL.JSON").write_bytes(st.to_json())
+    scan(repo)
+    reader = scanindex.IndexReader(f"{repo.path}/")
+    try:
+        ok = {e.part: e.hosts_ok for e in reader.entries()}
+    finally:
+        reader.close()
+    assert ok == {"A_EXAMPLE_ORG": True, "B_EXAMPLE_ORG": True, "C_EXAMPLE_ORG": True, "EVIL": False}
+    seen: list[str] = []
+
+    def may_be_bad(e: scanindex.Entry) -> bool:
+        seen.append(e.part)
+        return not e.hosts_ok
+    assert [m.host_part for m in repo.scan(may_be_bad)] == ["EVIL"] and len(seen) == 4
