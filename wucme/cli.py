@@ -37,15 +37,23 @@ def _error(severity: str, ident: str, text: str) -> int:
     return exit_status(severity)
 
 
-def _show(block: Block) -> None:
+class _Show:
     """One block of a verb's result as it comes: S and I messages and everything else on
-    stdout, W, E and F messages on stderr (docs/commands.md)."""
-    from wucme.result import block_lines
+    stdout, W, E and F messages on stderr (docs/commands.md).  What it shows of I and S
+    messages needs no keeping (wucme.result: `keep_blocks`)."""
 
-    stream = sys.stderr if isinstance(block, Condition) and block.severity in ("W", "E", "F") else sys.stdout
-    for text in block_lines(block):
-        stream.write(text + "\n")
-    stream.flush()
+    keep_blocks = False
+
+    def __call__(self, block: Block) -> None:
+        from wucme.result import block_lines
+
+        stream = sys.stderr if isinstance(block, Condition) and block.severity in ("W", "E", "F") else sys.stdout
+        for text in block_lines(block):
+            stream.write(text + "\n")
+        stream.flush()
+
+
+_show = _Show()
 
 
 def _verb(args: list[str]) -> int:

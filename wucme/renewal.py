@@ -48,6 +48,7 @@ from wucme.errors import WucmeError
 from wucme.load import StepResult, load_action
 from wucme.obtain import host_list, obtain
 from wucme.repository import Busy, Managed, Repository
+from wucme.scanindex import Entry
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
 from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, load_command,
@@ -96,6 +97,8 @@ class RenewalReport:
     report_problems: list[str] = field(default_factory=list)
     #: Renewed, but neither WUCME_LOAD nor WUCME_SERVICES is defined: nothing loads it.
     not_loaded: str = ""
+    #: Certificates not due whose outcome was counted, not kept (renewal_pass's keep_skipped).
+    skipped_not_kept: int = 0
 
     def _of(self, action: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.action == action]
@@ -113,6 +116,11 @@ class RenewalReport:
         return self._of("failed")
 
     @property
+    def not_due(self) -> int:
+        """How many certificates were not due (or skipped): kept outcomes and counted ones."""
+        return len(self.skipped) + self.skipped_not_kept
+
+    @property
     def ok(self) -> bool:
         """Every due certificate renewed and no error stopped the renewals."""
         return not self.failed and not self.error
@@ -124,7 +132,7 @@ class RenewalReport:
 
     def summary(self) -> str:
         """`1 renewed, 3 not due, 0 failed` (`, load ok` / `, load FAILED` when it ran)."""
-        text = f"{len(self.renewed)} renewed, {len(self.skipped)} not due, {len(self.failed)} failed"
+        text = f"{len(self.renewed)} renewed, {self.not_due} not due, {len(self.failed)} failed"
         return text + (f", load {'ok' if self.load_ok else 'FAILED'}" if self.load_steps else "")
 
 
@@ -180,42 +188,66 @@ def _left(delta: _dt.timedelta) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
 
 
-def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime) -> list[Event]:
+def expiry_warnings(report: RenewalReport, repo: Repository, now: _dt.datetime,
+                    candidates: list[Managed] | None = None) -> list[Event]:
     """The warnings a pass does not carry itself: a certificate that expires within
     WUCME_WARN_DAYS (default 7) while its renewal keeps failing (failed in this pass, the
     pass failed as a whole, or its state records a failure: the agent's back-off skipped it)
     gives `%WUCME-W-EXPIRING`; one already expired gives `%WUCME-E-EXPIRED`.
 
     The pass shows them and sends them with send_events(); its own events go through the
-    reporters (reporters_from_logicals)."""
+    reporters (reporters_from_logicals).  *candidates*, when the pass ran without a pass-wide
+    error, are the only certificates that can need one (what the pass saw within the limit,
+    due, or failed: `now` is the pass's own, so no other can have come within it); each is
+    read again, and the repository is not scanned a third time."""
     limit = _dt.timedelta(days=warn_days())
     renewed = {o.file for o in report.renewed}
     failed = {o.file: o.detail for o in report.failed}
+    events: list[Event] = []
+    if candidates is not None and not report.error:
+        seen: set[str] = set()
+        for m in sorted(candidates, key=lambda m: m.cert_name):
+            if m.cert_name not in seen:
+                seen.add(m.cert_name)
+                _expiry_warning(repo.reread(m), report, renewed, failed, limit, now, events)
+        return events
+
+    def may_warn(e: Entry) -> bool:
+        """A certificate the index answers for, passed over when it cannot need a warning."""
+        not_after = e.not_after
+        if not_after is None or not_after - now >= limit:
+            return False
+        name = f"WUCME_C_{e.part}.PEM"
+        return name in failed or bool(report.error) or e.status == "failed"
     try:
-        managed = repo.managed()
+        for m in repo.scan(may_warn):
+            _expiry_warning(m, report, renewed, failed, limit, now, events)
     except WucmeError:
         return []  # the pass's own error already says the repository cannot be read
-    events: list[Event] = []
-    for m in managed:
-        leaf = m.info
-        name = m.cert_name
-        if leaf is None or m.state.status == "revoked" or name in renewed:
-            continue
-        failing = name in failed or bool(report.error) or m.state.status == "failed"
-        left = leaf.not_valid_after_utc - now
-        if not failing or left >= limit:
-            continue
-        c_err = parse_message(report.error) if report.error else None
-        why = failed.get(name) or (c_err.text if c_err else report.error) or m.state.last_result
-        not_after = iso(leaf.not_valid_after_utc)
-        where = f"({name}, not after {not_after})" + (f": {why}" if why else "")
-        if left <= _dt.timedelta(0):
-            events.append(Event("E", "EXPIRED", f"{short_hosts(m.hosts)} expired {_left(-left)} ago "
-                                f"and renewal keeps failing {where}", list(m.hosts)))
-        else:
-            events.append(Event("W", "EXPIRING", f"{short_hosts(m.hosts)} expires in {_left(left)} "
-                                f"and renewal keeps failing {where}", list(m.hosts)))
     return events
+
+
+def _expiry_warning(m: Managed, report: RenewalReport, renewed: set[str], failed: dict[str, str],
+                    limit: _dt.timedelta, now: _dt.datetime, events: list[Event]) -> None:
+    """expiry_warnings() for one certificate."""
+    leaf = m.info
+    name = m.cert_name
+    if leaf is None or m.state.status == "revoked" or name in renewed:
+        return
+    failing = name in failed or bool(report.error) or m.state.status == "failed"
+    left = leaf.not_valid_after_utc - now
+    if not failing or left >= limit:
+        return
+    c_err = parse_message(report.error) if report.error else None
+    why = failed.get(name) or (c_err.text if c_err else report.error) or m.state.last_result
+    not_after = iso(leaf.not_valid_after_utc)
+    where = f"({name}, not after {not_after})" + (f": {why}" if why else "")
+    if left <= _dt.timedelta(0):
+        events.append(Event("E", "EXPIRED", f"{short_hosts(m.hosts)} expired {_left(-left)} ago "
+                            f"and renewal keeps failing {where}", list(m.hosts)))
+    else:
+        events.append(Event("W", "EXPIRING", f"{short_hosts(m.hosts)} expires in {_left(left)} "
+                            f"and renewal keeps failing {where}", list(m.hosts)))
 
 
 @dataclass
@@ -230,6 +262,9 @@ class _Pass:
     seconds: float
     nowait: bool = False
     stop: StopCheck | None = None
+    keep_skipped: bool = True
+    #: What the expiry warnings need to read again (expiry_warnings' candidates), once known.
+    expiring: list[Managed] | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -248,7 +283,8 @@ class _Pass:
 
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
                  now: _dt.datetime | None = None, nowait: bool = False,
-                 stop: StopCheck | None = None, challenge: str | None = None) -> RenewalReport:
+                 stop: StopCheck | None = None, challenge: str | None = None,
+                 keep_skipped: bool = True) -> RenewalReport:
     """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
     traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
     every decision of the pass is taken at (the agent's clock): what is due, when to retry, the
@@ -256,11 +292,13 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
     (Repository.lock_certificate), waited for, or with *nowait* skipped as busy; *stop* is
     asked before each certificate is started (the agent's pass when its agent is gone).  The
     pass starts no certificate after WUCME_PASS_DEADLINE seconds.  *challenge*, when given, is
-    the challenge type of every renewal of this pass."""
+    the challenge type of every renewal of this pass.  With *keep_skipped* False the report
+    counts the certificates that are not due (RenewalReport.not_due) rather than keeping an
+    Outcome for each: what a pass over a large repository holds then does not grow with it."""
     say: Note = note or (lambda c: None)
     when = now or utc_now()
     seconds = pass_deadline()
-    ctx = _Pass(repo, log, say, when, time.monotonic() + seconds, seconds, nowait, stop)
+    ctx = _Pass(repo, log, say, when, time.monotonic() + seconds, seconds, nowait, stop, keep_skipped)
     report = RenewalReport(started=iso(when) or "")
     try:
         _renew_due(ctx, report, challenge)
@@ -268,7 +306,7 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
         report.error, report.error_severity = e.message(), e.severity
     if report.renewed or repo.load_pending():
         _load(repo, report, say)
-    _report(repo, report, when, say)
+    _report(repo, report, when, say, ctx.expiring)
     _metrics(repo, report, when, say)
     return report
 
@@ -300,21 +338,35 @@ def _hostless(m: Managed) -> bool:
 
 def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) -> None:
     repo, log, say = ctx.repo, ctx.log, ctx.say
-    managed = []
-    for m in repo.managed():
-        # Every host of every state checked before any request (RFC 8555 §7.1.4: the CA never
-        # sees a name that is not one); a state naming `../../etc/evil` is that certificate's
-        # failure, the others go on.
-        try:
-            if not _hostless(m):
-                validate_identifiers(m.state.hosts, wildcard=False)
-        except WucmeError as e:
-            report.outcomes.append(_failed(repo, m, f"its state names a bad host: {e.text}", log, say,
-                                           ctx.now))
-            continue
-        managed.append(m)
-    if not managed:
+    # Two looks at the repository, each streamed (wucme.scanindex makes the second cheap):
+    # every host of every state checked before any request (RFC 8555 §7.1.4: the CA never
+    # sees a name that is not one); a state naming `../../etc/evil` is that certificate's
+    # failure, the others go on.  Then the due decisions.
+    bad: set[str] = set()
+    good = 0
+
+    def may_be_bad(e: Entry) -> bool:
+        """A certificate the index answers for, passed over when its state's hosts are good
+        (the index keeps the check's answer: Entry.hosts_ok)."""
+        nonlocal good
+        if e.hosts_ok:
+            good += 1
+            return False
+        return True
+    failing: list[Managed] = []
+    for m in repo.scan(may_be_bad):
+        if _bad_hosts(ctx, report, m):
+            bad.add(m.cert_name)
+            failing.append(m)
+        else:
+            good += 1
+    if not good:
+        ctx.expiring = failing
         return
+    try:
+        limit: _dt.timedelta | None = _dt.timedelta(days=warn_days())
+    except Exception:  # noqa: BLE001 - the expiry warnings say it, in their place
+        limit = None
     repo.ensure_writable()
     key = repo.load_account_key()
     override = challenge or renewal_challenge()
@@ -328,13 +380,23 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
             return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
         ari = ari_picked if isinstance(ari_url, str) else None
         todo: list[tuple[Managed, str]] = []
-        for m in managed:
+        for m in repo.scan(snapshot=True):  # what the first look saw
+            if m.cert_name in bad:
+                continue  # (a renewal checks its hosts again, as they are when it starts)
             is_due, why = due(m, ctx.now, ari, days)
+            if limit is not None and m.info is not None and m.info.not_valid_after_utc - ctx.now < limit \
+                    and not is_due:
+                failing.append(m)
             if is_due:
                 todo.append((m, why))
             else:
-                report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
+                if ctx.keep_skipped:
+                    report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
+                else:
+                    report.skipped_not_kept += 1
                 say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(m.hosts)}): {why}"))
+        if limit is not None:
+            ctx.expiring = failing + [m for m, _ in todo]
         if not todo:
             return
         ensure_account(a)
@@ -350,6 +412,18 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
                 report.outcomes.extend(pool.map(renew, todo))
+
+
+def _bad_hosts(ctx: _Pass, report: RenewalReport, m: Managed) -> bool:
+    """A certificate whose state names a host that is none: its failure, noted and said."""
+    try:
+        if not _hostless(m):
+            validate_identifiers(m.state.hosts, wildcard=False)
+    except WucmeError as e:
+        report.outcomes.append(_failed(ctx.repo, m, f"its state names a bad host: {e.text}", ctx.log,
+                                       ctx.say, ctx.now))
+        return True
+    return False
 
 
 def _renew_locked(ctx: _Pass, a: AcmeSession, solver: ChallengeSolver, challenge: str, m: Managed,
@@ -460,7 +534,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
         say(Condition("W", "NOLOADSTATE", f"cannot note the load's outcome in {repo.path}: {e}"))
 
 
-def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note) -> None:
+def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Note,
+            candidates: list[Managed] | None = None) -> None:
     """The pass's events to every configured target, then the expiry warnings; what could not
     be sent is a warning of the pass, never its failure."""
     problems: list[str] = []
@@ -470,7 +545,7 @@ def _report(repo: Repository, report: RenewalReport, now: _dt.datetime, say: Not
         except Exception as e:  # noqa: BLE001 - a report never spoils the pass
             problems.append(f"reporter failed: {e}")
     try:
-        warnings = expiry_warnings(report, repo, now)
+        warnings = expiry_warnings(report, repo, now, candidates)
         if report.not_loaded:
             warnings.insert(0, Event("W", "NOTLOADED", report.not_loaded,
                                      [h for o in report.renewed for h in o.hosts]))

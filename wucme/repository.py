@@ -24,12 +24,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from wucme import crypto
+from wucme import crypto, scanindex
 from wucme._native import certscan
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
@@ -120,6 +121,23 @@ class CertState:
         d["version"] = 1
         return (json.dumps(d, indent=1) + "\n").encode()
 
+    def fields(self) -> dict[str, Any]:
+        """The state file's fields (what the scan index keeps of a good state)."""
+        return {"hosts": list(self.hosts), "key_type": self.key_type, "challenge": self.challenge,
+                "status": self.status, "last_result": self.last_result,
+                "last_attempt": self.last_attempt, "next_attempt": self.next_attempt,
+                "serial": self.serial, "not_after": self.not_after}
+
+    @classmethod
+    def from_fields(cls, d: dict[str, Any]) -> CertState:
+        """The state of fields() (the scan index's copy of a state that parsed); KeyError or
+        TypeError when *d* is not that."""
+        st = cls(d["hosts"], d["key_type"], d["challenge"], d["status"], d["last_result"],
+                 d["last_attempt"], d["next_attempt"], d["serial"], d["not_after"])
+        if not (type(st.hosts) is list and st.hosts and all(type(h) is str and h for h in st.hosts)):
+            raise TypeError("no list of hosts")
+        return st
+
     @classmethod
     def from_json(cls, data: bytes) -> CertState:
         """Parse a state file; ValueError for anything that is not a well-formed state."""
@@ -127,6 +145,11 @@ class CertState:
             d = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError) as e:  # also an int of over 4300 digits
             raise ValueError(f"not JSON: {e}") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CertState:
+        """A state of a state file's parsed JSON; ValueError when it is not a well-formed one."""
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")
         hosts = d.get("hosts")
@@ -197,6 +220,8 @@ class Repository:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        #: The key of the index that holds what the last complete scan saw (scan(snapshot=True)).
+        self._seen: list[int] | None = None
 
     @classmethod
     def here(cls) -> Repository:
@@ -393,17 +418,259 @@ class Repository:
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files
         without one (their hosts are read from the certificate).  Sorted by file name."""
+        return list(self.scan())
+
+    def scan(self, select: Callable[[scanindex.Entry], bool] | None = None, *,
+             snapshot: bool = False) -> Iterator[Managed]:
+        """managed(), one certificate at a time: a pass over a large repository holds one.
+
+        Files unchanged since the last scan are not read: the index (wucme.scanindex,
+        WUCME_SCAN.DAT) answers for them, keyed by what stat(2) says of each file; every
+        other file is read as before, and the index rewritten.  A scan abandoned before its
+        end leaves the index as it was.  *select*, when given, is asked about each
+        certificate the index answers for (its Entry: hosts, status, not-after) and the
+        scan skips those it turns down: a pre-filter, which must let through every one its
+        caller could want (every certificate the index cannot answer for is yielded).
+
+        With *snapshot*, the certificates are the ones the previous complete scan of this
+        object saw (as one list of them would have been): while the index that scan left is
+        still in place, the certificates it holds both files' keys of are taken from it
+        without a look at the directory or the files (the renewal pass's second look at what
+        its first saw); any other is read as usual."""
+        seen, self._seen = self._seen, None
+        if snapshot and seen is not None:
+            yield from self._again(seen, select)
+            return
         try:
-            names = os.listdir(self.path)
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
-        parts = {m.group(1) for n in names for m in [_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)] if m}
+        try:
+            names = self._names(dfd)
+        except OSError as e:
+            os.close(dfd)
+            raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
         scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
-        return [self._managed(p, scanner) for p in sorted(parts)]
+        here = f"{os.fspath(self.path)}/"
+        old = scanindex.IndexReader(here)
+        new = scanindex.IndexWriter(here, STATE_MODE, names)
+
+        trusted = old.names == names
+
+        def parts() -> Iterator[str]:
+            """The index's parts while the directory's names are the ones it was made from
+            (nothing held per certificate), else the sorted listing (whose own digest the
+            new index records: the names and the parts of one reading of the directory)."""
+            nonlocal trusted
+            last = ""
+            if trusted:
+                for last in old.parts():
+                    yield last
+                if not old.damaged:
+                    return
+                trusted = False
+            listed, new.names = self._parts(dfd)
+            yield from (p for p in listed if p > last)
+        kept = 0
+        try:
+            if not trusted and old.names is not None:
+                old.changed = True  # (its header names another directory: rewritten)
+            for part in parts():
+                entry = old.lookup(part)
+                if old.changed:
+                    new.begin(old, kept)
+                m, line = self._indexed(dfd, here, part, entry, scanner, new, select, trusted)
+                if line is _GONE:
+                    # Both files gone since the index was made (the names' digest came back to
+                    # its old value meanwhile): no certificate; the next scan lists the directory.
+                    new.names = ("", 0)
+                    old.changed = True
+                    new.begin(old, kept)
+                    continue
+                if line is None and entry is not None:
+                    kept += len(entry.raw)
+                    new.add(entry)
+                elif line is not None:
+                    new.begin(old, kept)
+                    new.add(line)
+                if m is not None:
+                    yield m
+            old.finish()
+            if old.changed:
+                new.begin(old, kept)
+            new.commit()
+            self._seen = new.key if new.begun else old.key
+        finally:
+            old.close()
+            new.abandon()
+            os.close(dfd)
+
+    def _again(self, seen: list[int], select: Callable[[scanindex.Entry], bool] | None) -> Iterator[Managed]:
+        """scan(snapshot=True): the index the last scan left, if it is still the one in place;
+        else an ordinary scan."""
+        here = f"{os.fspath(self.path)}/"
+        old = scanindex.IndexReader(here)
+        try:
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            old.close()
+            yield from self.scan(select)
+            return
+        try:
+            if old.key != seen:
+                old.close()
+                os.close(dfd)
+                dfd = -1
+                yield from self.scan(select)
+                return
+            scanner = certscan.backend()
+            unwritten = scanindex.IndexWriter(here, STATE_MODE, ("", 0))  # (never begun)
+            done = ""
+            for e in old.entries():
+                done = e.part
+                m: Managed | None
+                if e.ckey is not None and e.skey is not None:
+                    if select is not None and not select(e):
+                        continue
+                    try:
+                        cert, fields = e.cert, e.state
+                        if cert is None or fields is None:
+                            raise ValueError("an entry whose JSON is not what its keys say")
+                        m = self._assemble(e.part, scanindex.cert_from_fields(f"{here}WUCME_C_{e.part}.PEM", cert),
+                                           "", CertState.from_fields(fields), True)
+                    except (ValueError, TypeError, KeyError):
+                        m, _ = self._indexed(dfd, here, e.part, None, scanner, unwritten, select)
+                else:
+                    m, _ = self._indexed(dfd, here, e.part, e, scanner, unwritten, select)
+                if m is not None:
+                    yield m
+            if old.damaged:  # (it was whole when the last scan left it: someone wrote over it)
+                for part in self._parts(dfd)[0]:
+                    if part > done:
+                        m, _ = self._indexed(dfd, here, part, None, scanner, unwritten, select)
+                        if m is not None:
+                            yield m
+        finally:
+            old.close()
+            if dfd >= 0:
+                os.close(dfd)
+
+    @staticmethod
+    def _names(dfd: int) -> tuple[str, int]:
+        """(digest, count) of the directory's WUCME_C and WUCME_S file names, in any order:
+        the sum of their BLAKE2b digests (a set hash), a listing held by no one."""
+        total = count = 0
+        with os.scandir(dfd) as it:
+            for d in it:
+                n = d.name
+                kind = n[:8]
+                if (kind == "WUCME_C_" or kind == "WUCME_S_") and (_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)):
+                    total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
+                    count += 1
+        return f"{total & ((1 << 128) - 1):032x}", count
+
+    @staticmethod
+    def _parts(dfd: int) -> tuple[list[str], tuple[str, int]]:
+        """The sorted parts (`WUCME_C_<part>.PEM`, `WUCME_S_<part>.JSON`) of the repository,
+        and the digest of their names as _names() makes it, from one reading."""
+        parts: set[str] = set()
+        total = count = 0
+        with os.scandir(dfd) as it:
+            for d in it:
+                n = d.name
+                kind = n[:8]
+                if kind == "WUCME_C_" or kind == "WUCME_S_":
+                    m = _C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)
+                    if m:
+                        parts.add(m.group(1))
+                        total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
+                        count += 1
+        return sorted(parts), (f"{total & ((1 << 128) - 1):032x}", count)
+
+    def _indexed(self, dfd: int, here: str, part: str, entry: scanindex.Entry | None,
+                 scanner: certscan.Scanner, new: scanindex.IndexWriter,
+                 select: Callable[[scanindex.Entry], bool] | None, trusted: bool = False
+                 ) -> tuple[Managed | None, scanindex.Entry | None]:
+        """One certificate: from its index *entry* where both files still have its keys (None
+        when *select* turns the entry down), else read (and a new entry for the index; None
+        when the old one still holds; _GONE when the part came from a *trusted* index and
+        neither file exists)."""
+        cname, sname = f"WUCME_C_{part}.PEM", f"{STATE_PREFIX}{part}{STATE_TYPE}"
+        cst = sst = None
+        try:
+            cst = os.stat(cname, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return self._managed(part, scanner), scanindex.Entry(part, None, None, None, None)
+        try:
+            sst = os.stat(sname, dir_fd=dfd)
+        except OSError:
+            pass
+        if trusted and cst is None and sst is None and not os.path.lexists(here + sname):
+            return None, _GONE
+        ckey = scanindex.file_key(cst) if cst is not None else None
+        skey = scanindex.file_key(sst) if sst is not None else None
+        info: crypto.CertInfo | None = None
+        state: CertState | None = None
+        if entry is not None and (
+                (entry.ckey == ckey) if cst is not None else not entry.has_cert) and (
+                (entry.skey == skey) if sst is not None else not entry.has_state):
+            # Nothing to read: the index answers for both files (each with its key, or absent
+            # now as it was then).
+            if select is not None and not select(entry):
+                return None, None
+            try:
+                hit_cert, hit_state = entry.cert, entry.state
+                if (hit_cert is None) != (cst is None) or (hit_state is None) != (sst is None):
+                    raise ValueError("an entry whose JSON is not what its keys say")
+                if hit_cert is not None:
+                    info = scanindex.cert_from_fields(here + cname, hit_cert)
+                state = CertState.from_fields(hit_state) if hit_state is not None else CertState(hosts=[])
+                return self._assemble(part, info, "" if info is not None else f"{cname} missing",
+                                      state, sst is not None), None
+            except (ValueError, TypeError, KeyError):
+                info = state = None
+                entry = None
+        # Read what the index cannot answer for, as _managed() does; the other file of the two
+        # may still be the index's (a failure noted in the state leaves the certificate alone).
+        problem = ""
+        cert: list[Any] | None = None
+        if entry is not None:
+            try:
+                if cst is not None and entry.ckey == ckey and entry.cert is not None:
+                    info, cert = scanindex.cert_from_fields(here + cname, entry.cert), entry.cert
+                if sst is not None and entry.skey == skey and entry.state is not None:
+                    state = CertState.from_fields(entry.state)
+            except (ValueError, TypeError, KeyError):
+                info = state = None
+                cert = None
+        if cst is None:
+            problem = f"{cname} missing"
+        elif info is None:
+            try:
+                info = crypto.cert_info(here + cname, scanner)
+                if info is None:
+                    problem = f"{cname} missing"
+                else:
+                    cert = scanindex.cert_fields(info)
+            except crypto.CryptoError as e:
+                problem = f"{cname} unreadable: {e.text}"
+        if state is None:
+            state = self._read_state(here + sname, [])
+        fields = None if state.corrupt or not state.hosts else state.fields()
+        m = self._assemble(part, info, problem, state, os.path.exists(here + sname) if sst is None else True)
+        line = scanindex.Entry(part, new.trusted(cst) if cst is not None and cert is not None else None, cert,
+                               new.trusted(sst) if sst is not None and fields is not None else None, fields,
+                               hosts_ok=fields is not None and _hosts_ok(fields["hosts"]))
+        if entry is not None and entry.raw and line.line() == entry.raw:
+            return m, None
+        return m, line
 
     def _managed(self, part: str, scanner: certscan.Scanner) -> Managed:
+        """One certificate, its files read (no index)."""
         here = f"{os.fspath(self.path)}/"
         cname, spath = f"WUCME_C_{part}.PEM", f"{here}{STATE_PREFIX}{part}{STATE_TYPE}"
         info = None
@@ -414,13 +681,19 @@ class Repository:
                 problem = f"{cname} missing"
         except crypto.CryptoError as e:
             problem = f"{cname} unreadable: {e.text}"
-        names: list[str] = []
         state = self._read_state(spath, [])
+        return self._assemble(part, info, problem, state, info is not None or os.path.exists(spath))
+
+    def _assemble(self, part: str, info: crypto.CertInfo | None, problem: str, state: CertState,
+                  state_exists: bool) -> Managed:
+        """The Managed of what was read (or the index answered) of *part*'s two files."""
+        cname = f"WUCME_C_{part}.PEM"
+        names: list[str] = []
         if not state.hosts:
             # No state file, or one that does not parse: the hosts come from the certificate.
             names = list(info.names) if info is not None else []
             state.hosts = names or [part.lower()]
-        if info is None and not os.path.exists(spath):
+        if info is None and not state_exists:
             state.corrupt = True
         if info is not None and state.serial and _serial_int(state.serial) != info.serial_number:
             # A save killed between the certificate's rename and the state's: the certificate
@@ -459,6 +732,23 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def _hosts_ok(hosts: list[str]) -> bool:
+    """Are these a state's hosts that the renewal pass takes (valid identifiers, no
+    wildcard)?  Kept in the scan index, so the pass's check of every state before any
+    request reads no state the index answers for."""
+    from wucme.core.ident import validate_identifiers
+
+    try:
+        validate_identifiers(hosts, wildcard=False)
+    except WucmeError:
+        return False
+    return True
+
+
+#: _indexed(): the part is no certificate any more.
+_GONE = scanindex.Entry("", None, None, None, None)
 
 
 def _serial_int(text: str) -> int | None:

@@ -64,7 +64,10 @@ class Wucme:
     def snapshot(self) -> dict[str, bytes]:
         if not self.here.is_dir():
             return {}
-        return {p.name: p.read_bytes() for p in self.here.iterdir() if p.is_file()}
+        # The scan index (WUCME_SCAN.DAT) is a cache of what the files say, rewritten by any
+        # scan that finds it out of date: not a change made by the command.
+        return {p.name: p.read_bytes() for p in self.here.iterdir()
+                if p.is_file() and p.name != "WUCME_SCAN.DAT"}
 
 
 @pytest.fixture

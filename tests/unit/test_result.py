@@ -116,3 +116,30 @@ def test_a_closed_output_pipe_ends_quietly() -> None:
     with p.stderr:
         err = p.stderr.read().decode()
     assert p.wait(30) == 141 and "BUG" not in err, err
+
+
+def test_a_show_that_keeps_nothing_gets_every_block_and_the_status_stays() -> None:
+    """The command line's show has each I and S message for good (a pass over 100,000
+    certificates says "not due" that often): the result keeps only W, E, F and the rest,
+    and its exit status is the same as if it had kept them all."""
+    seen: list[object] = []
+
+    class Streamed:
+        keep_blocks = False
+
+        def __call__(self, block: object) -> None:
+            seen.append(block)
+
+    blocks = [Condition("I", "SKIPPED", "a"), Facts((("k", "v"),)), Condition("W", "BUSY", "b"),
+              Condition("S", "MANAGED", "c")]
+    for severity in ("S", "W"):
+        kept, streamed = Result("x", show=seen.append), Result("x", show=Streamed())
+        for b in blocks[:3] if severity == "W" else blocks[:2] + blocks[3:]:
+            kept.add(b)
+            streamed.add(b)
+        assert streamed.status == kept.status == (1 if severity == "W" else 0)
+        assert not [b for b in streamed.blocks if isinstance(b, Condition) and b.severity in "IS"]
+        assert [b for b in streamed.blocks if not isinstance(b, Condition) or b.severity not in "IS"] == \
+            [b for b in kept.blocks if not isinstance(b, Condition) or b.severity not in "IS"]
+    assert seen[::2] == seen[1::2]  # both shows saw the same blocks, each as it came
+    assert cli._show.keep_blocks is False

@@ -23,17 +23,18 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wucme.challenge._net import show_address
-from wucme.challenge.alpn import AlpnControl
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore
-from wucme.challenge.tlsalpn import TlsAlpnResponder
 from wucme.core import jws
 from wucme.errors import WucmeError
 from wucme.lock import LockManager, LockMode, NotQueued
 from wucme.settings import ALPN_AGENT, ChallengeConfig
+
+if TYPE_CHECKING:  # tls-alpn-01's modules (pyOpenSSL among them) only where it is answered
+    from wucme.challenge.alpn import AlpnControl
 
 __all__ = ["ChallengeSolver", "LOCK_DIR", "alpn_resource"]
 
@@ -68,6 +69,9 @@ class ChallengeSolver:
         cfg = self.config
         try:
             if cfg.type == "tls-alpn-01":
+                from wucme.challenge.alpn import AlpnControl
+                from wucme.challenge.tlsalpn import TlsAlpnResponder
+
                 ctl = AlpnControl()
                 if ctl.available():
                     self._alpn = ctl

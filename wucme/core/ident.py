@@ -28,6 +28,8 @@ def is_ip(value: str) -> bool:
     """
     if "%" in value:
         return False
+    if ":" not in value and value.strip("0123456789."):
+        return False  # neither IPv6 (which has a colon) nor IPv4 (digits and dots): a name
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -46,6 +46,9 @@ class PassReport(Protocol):
     def skipped(self) -> Sequence[PassOutcome]: ...
 
     @property
+    def not_due(self) -> int: ...
+
+    @property
     def failed(self) -> Sequence[PassOutcome]: ...
 
     @property
@@ -130,7 +133,7 @@ def report_events(report: PassReport) -> list[Event]:
                       else Event(report.error_severity, "PASSFAIL", report.error))
     if not events:
         return []
-    summary = (f"{len(report.renewed)} renewed, {len(report.skipped)} not due, "
+    summary = (f"{len(report.renewed)} renewed, {report.not_due} not due, "
                f"{len(report.failed)} failed")
     events.append(Event("S" if report.ok else "E", "MANAGED", summary))
     return events

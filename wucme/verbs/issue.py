@@ -19,7 +19,6 @@ from wucme.settings import ChallengeConfig, ca_directory, challenge_config, key_
 from wucme.progress import Progress
 from wucme.core.times import utc_now
 from wucme.repository import Busy, Repository
-from wucme.renewal import RETRY_AFTER_FAILURE
 from wucme.session import account_session
 from wucme.uacme.ari import ari_replaces
 from wucme.verbs.common import VerbLog
@@ -105,6 +104,8 @@ def _issue(cmd: Command, repo: Repository, names: list[str], config: ChallengeCo
         if managed_before:  # a managed certificate: note the failure beside it
             st = repo.load_state(names[0])
             if not st.corrupt:
+                from wucme.renewal import RETRY_AFTER_FAILURE  # (the renewal pass: only here)
+
                 repo.record_attempt(st, "failed", f"failed: {e.text}", utc_now() + RETRY_AFTER_FAILURE)
         raise
     result.say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "

@@ -30,12 +30,17 @@ def manage(show: Show | None = None, challenge: str | None = None, nowait: bool 
     def note(c: Condition) -> None:
         result.add(c)
 
-    report = renewal_pass(repo, VerbLog(), note=note, challenge=challenge, nowait=nowait)
-    result.data = {"repository": str(repo.path), **asdict(report), "summary": report.summary()}
+    # Shown as it comes, a not-due certificate's message is all there is of it (the JSON form
+    # lists every outcome).
+    report = renewal_pass(repo, VerbLog(), note=note, challenge=challenge, nowait=nowait,
+                          keep_skipped=result.keeps_all)
+    data = asdict(report)
+    data.pop("skipped_not_kept")
+    result.data = {"repository": str(repo.path), **data, "summary": report.summary()}
     if report.error:
         c = parse_message(report.error) or Condition(report.error_severity, "PASSFAIL", report.error)
         return result.add(c)
-    if not report.outcomes and not report.load_steps:
+    if not report.outcomes and not report.not_due and not report.load_steps:
         return result.say("I", "NOCERTS", f"no certificates managed in {repo.path}")
     ok = report.ok and report.load_ok
     return result.say("S" if ok else "E", "MANAGED", report.summary())

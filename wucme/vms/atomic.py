@@ -50,12 +50,13 @@ def purge_temps(directory: str | os.PathLike[str], now: float | None = None) -> 
     now = time.time() if now is None else now
     removed = 0
     try:
-        entries = list(os.scandir(directory))
+        # Only the temporaries are kept: a repository of 100,000 certificates holds 300,000
+        # other files, and this runs before every write.
+        with os.scandir(directory) as it:
+            entries = [e for e in it if e.name.startswith(TEMP_PREFIX)]
     except OSError:
         return 0
     for entry in entries:
-        if not entry.name.startswith(TEMP_PREFIX):
-            continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
             if _writer_gone(entry.name) or age > TEMP_MAX_AGE:
