@@ -64,15 +64,28 @@ def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
     return solve
 
 
+def _guarded(solver: Solver, guard: Callable[[], None]) -> Solver:
+    """*solver*, with *guard* called before each challenge is answered: a lost cluster lock
+    raises there, and no further challenge of the order is offered."""
+    def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        if method == "begin":
+            guard()
+        return solver(method, type, ident, token, auth)
+    return solve
+
+
 def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
            replaces: str | None = None, status: str = "issued",
            progress: Progress | None = None,
            on_authorize: Callable[[], None] | None = None,
-           now: _dt.datetime | None = None) -> CertState:
+           now: _dt.datetime | None = None,
+           guard: Callable[[], None] | None = None) -> CertState:
     """Order a certificate for *names* under the session's account, answer its challenges
     through *solver*, and save it with a new key; the certificate's state on success (its
     timestamps at *now*: the renewal pass's clock).  *on_authorize* is called once the CA has
-    accepted the order, before its first challenge."""
+    accepted the order, before its first challenge.  *guard* (a cluster lock's check) is called
+    before each challenge is answered and immediately before anything is written: what it
+    raises ends the order, and the certificate the CA may have issued is written nowhere."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
     # One tls-alpn-01 validation per name at a time (RFC 8737 §3): ChallengeSolver.reserve.
@@ -81,6 +94,8 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
     answer = _tracked(solver, progress) if progress else solver
     if on_authorize is not None:
         answer = _announcing(answer, on_authorize)
+    if guard is not None:
+        answer = _guarded(answer, guard)
     try:
         with reserve(names):
             chain = cert_order(a, names, csr, replaces, answer)
@@ -90,12 +105,16 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
         raise
     if progress is not None:
         progress.finish(True)
+    if guard is not None:
+        guard()
     try:
         return repo.save_certificate(names, key, chain, challenge, status, now=now)
     except NoSpace:
         # The CA's certificate exists only here now: one more try once others may have freed
         # room (the old pair is untouched), then the error names the directory and the rescue.
         time.sleep(NOSPACE_RETRY_DELAY)
+        if guard is not None:
+            guard()
         return repo.save_certificate(names, key, chain, challenge, status, now=now)
 
 

@@ -41,6 +41,7 @@ from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 if TYPE_CHECKING:
     from wucme.lock import Lock
+    from wucme.lockpg import PgLock
 
 #: The lock manager's resources of a repository (the agent's election, the pass, each certificate).
 LOCK_DIR = "WUCME_LOCKS"
@@ -223,18 +224,29 @@ class Repository:
     # --- who works on what --------------------------------------------------------------------
 
     def lock_certificate(self, cert_file: str, *, wait: bool = True,
-                         timeout: float | None = None) -> Lock:
+                         timeout: float | None = None) -> Lock | PgLock:
         """The lock of the certificate in *cert_file* (its WUCME_C file name): EX on a resource
         named for it, held by `issue`, `manage`, `revoke` and the agent's pass around their
         work on that certificate, so that two orders for one certificate never run at once.
         The second waits its turn (and then reads the state again), or with *wait* False (or
-        past *timeout*) gets Busy (`%WUCME-W-BUSY`)."""
-        from wucme.lock import LockManager, LockTimeout, NotQueued
+        past *timeout*) gets Busy (`%WUCME-W-BUSY`).
 
-        digest = hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]
+        With WUCME_LOCK_DB defined the lock is cluster-wide, a PostgreSQL advisory lock keyed
+        by the repository's lock id (wucme.lockpg.PgLock), never the local one: the nodes of a
+        cluster share renewals through it (docs/cluster.md).  The database not answering is
+        PgLockError (`%WUCME-E-LOCKDB`), with no fallback to the local lock, which the other
+        nodes would not see; the holder calls `check()` before it orders and before it writes."""
+        from wucme.lock import LockManager, LockTimeout, NotQueued
+        from wucme.settings import lock_db
+
+        resource = f"WUCME_C_{hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]}"
         try:
-            return LockManager(self.path / LOCK_DIR).enqueue(f"WUCME_C_{digest}", "EX", wait=wait,
-                                                             timeout=timeout)
+            conninfo = lock_db()
+            if conninfo:
+                from wucme.lockpg import PgLock
+
+                return PgLock(conninfo, resource, repository=self.path).acquire(wait=wait, timeout=timeout)
+            return LockManager(self.path / LOCK_DIR).enqueue(resource, "EX", wait=wait, timeout=timeout)
         except (NotQueued, LockTimeout):
             raise Busy(f"another process is working on {cert_file}") from None
 
