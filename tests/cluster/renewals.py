@@ -191,3 +191,20 @@ def wait_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for p in procs:
         p.wait(max(0.1, deadline - time.monotonic()))
+
+
+def renew_elsewhere(here: Path, name: str) -> None:
+    """What another node's renewal leaves: a fresh certificate (80 of 90 days left) saved for
+    *name* the way wucme saves one."""
+    from wucme.repository import Repository
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    k = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere")])
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(subject)
+            .public_key(k.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(days=10)).not_valid_after(now + _dt.timedelta(days=80))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=True)
+            .sign(k, hashes.SHA256()))
+    Repository(here).save_certificate([name], k, leaf.public_bytes(serialization.Encoding.PEM), "http-01",
+                                      "renewed")

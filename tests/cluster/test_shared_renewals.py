@@ -112,3 +112,98 @@ def test_300_due_certificates_three_nodes_each_renewed_exactly_once(cluster: Clu
     assert sum(spread.values()) == 300 and all(v > 0 for v in spread.values()), spread
     assert "%WUCME-I-SHARED" in nodes[0].output()
     print(f"300 renewals by three nodes in {took:.1f} s: {spread}")
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < timeout, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+@pytest.mark.pebble
+def test_kill_9_of_a_node_mid_pass_its_certificates_go_to_the_others_once(cluster: Cluster) -> None:
+    names = cluster.prepare(300)
+    a, b, c = (cluster.node(n) for n in ("a", "b", "c"))
+    agents = [n.agent("/once") for n in (a, b, c)]
+    wait_until(lambda: len(c.renewed()) >= 15, 120, "node C renewing")
+    c.kill()
+    killed = time.monotonic()
+    done_by_c = set(c.renewed())
+    wait_all(agents[:2], 240)
+    assert [p.returncode for p in agents[:2]] == [0, 0], a.output()[-3000:] + b.output()[-3000:]
+    # Every certificate renewed, each by exactly one node (C's count is what it saved before it died).
+    assert sorted(not_due(cluster.repo, names)) == sorted(names)
+    files = a.renewed() + b.renewed() + sorted(done_by_c)
+    assert len(files) == len(set(files)) == 300, "a certificate renewed twice"
+    assert not done_by_c & set(a.renewed() + b.renewed())
+    # At the CA: never two orders in flight for one name; the second orders are those of C's
+    # certificates in flight when it died (at most its 4 workers), and nothing else.
+    ledger = Ledger(cluster.proxy)
+    assert ledger.overlapping() == []
+    twice = {n for n, k in ledger.new_orders().items() if k > 1}
+    assert len(twice) <= 4 and max(ledger.new_orders().values()) <= 2, twice
+    assert set(ledger.new_orders()) == set(names)
+    late = [t for oid, t in ledger.finalized.items() if set(ledger.orders[oid]) & twice and t > killed]
+    takeover = max(late) - killed if late else 0.0
+    print(f"C killed after {len(done_by_c)} renewals; {len(twice)} of its orders taken over; "
+          f"all renewed {takeover:.1f} s after the kill")
+
+
+def _key(repo: Path, name: str) -> int:
+    import hashlib
+
+    from wucme.vms.ods2 import cert_file_name
+
+    digest = hashlib.sha256(cert_file_name(name).upper().encode()).hexdigest()[:22]
+    return lock_key(f"WUCME_C_{digest}", lock_id(repo))
+
+
+@pytest.mark.pebble
+def test_a_certificate_renewed_by_another_node_while_waited_for_is_not_ordered_again(cluster: Cluster) -> None:
+    """The re-read after the lock: node A waits for the lock node B holds, B renews the
+    certificate meanwhile, and A, granted the lock, finds it renewed and orders nothing."""
+    from cluster.renewals import renew_elsewhere
+    from wucme.vms.ods2 import cert_file_name
+
+    names = cluster.prepare(3)
+    x = names[0]
+    b = PgLock(cluster.db, f"WUCME_C_{__import__('hashlib').sha256(cert_file_name(x).upper().encode()).hexdigest()[:22]}",
+               repository=cluster.repo).acquire(wait=False)
+    try:
+        a = cluster.node("a")
+        agent = a.agent("/once")
+        wait_until(lambda: advisory(cluster.db, b.key) == (1, 1), 60, "node A waiting for the lock of " + x)
+        assert sorted(a.renewed()) == sorted(cert_file_name(n) for n in names[1:])
+        renew_elsewhere(cluster.repo, x)  # node B's renewal
+    finally:
+        b.release()
+    assert agent.wait(60) == 0, a.output()
+    assert Ledger(cluster.proxy).new_orders() == {n: 1 for n in names[1:]}
+    assert "renewed by another process meanwhile" in a.output()
+    assert b.key == _key(cluster.repo, x)
+
+
+@pytest.mark.pebble
+def test_lock_database_down_at_pass_start_renews_nothing_and_never_locks_locally(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fallback to the local locks, which the other nodes would not see."""
+    from wucme.lockpg import PgLockError
+    from wucme.repository import Repository
+
+    names = cluster.prepare(5)
+    before = {p.name: p.stat().st_mtime_ns for p in cluster.repo.iterdir()}
+    dead = f"host=127.0.0.1 port={free_port()} dbname=postgres user=postgres connect_timeout=2"
+    a = cluster.node("a", WUCME_LOCK_DB=dead)
+    agent = a.agent("/once")
+    assert agent.wait(60) == 2, a.output()  # the settings in the cluster table cannot be read either
+    assert "%WUCME-E-CLUSTERDB" in a.output() and "Traceback" not in a.output()
+    assert Ledger(cluster.proxy).new_orders() == {}
+    assert not_due(cluster.repo, names) == []
+    assert {p.name: p.stat().st_mtime_ns for p in cluster.repo.iterdir()} == before
+    # The certificate's lock itself: the database's or none.
+    monkeypatch.setenv("WUCME_LOCK_DB", dead)
+    with pytest.raises(PgLockError, match="cannot connect to the lock database"):
+        Repository(cluster.repo).lock_certificate("WUCME_C_C000_CLUSTER_TEST.PEM", wait=False)
+    assert not (cluster.repo / "WUCME_LOCKS").exists()

@@ -42,6 +42,7 @@ from wucme.load import StepResult
 from wucme.renewal import RenewalReport, StopCheck, renewal_pass
 from wucme.repository import LOCK_DIR, Repository
 from wucme.settings import verbosity
+from wucme.vms.pgsql import ClusterDbError
 
 
 @dataclass
@@ -96,7 +97,11 @@ def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     # ahead: the backoff never retries sooner.
     before = {m.cert_path.name: t for m in repo.managed()
               for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-    report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared)
+    try:
+        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared)
+    except ClusterDbError as e:  # a logical name read in the cluster table, its database down
+        log.say(e.severity, e.ident, e.text)
+        report = RenewalReport(started=iso(now) or "", error=e.message(), lock_lost=e.text)
     ok = report.ok and report.load_ok
     summary = report.summary() if not report.error else f"{report.error} ({report.summary()})"
     name = state_file(shared, node)
@@ -167,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     stop = die_with_parent(int(args[2])) if len(args) > 2 and args[2].isdigit() else None
     repo = Repository(args[0])
-    log = AgentLog(verbosity(), Path(args[1]) if len(args) > 1 and args[1] else None)
+    try:
+        level = verbosity()
+    except ClusterDbError:  # the pass says so, in the log
+        level = 0
+    log = AgentLog(level, Path(args[1]) if len(args) > 1 and args[1] else None)
     try:
         shared = len(args) > 4 and args[3] == "SHARED"
         result = run_cycle(repo, log, utc_now(), stop, shared=shared, node=args[4] if shared else "")

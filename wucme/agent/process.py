@@ -36,7 +36,7 @@ from typing import Any
 from wucme.agent.log import AgentLog, node_name, start_log
 from wucme.agent.schedule import AgentState, Clock, RealClock, next_run, state_file
 from wucme import settings
-from wucme.vms.condition import format_message
+from wucme.vms.condition import VmsError, format_message
 
 ACTIVE_NAME = "wuCME-active"
 STANDBY_NAME = "wuCME-standby"
@@ -48,6 +48,8 @@ PR_SET_NAME = 15
 STOP_GRACE = 10.0
 #: How long past WUCME_PASS_DEADLINE a pass may take (certificates in flight) before it is stopped.
 PASS_GRACE = 600.0
+#: How soon a schedule that could not be read (a logical-name table down) is read again.
+TABLE_RETRY = 10.0
 
 
 class LockLost(Exception):
@@ -243,7 +245,12 @@ class Agent:
             while not self.stopping:
                 state = AgentState.load(self.repo_path, state_file(self.shared, self.node))
                 now = self.clock.now()
-                when, why = next_run(state, now, tz=self.tz, node=self.node)
+                try:
+                    when, why = next_run(state, now, tz=self.tz, node=self.node)
+                except VmsError as e:  # WUCME_SCHEDULE unreadable: the cluster table's database down
+                    self.log.say("W", e.ident, f"{e.text}: the schedule is read again in {TABLE_RETRY:g} s")
+                    self.clock.wait_until(now + _dt.timedelta(seconds=TABLE_RETRY))
+                    continue
                 if self.immediate:
                     when, why, self.immediate = now, "requested", False
                 if when <= now:
