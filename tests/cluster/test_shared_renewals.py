@@ -21,6 +21,7 @@ from agent.test_cluster_lock import advisory, pg_server  # noqa: F401  (the Post
 from cluster.renewals import ClusterNode, Ledger, make_due_repository, not_due, wait_all
 from harness.faultproxy import FaultProxy
 from harness.pebble import Pebble, free_port
+from harness.postgres import PgServer, pg_bin
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -207,3 +208,63 @@ def test_lock_database_down_at_pass_start_renews_nothing_and_never_locks_locally
     with pytest.raises(PgLockError, match="cannot connect to the lock database"):
         Repository(cluster.repo).lock_certificate("WUCME_C_C000_CLUSTER_TEST.PEM", wait=False)
     assert not (cluster.repo / "WUCME_LOCKS").exists()
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PgServer]:
+    """A PostgreSQL server of this test's own: it is stopped and started under the agents."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    server = PgServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+def written(repo: Path) -> list[tuple[float, str]]:
+    """(mtime, name) of every certificate and key file, earlier versions included: each save
+    is a new file, so this is every save's time."""
+    return sorted((p.stat().st_mtime, p.name) for p in repo.iterdir() if p.name.startswith(("WUCME_C_", "WUCME_K_")))
+
+
+@pytest.mark.pebble
+def test_postgresql_restarted_under_running_agents(own_pg: PgServer, pebble_factory: Callable[..., Pebble],
+                                                   tmp_path: Path) -> None:
+    """No two orders for one certificate in flight at once, nothing saved while the locks are
+    gone, and the renewals resume once the database is back."""
+    pebble = pebble_factory()
+    with FaultProxy(pebble) as proxy:
+        cluster = Cluster(tmp_path, own_pg.conninfo, pebble, proxy)
+        cluster.start_responder()
+        try:
+            names = cluster.prepare(240)
+            nodes = [cluster.node(n) for n in ("a", "b", "c")]
+            for n in nodes:
+                n.agent()  # running agents: the first pass at once, the next when the schedule says
+            wait_until(lambda: sum(len(n.renewed()) for n in nodes) >= 40, 120, "renewals under way")
+            down = time.time()
+            own_pg.stop()
+            gone = time.time()
+            time.sleep(4)
+            up = time.time()
+            own_pg.start()
+            wait_until(lambda: len(not_due(cluster.repo, names)) == len(names), 120, "every renewal done")
+            resumed = time.time() - up
+            for n in nodes:
+                n.stop()
+            outputs = "".join(n.output() for n in nodes)
+            # Nothing saved from one second after the server went (a save checked just before it
+            # may still land) until it was back.
+            assert [w for w in written(cluster.repo) if gone + 1.0 < w[0] < up] == []
+            assert "%WUCME-W-LOCKLOST" in outputs or "%WUCME-E-CLUSTERDB" in outputs
+            ledger = Ledger(proxy)
+            assert ledger.overlapping() == []
+            files = [f for n in nodes for f in n.renewed()]
+            assert len(files) == len(set(files)) == len(names), "a certificate saved twice"
+            assert set(ledger.new_orders()) == set(names)
+            print(f"PostgreSQL down {up - down:.1f} s; renewals all done {resumed:.1f} s after it was back; "
+                  f"{sum(1 for k in ledger.new_orders().values() if k > 1)} ordered again after the loss")
+        finally:
+            cluster.close()
