@@ -26,6 +26,7 @@ from harness.postgres import PgServer, pg_bin
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
 from wucme.lockpg import PgLock, lock_id, lock_key  # noqa: E402
+from wucme.vms.ods2 import ods2_name  # noqa: E402
 
 
 class Cluster:
@@ -137,11 +138,15 @@ def test_kill_9_of_a_node_mid_pass_its_certificates_go_to_the_others_once(cluste
     # Every certificate renewed, each by exactly one node (C's count is what it saved before it died).
     assert sorted(not_due(cluster.repo, names)) == sorted(names)
     files = a.renewed() + b.renewed() + sorted(done_by_c)
-    assert len(files) == len(set(files)) == 300, "a certificate renewed twice"
+    assert len(files) == len(set(files)), "a certificate renewed twice"
     assert not done_by_c & set(a.renewed() + b.renewed())
+    # C may have died between saving a certificate and saying so: those few were ordered once.
+    ledger = Ledger(cluster.proxy)
+    file_of = {f"WUCME_C_{ods2_name(n)}.PEM": n for n in names}
+    unsaid = [file_of[f] for f in file_of.keys() - set(files)]
+    assert len(unsaid) <= 4 and all(ledger.new_orders()[n] == 1 for n in unsaid), unsaid
     # At the CA: never two orders in flight for one name; the second orders are those of C's
     # certificates in flight when it died (at most its 4 workers), and nothing else.
-    ledger = Ledger(cluster.proxy)
     assert ledger.overlapping() == []
     twice = {n for n, k in ledger.new_orders().items() if k > 1}
     assert len(twice) <= 4 and max(ledger.new_orders().values()) <= 2, twice
