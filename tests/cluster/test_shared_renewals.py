@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.support import comm
 from agent.test_cluster_lock import advisory, pg_server  # noqa: F401  (the PostgreSQL fixture)
 from cluster.renewals import ClusterNode, Ledger, make_due_repository, not_due, wait_all
 from harness.faultproxy import FaultProxy
@@ -246,8 +247,8 @@ def test_postgresql_restarted_under_running_agents(own_pg: PgServer, pebble_fact
         try:
             names = cluster.prepare(240)
             nodes = [cluster.node(n) for n in ("a", "b", "c")]
-            for n in nodes:
-                n.agent()  # running agents: the first pass at once, the next when the schedule says
+            agents = [n.agent() for n in nodes]  # running: the first pass at once, the next on schedule
+            wait_until(lambda: [comm(p.pid) for p in agents] == ["wuCME-shared"] * 3, 20, "named wuCME-shared")
             wait_until(lambda: sum(len(n.renewed()) for n in nodes) >= 40, 120, "renewals under way")
             down = time.time()
             own_pg.stop()
@@ -273,3 +274,13 @@ def test_postgresql_restarted_under_running_agents(own_pg: PgServer, pebble_fact
                   f"{sum(1 for k in ledger.new_orders().values() if k > 1)} ordered again after the loss")
         finally:
             cluster.close()
+
+
+def test_a_cluster_mode_that_is_neither_stops_the_agent(tmp_path: Path) -> None:
+    """The nodes must agree on the mode: a typo is not taken for the default."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    node = ClusterNode(tmp_path, "a", repo, {"WUCME_CLUSTER_MODE": "shard"})
+    agent = node.agent("/once")
+    assert agent.wait(30) == 2
+    assert "%WUCME-E-BADVALUE, WUCME_CLUSTER_MODE 'SHARD' must be ACTIVE or SHARED" in node.output()
