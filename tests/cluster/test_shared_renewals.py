@@ -284,3 +284,30 @@ def test_a_cluster_mode_that_is_neither_stops_the_agent(tmp_path: Path) -> None:
     agent = node.agent("/once")
     assert agent.wait(30) == 2
     assert "%WUCME-E-BADVALUE, WUCME_CLUSTER_MODE 'SHARD' must be ACTIVE or SHARED" in node.output()
+
+
+def test_a_pass_the_database_cut_short_is_retried_within_seconds_on_each_nodes_own_schedule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from wucme.agent.cycle import run_cycle
+    from wucme.agent.log import AgentLog
+    from wucme.agent.schedule import AgentState
+    from wucme.repository import Repository
+
+    repo = tmp_path / "repo"
+    make_due_repository(repo, 2)
+    before = {p.name: p.stat().st_mtime_ns for p in repo.iterdir()}
+    monkeypatch.setenv("WUCME_LOCK_DB", f"host=127.0.0.1 port={free_port()} dbname=x user=x connect_timeout=2")
+    now = dt.datetime(2026, 12, 1, 0, 20, tzinfo=dt.timezone.utc)
+    retries = []
+    for i in range(3):
+        result = run_cycle(Repository(repo), AgentLog(0), now, shared=True, node="NODEA")
+        assert not result.ok and "CLUSTERDB" in result.summary
+        state = AgentState.load(repo, "WUCME_AGENT_NODEA.JSON")
+        assert state.failures == i + 1 and state.retry_time is not None
+        retries.append((state.retry_time - now).total_seconds())
+        now = state.retry_time
+    assert retries == [10, 20, 40]
+    assert not (repo / "WUCME_AGENT.JSON").exists()  # the one active agent's file: not a node's
+    assert {p.name: p.stat().st_mtime_ns for p in repo.iterdir() if p.name in before} == before

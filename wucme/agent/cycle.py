@@ -42,7 +42,7 @@ from wucme.load import StepResult
 from wucme.renewal import RenewalReport, StopCheck, renewal_pass
 from wucme.repository import LOCK_DIR, Repository
 from wucme.settings import verbosity
-from wucme.vms.pgsql import ClusterDbError
+from wucme.vms.condition import VmsError
 
 
 @dataclass
@@ -93,13 +93,16 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
 
 def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
                stop: StopCheck | None, shared: bool = False, node: str = "") -> CycleResult:
-    # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is still
-    # ahead: the backoff never retries sooner.
-    before = {m.cert_path.name: t for m in repo.managed()
-              for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
+    before: dict[str, _dt.datetime] = {}
     try:
+        # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is
+        # still ahead: the backoff never retries sooner.
+        before = {m.cert_path.name: t for m in repo.managed()
+                  for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
         report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared)
-    except ClusterDbError as e:  # a logical name read in the cluster table, its database down
+    except VmsError as e:  # a logical name read in the cluster table, its database down
+        if e.ident != "CLUSTERDB":
+            raise
         log.say(e.severity, e.ident, e.text)
         report = RenewalReport(started=iso(now) or "", error=e.message(), lock_lost=e.text)
     ok = report.ok and report.load_ok
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = Repository(args[0])
     try:
         level = verbosity()
-    except ClusterDbError:  # the pass says so, in the log
+    except VmsError:  # an unreadable table: the pass says so, in the log
         level = 0
     log = AgentLog(level, Path(args[1]) if len(args) > 1 and args[1] else None)
     try:
