@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ from wucme.errors import WucmeError
 from wucme.load import StepResult, load_action
 from wucme.lockpg import PgLockError
 from wucme.obtain import host_list, obtain
-from wucme.repository import Busy, Managed, Repository
+from wucme.repository import LOAD_FILE, Busy, Managed, Repository
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
 from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, load_command,
@@ -58,6 +59,7 @@ from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
 from wucme.vms.condition import Condition, parse_message
+from wucme.vms.ods2 import ods2_name
 
 __all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_warnings", "renewal_pass",
            "threshold"]
@@ -263,7 +265,7 @@ class _Pass:
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
                  now: _dt.datetime | None = None, nowait: bool = False,
                  stop: StopCheck | None = None, challenge: str | None = None,
-                 shared: bool = False) -> RenewalReport:
+                 shared: bool = False, node: str = "") -> RenewalReport:
     """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
     traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
     every decision of the pass is taken at (the agent's clock): what is due, when to retry, the
@@ -272,7 +274,9 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
     asked before each certificate is started (the agent's pass when its agent is gone).  The
     pass starts no certificate after WUCME_PASS_DEADLINE seconds.  *challenge*, when given, is
     the challenge type of every renewal of this pass.  *shared* (the agent in WUCME_CLUSTER_MODE
-    SHARED) takes each lock without waiting: a certificate another node holds is that node's."""
+    SHARED) takes each lock without waiting: a certificate another node holds is that node's;
+    the load action then runs whenever the repository's certificates differ from those node
+    *node* last loaded, whoever renewed them (its record: WUCME_LOAD_<NODE>.JSON)."""
     say: Note = note or (lambda c: None)
     when = now or utc_now()
     seconds = pass_deadline()
@@ -288,8 +292,12 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
             c = Condition("E", "LOCKDB", f"the lock database was lost: {len(report.abandoned)} "
                           f"certificate(s) left for the next pass ({ctx.lost})")
             report.error, report.error_severity = c.message(), "E"
-    if report.renewed or repo.load_pending():
-        _load(repo, report, say)
+    record, loaded = LOAD_FILE, ""
+    if shared:
+        record, loaded = f"WUCME_LOAD_{ods2_name(node or 'LOCALHOST')}.JSON", _certificates_digest(repo)
+    if report.renewed or repo.load_pending(record) or (
+            shared and repo.load_record(record).get("loaded") != loaded):
+        _load(repo, report, say, record, loaded)
     _report(repo, report, when, say)
     _metrics(repo, report, when, say)
     return report
@@ -509,7 +517,18 @@ NOT_LOADED = ("nothing loads the renewed certificates: neither WUCME_LOAD nor WU
               "(wucme check /load says what to define)")
 
 
-def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
+def _certificates_digest(repo: Repository) -> str:
+    """What a node's servers hold once loaded: a digest of every certificate file and serial
+    (another node's renewal changes it); "" when the repository cannot be read."""
+    try:
+        listed = sorted(f"{m.cert_name}:{m.info.serial_number}" for m in repo.managed() if m.info is not None)
+    except (WucmeError, OSError):
+        return ""
+    return hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32]
+
+
+def _load(repo: Repository, report: RenewalReport, say: Note, record: str = LOAD_FILE,
+          loaded: str = "") -> None:
     """The load action; a failure is remembered in the repository, so the next pass (whoever
     runs it) loads again even when nothing is due.  Renewed with nothing to load them:
     `%WUCME-W-NOTLOADED`, in the log and the reports."""
@@ -527,7 +546,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
     if report.load_steps:
         report.load = (report.load_ok, "; ".join(s.text for s in report.load_steps))
     try:
-        repo.record_load(report.load_ok, report.load[1] if report.load else "nothing to load")
+        repo.record_load(report.load_ok, report.load[1] if report.load else "nothing to load",
+                         name=record, loaded=loaded)
     except OSError as e:
         say(Condition("W", "NOLOADSTATE", f"cannot note the load's outcome in {repo.path}: {e}"))
 

@@ -394,20 +394,27 @@ class Repository:
 
     # --- the load action ---------------------------------------------------------------------
 
-    def record_load(self, ok: bool, result: str) -> None:
-        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept)."""
-        data = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
-        write_versioned(self.path / LOAD_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+    def record_load(self, ok: bool, result: str, *, name: str = LOAD_FILE, loaded: str = "") -> None:
+        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept; in shared
+        renewals each node's *name*, with a digest of the certificates it *loaded*)."""
+        data: dict[str, Any] = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
+        if loaded:
+            data["loaded"] = loaded
+        write_versioned(self.path / name, (json.dumps(data, indent=1) + "\n").encode(),
                         STATE_MODE, keep=0)
 
-    def load_pending(self) -> bool:
+    def load_record(self, name: str = LOAD_FILE) -> dict[str, Any]:
+        """The last load's record ({} when missing or unreadable)."""
+        try:
+            data = json.loads((self.path / name).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load_pending(self, name: str = LOAD_FILE) -> bool:
         """Did the last load action fail?  (Then the next pass loads again, even with nothing
         renewed.)  A missing or unreadable record means no."""
-        try:
-            data = json.loads((self.path / LOAD_FILE).read_bytes())
-        except (OSError, ValueError):
-            return False
-        return isinstance(data, dict) and data.get("ok") is False
+        return self.load_record(name).get("ok") is False
 
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files

@@ -311,3 +311,24 @@ def test_a_pass_the_database_cut_short_is_retried_within_seconds_on_each_nodes_o
     assert retries == [10, 20, 40]
     assert not (repo / "WUCME_AGENT.JSON").exists()  # the one active agent's file: not a node's
     assert {p.name: p.stat().st_mtime_ns for p in repo.iterdir() if p.name in before} == before
+
+
+@pytest.mark.pebble
+def test_each_node_loads_what_another_node_renewed_once(cluster: Cluster) -> None:
+    """A node's servers need the certificates whoever renewed them: each node's pass loads when
+    the repository's certificates differ from those it last loaded, and only then."""
+    cluster.prepare(3)
+    loads = cluster.tmp / "loads"
+
+    def node(name: str) -> ClusterNode:
+        return cluster.node(name, WUCME_LOAD=f"/bin/sh -c 'echo {name} >> {loads}'")
+
+    a, b = node("a"), node("b")
+    assert a.agent("/once").wait(60) == 0, a.output()
+    assert len(a.renewed()) == 3 and loads.read_text().split() == ["a"]
+    assert b.agent("/once").wait(60) == 0, b.output()
+    assert b.renewed() == [] and loads.read_text().split() == ["a", "b"]  # nothing due, all new to b
+    for n in (b, a):  # nothing changed since either loaded
+        assert n.agent("/once").wait(60) == 0, n.output()
+    assert loads.read_text().split() == ["a", "b"]
+    assert (cluster.repo / "WUCME_LOAD_A.JSON").exists() and (cluster.repo / "WUCME_LOAD_B.JSON").exists()

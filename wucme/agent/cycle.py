@@ -99,7 +99,7 @@ def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
         # still ahead: the backoff never retries sooner.
         before = {m.cert_path.name: t for m in repo.managed()
                   for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared)
+        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared, node=node)
     except VmsError as e:  # a logical name read in the cluster table, its database down
         if e.ident != "CLUSTERDB":
             raise
