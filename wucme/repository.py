@@ -239,7 +239,7 @@ class Repository:
         from wucme.lock import LockManager, LockTimeout, NotQueued
         from wucme.settings import lock_db
 
-        resource = f"WUCME_C_{hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]}"
+        resource = certificate_resource(cert_file)
         try:
             conninfo = lock_db()
             if conninfo:
@@ -485,6 +485,11 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def certificate_resource(cert_file: str) -> str:
+    """The lock resource of the certificate in *cert_file* (a WUCME_C file name, any case)."""
+    return f"WUCME_C_{hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]}"
 
 
 def _serial_int(text: str) -> int | None:

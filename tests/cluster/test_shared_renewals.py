@@ -158,38 +158,31 @@ def test_kill_9_of_a_node_mid_pass_its_certificates_go_to_the_others_once(cluste
           f"all renewed {takeover:.1f} s after the kill")
 
 
-def _key(repo: Path, name: str) -> int:
-    import hashlib
-
-    from wucme.vms.ods2 import cert_file_name
-
-    digest = hashlib.sha256(cert_file_name(name).upper().encode()).hexdigest()[:22]
-    return lock_key(f"WUCME_C_{digest}", lock_id(repo))
-
-
 @pytest.mark.pebble
 def test_a_certificate_renewed_by_another_node_while_waited_for_is_not_ordered_again(cluster: Cluster) -> None:
     """The re-read after the lock: node A waits for the lock node B holds, B renews the
     certificate meanwhile, and A, granted the lock, finds it renewed and orders nothing."""
     from cluster.renewals import renew_elsewhere
+    from wucme.repository import certificate_resource
     from wucme.vms.ods2 import cert_file_name
 
     names = cluster.prepare(3)
     x = names[0]
-    b = PgLock(cluster.db, f"WUCME_C_{__import__('hashlib').sha256(cert_file_name(x).upper().encode()).hexdigest()[:22]}",
-               repository=cluster.repo).acquire(wait=False)
+    b = PgLock(cluster.db, certificate_resource(cert_file_name(x)), repository=cluster.repo).acquire(wait=False)
     try:
         a = cluster.node("a")
         agent = a.agent("/once")
         wait_until(lambda: advisory(cluster.db, b.key) == (1, 1), 60, "node A waiting for the lock of " + x)
         assert sorted(a.renewed()) == sorted(cert_file_name(n) for n in names[1:])
+        out = a.wucme("check", "/cluster").stdout  # what an administrator sees meanwhile
+        assert "%WUCME-S-SHARED, renewals of" in out and "1 of its 3 certificate(s) locked now" in out, out
         renew_elsewhere(cluster.repo, x)  # node B's renewal
     finally:
         b.release()
     assert agent.wait(60) == 0, a.output()
     assert Ledger(cluster.proxy).new_orders() == {n: 1 for n in names[1:]}
     assert "renewed by another process meanwhile" in a.output()
-    assert b.key == _key(cluster.repo, x)
+    assert b.key == lock_key(certificate_resource(f"WUCME_C_{ods2_name(x)}.PEM"), lock_id(cluster.repo))
 
 
 @pytest.mark.pebble
