@@ -64,13 +64,30 @@ def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
     return solve
 
 
+class _LockGone(Exception):
+    """A guard's error carried past the uacme port's end of a challenge (which only logs a
+    WucmeError there), so that the order stops before it is finalized."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _guarded(solver: Solver, guard: Callable[[], None]) -> Solver:
-    """*solver*, with *guard* called before each challenge is answered: a lost cluster lock
-    raises there, and no further challenge of the order is offered."""
+    """*solver*, with *guard* called before each challenge is answered and after each one
+    validated: a lost cluster lock raises there, and the order goes no further (no other
+    challenge, no finalize)."""
     def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
         if method == "begin":
             guard()
-        return solver(method, type, ident, token, auth)
+            return solver(method, type, ident, token, auth)
+        rc = solver(method, type, ident, token, auth)
+        if method == "done":
+            try:
+                guard()
+            except Exception as e:  # noqa: BLE001 - whatever it is, the order stops here
+                raise _LockGone(e) from None
+        return rc
     return solve
 
 
@@ -84,8 +101,9 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
     through *solver*, and save it with a new key; the certificate's state on success (its
     timestamps at *now*: the renewal pass's clock).  *on_authorize* is called once the CA has
     accepted the order, before its first challenge.  *guard* (a cluster lock's check) is called
-    before each challenge is answered and immediately before anything is written: what it
-    raises ends the order, and the certificate the CA may have issued is written nowhere."""
+    before each challenge is answered, after each is validated (so before the order is
+    finalized) and immediately before anything is written: what it raises ends the order, and
+    a certificate the CA may have issued is written nowhere."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
     # One tls-alpn-01 validation per name at a time (RFC 8737 §3): ChallengeSolver.reserve.
@@ -98,7 +116,10 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
         answer = _guarded(answer, guard)
     try:
         with reserve(names):
-            chain = cert_order(a, names, csr, replaces, answer)
+            try:
+                chain = cert_order(a, names, csr, replaces, answer)
+            except _LockGone as e:
+                raise e.error from None
     except BaseException:
         if progress is not None:
             progress.finish(False)

@@ -245,9 +245,9 @@ def test_postgresql_restarted_under_running_agents(own_pg: PgServer, pebble_fact
             wait_until(lambda: sum(len(n.renewed()) for n in nodes) >= 40, 120, "renewals under way")
             down = time.time()
             own_pg.stop()
-            gone = time.time()
+            gone, gone_m = time.time(), time.monotonic()
             time.sleep(4)
-            up = time.time()
+            up, up_m = time.time(), time.monotonic()
             own_pg.start()
             wait_until(lambda: len(not_due(cluster.repo, names)) == len(names), 120, "every renewal done")
             resumed = time.time() - up
@@ -260,6 +260,8 @@ def test_postgresql_restarted_under_running_agents(own_pg: PgServer, pebble_fact
             assert "%WUCME-W-LOCKLOST" in outputs or "%WUCME-E-CLUSTERDB" in outputs
             ledger = Ledger(proxy)
             assert ledger.overlapping() == []
+            # Nor finalized at the CA meanwhile: the lock is checked after each challenge too.
+            assert [t for t in ledger.finalized.values() if gone_m + 1.0 < t < up_m] == []
             files = [f for n in nodes for f in n.renewed()]
             assert len(files) == len(set(files)) == len(names), "a certificate saved twice"
             assert set(ledger.new_orders()) == set(names)
