@@ -139,7 +139,7 @@ def report(runs: dict[int, list[Run]], take: list[Takeover], postgres: str = "")
         f"median of {len(next(iter(runs.values())))} runs each.  Machine: {m['cpus']} CPUs, {m['cpu']}, Linux "
         f"{m['kernel']}, Python {m['python']}, Pebble {m['pebble']} (PEBBLE_VA_NOSLEEP, 5% bad nonces), "
         f"PostgreSQL {postgres}, every process on this one machine (nodes, Pebble, the database and the responder "
-        "share its CPUs).", "",
+        "share its CPUs, and other jobs may run beside them).", "",
         f"{CERTS} due single-name certificates on one shared repository, each node an agent "
         "(`wucme agent /ONCE`, WUCME_WORKERS 4) in shared mode:", "",
         "| nodes | time for 300 renewals | renewals per second | renewed by each node |",
