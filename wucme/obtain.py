@@ -64,15 +64,46 @@ def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
     return solve
 
 
+class _LockGone(Exception):
+    """A guard's error carried past the uacme port's end of a challenge (which only logs a
+    WucmeError there), so that the order stops before it is finalized."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _guarded(solver: Solver, guard: Callable[[], None]) -> Solver:
+    """*solver*, with *guard* called before each challenge is answered and after each one
+    validated: a lost cluster lock raises there, and the order goes no further (no other
+    challenge, no finalize)."""
+    def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        if method == "begin":
+            guard()
+            return solver(method, type, ident, token, auth)
+        rc = solver(method, type, ident, token, auth)
+        if method == "done":
+            try:
+                guard()
+            except Exception as e:  # noqa: BLE001 - whatever it is, the order stops here
+                raise _LockGone(e) from None
+        return rc
+    return solve
+
+
 def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *, challenge: str,
            replaces: str | None = None, status: str = "issued",
            progress: Progress | None = None,
            on_authorize: Callable[[], None] | None = None,
-           now: _dt.datetime | None = None) -> CertState:
+           now: _dt.datetime | None = None,
+           guard: Callable[[], None] | None = None) -> CertState:
     """Order a certificate for *names* under the session's account, answer its challenges
     through *solver*, and save it with a new key; the certificate's state on success (its
     timestamps at *now*: the renewal pass's clock).  *on_authorize* is called once the CA has
-    accepted the order, before its first challenge."""
+    accepted the order, before its first challenge.  *guard* (a cluster lock's check) is called
+    before each challenge is answered, after each is validated (so before the order is
+    finalized) and immediately before anything is written: what it raises ends the order, and
+    a certificate the CA may have issued is written nowhere."""
     key = new_key()
     csr = crypto.csr_gen(names, False, False, key)
     # One tls-alpn-01 validation per name at a time (RFC 8737 §3): ChallengeSolver.reserve.
@@ -81,21 +112,30 @@ def obtain(a: AcmeSession, repo: Repository, names: list[str], solver: Solver, *
     answer = _tracked(solver, progress) if progress else solver
     if on_authorize is not None:
         answer = _announcing(answer, on_authorize)
+    if guard is not None:
+        answer = _guarded(answer, guard)
     try:
         with reserve(names):
-            chain = cert_order(a, names, csr, replaces, answer)
+            try:
+                chain = cert_order(a, names, csr, replaces, answer)
+            except _LockGone as e:
+                raise e.error from None
     except BaseException:
         if progress is not None:
             progress.finish(False)
         raise
     if progress is not None:
         progress.finish(True)
+    if guard is not None:
+        guard()
     try:
         return repo.save_certificate(names, key, chain, challenge, status, now=now)
     except NoSpace:
         # The CA's certificate exists only here now: one more try once others may have freed
         # room (the old pair is untouched), then the error names the directory and the rescue.
         time.sleep(NOSPACE_RETRY_DELAY)
+        if guard is not None:
+            guard()
         return repo.save_certificate(names, key, chain, challenge, status, now=now)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +47,9 @@ from wucme.core.jws import jws_thumbprint
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.load import StepResult, load_action
+from wucme.lockpg import PgLockError
 from wucme.obtain import host_list, obtain
-from wucme.repository import Busy, Managed, Repository
+from wucme.repository import LOAD_FILE, Busy, Managed, Repository
 from wucme.scanindex import Entry
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
@@ -58,6 +60,7 @@ from wucme.uacme.acme import AcmeSession
 from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
 from wucme.vms.condition import Condition, parse_message
+from wucme.vms.ods2 import ods2_name
 
 __all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_warnings", "renewal_pass",
            "threshold"]
@@ -99,6 +102,9 @@ class RenewalReport:
     not_loaded: str = ""
     #: Certificates not due whose outcome was counted, not kept (renewal_pass's keep_skipped).
     skipped_not_kept: int = 0
+    #: Why the cluster's lock database was lost in this pass ("" when it was not): the
+    #: certificates it left are the next pass's (docs/cluster.md).
+    lock_lost: str = ""
 
     def _of(self, action: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.action == action]
@@ -121,6 +127,11 @@ class RenewalReport:
         return len(self.skipped) + self.skipped_not_kept
 
     @property
+    def abandoned(self) -> list[Outcome]:
+        """Left untouched because the lock database was lost: nothing ordered or written."""
+        return self._of("abandoned")
+
+    @property
     def ok(self) -> bool:
         """Every due certificate renewed and no error stopped the renewals."""
         return not self.failed and not self.error
@@ -133,6 +144,8 @@ class RenewalReport:
     def summary(self) -> str:
         """`1 renewed, 3 not due, 0 failed` (`, load ok` / `, load FAILED` when it ran)."""
         text = f"{len(self.renewed)} renewed, {self.not_due} not due, {len(self.failed)} failed"
+        if self.abandoned:
+            text += f", {len(self.abandoned)} left (lock database lost)"
         return text + (f", load {'ok' if self.load_ok else 'FAILED'}" if self.load_steps else "")
 
 
@@ -265,6 +278,10 @@ class _Pass:
     keep_skipped: bool = True
     #: What the expiry warnings need to read again (expiry_warnings' candidates), once known.
     expiring: list[Managed] | None = None
+    #: Shared renewals (WUCME_CLUSTER_MODE SHARED): a busy certificate is another node's.
+    shared: bool = False
+    #: The first loss of the lock database in this pass: no certificate is started after it.
+    lost: str = ""
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -284,7 +301,7 @@ class _Pass:
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
                  now: _dt.datetime | None = None, nowait: bool = False,
                  stop: StopCheck | None = None, challenge: str | None = None,
-                 keep_skipped: bool = True) -> RenewalReport:
+                 keep_skipped: bool = True, shared: bool = False, node: str = "") -> RenewalReport:
     """One pass over *repo*: renew, load, report (the module's docstring).  *log* gets the ACME
     traffic at WUCME_VERBOSE's level; *note* each VMS message as it happens; *now* is the time
     every decision of the pass is taken at (the agent's clock): what is due, when to retry, the
@@ -294,18 +311,33 @@ def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
     pass starts no certificate after WUCME_PASS_DEADLINE seconds.  *challenge*, when given, is
     the challenge type of every renewal of this pass.  With *keep_skipped* False the report
     counts the certificates that are not due (RenewalReport.not_due) rather than keeping an
-    Outcome for each: what a pass over a large repository holds then does not grow with it."""
+    Outcome for each: what a pass over a large repository holds then does not grow with it.
+    *shared* (the agent in WUCME_CLUSTER_MODE SHARED) takes each lock without waiting: a
+    certificate another node holds is that node's; the load action then runs whenever the
+    repository's certificates differ from those node *node* last loaded, whoever renewed them
+    (its record: WUCME_LOAD_<NODE>.JSON)."""
     say: Note = note or (lambda c: None)
     when = now or utc_now()
     seconds = pass_deadline()
-    ctx = _Pass(repo, log, say, when, time.monotonic() + seconds, seconds, nowait, stop, keep_skipped)
+    ctx = _Pass(repo, log, say, when, time.monotonic() + seconds, seconds, nowait or shared, stop,
+                keep_skipped=keep_skipped, shared=shared)
     report = RenewalReport(started=iso(when) or "")
     try:
         _renew_due(ctx, report, challenge)
     except WucmeError as e:
         report.error, report.error_severity = e.message(), e.severity
-    if report.renewed or repo.load_pending():
-        _load(repo, report, say)
+    if ctx.lost:
+        report.lock_lost = ctx.lost
+        if not report.error:
+            c = Condition("E", "LOCKDB", f"the lock database was lost: {len(report.abandoned)} "
+                          f"certificate(s) left for the next pass ({ctx.lost})")
+            report.error, report.error_severity = c.message(), "E"
+    record, loaded = LOAD_FILE, ""
+    if shared:
+        record, loaded = f"WUCME_LOAD_{ods2_name(node or 'LOCALHOST')}.JSON", _certificates_digest(repo)
+    if report.renewed or repo.load_pending(record) or (
+            shared and repo.load_record(record).get("loaded") != loaded):
+        _load(repo, report, say, record, loaded)
     _report(repo, report, when, say, ctx.expiring)
     _metrics(repo, report, when, say)
     return report
@@ -406,12 +438,23 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
                                                        log=lambda s: log(1, s)))
                 for t in sorted({_challenge_of(m, override, default) for m, _ in todo})}
 
-            def renew(item: tuple[Managed, str]) -> Outcome:
+            def renew(item: tuple[Managed, str], wait: bool = False) -> Outcome:
                 t = _challenge_of(item[0], override, default)
-                return _renew_locked(ctx, a, solvers[t], t, item[0], item[1], ari, days)
+                return _renew_locked(ctx, a, solvers[t], t, item[0], item[1], ari, days, wait)
 
             with ThreadPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
-                report.outcomes.extend(pool.map(renew, todo))
+                outcomes = list(pool.map(renew, todo))
+                if ctx.shared:
+                    # Those another node held are waited for now (it may have died with them),
+                    # then read again: renewed meanwhile is left alone, still due is ours.
+                    busy = [i for i, o in enumerate(outcomes) if o.action == "skipped" and o.detail == _HELD]
+                    for i, o in zip(busy, pool.map(lambda i: renew(todo[i], True), busy)):
+                        outcomes[i] = o
+                report.outcomes.extend(outcomes)
+
+
+#: The detail of a certificate another node held in shared renewals' first round.
+_HELD = "locked by another node or process"
 
 
 def _bad_hosts(ctx: _Pass, report: RenewalReport, m: Managed) -> bool:
@@ -428,33 +471,65 @@ def _bad_hosts(ctx: _Pass, report: RenewalReport, m: Managed) -> bool:
 
 def _renew_locked(ctx: _Pass, a: AcmeSession, solver: ChallengeSolver, challenge: str, m: Managed,
                   why: str, ari: Callable[[x509.Certificate], int | tuple[int, float | None]] | None,
-                  days: float | None) -> Outcome:
+                  days: float | None, wait: bool = False) -> Outcome:
     """One certificate under its lock: started only while the pass may start one, and
-    decided again once the lock is ours (another process may have renewed it meanwhile)."""
+    decided again once the lock is ours (another process may have renewed it meanwhile).
+    *wait*: wait for the lock even in a no-wait pass (shared renewals' second round)."""
     say = ctx.say
     hosts = m.state.hosts or m.hosts
     stopped = ctx.stopped()
     if stopped:
         return _not_started(ctx, m, hosts, stopped)
+    if ctx.lost:
+        return _abandoned(ctx, m, hosts, ctx.lost, quiet=True)
+    nowait = ctx.nowait and not wait
     try:
-        lock = ctx.repo.lock_certificate(m.cert_name, wait=not ctx.nowait,
-                                         timeout=None if ctx.nowait else max(ctx.left(), 0.001))
+        lock = ctx.repo.lock_certificate(m.cert_name, wait=not nowait,
+                                         timeout=None if nowait else max(ctx.left(), 0.001))
     except Busy as e:
-        if not ctx.nowait:
+        if not nowait:
             return _not_started(ctx, m, hosts, ctx.stopped() or e.text)
+        if ctx.shared:  # the ordinary case of shared renewals: another node took it first
+            say(Condition("I", "OTHERNODE", f"{m.cert_name}: {_HELD}; waited for after the others"))
+            return Outcome(hosts, m.cert_name, "skipped", _HELD)
         say(Condition("W", "BUSY", f"{m.cert_name}: {e.text}; not renewed in this pass"))
         return Outcome(hosts, m.cert_name, "skipped", e.text)
+    except PgLockError as e:  # never a local lock instead: the other nodes would not see it
+        return _abandoned(ctx, m, hosts, e.text)
     with lock:
         stopped = ctx.stopped()
         if stopped:
             return _not_started(ctx, m, hosts, stopped)
+        # Read again under the lock: another node (or `issue`) may have renewed it between this
+        # pass's scan and now; deciding on the scan would order it a second time.
         fresh = ctx.repo.reread(m)
         is_due, why_now = due(fresh, ctx.now, ari, days)
         if not is_due:
             say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(fresh.hosts)}): {why_now} "
                           "(renewed by another process meanwhile)"))
             return Outcome(fresh.hosts, m.cert_name, "skipped", why_now)
-        return _renew(a, ctx.repo, solver, challenge, fresh, why, ctx.log, say, ctx.now)
+        if ctx.shared and fresh.state.status == "failed" and fresh.state.last_attempt != m.state.last_attempt:
+            why_now = f"another node tried it meanwhile: {fresh.state.last_result}"
+            say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(fresh.hosts)}): {why_now}"))
+            return Outcome(fresh.hosts, m.cert_name, "skipped", why_now)
+        guard = getattr(lock, "check", None)  # a cluster lock lives as long as its session
+        try:
+            if guard is not None:
+                guard()
+            return _renew(a, ctx.repo, solver, challenge, fresh, why, ctx.log, say, ctx.now, guard)
+        except PgLockError as e:
+            return _abandoned(ctx, m, hosts, e.text)
+
+
+def _abandoned(ctx: _Pass, m: Managed, hosts: list[str], why: str, quiet: bool = False) -> Outcome:
+    """A certificate left because the lock database is gone: nothing written, not even its
+    state (another node may hold its lock by now); the next pass takes it up again."""
+    if not ctx.lost:
+        ctx.lost = why
+    if not quiet:
+        ctx.say(Condition("W", "LOCKLOST", f"{m.cert_name} ({', '.join(hosts)}): {why}: nothing "
+                          "written, left for the next pass"))
+    return Outcome(hosts, m.cert_name, "abandoned", why)
 
 
 def _not_started(ctx: _Pass, m: Managed, hosts: list[str], why: str) -> Outcome:
@@ -472,7 +547,10 @@ def _not_started(ctx: _Pass, m: Managed, hosts: list[str], why: str) -> Outcome:
 
 
 def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge: str, m: Managed,
-           why: str, log: Msg, say: Note, now: _dt.datetime) -> Outcome:
+           why: str, log: Msg, say: Note, now: _dt.datetime,
+           guard: Callable[[], None] | None = None) -> Outcome:
+    """Order and save *m*; *guard* (the cluster lock's check) raises PgLockError, which goes to
+    the caller, when the lock is gone before a challenge is answered or the result saved."""
     state = m.state
     try:
         if _hostless(m):
@@ -482,11 +560,15 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
         replaces = ari_replaces(a, m.leaf) if m.leaf is not None else None
         log(1, f"renewing {m.cert_path.name} over {challenge}: {why}")
         new = obtain(a, repo, names, solver, challenge=challenge, replaces=replaces, status="renewed",
-                     now=now)
+                     now=now, guard=guard)
         msg = f"{m.cert_path.name} for {host_list(new)} renewed ({why}), expires {new.not_after}"
         say(Condition("S", "RENEWED", msg))
         return Outcome(new.hosts, m.cert_path.name, "renewed", msg)
+    except PgLockError:
+        raise
     except Exception as e:  # noqa: BLE001 - one failure never blocks the others
+        if guard is not None:
+            guard()  # a failure noted only under the lock (else PgLockError: nothing written)
         text = e.text if isinstance(e, WucmeError) else f"{type(e).__name__}: {e}"
         return _failed(repo, m, text, log, say, now)
 
@@ -511,7 +593,18 @@ NOT_LOADED = ("nothing loads the renewed certificates: neither WUCME_LOAD nor WU
               "(wucme check /load says what to define)")
 
 
-def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
+def _certificates_digest(repo: Repository) -> str:
+    """What a node's servers hold once loaded: a digest of every certificate file and serial
+    (another node's renewal changes it); "" when the repository cannot be read."""
+    try:
+        listed = sorted(f"{m.cert_name}:{m.info.serial_number}" for m in repo.managed() if m.info is not None)
+    except (WucmeError, OSError):
+        return ""
+    return hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32]
+
+
+def _load(repo: Repository, report: RenewalReport, say: Note, record: str = LOAD_FILE,
+          loaded: str = "") -> None:
     """The load action; a failure is remembered in the repository, so the next pass (whoever
     runs it) loads again even when nothing is due.  Renewed with nothing to load them:
     `%WUCME-W-NOTLOADED`, in the log and the reports."""
@@ -529,7 +622,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note) -> None:
     if report.load_steps:
         report.load = (report.load_ok, "; ".join(s.text for s in report.load_steps))
     try:
-        repo.record_load(report.load_ok, report.load[1] if report.load else "nothing to load")
+        repo.record_load(report.load_ok, report.load[1] if report.load else "nothing to load",
+                         name=record, loaded=loaded)
     except OSError as e:
         say(Condition("W", "NOLOADSTATE", f"cannot note the load's outcome in {repo.path}: {e}"))
 

@@ -42,6 +42,7 @@ from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 if TYPE_CHECKING:
     from wucme.lock import Lock
+    from wucme.lockpg import PgLock
 
 #: The lock manager's resources of a repository (the agent's election, the pass, each certificate).
 LOCK_DIR = "WUCME_LOCKS"
@@ -248,18 +249,29 @@ class Repository:
     # --- who works on what --------------------------------------------------------------------
 
     def lock_certificate(self, cert_file: str, *, wait: bool = True,
-                         timeout: float | None = None) -> Lock:
+                         timeout: float | None = None) -> Lock | PgLock:
         """The lock of the certificate in *cert_file* (its WUCME_C file name): EX on a resource
         named for it, held by `issue`, `manage`, `revoke` and the agent's pass around their
         work on that certificate, so that two orders for one certificate never run at once.
         The second waits its turn (and then reads the state again), or with *wait* False (or
-        past *timeout*) gets Busy (`%WUCME-W-BUSY`)."""
-        from wucme.lock import LockManager, LockTimeout, NotQueued
+        past *timeout*) gets Busy (`%WUCME-W-BUSY`).
 
-        digest = hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]
+        With WUCME_LOCK_DB defined the lock is cluster-wide, a PostgreSQL advisory lock keyed
+        by the repository's lock id (wucme.lockpg.PgLock), never the local one: the nodes of a
+        cluster share renewals through it (docs/cluster.md).  The database not answering is
+        PgLockError (`%WUCME-E-LOCKDB`), with no fallback to the local lock, which the other
+        nodes would not see; the holder calls `check()` before it orders and before it writes."""
+        from wucme.lock import LockManager, LockTimeout, NotQueued
+        from wucme.settings import lock_db
+
+        resource = certificate_resource(cert_file)
         try:
-            return LockManager(self.path / LOCK_DIR).enqueue(f"WUCME_C_{digest}", "EX", wait=wait,
-                                                             timeout=timeout)
+            conninfo = lock_db()
+            if conninfo:
+                from wucme.lockpg import PgLock
+
+                return PgLock(conninfo, resource, repository=self.path).acquire(wait=wait, timeout=timeout)
+            return LockManager(self.path / LOCK_DIR).enqueue(resource, "EX", wait=wait, timeout=timeout)
         except (NotQueued, LockTimeout):
             raise Busy(f"another process is working on {cert_file}") from None
 
@@ -400,20 +412,27 @@ class Repository:
 
     # --- the load action ---------------------------------------------------------------------
 
-    def record_load(self, ok: bool, result: str) -> None:
-        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept)."""
-        data = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
-        write_versioned(self.path / LOAD_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+    def record_load(self, ok: bool, result: str, *, name: str = LOAD_FILE, loaded: str = "") -> None:
+        """Note the outcome of a load action (WUCME_LOAD.JSON, no versions kept; in shared
+        renewals each node's *name*, with a digest of the certificates it *loaded*)."""
+        data: dict[str, Any] = {"ok": ok, "at": iso(utc_now()), "result": result, "version": 1}
+        if loaded:
+            data["loaded"] = loaded
+        write_versioned(self.path / name, (json.dumps(data, indent=1) + "\n").encode(),
                         STATE_MODE, keep=0)
 
-    def load_pending(self) -> bool:
+    def load_record(self, name: str = LOAD_FILE) -> dict[str, Any]:
+        """The last load's record ({} when missing or unreadable)."""
+        try:
+            data = json.loads((self.path / name).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load_pending(self, name: str = LOAD_FILE) -> bool:
         """Did the last load action fail?  (Then the next pass loads again, even with nothing
         renewed.)  A missing or unreadable record means no."""
-        try:
-            data = json.loads((self.path / LOAD_FILE).read_bytes())
-        except (OSError, ValueError):
-            return False
-        return isinstance(data, dict) and data.get("ok") is False
+        return self.load_record(name).get("ok") is False
 
     def managed(self) -> list[Managed]:
         """Every certificate of the repository: those with a state file, and WUCME_C files
@@ -749,6 +768,11 @@ def _hosts_ok(hosts: list[str]) -> bool:
 
 #: _indexed(): the part is no certificate any more.
 _GONE = scanindex.Entry("", None, None, None, None)
+
+
+def certificate_resource(cert_file: str) -> str:
+    """The lock resource of the certificate in *cert_file* (a WUCME_C file name, any case)."""
+    return f"WUCME_C_{hashlib.sha256(cert_file.upper().encode()).hexdigest()[:22]}"
 
 
 def _serial_int(text: str) -> int | None:

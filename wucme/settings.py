@@ -495,6 +495,23 @@ def always_active() -> bool:
     return bool(trnlnm("WUCME_ACTIVE"))
 
 
+#: WUCME_CLUSTER_MODE's values: one elected agent renews everything (the seed's wuCME-active),
+#: or every node's agent runs its pass and each certificate goes to whoever locks it first.
+CLUSTER_MODES = ("ACTIVE", "SHARED")
+
+
+def cluster_mode() -> str:
+    """WUCME_CLUSTER_MODE: `ACTIVE` (default, undefined or blank) or `SHARED` (docs/cluster.md,
+    "Shared renewals"); any other value is BADVALUE, never a silent fallback: the agents of one
+    repository must agree on how they share it."""
+    raw = _text("WUCME_CLUSTER_MODE").upper()
+    if not raw:
+        return "ACTIVE"
+    if raw not in CLUSTER_MODES:
+        raise _bad("WUCME_CLUSTER_MODE", raw, "must be ACTIVE or SHARED")
+    return raw
+
+
 def lock_db() -> str | None:
     """WUCME_LOCK_DB: a libpq connection string for the cluster-wide lock, or None (local lock).
 

@@ -1,14 +1,11 @@
 """The cluster lock (wucme/lockpg.py) against a real PostgreSQL server, and agents electing on it."""
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import PgServer, pg_bin
+
 from .support import Agents, alive, comm, wait_for
-from harness.ports import free_port
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -27,46 +25,17 @@ from wucme.lockpg import LOCKID_FILE, PgLock, PgLockError, lock_id, lock_key  # 
 ACTIVE, STANDBY = "wuCME-active", "wuCME-standby"
 
 
-def _pg_bin() -> Path | None:
-    """Debian's newest PostgreSQL binaries (/usr/lib/postgresql/N/bin), or None."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL server of its own on 127.0.0.1 (trust auth), stopped at teardown; its conninfo."""
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="wucme-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as the Debian package's user
-        import pwd
-
-        pw = pwd.getpwnam("postgres")
-        os.chmod(base, 0o755)
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, sock, log = base / "data", base / "sock", base / "server.log"
-    port = free_port()
-    started = False
+    server = PgServer(bindir)
     try:
-        subprocess.run([*as_user, "mkdir", "-m", "700", str(sock)], check=True)
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True, timeout=60)
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off"
-        started = True
-        r = subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts,
-                            "-w", "-t", "30", "start"], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, f"pg_ctl start: {r.stdout}{r.stderr}"
-        yield f"host=127.0.0.1 port={port} dbname=postgres user=postgres"
+        yield server.start().conninfo
     finally:
-        if started:
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+        server.close()
 
 
 def advisory(conninfo: str, key: int) -> tuple[int, int]:

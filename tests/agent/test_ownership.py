@@ -47,12 +47,16 @@ def count(proxy: FaultProxy) -> dict[str, int]:
     return out
 
 
-def slow_orders(proxy: FaultProxy, seconds: float) -> None:
-    """Each newOrder waits `seconds` before it reaches Pebble."""
+def slow_orders(proxy: FaultProxy, seconds: float) -> list[float]:
+    """Each newOrder waits `seconds` before it reaches Pebble; the list returned holds the
+    delay, which the caller may change."""
+    delay = [seconds]
+
     def pause(_req: ProxyRequest) -> Reply | None:
-        time.sleep(seconds)
+        time.sleep(delay[0])
         return None
     proxy.add_rule(lambda m, p, b: m == "POST" and p.startswith("/order-plz"), pause)
+    return delay
 
 
 @pytest.fixture
@@ -152,7 +156,7 @@ def _cycle_pids(here: Path) -> list[int]:
 
 def test_two_issues_of_one_name_at_once_order_once(repo: Agents, fault_proxy: FaultProxy) -> None:
     agents = repo
-    slow_orders(fault_proxy, 0.5)
+    delay = slow_orders(fault_proxy, 0.5)
     argv = [sys.executable, "-m", "wucme", "issue", "twice.example.org", "/noprogress"]
     procs = [subprocess.Popen(argv, env=agents.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -161,10 +165,13 @@ def test_two_issues_of_one_name_at_once_order_once(repo: Agents, fault_proxy: Fa
     assert count(fault_proxy) == {"twice.example.org": 1}
     assert sum("%WUCME-S-ISSUED" in o for o in outs) == 1
     assert sum("%WUCME-S-CURRENT" in o and "nothing ordered" in o for o in outs) == 1
-    # With /NOWAIT the second says BUSY at once instead of waiting.
+    # With /NOWAIT the second says BUSY at once instead of waiting.  The first holds the lock for
+    # 5 s at least, so a second process slow to start on a busy machine still finds it held.
+    delay[0] = 5.0
+    ordered = len(fault_proxy.requests_to("/order-plz", "POST"))  # (a bad nonce makes it more than 1)
     first = subprocess.Popen(argv, env=agents.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: len(fault_proxy.requests_to("/order-plz", "POST")) >= 2, 30, "the first issue ordering")
+    wait_for(lambda: len(fault_proxy.requests_to("/order-plz", "POST")) > ordered, 30, "the first issue ordering")
     t0 = time.monotonic()
     r = agents.wucme("issue", "twice.example.org", "/nowait", code=1)
     assert time.monotonic() - t0 < 10

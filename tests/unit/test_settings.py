@@ -22,7 +22,7 @@ NAMES = ("WUCME_VERBOSE", "WUCME_CA", "WUCME_HTTP", "WUCME_POLL_TIMEOUT", "WUCME
          "WUCME_WARN_DAYS", "WUCME_LOAD", "WUCME_LOAD_TIMEOUT", "WUCME_LOAD_SETTLE", "WUCME_SERVICES",
          "WUCME_SCHEDULE", "WUCME_JITTER", "WUCME_ACTIVE", "WUCME_LOCK_DB", "WUCME_HERE", "WASD_ROOT",
          "WUCME_CHALLENGES", "WUCME_EAB", "WUCME_CA_BUNDLE", "UACME_CAINFO", "WUCME_PROXY", "UACME_PROXY",
-         "WUCME_HTTP_DEADLINE", "WUCME_PASS_DEADLINE")
+         "WUCME_HTTP_DEADLINE", "WUCME_PASS_DEADLINE", "WUCME_CLUSTER_MODE")
 
 
 @pytest.fixture(autouse=True)
@@ -236,3 +236,14 @@ def test_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("soon", "-1", "0", "1e9"):  # tuning only: a typo falls back to the default
         monkeypatch.setenv("WUCME_HTTP_DEADLINE", bad)
         assert settings.http_deadline() == 120.0
+
+
+def test_cluster_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ACTIVE unless SHARED is asked for; anything else is refused, never taken for the default."""
+    assert settings.cluster_mode() == "ACTIVE"
+    define_system("WUCME_CLUSTER_MODE", "shared")
+    assert settings.cluster_mode() == "SHARED"
+    monkeypatch.setenv("WUCME_CLUSTER_MODE", " Active ")
+    assert settings.cluster_mode() == "ACTIVE"
+    monkeypatch.setenv("WUCME_CLUSTER_MODE", "shard")
+    assert refused("BADVALUE", settings.cluster_mode) == "WUCME_CLUSTER_MODE 'SHARD' must be ACTIVE or SHARED"

@@ -15,6 +15,12 @@ in flight (a certificate half-ordered and abandoned would be ordered again by th
 and ends.  The pass itself holds the lock WUCME_PASS from start to end, so a new active agent's
 pass waits until the old one is gone; each certificate's own lock (Repository.lock_certificate)
 keeps `issue`, `manage` and the pass from ordering one certificate twice.
+
+In shared renewals (WUCME_CLUSTER_MODE SHARED, docs/cluster.md) every node's agent runs a pass
+at once: WUCME_PASS is not taken, each node keeps its own schedule (WUCME_AGENT_<NODE>.JSON),
+and the pass takes each certificate's lock without waiting (a busy one is another node's).  A
+pass the lock database cut short is retried after LOCKDB_RETRY, doubled after each such pass
+in a row (never later than the ordinary backoff): the work resumes soon after the database.
 """
 from __future__ import annotations
 
@@ -30,12 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wucme.agent.log import AgentLog
-from wucme.agent.schedule import AgentState
+from wucme.agent.schedule import AgentState, backoff_time, state_file
 from wucme.core.times import iso, parse_iso, utc_now
 from wucme.load import StepResult
 from wucme.renewal import RenewalReport, StopCheck, renewal_pass
 from wucme.repository import LOCK_DIR, Repository
 from wucme.settings import verbosity
+from wucme.vms.condition import VmsError
 
 
 @dataclass
@@ -52,16 +59,22 @@ class CycleResult:
 
 
 PASS_RESOURCE = "WUCME_PASS"
+#: The first retry after a pass that lost the lock database (shared renewals).
+LOCKDB_RETRY = _dt.timedelta(seconds=10)
 PR_SET_PDEATHSIG = 1
 #: The signal the kernel sends the cycle's process when the agent that started it dies.
 ORPHAN_SIGNAL = signal.SIGUSR1
 
 
 def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
-              stop: StopCheck | None = None) -> CycleResult:
+              stop: StopCheck | None = None, *, shared: bool = False, node: str = "") -> CycleResult:
     """One cycle at `now` (the agent's clock: every decision of the pass is taken at it),
-    holding WUCME_PASS: a pass still running (its agent killed) is waited for."""
+    holding WUCME_PASS: a pass still running (its agent killed) is waited for.  *shared*: the
+    node *node*'s pass in shared renewals, beside the other nodes' (no WUCME_PASS)."""
     from wucme.lock import LockManager, NotQueued
+
+    if shared:
+        return _run_cycle(repo, log, now, stop, shared, node)
 
     manager = LockManager(repo.path / LOCK_DIR) if repo.path.is_dir() else None
     held = None
@@ -79,15 +92,23 @@ def run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
 
 
 def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
-               stop: StopCheck | None) -> CycleResult:
-    # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is still
-    # ahead: the backoff never retries sooner.
-    before = {m.cert_path.name: t for m in repo.managed()
-              for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-    report = renewal_pass(repo, log, note=log.note, now=now, stop=stop)
+               stop: StopCheck | None, shared: bool = False, node: str = "") -> CycleResult:
+    before: dict[str, _dt.datetime] = {}
+    try:
+        # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is
+        # still ahead: the backoff never retries sooner.
+        before = {m.cert_path.name: t for m in repo.managed()
+                  for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
+        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared, node=node)
+    except VmsError as e:  # a logical name read in the cluster table, its database down
+        if e.ident != "CLUSTERDB":
+            raise
+        log.say(e.severity, e.ident, e.text)
+        report = RenewalReport(started=iso(now) or "", error=e.message(), lock_lost=e.text)
     ok = report.ok and report.load_ok
     summary = report.summary() if not report.error else f"{report.error} ({report.summary()})"
-    state = AgentState.load(repo.path)
+    name = state_file(shared, node)
+    state = AgentState.load(repo.path, name)
     gone = stop() if stop is not None else ""
     if gone:  # the schedule is the new active agent's now: record nothing of this pass
         log.say("W", "ABANDONED", f"{gone}: pass ended after the certificates in flight ({summary})")
@@ -95,12 +116,16 @@ def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     failed = {o.file for o in report.failed}
     hints = [before[f] for f in failed if f in before]
     state.passed(now, ok, summary, min(hints) if hints else None)
-    if failed:
+    if report.lock_lost:  # not the CA's fault: try again as soon as the database may be back
+        soon = now + LOCKDB_RETRY * 2 ** min(state.failures - 1, 16)
+        later = backoff_time(now, min(state.failures, 3))
+        state.retry_at = iso(min(soon, later) if later is not None else soon)
+    if failed and not shared:  # shared: each node's retry time is its own, not the certificate's
         # The backoff replaces renewal's fixed next_attempt (both say "when to try again").
         _note_retry(repo, failed, state.retry_time, log)
     try:
         repo.ensure_writable()
-        state.save(repo.path)
+        state.save(repo.path, name)
     except Exception as e:  # noqa: BLE001 - the pass is done; say why the backoff is not kept
         log.say("W", "NOSTATE", f"cannot save the agent state in {repo.path}: {e}")
     log.say("S" if ok else "E", "CYCLE", summary + ("" if ok else f"; retry {state.retry_at or 'at the daily time'}"))
@@ -142,16 +167,22 @@ def die_with_parent(parent: int) -> StopCheck:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m wucme.agent.cycle REPOSITORY [LOGFILE [PARENT-PID]]`: one cycle, for the
-    active agent (PARENT-PID: the agent, whose death stops the pass from starting more)."""
+    """`python -m wucme.agent.cycle REPOSITORY [LOGFILE [PARENT-PID [SHARED NODE]]]`: one cycle,
+    for the active agent (PARENT-PID: the agent, whose death stops the pass from starting
+    more; SHARED NODE: that node's pass in shared renewals)."""
     args = sys.argv[1:] if argv is None else argv
     # The agent stops a cycle with SIGTERM: unwind (closing connections), no traceback.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     stop = die_with_parent(int(args[2])) if len(args) > 2 and args[2].isdigit() else None
     repo = Repository(args[0])
-    log = AgentLog(verbosity(), Path(args[1]) if len(args) > 1 and args[1] else None)
     try:
-        result = run_cycle(repo, log, utc_now(), stop)
+        level = verbosity()
+    except VmsError:  # an unreadable table: the pass says so, in the log
+        level = 0
+    log = AgentLog(level, Path(args[1]) if len(args) > 1 and args[1] else None)
+    try:
+        shared = len(args) > 4 and args[3] == "SHARED"
+        result = run_cycle(repo, log, utc_now(), stop, shared=shared, node=args[4] if shared else "")
     except Exception as e:  # noqa: BLE001 - the agent records the failure and backs off
         log.say("F", "CYCLEBUG", f"unexpected {type(e).__name__}: {e}")
         return 4

@@ -25,8 +25,18 @@ LOG_PREFIX = "WUCME_LOG_"  # the prefix Repository.newest_log() looks for
 
 
 def node_name() -> str:
-    """This system's name as VMS shows a node: the host name's first label, upper case."""
-    return (socket.gethostname().split(".")[0] or "LOCALHOST").upper()
+    """This system's name as VMS shows a node: SYS$NODE (`NODE::`, from the local tables: a
+    process-table SYS$NODE names a node that shares a host), else the host name's first label,
+    upper case."""
+    from wucme.vms.lnm import LOCAL_TABLES, trnlnm
+
+    try:
+        node = (trnlnm("SYS$NODE", LOCAL_TABLES) or "").strip().rstrip(":")
+    except Exception:  # noqa: BLE001 - a broken table must not stop the agent naming itself
+        node = ""
+    host = (socket.gethostname().split(".")[0] or "LOCALHOST").upper()
+    # The built-in SYS$NODE is the host name cut to VMS's 15 characters: keep the whole name.
+    return host if not node or host.startswith(node.upper()) else node.upper()
 
 
 def log_path(directory: Path, node: str | None = None) -> Path:

@@ -8,6 +8,10 @@ with the last descriptor).  A stopped process (SIGSTOP) keeps its lock, so no se
 appears beside it.  WUCME_ACTIVE defined makes a process active without the lock (one system
 per repository, the seed's way).
 
+WUCME_CLUSTER_MODE SHARED (docs/cluster.md, "Shared renewals") holds no election: every agent
+is wuCME-shared and runs its daily pass, and each certificate is renewed by whichever node takes
+its lock first (the per-certificate lock, on PostgreSQL when WUCME_LOCK_DB is defined).
+
 The lock descriptor is close-on-exec and dropped in forked children, so hooks, the load
 command, the cycle's child process and anything they leave running never hold it.
 
@@ -30,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from wucme.agent.log import AgentLog, node_name, start_log
-from wucme.agent.schedule import AgentState, Clock, RealClock, next_run
+from wucme.agent.schedule import AgentState, Clock, RealClock, next_run, state_file
 from wucme import settings
-from wucme.vms.condition import format_message
+from wucme.vms.condition import VmsError, format_message
 
 ACTIVE_NAME = "wuCME-active"
 STANDBY_NAME = "wuCME-standby"
+SHARED_NAME = "wuCME-shared"
 RESOURCE = "WUCME_ACTIVE"
 LOCK_DIR = "WUCME_LOCKS"
 PR_SET_NAME = 15
@@ -43,6 +48,8 @@ PR_SET_NAME = 15
 STOP_GRACE = 10.0
 #: How long past WUCME_PASS_DEADLINE a pass may take (certificates in flight) before it is stopped.
 PASS_GRACE = 600.0
+#: How soon a schedule that could not be read (a logical-name table down) is read again.
+TABLE_RETRY = 10.0
 
 
 class LockLost(Exception):
@@ -115,6 +122,8 @@ class Agent:
         self.node = node_name()
         self.lock: Any = None
         self.role = ""
+        #: Shared renewals (WUCME_CLUSTER_MODE SHARED, read once at start): no election.
+        self.shared = False
         self.cycles = 0
         self.stopping = False
         self.child: subprocess.Popen[bytes] | None = None
@@ -142,7 +151,27 @@ class Agent:
     # roles -------------------------------------------------------------------------------------
 
     def become_active(self) -> None:
-        """Take the lock (waiting as wuCME-standby), or skip it when WUCME_ACTIVE is defined."""
+        """Take the lock (waiting as wuCME-standby), or skip it when WUCME_ACTIVE is defined or
+        the renewals are shared."""
+        from wucme.errors import UsageError
+
+        try:
+            mode = settings.cluster_mode()
+        except UsageError as e:  # BADVALUE: the nodes must agree on it, so no guess
+            self.log.say(e.severity, e.ident, e.text)
+            raise SystemExit(2) from None
+        if mode == "SHARED":
+            self.shared = True
+            self.role = "shared"
+            self._name(SHARED_NAME)
+            db = settings.lock_db()
+            self.log.say("I", "SHARED", f"shared renewals (WUCME_CLUSTER_MODE SHARED) on {self.node} for "
+                         f"{self.repo_path}: each certificate is renewed by the first node to lock it")
+            if not db:
+                self.log.say("W", "LOCALLOCKS", "WUCME_LOCK_DB is not defined: the certificates' locks "
+                             "are this host's own, which other hosts see only through a file system "
+                             "that shares its locks")
+            return
         if settings.always_active():
             self.role = "active"
             self._name(ACTIVE_NAME)
@@ -214,9 +243,14 @@ class Agent:
             self.become_active()
             self._start_log()
             while not self.stopping:
-                state = AgentState.load(self.repo_path)
+                state = AgentState.load(self.repo_path, state_file(self.shared, self.node))
                 now = self.clock.now()
-                when, why = next_run(state, now, tz=self.tz, node=self.node)
+                try:
+                    when, why = next_run(state, now, tz=self.tz, node=self.node)
+                except VmsError as e:  # WUCME_SCHEDULE unreadable: the cluster table's database down
+                    self.log.say("W", e.ident, f"{e.text}: the schedule is read again in {TABLE_RETRY:g} s")
+                    self.clock.wait_until(now + _dt.timedelta(seconds=TABLE_RETRY))
+                    continue
                 if self.immediate:
                     when, why, self.immediate = now, "requested", False
                 if when <= now:
@@ -265,7 +299,8 @@ class Agent:
 
     def _start_log(self) -> None:
         try:
-            header = format_message("I", "ACTIVE", f"wuCME-active on {self.node} for {self.repo_path}")
+            header = format_message("I", "ACTIVE", f"{SHARED_NAME if self.shared else ACTIVE_NAME} "
+                                    f"on {self.node} for {self.repo_path}")
             path = start_log(self.repo_path, f"[{os.getpid()}] {header}", self.node)
             self.log.path = path
         except OSError as e:
@@ -291,7 +326,7 @@ def child_cycle(agent: Agent) -> None:
     """Run the cycle in a child process, so the waiting agent stays small (imports nothing of
     the ACME stack); a child that crashes counts as a failed pass for the backoff."""
     argv = [sys.executable, "-m", "wucme.agent.cycle", str(agent.repo_path),
-            str(agent.log.path or ""), str(os.getpid())]
+            str(agent.log.path or ""), str(os.getpid())] + (["SHARED", agent.node] if agent.shared else [])
     agent.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
     # WUCME_PASS_DEADLINE bounds the pass; a child still running well past it is stuck.
     limit = settings.pass_deadline() + PASS_GRACE
@@ -305,11 +340,12 @@ def child_cycle(agent: Agent) -> None:
     agent.child = None
     if status not in (0, 2):
         now = agent.clock.now()
-        state = AgentState.load(agent.repo_path)
+        name = state_file(agent.shared, agent.node)
+        state = AgentState.load(agent.repo_path, name)
         if state.last_pass_time is None or state.last_pass_time < now - _dt.timedelta(seconds=5):
             state.passed(now, False, f"the cycle process ended with status {status}")
             with contextlib.suppress(OSError):
-                state.save(agent.repo_path)
+                state.save(agent.repo_path, name)
         agent.log.say("E", "CYCLEFAIL", f"the cycle process ended with status {status}")
 
 
@@ -319,5 +355,6 @@ def in_process_cycle() -> CycleRunner:
         from wucme.agent.cycle import run_cycle
         from wucme.repository import Repository
 
-        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now())
+        run_cycle(Repository(agent.repo_path), agent.log, agent.clock.now(), shared=agent.shared,
+                  node=agent.node)
     return run

@@ -98,6 +98,16 @@ def next_daily(after: _dt.datetime, at: _dt.time, *, tz: _dt.tzinfo | None = Non
 
 # --- the persistent agent state ----------------------------------------------------------------
 
+def state_file(shared: bool = False, node: str = "") -> str:
+    """WUCME_AGENT.JSON, the one active agent's; in shared renewals each node keeps its own
+    schedule and backoff, WUCME_AGENT_<NODE>.JSON (one node's pass is not another's)."""
+    if not shared:
+        return STATE_FILE
+    from wucme.vms.ods2 import ods2_name
+
+    return f"WUCME_AGENT_{ods2_name(node or 'LOCALHOST')}.JSON"
+
+
 @dataclass
 class AgentState:
     """WUCME_AGENT.JSON: what the agent must remember across restarts."""
@@ -110,10 +120,10 @@ class AgentState:
     retry_at: str | None = None
 
     @classmethod
-    def load(cls, directory: Path) -> AgentState:
+    def load(cls, directory: Path, name: str = STATE_FILE) -> AgentState:
         """The state, or a fresh one when missing or unreadable (then the pass runs at once)."""
         try:
-            d = json.loads((directory / STATE_FILE).read_text())
+            d = json.loads((directory / name).read_text())
         except (OSError, ValueError, UnicodeDecodeError):
             return cls()
         if not isinstance(d, dict):
@@ -128,11 +138,11 @@ class AgentState:
             st.failures = d["failures"]
         return st
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, name: str = STATE_FILE) -> None:
         from wucme.vms.files import write_versioned
 
         data = dict(asdict(self), version=1)
-        write_versioned(directory / STATE_FILE, (json.dumps(data, indent=1) + "\n").encode(),
+        write_versioned(directory / name, (json.dumps(data, indent=1) + "\n").encode(),
                         0o644, keep=0)
 
     @property

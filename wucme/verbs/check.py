@@ -21,7 +21,7 @@ from wucme.errors import UsageError, WucmeError
 from wucme.load import load_action
 from wucme.repository import Repository
 from wucme.session import account_session
-from wucme.settings import ca_directory, http01_listen, http01_probe, lock_db, store_db
+from wucme.settings import ca_directory, cluster_mode, http01_listen, http01_probe, lock_db, store_db
 from wucme.verbs.common import VerbLog
 from wucme.result import Result, Show
 
@@ -151,6 +151,9 @@ def _check_cluster_lock(r: Result, session: Any) -> None:
     except OSError:
         r.say("I", "NOLOCK", f"no agent has taken the cluster lock of {here} yet (no {LOCKID_FILE})")
         return
+    if cluster_mode() == "SHARED":
+        _check_certificate_locks(r, session, here, ident)
+        return
     key = lock_key("WUCME_ACTIVE", ident)
     rows = session.run(lambda c: c.execute(
         "SELECT a.application_name, host(a.client_addr), a.pid FROM pg_locks l "
@@ -164,6 +167,21 @@ def _check_cluster_lock(r: Result, session: Any) -> None:
     holder = str(name or "").removeprefix("wucme ").strip() or "an unnamed session"
     r.say("S", "ACTIVE", f"the cluster lock of {here} is held by {holder}"
           + (f" (from {addr}, server process {backend})" if addr else f" (server process {backend})"))
+
+
+def _check_certificate_locks(r: Result, session: Any, here: Any, ident: str) -> None:
+    """Shared renewals elect no agent: say so, and how many certificates are being worked on
+    now (their locks held, by any node)."""
+    from wucme.lockpg import lock_key
+    from wucme.repository import certificate_resource
+
+    mine = {lock_key(certificate_resource(m.cert_name), ident) for m in Repository(here).managed()}
+    rows = session.run(lambda c: c.execute(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND granted AND objsubid = 1").fetchall())
+    held = sum(1 for (k,) in rows if k in mine)
+    r.say("S", "SHARED", f"renewals of {here} are shared (WUCME_CLUSTER_MODE SHARED): every node's agent "
+          f"runs its pass, none is elected; {held} of its {len(mine)} certificate(s) locked now")
 
 
 def check_log(r: Result, tail: int | None = None) -> Result:
