@@ -349,7 +349,7 @@ def _metrics(repo: Repository, report: RenewalReport, now: _dt.datetime, say: No
         path = prometheus_file()
         if path is None:
             return
-        text = metrics.prometheus_text(repo.managed(), now=now,
+        text = metrics.prometheus_text(repo.scan(), now=now,
                                        pass_ok=report.ok and (report.load_ok or not report.load_steps))
         metrics.write_textfile(path, text)
     except (WucmeError, crypto.CryptoError, OSError) as e:

@@ -97,9 +97,10 @@ def _run_cycle(repo: Repository, log: AgentLog, now: _dt.datetime,
     try:
         # A retry time recorded before this pass (by `manage`, or an earlier cycle) that is
         # still ahead: the backoff never retries sooner.
-        before = {m.cert_path.name: t for m in repo.managed()
+        before = {m.cert_path.name: t for m in repo.scan()
                   for t in [parse_iso(m.state.next_attempt)] if t is not None and t > now}
-        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared, node=node)
+        report = renewal_pass(repo, log, note=log.note, now=now, stop=stop, shared=shared, node=node,
+                              keep_skipped=False)  # what the agent holds stays flat
     except VmsError as e:  # a logical name read in the cluster table, its database down
         if e.ident != "CLUSTERDB":
             raise
@@ -140,7 +141,7 @@ def _result(report: RenewalReport, ok: bool, state: AgentState, summary: str) ->
 def _note_retry(repo: Repository, files: set[str], retry: _dt.datetime | None, log: AgentLog) -> None:
     """Write the agent's retry time as each failed certificate's next_attempt, so `certificates`
     shows when it is tried again."""
-    for m in repo.managed():
+    for m in repo.scan():
         if m.cert_path.name in files and not m.state.corrupt and m.state.status == "failed":
             m.state.next_attempt = iso(retry)
             try:
