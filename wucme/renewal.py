@@ -292,10 +292,10 @@ class _Pass:
             why = self.stop()
             if why:
                 return why
-        if self.left() <= 0:
-            return (f"the pass deadline of {self.seconds:g} s (WUCME_PASS_DEADLINE) was reached "
-                    "before its turn")
-        return ""
+        return self.deadline_reached() if self.left() <= 0 else ""
+
+    def deadline_reached(self) -> str:
+        return f"the pass deadline of {self.seconds:g} s (WUCME_PASS_DEADLINE) was reached before its turn"
 
 
 def renewal_pass(repo: Repository, log: Msg, *, note: Note | None = None,
@@ -487,8 +487,8 @@ def _renew_locked(ctx: _Pass, a: AcmeSession, solver: ChallengeSolver, challenge
         lock = ctx.repo.lock_certificate(m.cert_name, wait=not nowait,
                                          timeout=None if nowait else max(ctx.left(), 0.001))
     except Busy as e:
-        if not nowait:
-            return _not_started(ctx, m, hosts, ctx.stopped() or e.text)
+        if not nowait:  # the wait was bounded by the pass deadline: that is what ended it
+            return _not_started(ctx, m, hosts, ctx.stopped() or ctx.deadline_reached())
         if ctx.shared:  # the ordinary case of shared renewals: another node took it first
             say(Condition("I", "OTHERNODE", f"{m.cert_name}: {_HELD}; waited for after the others"))
             return Outcome(hosts, m.cert_name, "skipped", _HELD)
