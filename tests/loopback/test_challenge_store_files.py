@@ -108,6 +108,9 @@ def test_an_entry_is_read_up_to_64_kib_and_no_further(tmp_path: Path) -> None:
     rewrite(entry, record)
     assert entry.stat().st_size == 64 * 1024 + 1
     assert store.get(TOKEN) is None  # cut at 64 KiB: not JSON, not answered
+    record["keyauth"] = "é" * 40000  # 80000 bytes in fewer than 64 Ki characters: bytes count
+    entry.write_bytes(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
+    assert store.get(TOKEN) is None
 
 
 @pytest.mark.parametrize("damage", [
