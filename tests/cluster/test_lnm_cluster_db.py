@@ -102,3 +102,4 @@ def test_a_database_that_does_not_answer_fails_cluster_lookups_by_name(
         assert ei.value.message().startswith(
             "%WUCME-E-CLUSTERDB, cluster logical name table (database WUCME_LOCK_DB): cannot connect")
     assert lnm.lookup("WUCME_T_A", "system") is None  # the node's own tables still answer
+
