@@ -183,3 +183,16 @@ def test_first_writers_at_once_all_succeed(db: str) -> None:
             t.join(30)
         assert errors == [], round
         assert [r[1] for r in rows(db)] == [f"t{i}" for i in range(8)]
+
+
+def test_a_database_that_does_not_answer_fails_writers_by_name_and_readers_find_nothing() -> None:
+    from harness.pebble import free_port
+
+    dead = f"host=127.0.0.1 port={free_port()} dbname=postgres user=postgres connect_timeout=1"
+    store = PgChallenges(dead)
+    assert store.conninfo == dead
+    with pytest.raises(OSError) as ei:
+        store.put("http-01", "tok", "a.test", "http-01", "tok.k", 60)
+    assert str(ei.value).startswith("shared challenge store: cannot connect to the cluster database")
+    assert store.get("http-01", "tok") is None and store.count() == 0
+    store.close()
