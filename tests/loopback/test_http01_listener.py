@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -50,6 +51,7 @@ TOO_LARGE = simple(431, "Request Header Fields Too Large")
 def store(tmp_path: Path) -> ChallengeStore:
     s = ChallengeStore(tmp_path / "challenges")
     s.put(TOKEN, KEYAUTH, "www.example.org", "http-01")
+    s.put("short", "short.thumbprint", "www.example.org", "http-01")  # the token before a "://"
     return s
 
 
@@ -98,6 +100,9 @@ def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
     (f"GE7 {PATH} HTTP/1.1\r\n\r\n", BAD),
     (f"GET {PATH}\r\n\r\n", BAD),  # HTTP/0.9 has no version
     (f"GET  {PATH} HTTP/1.1\r\n\r\n", BAD),
+    (f"GET {PATH} HTTP/1.1 \r\n\r\n", BAD),  # a fourth, empty part
+    (f"GET http://www.example.org{PATH}?from=http://elsewhere/ HTTP/1.1\r\n\r\n", OK),
+    ("GET http://www.example.org/.well-known/acme-challenge/short://x HTTP/1.1\r\n\r\n", UNKNOWN),
 ])
 def test_each_request_gets_its_whole_answer(listener: Http01Listener, request_head: str, reply: bytes) -> None:
     assert exchange(listener.port, request_head.encode("latin-1")) == reply
@@ -221,6 +226,11 @@ def test_a_cgi_request_gets_a_wsgi_environment(store: ChallengeStore) -> None:
                 "wsgi.multiprocess", "wsgi.run_once")
         return [repr([environ[k] for k in keys]).encode(), environ["wsgi.input"].read()]
 
+    def streams(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr([environ["wsgi.errors"] is sys.stderr, environ["wsgi.input"] is sys.stdin.buffer]).encode()]
+
+    assert cgi(streams, {"REQUEST_METHOD": "GET"}).endswith(b"[True, False]")  # a given environment: no stdin
     plain = cgi(echo, {"REQUEST_METHOD": "GET"})
     assert plain.split(b"\r\n\r\n", 1)[1] == repr(["", "", "http", (1, 0), False, False, True]).encode()
     for on in ("on", "ON", "1"):
@@ -241,3 +251,29 @@ def test_a_failing_application_answers_500_with_a_message_and_no_traceback(failu
     assert cgi(broken, {"REQUEST_METHOD": "GET"}) == (
         f"Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n\r\n").encode() + body
+
+
+def test_a_real_cgi_request_is_read_from_the_environment_and_answered_on_stdout(
+        store: ChallengeStore, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    monkeypatch.setenv("REQUEST_METHOD", "GET")
+    monkeypatch.setenv("PATH_INFO", PATH)
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+    assert run_cgi(make_wsgi_app(store)) == 0
+    out = capsysbinary.readouterr().out
+    assert out.startswith(b"Status: 200 OK\r\n") and out.endswith(b"\r\n\r\n" + KEYAUTH.encode())
+
+    def streams(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(environ["wsgi.input"] is sys.stdin.buffer).encode()]
+
+    assert run_cgi(streams) == 0  # no environment given: the request body is stdin (RFC 3875 §4.2)
+    assert capsysbinary.readouterr().out.endswith(b"\r\n\r\nTrue")
+
+
+def test_a_failure_message_that_cannot_be_encoded_is_answered_with_replacements() -> None:
+    def broken(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        raise ValueError("bad name \udcff")  # a lone surrogate, as os.fsdecode makes of a bad byte
+
+    out = cgi(broken, {"REQUEST_METHOD": "GET"})
+    assert out.startswith(b"Status: 500 Internal Server Error\r\n")
+    assert out.endswith(b"\r\n\r\n%WUCME-F-BUG, unexpected ValueError: bad name ?\n")
