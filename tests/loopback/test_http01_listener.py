@@ -83,6 +83,7 @@ def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
     (f"GET {PATH} HTTP/1.0\r\n\r\n", OK),
     (f"GET {PATH} HTTP/1.1\n\n", OK),  # bare LF line ends
     (f"GET {PATH}?probe=1 HTTP/1.1\r\n\r\n", OK),  # the query is not part of the token
+    (f"GET {PATH}?a=1?b=2 HTTP/1.1\r\n\r\n", OK),  # ...from its first "?"
     (f"GET http://www.example.org{PATH} HTTP/1.1\r\n\r\n", OK),  # absolute-form (RFC 9112 §3.2.2)
     (f"GET /.well-known/acme-challenge/%4Coq{TOKEN[3:]} HTTP/1.1\r\n\r\n", OK),  # percent-decoded
     (f"GET /cgi-bin/wucme{PATH} HTTP/1.1\r\n\r\n", OK),
@@ -141,6 +142,14 @@ def test_the_log_names_the_peer_the_request_and_the_status(store: ChallengeStore
     assert logged[0] == f"{me} GET {PATH} 200"
     assert logged[1].endswith(f" GET {long_path[:200]} 404")  # a long path is cut at 200
     assert len(logged) == 2
+
+
+def test_clients_that_hang_up_early_leave_the_listener_serving(listener: Http01Listener) -> None:
+    for partial in (b"", b"GET /.well-known/acme-", b"GET / HTTP/1.1\r\n"):
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as s:
+            s.sendall(partial)
+        time.sleep(0.05)
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
 
 
 def test_a_silent_client_is_closed_at_its_deadline_and_not_before(listener: Http01Listener) -> None:
