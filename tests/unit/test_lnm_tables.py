@@ -154,7 +154,8 @@ def test_a_table_file_removed_lets_go_of_its_descriptor(tables: Path) -> None:
 
 def test_an_ended_job_lets_go_of_its_table() -> None:
     created = lnm.start_job()
-    assert created is not None
+    # end_job removes the table's directory: be sure it is the private one start_job made
+    assert created is not None and created.is_absolute() and created.parent.name.startswith("wucme-job-")
     define("WUCME_T_A", "job value", "job")
     assert lookup("WUCME_T_A", "job") is not None
     assert str(created) in open_paths()
