@@ -58,7 +58,7 @@ def test_define_show_and_deassign_in_the_cluster_database(db: str, tmp_path: Pat
     assert (entry.name, entry.values, entry.table, entry.terminal, entry.mode, entry.source) == (
         "WUCME_T_A", ("one", "two"), "cluster", True, "EXECUTIVE", "database")
     old = lnm.define("WUCME_T_A", "three", "cluster")
-    assert old == entry
+    assert old == entry and old is not None and old.source == "database"
     lnm.define("WUCME_T_B", "WUCME_T_A", "cluster")
     assert [e.name for e in lnm.show("WUCME_T_*", "cluster")] == ["WUCME_T_A", "WUCME_T_B"]
     assert lnm.translate("WUCME_T_B") == ["three"]
@@ -78,6 +78,7 @@ def test_a_damaged_row_is_reported_as_a_damaged_table(db: str) -> None:
         lnm.lookup("WUCME_T_A", "cluster")
     assert ei.value.message() == ("%WUCME-E-BADTABLE, cluster logical name table (database WUCME_LOCK_DB) is "
                                   "damaged: entry 'WUCME_T_A' has no list of values")
+    assert ei.value.ident == "BADTABLE"
     with psycopg.connect(db, autocommit=True) as c:
         c.execute(f"UPDATE {TABLE} SET entry = 'not json' WHERE name = 'WUCME_T_A'")
     time.sleep(1.1)

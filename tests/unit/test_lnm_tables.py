@@ -56,12 +56,14 @@ def test_a_table_directory_that_is_a_file_is_named_with_its_variable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, variable: str) -> None:
     plain = tmp_path / "a-file"
     plain.write_text("not a directory")
+    if variable == "WUCME_LNM_DIR" and table != "cluster":  # the cluster's own directory is beside the point
+        monkeypatch.setenv("WUCME_LNM_CLUSTER_DIR", str(tmp_path / "cluster"))
     monkeypatch.setenv(variable, str(plain / "job_0000ABCD.json") if variable == JOB_ENV else str(plain))
     want = (f"%WUCME-E-BADVALUE, {variable} '{plain}' is not a directory "
             "(it names where the logical name tables are)")
     with pytest.raises(LogicalNameError) as on_define:
         define("WUCME_T_A", "value", table)
-    assert on_define.value.message() == want
+    assert on_define.value.message() == want and on_define.value.ident == "BADVALUE"
     with pytest.raises(LogicalNameError) as on_lookup:
         lookup("WUCME_T_A", table)
     assert on_lookup.value.message() == want
@@ -91,7 +93,7 @@ def _as_nobody(fn: "object") -> str:
                 fn()  # type: ignore[operator]
                 out = "ok"
             except LogicalNameError as exc:
-                out = exc.message()
+                out = f"{exc.ident}: {exc.message()}"
             os.write(w, out.encode())
         finally:
             os._exit(0)
@@ -106,7 +108,7 @@ def _as_nobody(fn: "object") -> str:
 def test_a_user_who_may_not_write_the_table_is_told_so(tables: Path) -> None:
     define("WUCME_T_A", "first", "system")  # root made the directory (0755), the table and its lock
     path = tables / "system.json"
-    want = f"%WUCME-E-NOPRIV, no privilege to write logical name table {path}"
+    want = f"NOPRIV: %WUCME-E-NOPRIV, no privilege to write logical name table {path}"
     assert _as_nobody(lambda: define("WUCME_T_B", "v", "system")) == want  # the lock file: root's, 0644
     os.chown(tables / "system.json.lock", NOBODY.pw_uid, -1)  # the lock is nobody's: the rename fails
     assert _as_nobody(lambda: define("WUCME_T_B", "v", "system")) == want
