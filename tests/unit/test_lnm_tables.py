@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -105,7 +107,17 @@ def _as_nobody(fn: "object") -> str:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
-def test_a_user_who_may_not_write_the_table_is_told_so(tables: Path) -> None:
+def test_a_user_who_may_not_write_the_table_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    where = Path(tempfile.mkdtemp(prefix="wucme-lnm-"))  # under /tmp: nobody may reach it (pytest's is 0700)
+    os.chmod(where, 0o755)
+    try:
+        _as_nobody_is_refused(where / "lnm", monkeypatch)
+    finally:
+        shutil.rmtree(where)
+
+
+def _as_nobody_is_refused(tables: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_LNM_DIR", str(tables))
     define("WUCME_T_A", "first", "system")  # root made the directory (0755), the table and its lock
     path = tables / "system.json"
     want = f"NOPRIV: %WUCME-E-NOPRIV, no privilege to write logical name table {path}"
