@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.test_cluster_lock import pg_server  # noqa: F401  (the PostgreSQL fixture)
+from cluster.postgres_server import running_postgres
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -25,8 +25,15 @@ TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 
 
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A server of this module's own, stopped after its last test (cluster/postgres_server.py)."""
+    with running_postgres() as conninfo:
+        yield conninfo
+
+
 @pytest.fixture
-def db(pg_server: str) -> Iterator[str]:  # noqa: F811
+def db(pg_server: str) -> Iterator[str]:
     def drop() -> None:
         with psycopg.connect(pg_server, autocommit=True) as c:
             c.execute(f"DROP TABLE IF EXISTS {TABLE}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.test_cluster_lock import pg_server  # noqa: F401  (the PostgreSQL fixture)
+from cluster.postgres_server import running_postgres
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -25,8 +25,15 @@ from wucme.vms.lnmdb import TABLE  # noqa: E402
 NAMES = ["WUCME_T_A", "WUCME_T_B", "WUCME_LOCK_DB"]
 
 
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A server of this module's own, stopped after its last test (cluster/postgres_server.py)."""
+    with running_postgres() as conninfo:
+        yield conninfo
+
+
 @pytest.fixture
-def db(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # noqa: F811
+def db(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """WUCME_LOCK_DB names the database; its cluster table emptied before and after."""
     monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
     monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
