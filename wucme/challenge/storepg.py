@@ -132,9 +132,10 @@ class PgChallenges:
 
 def _create(conn: Any) -> None:
     """CREATE TABLE IF NOT EXISTS, tolerating the race of two first writers (both may pass the
-    existence test; the loser's catalog insert then fails with a unique violation)."""
+    existence test; the loser's catalog insert then fails with a unique violation, or as a
+    duplicate type or table, depending on where the two met)."""
     pg = psycopg()
     try:
         conn.execute(_CREATE)
-    except pg.errors.UniqueViolation:
+    except (pg.errors.UniqueViolation, pg.errors.DuplicateObject, pg.errors.DuplicateTable):
         pass

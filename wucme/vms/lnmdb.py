@@ -71,7 +71,8 @@ class ClusterTable:
         def work(conn: Any) -> Any:
             try:
                 conn.execute(_CREATE)
-            except pg.errors.UniqueViolation:  # two first writers raced: the table exists
+            except (pg.errors.UniqueViolation, pg.errors.DuplicateObject,
+                    pg.errors.DuplicateTable):  # two first writers raced: the table exists
                 pass
             with conn.transaction():
                 conn.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")

@@ -1,0 +1,245 @@
+"""The built-in client's connection (wucme/http/_conn.py) against real loopback servers: how a URL
+becomes an origin, how a proxy URL is read, and what each failure on the way says.
+
+tests/loopback/test_transport_conformance.py checks that both transports fail with the same
+exception class; an operator reads the message, so these scenarios pin its content: which
+host and port, which stage (connect, CONNECT, TLS, answer), and the reason.
+"""
+from __future__ import annotations
+
+import base64
+import socket
+import struct
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from wucme.http import ConnectError, HttpConfig, HttpTimeout, ProtocolError, TLSError
+from wucme.http._conn import Connection, Origin, Proxy, split_url
+from wucme.http.client import HttpClient
+
+from .conftest import Certs, LoopbackHTTPServer, RawServer, read_request
+
+Start = Callable[..., RawServer]
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., HttpClient]]:
+    made: list[HttpClient] = []
+
+    def make(**kw: object) -> HttpClient:
+        made.append(HttpClient(HttpConfig(**kw)))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def port_of(server: RawServer | LoopbackHTTPServer) -> int:
+    return int(server.base.rsplit(":", 1)[1])
+
+
+# --- URLs and origins ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, origin, target, authority", [
+    ("http://Example.ORG/a/b?x=1&y=2#frag", ("http", "example.org", 80), "/a/b?x=1&y=2", "example.org"),
+    ("HTTPS://example.org", ("https", "example.org", 443), "/", "example.org"),
+    ("https://example.org:80/", ("https", "example.org", 80), "/", "example.org:80"),
+    ("http://example.org:443/?", ("http", "example.org", 443), "/", "example.org:443"),
+    ("https://example.org:8443/dir/", ("https", "example.org", 8443), "/dir/", "example.org:8443"),
+    ("http://[2001:db8::1]:8080/x", ("http", "2001:db8::1", 8080), "/x", "[2001:db8::1]:8080"),
+    ("https://[::1]/", ("https", "::1", 443), "/", "[::1]"),
+    ("http://bücher.example/", ("http", "xn--bcher-kva.example", 80), "/", "xn--bcher-kva.example"),
+])
+def test_a_url_gives_the_origin_the_host_header_and_the_request_target(
+        url: str, origin: tuple[str, str, int], target: str, authority: str) -> None:
+    o, t = split_url(url)
+    assert (o.scheme, o.host, o.port) == origin and t == target
+    assert o.authority == authority  # the Host header: the port only when not the scheme's own
+    host = f"[{o.host}]" if ":" in o.host else o.host
+    assert o.hostport == f"{host}:{o.port}"  # CONNECT's target and the messages: always the port
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://example.org/", "not an http or https URL: 'ftp://example.org/'"),
+    ("http:///nohost", "not an http or https URL: 'http:///nohost'"),
+    ("http://example.org:99999/", "bad port in URL 'http://example.org:99999/'"),
+    ("http://example.org:port/", "bad port in URL 'http://example.org:port/'"),
+])
+def test_a_url_the_client_cannot_use_is_refused_by_name(url: str, message: str) -> None:
+    with pytest.raises(ValueError) as ei:
+        split_url(url)
+    assert str(ei.value) == message
+
+
+@pytest.mark.parametrize("url, origin, authorization", [
+    ("proxy.example:3128", ("http", "proxy.example", 3128), None),
+    ("http://proxy.example", ("http", "proxy.example", 80), None),
+    ("http://us%40er:p%3Ass@proxy.example:8080", ("http", "proxy.example", 8080), b"us@er:p:ss"),
+    ("user@proxy.example:8080", ("http", "proxy.example", 8080), b"user:"),
+    ("http://:secret@proxy.example:8080", ("http", "proxy.example", 8080), b":secret"),
+])
+def test_a_proxy_url_gives_the_proxy_and_its_basic_credentials(
+        url: str, origin: tuple[str, str, int], authorization: bytes | None) -> None:
+    proxy = Proxy.from_url(url)
+    assert (proxy.origin.scheme, proxy.origin.host, proxy.origin.port) == origin
+    want = None if authorization is None else "Basic " + base64.b64encode(authorization).decode()
+    assert proxy.authorization == want
+
+
+def test_only_an_http_proxy_is_taken() -> None:
+    with pytest.raises(ValueError) as ei:
+        Proxy.from_url("https://proxy.example:3128")
+    assert str(ei.value) == "only http:// proxies are supported: 'https://proxy.example:3128'"
+
+
+# --- a connection ------------------------------------------------------------------------------
+
+
+def test_a_dialled_connection_sends_at_once_and_waits_the_read_timeout(http_server: LoopbackHTTPServer) -> None:
+    origin, _ = split_url(http_server.base)
+    conn = Connection.dial(origin, None, None, 5.0, 7.5)
+    try:
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0  # no Nagle delay
+        assert conn.sock.gettimeout() == 7.5
+        assert conn.reusable and conn.uses == 0 and not conn.dropped()
+    finally:
+        conn.close()
+    assert not conn.reusable
+
+
+def test_connecting_to_a_closed_port_says_where(clients: Callable[..., HttpClient], free_port: int) -> None:
+    with pytest.raises(ConnectError) as ei:
+        clients().request("GET", f"http://127.0.0.1:{free_port}/")
+    assert str(ei.value) == f"cannot connect to 127.0.0.1:{free_port}: Connection refused"
+
+
+def test_a_proxy_that_refuses_connect_is_named_with_its_answer(
+        clients: Callable[..., HttpClient], https_server: LoopbackHTTPServer, certs: Certs,
+        proxy_factory: Callable[..., object]) -> None:
+    proxy = proxy_factory(require_auth="Basic nobody")
+    pp, sp = port_of(proxy.server), https_server.server_address[1]  # type: ignore[attr-defined]
+    with pytest.raises(ConnectError) as ei:
+        clients(ca_bundle=str(certs.ca), proxy=proxy.url).request(  # type: ignore[attr-defined]
+            "GET", f"{https_server.base}/echo")
+    assert str(ei.value) == f"proxy 127.0.0.1:{pp} refused CONNECT 127.0.0.1:{sp}: 407 Proxy Authentication Required"
+    assert proxy.auth == [None]  # type: ignore[attr-defined]  # no credentials: no header
+
+
+@pytest.mark.parametrize("status", [b"300 Multiple Choices", b"404 Not Found"])
+def test_connect_opens_a_tunnel_only_on_a_2xx_answer(clients: Callable[..., HttpClient], raw_server: Start,
+                                                     status: bytes) -> None:
+    def answer(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+        sock.recv(1)
+
+    proxy = raw_server(answer)
+    with pytest.raises(ConnectError) as ei:
+        clients(proxy=proxy.base).request("GET", "https://127.0.0.1:9/")
+    assert str(ei.value) == f"proxy 127.0.0.1:{port_of(proxy)} refused CONNECT 127.0.0.1:9: {status.decode()}"
+
+
+def test_a_proxy_that_answers_connect_with_garbage_is_a_bad_answer(clients: Callable[..., HttpClient],
+                                                                  raw_server: Start) -> None:
+    def garbage(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    proxy = raw_server(garbage)
+    with pytest.raises(ConnectError) as ei:
+        clients(proxy=proxy.base).request("GET", "https://127.0.0.1:9/")
+    assert str(ei.value).startswith(f"proxy 127.0.0.1:{port_of(proxy)} gave a bad answer to CONNECT: ")
+
+
+def test_a_proxy_that_resets_during_connect_is_named(clients: Callable[..., HttpClient], raw_server: Start) -> None:
+    def reset(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+
+    proxy = raw_server(reset)
+    with pytest.raises(ConnectError) as ei:
+        clients(proxy=proxy.base).request("GET", "https://127.0.0.1:9/")
+    assert str(ei.value) == f"proxy 127.0.0.1:{port_of(proxy)} failed during CONNECT: Connection reset by peer"
+
+
+def test_a_proxy_silent_after_connect_times_out(clients: Callable[..., HttpClient], raw_server: Start) -> None:
+    def silent(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.recv(1)
+
+    proxy = raw_server(silent)
+    with pytest.raises(HttpTimeout) as ei:
+        clients(proxy=proxy.base, connect_timeout=0.3).request("GET", "https://127.0.0.1:9/")
+    assert str(ei.value) == f"proxy 127.0.0.1:{port_of(proxy)} did not answer CONNECT in time"
+
+
+def test_an_untrusted_certificate_is_named_with_the_reason(clients: Callable[..., HttpClient],
+                                                           https_server: LoopbackHTTPServer) -> None:
+    port = https_server.server_address[1]
+    with pytest.raises(TLSError) as ei:
+        clients().request("GET", f"{https_server.base}/echo")
+    assert str(ei.value) == f"certificate of 127.0.0.1:{port} not trusted: self-signed certificate in certificate chain"
+
+
+def test_tls_to_a_plain_http_server_is_a_failed_handshake(clients: Callable[..., HttpClient],
+                                                          http_server: LoopbackHTTPServer) -> None:
+    port = http_server.server_address[1]
+    with pytest.raises(TLSError) as ei:
+        clients().request("GET", f"https://127.0.0.1:{port}/echo")
+    assert str(ei.value).startswith(f"TLS handshake with 127.0.0.1:{port} failed: ")
+
+
+def test_a_silent_tls_server_times_out_the_handshake(clients: Callable[..., HttpClient], silent_listener: str) -> None:
+    with pytest.raises(HttpTimeout) as ei:
+        clients(connect_timeout=0.3, read_timeout=0.3).request("GET", f"https://{silent_listener}/")
+    assert str(ei.value) == f"TLS handshake with {silent_listener} timed out"
+
+
+def test_a_server_silent_after_the_request_times_out_with_the_wait_named(
+        clients: Callable[..., HttpClient], silent_listener: str) -> None:
+    with pytest.raises(HttpTimeout) as ei:
+        clients(read_timeout=0.3).request("GET", f"http://{silent_listener}/")
+    assert str(ei.value) == f"{silent_listener} did not answer within 0.3 s"
+
+
+def test_a_connection_reset_in_the_body_is_a_lost_connection(clients: Callable[..., HttpClient],
+                                                             raw_server: Start) -> None:
+    def reset(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    srv = raw_server(reset)
+    with pytest.raises(ConnectError) as ei:
+        clients().request("GET", f"{srv.base}/")
+    assert str(ei.value) == f"connection to 127.0.0.1:{port_of(srv)} lost: Connection reset by peer"
+
+
+def test_a_fresh_connection_closed_unanswered_says_so_and_is_not_reused(
+        clients: Callable[..., HttpClient], raw_server: Start) -> None:
+    def close(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+
+    srv = raw_server(close)
+    with pytest.raises(ProtocolError) as ei:
+        clients().request("GET", f"{srv.base}/")
+    assert str(ei.value) == "server closed the connection without a response"
+    assert srv.connections == 1
+
+
+def test_the_host_header_names_the_port_only_when_not_the_default(clients: Callable[..., HttpClient],
+                                                                  raw_server: Start) -> None:
+    seen: list[bytes] = []
+
+    def record(sock: socket.socket, _i: int) -> None:
+        seen.append(read_request(sock))
+        sock.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    srv = raw_server(record)
+    assert clients().request("GET", f"{srv.base}/").status == 204
+    assert f"\r\nHost: 127.0.0.1:{port_of(srv)}\r\n".encode() in seen[0]
+    assert Origin("http", "127.0.0.1", 80).authority == "127.0.0.1"
+    assert Origin("https", "127.0.0.1", 80).authority == "127.0.0.1:80"
