@@ -170,11 +170,15 @@ class LockManager:
         path = self.path(resource)
         be = self.backend
         fd = be.open(path, self.perm)
+        lock: Lock | None = None
         try:
             be.lock(fd, m, wait=wait, timeout=timeout)
             lock = Lock(be, fd, resource, path)
             lock._granted(LockMode.NL, m)
         except BaseException:
+            if lock is not None:  # closed here, once: its __del__ must not close the number again
+                lock._fd = None
+                _live.discard(lock)
             be.close(fd)
             raise
         return lock

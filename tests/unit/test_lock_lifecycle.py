@@ -192,3 +192,27 @@ def test_a_lock_dropped_without_release_warns_and_frees_the_resource(lm: LockMan
         (ResourceWarning, f"unreleased <Lock R EX ({lm.backend.name})>")]
     assert seen[0].filename == wucme.lock.__file__  # the warning points at the lock manager
     assert free_for(lm, "EX")
+
+
+def test_a_grant_that_fails_late_closes_its_descriptor_once(lm: LockManager,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The value block cannot be read after the grant: enqueue fails and closes the lock's
+    descriptor.  The Lock it had built must not close that number again when collected, by
+    then perhaps another file's (a socket's, whose peer would see the connection end)."""
+    def unreadable(self: Lock, old: LockMode, new: LockMode) -> None:
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(Lock, "_granted", unreadable)
+    with pytest.raises(OSError):
+        lm.enqueue("LATE", "EX")
+    r, w = os.pipe()  # the lowest free numbers: the one enqueue closed among them
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            gc.collect()
+        os.fstat(r)
+        os.fstat(w)
+    finally:
+        os.close(r)
+        os.close(w)
+    monkeypatch.undo()
+    assert free_for(lm, "EX")
