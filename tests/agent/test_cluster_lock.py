@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres import PgServer, pg_bin
+from harness.postgres import running_postgres
 
 from .support import Agents, alive, comm, wait_for
 
@@ -28,14 +28,8 @@ ACTIVE, STANDBY = "wuCME-active", "wuCME-standby"
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL server of its own on 127.0.0.1 (trust auth), stopped at teardown; its conninfo."""
-    bindir = pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-    server = PgServer(bindir)
-    try:
-        yield server.start().conninfo
-    finally:
-        server.close()
+    with running_postgres() as server:
+        yield server.conninfo
 
 
 def advisory(conninfo: str, key: int) -> tuple[int, int]:

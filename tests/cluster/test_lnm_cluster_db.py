@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.postgres_server import running_postgres
+from harness.postgres import running_postgres
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -27,9 +27,10 @@ NAMES = ["WUCME_T_A", "WUCME_T_B", "WUCME_LOCK_DB"]
 
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[str]:
-    """A server of this module's own, stopped after its last test (cluster/postgres_server.py)."""
-    with running_postgres() as conninfo:
-        yield conninfo
+    """A server of this module's own, stopped after its last test: the session's would keep
+    one more server listening while later tests bind ports of their own."""
+    with running_postgres() as server:
+        yield server.conninfo
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from agent.test_cluster_lock import advisory, pg_server  # noqa: F401  (the Post
 from cluster.renewals import ClusterNode, Ledger, make_due_repository, not_due, wait_all
 from harness.faultproxy import FaultProxy
 from harness.pebble import Pebble, free_port
-from harness.postgres import PgServer, pg_bin
+from harness.postgres import PgServer, running_postgres
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
@@ -212,14 +212,8 @@ def test_lock_database_down_at_pass_start_renews_nothing_and_never_locks_locally
 @pytest.fixture
 def own_pg() -> Iterator[PgServer]:
     """A PostgreSQL server of this test's own: it is stopped and started under the agents."""
-    bindir = pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    server = PgServer(bindir)
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    with running_postgres() as server:
+        yield server
 
 
 def written(repo: Path) -> list[tuple[float, str]]:

@@ -11,11 +11,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from harness.ports import free_port
 
-__all__ = ["PgServer", "pg_bin"]
+__all__ = ["PgServer", "pg_bin", "running_postgres"]
 
 
 def pg_bin() -> Path | None:
@@ -69,3 +73,17 @@ class PgServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PgServer]:
+    """A started server (the test skips, saying why, without Debian's PostgreSQL binaries);
+    stopped and removed on exit."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+    server = PgServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.close()
