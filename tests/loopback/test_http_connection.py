@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from wucme.http import ConnectError, HttpConfig, HttpTimeout, ProtocolError, TLSError
-from wucme.http._conn import Connection, Origin, Proxy, split_url
+from wucme.http._conn import Connection, Origin, Proxy, Stale, split_url
 from wucme.http.client import HttpClient
 
 from .conftest import Certs, LoopbackHTTPServer, RawServer, read_request
@@ -243,3 +244,137 @@ def test_the_host_header_names_the_port_only_when_not_the_default(clients: Calla
     assert f"\r\nHost: 127.0.0.1:{port_of(srv)}\r\n".encode() in seen[0]
     assert Origin("http", "127.0.0.1", 80).authority == "127.0.0.1"
     assert Origin("https", "127.0.0.1", 80).authority == "127.0.0.1:80"
+
+
+# --- what the proxy is sent, and what a kept connection does -------------------------------------
+
+
+def test_connect_names_the_target_in_host_with_the_credentials_and_no_body(
+        clients: Callable[..., HttpClient], raw_server: Start) -> None:
+    seen: list[bytes] = []
+
+    def refuse(sock: socket.socket, _i: int) -> None:
+        seen.append(read_request(sock))
+        sock.sendall(b"HTTP/1.1 403 \r\nContent-Length: 0\r\n\r\n")  # a status with no reason phrase
+        sock.recv(1)
+
+    proxy = raw_server(refuse)
+    url = f"http://us%40er:pw@127.0.0.1:{port_of(proxy)}"
+    with pytest.raises(ConnectError) as ei:
+        clients(proxy=url).request("GET", "https://127.0.0.1:9/")
+    # nothing trails the status when the proxy gives no reason
+    assert str(ei.value) == f"proxy 127.0.0.1:{port_of(proxy)} refused CONNECT 127.0.0.1:9: 403"
+    cred = base64.b64encode(b"us@er:pw").decode()
+    assert seen == [(f"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+                     f"Proxy-Authorization: Basic {cred}\r\n\r\n").encode()]
+
+
+def keep_then_close(sock: socket.socket, _i: int) -> None:
+    """Answers one request on a kept-alive connection, then closes it."""
+    read_request(sock)
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_an_idle_connection_the_server_closed_is_seen_as_dropped(raw_server: Start) -> None:
+    srv = raw_server(keep_then_close)
+    conn = Connection.dial(split_url(srv.base)[0], None, None, 5.0, 5.0)
+    try:
+        head, body = conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        assert (head.status, body, conn.reusable) == (200, b"ok", True)
+        deadline = time.monotonic() + 5
+        while not conn.dropped() and time.monotonic() < deadline:  # the FIN arrives soon after
+            time.sleep(0.02)
+        assert conn.dropped()
+    finally:
+        conn.close()
+    assert conn.dropped()  # a closed socket cannot be reused either
+
+
+def test_asking_whether_a_live_idle_connection_dropped_does_not_wait(http_server: LoopbackHTTPServer) -> None:
+    conn = Connection.dial(split_url(http_server.base)[0], None, None, 5.0, 5.0)
+    try:
+        began = time.monotonic()
+        assert not conn.dropped()
+        assert time.monotonic() - began < 0.5  # the pool asks before every reuse
+    finally:
+        conn.close()
+
+
+def test_a_reused_connection_the_server_closed_is_stale(raw_server: Start) -> None:
+    srv = raw_server(keep_then_close)
+    conn = Connection.dial(split_url(srv.base)[0], None, None, 5.0, 5.0)
+    try:
+        conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        time.sleep(0.2)  # the server's close has arrived
+        with pytest.raises(Stale) as ei:
+            conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        assert str(ei.value) == "kept-alive connection closed by the server"
+        assert not conn.reusable
+    finally:
+        conn.close()
+
+
+def test_a_connection_whose_answer_was_garbage_is_not_reusable(raw_server: Start) -> None:
+    def garbage(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        sock.recv(1)
+
+    srv = raw_server(garbage)
+    conn = Connection.dial(split_url(srv.base)[0], None, None, 5.0, 5.0)
+    try:
+        with pytest.raises(ProtocolError):
+            conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        assert not conn.reusable  # the pool must not hand it out again
+    finally:
+        conn.close()
+
+
+def test_a_fresh_connection_reset_unanswered_is_no_response(raw_server: Start) -> None:
+    def reset(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+
+    srv = raw_server(reset)
+    conn = Connection.dial(split_url(srv.base)[0], None, None, 5.0, 5.0)
+    try:
+        with pytest.raises(ProtocolError) as ei:
+            conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        assert str(ei.value) == "server closed the connection without a response"
+    finally:
+        conn.close()
+
+
+def test_a_connect_that_is_never_accepted_times_out_with_the_wait_named() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as full:
+        port = full.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # fill the accept queue: further SYNs are dropped, not refused
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        try:
+            with pytest.raises(HttpTimeout) as ei:
+                Connection.dial(Origin("http", "127.0.0.1", port), None, None, 0.3, 5.0)
+            assert str(ei.value) == f"connecting to 127.0.0.1:{port} timed out after 0.3 s"
+        finally:
+            for s in fillers:
+                s.close()
+
+
+def test_a_reused_connection_reset_on_the_request_is_stale(raw_server: Start) -> None:
+    def answer_then_reset(sock: socket.socket, _i: int) -> None:
+        keep_then_close(sock, _i)
+        read_request(sock)  # the second request is read, then the connection reset unanswered
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    srv = raw_server(answer_then_reset)
+    conn = Connection.dial(split_url(srv.base)[0], None, None, 5.0, 5.0)
+    try:
+        conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        with pytest.raises(Stale) as ei:  # the client may retry it on a new connection
+            conn.exchange("GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1000)
+        assert str(ei.value) == "kept-alive connection closed by the server"
+    finally:
+        conn.close()
