@@ -378,3 +378,50 @@ def test_a_reused_connection_reset_on_the_request_is_stale(raw_server: Start) ->
         assert str(ei.value) == "kept-alive connection closed by the server"
     finally:
         conn.close()
+
+
+# --- the request's deadline reaches every socket it reads --------------------------------------
+
+
+def drip(sock: socket.socket, first: bytes) -> None:
+    """`first` at once, then one header byte every 0.1 s for 3 s: no single read ever times out."""
+    sock.sendall(first)
+    try:
+        for _ in range(30):
+            sock.sendall(b"X")
+            time.sleep(0.1)
+    except OSError:
+        pass  # the client gave up
+
+
+def test_the_deadline_ends_a_proxy_dripping_its_connect_answer(clients: Callable[..., HttpClient],
+                                                               raw_server: Start) -> None:
+    def dripping(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        drip(sock, b"HTTP/1.1 200 Connection established\r\n")
+
+    proxy = raw_server(dripping)
+    began = time.monotonic()
+    with pytest.raises(HttpTimeout) as ei:
+        clients(proxy=proxy.base, connect_timeout=2.0, deadline=0.5).request("GET", "https://127.0.0.1:9/")
+    assert time.monotonic() - began < 2.0  # at the deadline, not when the proxy stops dripping
+    assert str(ei.value) == "https://127.0.0.1:9/: no complete answer within 0.5 s (WUCME_HTTP_DEADLINE)"
+
+
+def test_the_deadline_ends_a_dripping_answer_on_a_reused_connection(clients: Callable[..., HttpClient],
+                                                                    raw_server: Start) -> None:
+    def answer_then_drip(sock: socket.socket, _i: int) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        read_request(sock)
+        drip(sock, b"HTTP/1.1 200 OK\r\n")
+
+    srv = raw_server(answer_then_drip)
+    client = clients(read_timeout=2.0, deadline=0.5)
+    assert client.request("GET", f"{srv.base}/").body == b"ok"
+    began = time.monotonic()
+    with pytest.raises(HttpTimeout) as ei:
+        client.request("GET", f"{srv.base}/again")
+    assert time.monotonic() - began < 2.0  # the second request's deadline watches the kept socket
+    assert str(ei.value) == f"{srv.base}/again: no complete answer within 0.5 s (WUCME_HTTP_DEADLINE)"
+    assert srv.connections == 1
