@@ -8,7 +8,9 @@ host and port, which stage (connect, CONNECT, TLS, answer), and the reason.
 from __future__ import annotations
 
 import base64
+import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from wucme.http import ConnectError, HttpConfig, HttpTimeout, ProtocolError, TLS
 from wucme.http._conn import Connection, Origin, Proxy, Stale, split_url
 from wucme.http.client import HttpClient
 
-from .conftest import Certs, LoopbackHTTPServer, RawServer, read_request
+from .conftest import Certs, LoopbackHTTPServer, RawServer, read_request, server_context
 
 Start = Callable[..., RawServer]
 
@@ -425,3 +427,21 @@ def test_the_deadline_ends_a_dripping_answer_on_a_reused_connection(clients: Cal
     assert time.monotonic() - began < 2.0  # the second request's deadline watches the kept socket
     assert str(ei.value) == f"{srv.base}/again: no complete answer within 0.5 s (WUCME_HTTP_DEADLINE)"
     assert srv.connections == 1
+
+
+def test_garbage_in_place_of_a_tls_record_is_a_tls_failure_named_with_the_server(
+        clients: Callable[..., HttpClient], raw_server: Start, certs: Certs) -> None:
+    def broken_tls(sock: socket.socket, _i: int) -> None:
+        with server_context(certs).wrap_socket(sock, server_side=True) as tls:
+            read_request(tls)
+            os.write(tls.fileno(), b"HTTP/1.1 200 OK\r\n\r\n")  # plain text after the handshake
+            try:
+                tls.recv(1)
+            except (OSError, ssl.SSLError):
+                pass  # the client hung up
+
+    srv = raw_server(broken_tls)
+    port = port_of(srv)
+    with pytest.raises(TLSError) as ei:
+        clients(ca_bundle=str(certs.ca)).request("GET", f"https://127.0.0.1:{port}/")
+    assert str(ei.value).startswith(f"TLS failure talking to 127.0.0.1:{port}: ")
