@@ -301,7 +301,8 @@ def test_an_sni_that_is_not_ascii_gets_the_ordinary_certificate(responder: TlsAl
 def test_a_newcomer_beyond_the_limits_given_drops_the_idle_connection_and_it_is_logged(
         store: ChallengeStore, limit: dict[str, int]) -> None:
     logged: list[str] = []
-    with TlsAlpnResponder(store, "127.0.0.1", 0, timeout=5.0, log=logged.append, **limit) as r:
+    with TlsAlpnResponder(store, "127.0.0.1", 0, timeout=5.0, log=logged.append,
+                          max_clients=limit.get("max_clients"), per_source=limit.get("per_source")) as r:
         with socket.create_connection(("127.0.0.1", r.port), timeout=5) as idle:
             time.sleep(0.2)  # admitted, and sends no ClientHello
             _, chosen, _ = handshake(r.port, "www.example.org", ["acme-tls/1"])
