@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import hashlib
-import inspect
 import ipaddress
 import socket
 import ssl
@@ -259,9 +259,24 @@ def test_certificate_validity_is_reckoned_in_utc_on_a_host_whose_clock_is_not(
         assert abs(cert.not_valid_before_utc - (now() - DAY)) < datetime.timedelta(minutes=5)
 
 
-def test_the_responder_listens_on_port_443_unless_told_otherwise() -> None:
+def test_the_responder_listens_on_port_443_unless_told_otherwise(store: ChallengeStore) -> None:
     """RFC 8737 §3: the CA connects to port 443 of the identifier."""
-    assert inspect.signature(TlsAlpnResponder).parameters["port"].default == 443
+    try:
+        r = TlsAlpnResponder(store, "127.0.0.44", timeout=1.0)
+    except PermissionError:
+        pytest.skip("binding port 443 needs privilege")
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        pytest.skip("port 443 is taken on this machine")
+    with r:
+        assert r.address == ("127.0.0.44", 443)
+        with socket.create_connection(("127.0.0.44", 443), timeout=5) as raw:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            ctx.set_alpn_protocols(["acme-tls/1"])
+            with ctx.wrap_socket(raw, server_hostname="www.example.org") as tls:
+                assert tls.selected_alpn_protocol() == "acme-tls/1"
 
 
 def test_the_responder_serves_an_ipv6_listener(store: ChallengeStore) -> None:
