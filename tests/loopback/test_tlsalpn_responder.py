@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import hashlib
 import ipaddress
 import socket
@@ -23,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from OpenSSL import SSL
 
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import (ACME_IDENTIFIER_OID, TlsAlpnResponder, ValidationCache, auth_digest,
@@ -74,6 +76,7 @@ def test_the_digest_ualpn_is_given_is_base64url_sha256_without_padding() -> None
 @pytest.mark.parametrize("ident, san", [
     ("www.example.org", x509.DNSName("www.example.org")),
     ("www.example.org.", x509.DNSName("www.example.org")),
+    ("relay.example.BOX", x509.DNSName("relay.example.BOX")),  # only the root dot is stripped
     ("192.0.2.7", x509.IPAddress(ipaddress.ip_address("192.0.2.7"))),
     ("2001:db8::1", x509.IPAddress(ipaddress.ip_address("2001:db8::1"))),
 ])
@@ -239,3 +242,98 @@ def test_serve_forever_until_stopped_from_another_thread(store: ChallengeStore) 
     assert not t.is_alive()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", r.port), timeout=2).close()
+
+
+def test_certificate_validity_is_reckoned_in_utc_on_a_host_whose_clock_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local, naive time would shift both certificates' windows by the host's UTC offset."""
+    monkeypatch.setenv("TZ", "WUC-14")  # POSIX: local time 14 hours ahead of UTC
+    time.tzset()
+    try:
+        validation, _ = make_validation_cert("www.example.org", KEYAUTH)
+        ordinary, _ = make_self_signed()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    for cert in (validation, ordinary):
+        assert abs(cert.not_valid_before_utc - (now() - DAY)) < datetime.timedelta(minutes=5)
+
+
+def test_the_responder_listens_on_port_443_unless_told_otherwise(store: ChallengeStore) -> None:
+    """RFC 8737 §3: the CA connects to port 443 of the identifier."""
+    try:
+        r = TlsAlpnResponder(store, "127.0.0.44", timeout=1.0)
+    except PermissionError:
+        pytest.skip("binding port 443 needs privilege")
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        pytest.skip("port 443 is taken on this machine")
+    with r:
+        assert r.address == ("127.0.0.44", 443)
+        with socket.create_connection(("127.0.0.44", 443), timeout=5) as raw:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            ctx.set_alpn_protocols(["acme-tls/1"])
+            with ctx.wrap_socket(raw, server_hostname="www.example.org") as tls:
+                assert tls.selected_alpn_protocol() == "acme-tls/1"
+
+
+def test_the_responder_serves_an_ipv6_listener(store: ChallengeStore) -> None:
+    with TlsAlpnResponder(store, "::1", 0, timeout=1.0) as r:
+        assert r.address == ("::1", r.port)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["acme-tls/1"])
+        with socket.create_connection(("::1", r.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="www.example.org") as tls:
+                assert tls.selected_alpn_protocol() == "acme-tls/1"
+
+
+def test_the_responders_threads_are_named_for_it(responder: TlsAlpnResponder) -> None:
+    assert "wucme-tlsalpn" in [t.name for t in threading.enumerate()]
+
+
+def test_an_sni_that_is_not_ascii_gets_the_ordinary_certificate(responder: TlsAlpnResponder,
+                                                                logged: list[str]) -> None:
+    """A ClientHello may carry any bytes as its host name; they must not break the handshake."""
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=5) as raw:
+        raw.settimeout(None)  # pyOpenSSL blocks; the responder's 1 s handshake limit bounds the wait
+        conn = SSL.Connection(ctx, raw)
+        conn.set_tlsext_host_name("café.example".encode())
+        conn.set_alpn_protos([b"acme-tls/1"])
+        conn.set_connect_state()
+        conn.do_handshake()
+        cert = conn.get_peer_certificate()
+        assert cert is not None and conn.get_alpn_proto_negotiated() == b""
+        assert sans(cert.to_cryptography()) == [x509.DNSName("wucme")]
+    assert wait_for(logged, 1)[0] == ("acme-tls/1 offered for unknown name 'caf\ufffd\ufffd.example': "
+                                      "ordinary certificate")
+
+
+@pytest.mark.parametrize("limit", [{"max_clients": 1}, {"per_source": 1}])
+def test_a_newcomer_beyond_the_limits_given_drops_the_idle_connection_and_it_is_logged(
+        store: ChallengeStore, limit: dict[str, int]) -> None:
+    logged: list[str] = []
+    with TlsAlpnResponder(store, "127.0.0.1", 0, timeout=5.0, log=logged.append,
+                          max_clients=limit.get("max_clients"), per_source=limit.get("per_source")) as r:
+        with socket.create_connection(("127.0.0.1", r.port), timeout=5) as idle:
+            time.sleep(0.2)  # admitted, and sends no ClientHello
+            _, chosen, _ = handshake(r.port, "www.example.org", ["acme-tls/1"])
+            assert chosen == "acme-tls/1"
+            assert idle.recv(100) == b""  # its seat went to the newcomer
+        assert any(line.startswith("too many connections: dropping the oldest unfinished one")
+                   for line in wait_for(logged, 2))
+
+
+def test_a_bad_limit_in_a_logical_name_is_logged_and_the_default_used(
+        store: ChallengeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_CLIENT_LIMIT", "many")
+    logged: list[str] = []
+    r = TlsAlpnResponder(store, "127.0.0.1", 0, log=logged.append)
+    try:
+        assert r.limits.max_clients == 256
+        assert logged == ["logical name WUCME_CLIENT_LIMIT = 'many' is not a positive count: using 256"]
+    finally:
+        r.stop()
