@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 
-__all__ = ["free_port", "free_ports"]
+__all__ = ["free_port", "free_ports", "ipv6_loopback"]
 
 _LOW = 10000  # above the registered services a test machine commonly runs
 _given: set[int] = set()
@@ -57,3 +57,14 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
 def free_ports(n: int) -> list[int]:
     """*n* distinct free ports (for tests that need several responders)."""
     return sorted(free_port() for _ in range(n))
+
+
+def ipv6_loopback() -> bool:
+    """Whether this system has ::1 (some containers have no IPv6 at all): tests over IPv6
+    skip, saying so, where it has not."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from harness.ports import ipv6_loopback
 from wucme.challenge.alpn import _front_listeners, parse_options
 from wucme.challenge.http01 import Http01Listener
 from wucme.challenge.store import ChallengeStore
@@ -24,15 +25,6 @@ from .test_challenge_tlsalpn import assert_validation_cert
 KEYAUTH = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 LOOPBACKS = ("127.0.0.1", "::1")
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 pytestmark = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) in this system")

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
+from harness.ports import ipv6_loopback
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import (ACME_IDENTIFIER_OID, TlsAlpnResponder, ValidationCache, auth_digest,
                                      make_self_signed, make_validation_cert, make_validation_cert_from_digest)
@@ -279,6 +280,7 @@ def test_the_responder_listens_on_port_443_unless_told_otherwise(store: Challeng
                 assert tls.selected_alpn_protocol() == "acme-tls/1"
 
 
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) in this system")
 def test_the_responder_serves_an_ipv6_listener(store: ChallengeStore) -> None:
     with TlsAlpnResponder(store, "::1", 0, timeout=1.0) as r:
         assert r.address == ("::1", r.port)

@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.pebble import Pebble
+from harness.ports import ipv6_loopback
 
 from .test_wucme_verbs import Wucme
 
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 pytestmark = [pytest.mark.pebble,
               pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) in this system")]
