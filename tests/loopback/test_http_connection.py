@@ -297,7 +297,7 @@ def test_asking_whether_a_live_idle_connection_dropped_does_not_wait(http_server
     try:
         began = time.monotonic()
         assert not conn.dropped()
-        assert time.monotonic() - began < 0.5  # the pool asks before every reuse
+        assert time.monotonic() - began < 0.8  # the pool asks before every reuse (waiting: 1 s)
     finally:
         conn.close()
 
