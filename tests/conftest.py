@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from harness.faultproxy import FaultProxy
+from harness.loopback import PORT_WAIT
 from harness.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
+from harness.ports import await_port_free
 from harness.responders import ChallengeDirServer, Ualpn, write_hook_scripts
 
 
@@ -24,6 +27,23 @@ def _own_logical_name_tables(tmp_path_factory: pytest.TempPathFactory,
     """No test reads or writes the machine's system and cluster tables (/var/lib/wucme/lnm)."""
     if "WUCME_LNM_DIR" not in os.environ:
         monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path_factory.mktemp("lnm")))
+
+
+@pytest.fixture(autouse=True)
+def _pebble_ports_left_free(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test with the session Pebble, its http-01 and tls-alpn-01 ports are free again
+    for the next test's responder: a test that leaves a listener (or a process holding one)
+    behind errors here, by name, with who holds the port, instead of the tests after it."""
+    yield
+    if "pebble" not in request.fixturenames:
+        return
+    p: Pebble = request.getfixturevalue("pebble")
+    for what, port in (("http-01", p.http_port), ("tls-alpn-01", p.tls_port)):
+        held = await_port_free(port, PORT_WAIT)
+        if held is not None and not held.let_go:
+            pytest.fail(f"the session Pebble's {what} port {port} is {held}", pytrace=False)
+        if held is not None:
+            warnings.warn(f"the session Pebble's {what} port {port} was {held}")
 
 
 def _need_pebble() -> None:

@@ -5,12 +5,19 @@ thread of the test process; ualpn's backend sink is a plain socketserver run the
 """
 from __future__ import annotations
 
+import errno
 import socketserver
 import threading
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-__all__ = ["ServerThread", "OwnedHTTPServer", "LoopbackHTTPService"]
+from harness.ports import await_port_free
+
+__all__ = ["ServerThread", "OwnedHTTPServer", "LoopbackHTTPService", "PORT_WAIT"]
+
+#: Seconds a responder waits for a port named in advance that somebody else holds.
+PORT_WAIT = 20.0
 
 
 class ServerThread:
@@ -58,8 +65,22 @@ class LoopbackHTTPService:
         self._serving: ServerThread | None = None
 
     def _bind(self) -> OwnedHTTPServer:
-        """Bind the listening socket (where a subclass prepares, or words a failure its way)."""
-        return self._server_class((self.host, self.port), self._handler_class)
+        """Bind the listening socket (where a subclass prepares, or words a failure its way).
+
+        A port named in advance (a CA's http-01 port) that somebody else holds is waited
+        for a while; the failure then says who held it."""
+        try:
+            return self._server_class((self.host, self.port), self._handler_class)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or not self.port:
+                raise
+            held = await_port_free(self.port, PORT_WAIT, self.host)
+            try:
+                srv = self._server_class((self.host, self.port), self._handler_class)
+            except OSError as again:
+                raise OSError(again.errno, f"{again.strerror}: {self.host}:{self.port} {held}") from e
+            warnings.warn(f"{self.host}:{self.port} was {held}", stacklevel=2)
+            return srv
 
     def start(self) -> Self:
         """Bind (a free port unless one was given) and serve; a no-op while serving."""

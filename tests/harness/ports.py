@@ -11,11 +11,15 @@ the same port twice.
 """
 from __future__ import annotations
 
+import errno
 import random
 import socket
+import subprocess
 import threading
+import time
+from dataclasses import dataclass
 
-__all__ = ["free_port", "free_ports", "ipv6_loopback"]
+__all__ = ["free_port", "free_ports", "ipv6_loopback", "port_holders", "await_port_free", "HeldPort"]
 
 _LOW = 10000  # above the registered services a test machine commonly runs
 _given: set[int] = set()
@@ -68,3 +72,54 @@ def ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+def port_holders(port: int) -> str:
+    """Every TCP socket on *port* (either end) with its process, as `ss -tanp` shows them:
+    for a message that says who held a port a test needed."""
+    try:
+        out = subprocess.run(["ss", "-Htanp"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"(ss failed: {e})"
+    held = [line for line in out.splitlines() if f":{port} " in line]
+    return "\n".join(held) or "(no socket on it now)"
+
+
+def _bindable(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as every responder binds
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class HeldPort:
+    """A port somebody else held when a responder wanted it: who, and whether they let go."""
+
+    port: int
+    let_go: bool
+    holders: str
+    waited: float
+
+    def __str__(self) -> str:
+        how = "held, then let go" if self.let_go else f"still held after {self.waited:g} s"
+        return f"{how}; held by:\n{self.holders}"
+
+
+def await_port_free(port: int, timeout: float, host: str = "127.0.0.1") -> HeldPort | None:
+    """Wait up to *timeout* s until a responder could bind *port*: None when it could at
+    once, else who held it when first seen (`port_holders`) and whether they let go."""
+    if _bindable(port, host):
+        return None
+    holders = port_holders(port)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        time.sleep(0.2)
+        if _bindable(port, host):
+            return HeldPort(port, True, holders, time.monotonic() - start)
+    return HeldPort(port, False, f"{holders}\nnow:\n{port_holders(port)}", timeout)

@@ -22,6 +22,8 @@ from typing import Any, Callable
 import pytest
 from cryptography import x509
 
+from harness.ports import port_holders
+
 UACME = "/usr/bin/uacme"
 WUCME = [sys.executable, "-m", "wucme", "--uacme"]
 
@@ -88,15 +90,8 @@ def expect(r: subprocess.CompletedProcess[str], code: int, tool: str) -> None:
 def sockets_behind(stderr: str) -> str:
     """Who held the ports a failed validation went to (`ss`), for a CA's bare "EOF": the
     tool is then not at fault, and this names the process that answered instead."""
-    ports = set(re.findall(r"Get \"https?://[^/:\"]+:(\d+)/", stderr))
-    if not ports:
-        return ""
-    try:
-        out = subprocess.run(["ss", "-Htanp"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"\n(ss failed: {e})"
-    held = [line for line in out.splitlines() if any(f":{p} " in line for p in ports)]
-    return "\nsockets on port " + ",".join(sorted(ports)) + ":\n" + "\n".join(held or ["(none)"])
+    ports = sorted(set(re.findall(r"Get \"https?://[^/:\"]+:(\d+)/", stderr)))
+    return "".join(f"\nsockets on port {p}:\n{port_holders(int(p))}" for p in ports)
 
 
 def layout(confdir: Path) -> dict[str, int]:

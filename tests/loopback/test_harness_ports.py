@@ -1,0 +1,63 @@
+"""The harness's own guard for the session Pebble's ports: who held a port, and waiting for it.
+
+A responder binds the CA's http-01 port only while its test runs; when something else holds
+it, the failure must name the holder (the CI runs that failed with a bare "Address already in
+use" could not tell whose listener it was).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.ports import await_port_free, free_port, port_holders
+from harness.responders import ChallengeDirServer
+
+
+def listener(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
+
+
+def test_a_free_port_is_not_waited_for() -> None:
+    assert await_port_free(free_port(), 5) is None
+
+
+def test_a_holder_that_lets_go_is_named_and_waited_for() -> None:
+    port = free_port()
+    held = listener(port)
+    threading.Timer(0.5, held.close).start()
+    seen = await_port_free(port, 10)
+    assert seen is not None and seen.let_go
+    assert f"127.0.0.1:{port}" in seen.holders and f"pid={os.getpid()}" in seen.holders
+    assert 0.3 < seen.waited < 10
+
+
+def test_a_holder_that_stays_is_reported_after_the_wait() -> None:
+    port = free_port()
+    with listener(port):
+        seen = await_port_free(port, 0.6)
+        assert seen is not None and not seen.let_go
+        assert "still held after 0.6 s" in str(seen) and "LISTEN" in port_holders(port)
+
+
+def test_the_webroot_server_says_who_holds_its_port(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.loopback.PORT_WAIT", 0.5)
+    port = free_port()
+    with listener(port), pytest.raises(OSError, match=rf"(?s)127\.0\.0\.1:{port} still held.*pid={os.getpid()}"):
+        ChallengeDirServer(tmp_path, port).start()
+
+
+def test_the_webroot_server_binds_once_the_holder_lets_go(tmp_path: Path) -> None:
+    port = free_port()
+    held = listener(port)
+    threading.Timer(0.5, held.close).start()
+    with pytest.warns(UserWarning, match="held, then let go"), ChallengeDirServer(tmp_path, port) as srv:
+        assert srv.port == port
