@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,7 +16,7 @@ import pytest
 from harness.faultproxy import FaultProxy
 from harness.loopback import PORT_WAIT
 from harness.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
-from harness.ports import await_port_free
+from harness.ports import await_port_free, let_go_log
 from harness.responders import ChallengeDirServer, Ualpn, write_hook_scripts
 
 
@@ -43,7 +42,15 @@ def _pebble_ports_left_free(request: pytest.FixtureRequest) -> Iterator[None]:
         if held is not None and not held.let_go:
             pytest.fail(f"the session Pebble's {what} port {port} is {held}", pytrace=False)
         if held is not None:
-            warnings.warn(f"the session Pebble's {what} port {port} was {held}")
+            let_go_log.append(f"after {request.node.nodeid}: the session Pebble's {what} port")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Ports found held and then let go (each waited for; see harness.ports)."""
+    if let_go_log:
+        terminalreporter.section("ports held for a while, then let go")
+        for line in let_go_log:
+            terminalreporter.line(line)
 
 
 def _need_pebble() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import socketserver
 import threading
-import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -76,11 +75,9 @@ class LoopbackHTTPService:
                 raise
             held = await_port_free(self.port, PORT_WAIT, self.host)
             try:
-                srv = self._server_class((self.host, self.port), self._handler_class)
+                return self._server_class((self.host, self.port), self._handler_class)
             except OSError as again:
                 raise OSError(again.errno, f"{again.strerror}: {self.host}:{self.port} {held}") from e
-            warnings.warn(f"{self.host}:{self.port} was {held}", stacklevel=2)
-            return srv
 
     def start(self) -> Self:
         """Bind (a free port unless one was given) and serve; a no-op while serving."""

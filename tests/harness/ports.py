@@ -19,10 +19,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["free_port", "free_ports", "ipv6_loopback", "port_holders", "await_port_free", "HeldPort"]
+__all__ = ["free_port", "free_ports", "ipv6_loopback", "port_holders", "await_port_free", "HeldPort",
+           "let_go_log"]
 
 _LOW = 10000  # above the registered services a test machine commonly runs
 _given: set[int] = set()
+#: Ports found held that were then let go, each with who held it: not a failure, but what
+#: a run prints at its end (conftest's terminal summary), to find the holder.
+let_go_log: list[str] = []
 _lock = threading.Lock()
 
 
@@ -121,5 +125,7 @@ def await_port_free(port: int, timeout: float, host: str = "127.0.0.1") -> HeldP
     while time.monotonic() - start < timeout:
         time.sleep(0.2)
         if _bindable(port, host):
-            return HeldPort(port, True, holders, time.monotonic() - start)
+            seen = HeldPort(port, True, holders, time.monotonic() - start)
+            let_go_log.append(f"{host}:{port} {seen}")
+            return seen
     return HeldPort(port, False, f"{holders}\nnow:\n{port_holders(port)}", timeout)

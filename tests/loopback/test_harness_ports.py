@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ports import await_port_free, free_port, port_holders
+from harness.ports import await_port_free, free_port, let_go_log, port_holders
 from harness.responders import ChallengeDirServer
 
 
@@ -37,6 +37,7 @@ def test_a_holder_that_lets_go_is_named_and_waited_for() -> None:
     assert seen is not None and seen.let_go
     assert f"127.0.0.1:{port}" in seen.holders and f"pid={os.getpid()}" in seen.holders
     assert 0.3 < seen.waited < 10
+    assert let_go_log.pop().startswith(f"127.0.0.1:{port} held, then let go")  # (not for the summary)
 
 
 def test_a_holder_that_stays_is_reported_after_the_wait() -> None:
@@ -59,5 +60,6 @@ def test_the_webroot_server_binds_once_the_holder_lets_go(tmp_path: Path) -> Non
     port = free_port()
     held = listener(port)
     threading.Timer(0.5, held.close).start()
-    with pytest.warns(UserWarning, match="held, then let go"), ChallengeDirServer(tmp_path, port) as srv:
+    with ChallengeDirServer(tmp_path, port) as srv:
         assert srv.port == port
+    assert let_go_log.pop().startswith(f"127.0.0.1:{port} held, then let go")  # (not for the summary)
