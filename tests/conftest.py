@@ -45,12 +45,19 @@ def _pebble_ports_left_free(request: pytest.FixtureRequest) -> Iterator[None]:
             let_go_log.append(f"after {request.node.nodeid}: the session Pebble's {what} port")
 
 
+#: Requests the webroot server failed to answer (a CA then reports a bare "EOF"), by test.
+webroot_errors: list[str] = []
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Ports found held and then let go (each waited for; see harness.ports)."""
-    if let_go_log:
-        terminalreporter.section("ports held for a while, then let go")
-        for line in let_go_log:
-            terminalreporter.line(line)
+    """The test bench's own troubles, not failures of a test: ports found held and then let
+    go (each waited for; see harness.ports), requests the webroot server failed to answer."""
+    for title, lines in (("ports held for a while, then let go", let_go_log),
+                         ("requests the webroot server failed to answer", webroot_errors)):
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.line(line)
 
 
 def _need_pebble() -> None:
@@ -105,10 +112,12 @@ def pebble_factory(pebble_ca: TestCA,
 
 
 @pytest.fixture
-def challenge_dir_server(pebble: Pebble, tmp_path: Path) -> Iterator[ChallengeDirServer]:
+def challenge_dir_server(pebble: Pebble, tmp_path: Path,
+                         request: pytest.FixtureRequest) -> Iterator[ChallengeDirServer]:
     """A webroot http-01 responder on the session Pebble's http_port; files go in .root_dir."""
     with ChallengeDirServer(tmp_path / "acme-challenge", pebble.http_port) as server:
         yield server
+    webroot_errors.extend(f"{request.node.nodeid}:\n{e}" for e in server.errors)
 
 
 @pytest.fixture
