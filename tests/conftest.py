@@ -17,6 +17,7 @@ from harness.faultproxy import FaultProxy
 from harness.loopback import PORT_WAIT
 from harness.pebble import Pebble, TestCA, install_system_trust, pebble_available, stable_test_ca
 from harness.ports import await_port_free, let_go_log
+from harness.postgres import running_postgres
 from harness.responders import ChallengeDirServer, Ualpn, write_hook_scripts
 
 
@@ -109,6 +110,14 @@ def pebble_factory(pebble_ca: TestCA,
     finally:
         for p in started:
             p.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One PostgreSQL server for the run (127.0.0.1, trust auth), started by the first test that
+    needs it and stopped at the end; its conninfo.  Tests clean the tables they use."""
+    with running_postgres() as server:
+        yield server.conninfo
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from harness.postgres import running_postgres
 
 from .support import Agents, alive, comm, wait_for
 
@@ -23,13 +20,6 @@ from wucme.lock import LockTimeout, NotQueued  # noqa: E402
 from wucme.lockpg import LOCKID_FILE, PgLock, PgLockError, lock_id, lock_key  # noqa: E402
 
 ACTIVE, STANDBY = "wuCME-active", "wuCME-standby"
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL server of its own on 127.0.0.1 (trust auth), stopped at teardown; its conninfo."""
-    with running_postgres() as server:
-        yield server.conninfo
 
 
 def advisory(conninfo: str, key: int) -> tuple[int, int]:

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from harness.postgres import running_postgres
-
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
 from wucme.challenge.store import ChallengeStore  # noqa: E402
@@ -23,14 +21,6 @@ from wucme.challenge.storepg import MAX_AGE, TABLE, PgChallenges  # noqa: E402
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A server of this module's own, stopped after its last test: the session's would keep
-    one more server listening while later tests bind ports of their own."""
-    with running_postgres() as server:
-        yield server.conninfo
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from agent.test_cluster_lock import pg_server  # noqa: F401  (the PostgreSQL fixture)
 from harness.pebble import Pebble, stop_child
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
@@ -92,7 +91,7 @@ def rows(db: str, table: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def db(pg_server: str) -> Iterator[str]:  # noqa: F811
+def db(pg_server: str) -> Iterator[str]:
     """The cluster database, emptied of wucme's tables before and after each test."""
     def drop() -> None:
         with psycopg.connect(pg_server, autocommit=True) as c:

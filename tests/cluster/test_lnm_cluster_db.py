@@ -14,34 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres import running_postgres
+from harness.lnm import own_tables
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
 
 from wucme.vms import lnm  # noqa: E402
-from wucme.vms.lnm import JOB_ENV, LogicalNameError, NoLogicalNameError  # noqa: E402
+from wucme.vms.lnm import LogicalNameError, NoLogicalNameError  # noqa: E402
 from wucme.vms.lnmdb import TABLE  # noqa: E402
 
 NAMES = ["WUCME_T_A", "WUCME_T_B", "WUCME_LOCK_DB"]
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A server of this module's own, stopped after its last test: the session's would keep
-    one more server listening while later tests bind ports of their own."""
-    with running_postgres() as server:
-        yield server.conninfo
-
-
 @pytest.fixture
 def db(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """WUCME_LOCK_DB names the database; its cluster table emptied before and after."""
-    monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
-    monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
-    monkeypatch.delenv(JOB_ENV, raising=False)
-    for name in NAMES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
+    own_tables(monkeypatch, tmp_path / "lnm", NAMES)
 
     def drop() -> None:
         with psycopg.connect(pg_server, autocommit=True) as c:

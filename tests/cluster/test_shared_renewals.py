@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.support import comm
-from agent.test_cluster_lock import advisory, pg_server  # noqa: F401  (the PostgreSQL fixture)
+from agent.test_cluster_lock import advisory
 from cluster.renewals import ClusterNode, Ledger, make_due_repository, not_due, wait_all
 from harness.faultproxy import FaultProxy
 from harness.pebble import Pebble, free_port
@@ -81,7 +81,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(pg_server: str, pebble_factory: Callable[..., Pebble],  # noqa: F811
+def cluster(pg_server: str, pebble_factory: Callable[..., Pebble],
             tmp_path: Path) -> Iterator[Cluster]:
     pebble = pebble_factory()
     with FaultProxy(pebble) as proxy:

@@ -247,7 +247,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop_child(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
+def stop_child(proc: subprocess.Popen[Any], grace: float = STOP_GRACE) -> None:
     """End a child the test started itself: SIGTERM, SIGKILL after `grace` seconds, then close
     the pipes it was given (pytest's filterwarnings=error turns a leaked pipe into a failure)."""
     if proc.poll() is None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.lnm import own_tables
+
 from wucme.vms import lnm
 from wucme.vms.lnm import (JOB_ENV, MAX_LOOKUPS, InsecureError, LogicalDepthError, LogicalName, LogicalNameError,
                            define, lookup, show, translate)
@@ -28,13 +30,7 @@ NOBODY = pwd.getpwnam("nobody")
 
 @pytest.fixture(autouse=True)
 def tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / "lnm"))
-    monkeypatch.delenv("WUCME_LNM_CLUSTER_DIR", raising=False)
-    monkeypatch.delenv(JOB_ENV, raising=False)
-    for name in NAMES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv("_WUCME_LNM_" + name, raising=False)
-    return tmp_path / "lnm"
+    return own_tables(monkeypatch, tmp_path / "lnm", NAMES)
 
 
 def open_paths() -> list[str]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.pebble import stop_child
+
 import wucme.lock
 from wucme.lock import Lock, LockError, LockManager, LockMode, NotQueued
 
@@ -45,11 +47,7 @@ def other_process(lm: LockManager) -> Iterator[list[subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
     yield procs
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        assert p.stdout is not None
-        p.stdout.close()
+        stop_child(p, grace=0)
 
 
 def hold_elsewhere(lm: LockManager, procs: list[subprocess.Popen[str]], mode: str) -> subprocess.Popen[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.pebble import stop_child
+
 import wucme._native.lockmgr as lmmod
 from wucme.errors import WucmeError
 from wucme.lock import (COMPATIBLE, Lock, LockError, LockManager, LockMode, LockTimeout,
@@ -222,11 +224,7 @@ def holder(lm: LockManager) -> Iterator[Starter]:
 
     yield start
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        assert p.stdout is not None
-        p.stdout.close()
+        stop_child(p, grace=0)
 
 
 def _blocked_in_kernel(tid: int) -> tuple[str, int]:
