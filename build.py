@@ -43,6 +43,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -205,6 +206,16 @@ def venv_env(venv: Path) -> dict[str, str]:
     env = dict(os.environ, VIRTUAL_ENV=str(venv),
                PATH=os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", os.defpath)]))
     env.pop("PYTHONHOME", None)
+    return env
+
+
+def test_env(env: dict[str, str]) -> dict[str, str]:
+    """The suite's environment: bytecode cached, as in an installed wucme (pip compiles it),
+    even where the machine sets PYTHONDONTWRITEBYTECODE; the hundreds of `wucme` processes the
+    tests start would otherwise each compile every module again.  The cache is kept outside
+    the tree (PYTHONPYCACHEPREFIX)."""
+    env = dict(env, PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"wucme-test-pycache-{os.getuid()}"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -646,7 +657,7 @@ def main(argv: list[str]) -> int:
     python = str(venv_python(venv))
     env = venv_env(venv)
     if verb == "test":
-        return subprocess.call([python, "-m", "pytest", "-q", *rest], cwd=HERE, env=env)
+        return subprocess.call([python, "-m", "pytest", "-q", *rest], cwd=HERE, env=test_env(env))
     if verb == "bench":
         # Benchmark files named: pytest runs them.  Otherwise the one side-by-side run.
         if any(not a.startswith("-") and (HERE / a).exists() for a in rest):
