@@ -69,6 +69,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -124,6 +125,7 @@ def _as_mode(mode: LockMode | str | int) -> LockMode:
 
 
 _live: weakref.WeakSet[Lock] = weakref.WeakSet()
+_releasing = threading.Lock()
 
 
 def _forget_in_child() -> None:
@@ -192,6 +194,7 @@ class Lock:
         self.resource = resource
         self.path = path
         self._fd: int | None = fd
+        self._releaser: int | None = None  # the thread releasing it now
         self._mode = LockMode.NL
         self._value: bytes | None = None
         self._valid = True
@@ -254,16 +257,23 @@ class Lock:
         self._granted(old, new)
 
     def release(self) -> None:
-        """Give the lock up (like $DEQ); a PW or EX holder writes the value block first."""
-        fd = self._fd
-        if fd is None:
-            return
+        """Give the lock up (like $DEQ); a PW or EX holder writes the value block first.
+
+        Two threads releasing at once (an agent stopping while its pass ends) give the number
+        up once: a second close could hit whatever file or socket has the number by then."""
+        with _releasing:
+            fd = self._fd
+            if fd is None or self._releaser is not None:
+                return
+            self._releaser = threading.get_ident()
         try:
             if self._mode in _WRITERS:
                 self._leaving_writer()
             self.backend.unlock(fd)
         finally:
-            self._fd = None
+            with _releasing:
+                self._fd = None
+                self._releaser = None
             self._mode = LockMode.NL
             self._value = None
             _live.discard(self)

@@ -65,3 +65,17 @@ def test_within_the_deadline_the_answer_arrives(dripping: int, kind: str) -> Non
     r = t.request("GET", f"http://127.0.0.1:{dripping}/")
     assert r.status == 200 and r.body == b"x" * 10
     t.close()
+
+
+def test_a_deadline_firing_as_the_request_ends_leaves_its_sockets_alone() -> None:
+    """The timer's thread may be past cancel() when the request ends: its socket is back in
+    the pool (or closed, its number another socket's), so the late timer must not shut it down."""
+    from wucme.http._deadline import Deadline
+
+    a, b = socket.socketpair()
+    with a, b:
+        with Deadline(60) as d:
+            d.watch(a)
+        d._fire()  # what the timer thread does when it runs late
+        a.sendall(b"still open")
+        assert b.recv(100) == b"still open" and not d.expired

@@ -10,6 +10,7 @@ at the deadline, not kept alive by each byte) and the per-address limit.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +23,8 @@ from cryptography import x509
 from wucme.challenge.alpn import AlpnControl, AlpnLog
 from wucme.challenge.alpnauth import AuthTable, handle_command
 from wucme.challenge.alpnproxy import AlpnProxy
-from wucme.challenge._net import Admission, bind_listener, source_key
-from wucme.challenge.http01 import Http01Listener
+from wucme.challenge._net import Accepted, Acceptor, Admission, bind_listener, source_key
+from wucme.challenge.http01 import HTTP01_LIMITS, Http01Listener
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import TlsAlpnResponder, auth_digest
 from harness.pebble import stop_child
@@ -269,3 +270,26 @@ def test_source_key_groups_an_ipv6_host_by_its_64() -> None:
     assert source_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert source_key("2001:db8:1:2:aaaa::1") == source_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
+
+
+def test_a_connection_its_handler_closed_is_never_shut_down_by_a_late_drop() -> None:
+    """The acceptor drops a victim from its own thread while the victim's handler may be closing
+    it: once closed, its number can be a new socket's, which a shutdown would cut (a CA's
+    validation then reads a bare EOF).  drop() after close() does nothing."""
+    shutdowns: list[int] = []
+
+    class Recording(socket.socket):
+        def shutdown(self, how: int) -> None:
+            shutdowns.append(how)
+            super().shutdown(how)
+
+    a, b = socket.socketpair()
+    mine = Recording(a.family, a.type, fileno=a.detach())
+    with b:
+        acceptor = Acceptor([], lambda conn: None, limits=HTTP01_LIMITS)
+        conn = Accepted(acceptor, mine, ("127.0.0.1", 1))
+        conn.drop()  # while served: the handler's read ends
+        assert shutdowns == [socket.SHUT_RDWR] and conn.dropped
+        conn.close()
+        conn.drop()
+        assert shutdowns == [socket.SHUT_RDWR] and mine.fileno() == -1

@@ -214,3 +214,36 @@ def test_a_grant_that_fails_late_closes_its_descriptor_once(lm: LockManager,
         os.close(w)
     monkeypatch.undo()
     assert free_for(lm, "EX")
+
+
+def test_two_threads_releasing_at_once_close_the_number_once(lm: LockManager) -> None:
+    """An agent stopping while its pass gives the lock up: the second release must not close
+    the number again (by then it may be another file's or socket's)."""
+    import threading
+
+    lock = lm.enqueue("TWICE", "EX")
+    inside, go = threading.Event(), threading.Event()
+    closed: list[int] = []
+    backend = lock.backend
+
+    class Slow:  # the first release waits inside the unlock until the second has tried
+        def __getattr__(self, name: str) -> object:
+            return getattr(backend, name)
+
+        def unlock(self, fd: int) -> None:
+            inside.set()
+            go.wait(5)
+            backend.unlock(fd)
+
+        def close(self, fd: int) -> None:
+            closed.append(fd)
+            backend.close(fd)
+
+    lock.backend = Slow()  # type: ignore[assignment]
+    first = threading.Thread(target=lock.release)
+    first.start()
+    assert inside.wait(5)
+    lock.release()  # the second, while the first is inside
+    go.set()
+    first.join(5)
+    assert len(closed) == 1 and lock.released and free_for(lm, "EX")

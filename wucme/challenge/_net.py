@@ -260,6 +260,10 @@ class Accepted:
         #: Set when the acceptor dropped this connection for a newcomer: stop serving it.
         self.dropped = False
         self._acceptor = acceptor
+        # drop() runs in another thread than close(): once the number is closed it may be a new
+        # socket's (another connection, another listener), which a late shutdown would cut.
+        self._closing = threading.Lock()
+        self._closed = False
 
     def settle(self) -> None:
         """The whole ClientHello is in and the connection is being served (relayed): from now
@@ -269,10 +273,19 @@ class Accepted:
     def drop(self) -> None:
         """Wake the handler's blocked read with end-of-file (shutdown): it then ends."""
         self.dropped = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        with self._closing:
+            if self._closed:
+                return
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Close the connection (its handler's last act), never while drop() shuts it down."""
+        with self._closing:
+            self._closed = True
+            self.sock.close()
 
 
 class Acceptor:
@@ -377,7 +390,7 @@ class Acceptor:
         finally:
             with self._lock:
                 self._admission.release(conn)
-            conn.sock.close()
+            conn.close()
 
 
 def handshake(conn: SSL.Connection, sock: socket.socket, initial: bytes, deadline: float) -> None:

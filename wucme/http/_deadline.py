@@ -27,6 +27,7 @@ class Deadline:
         self.expired = False
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._over = False
         self._timer: threading.Timer | None = None
 
     def watch(self, sock: socket.socket | None) -> None:
@@ -40,10 +41,12 @@ class Deadline:
 
     def _fire(self) -> None:
         with self._lock:
+            if self._over:  # the request ended as the timer fired: its sockets are not ours now
+                return
             self.expired = True
-            socks, self._socks = self._socks, []
-        for s in socks:
-            _shut(s)
+            for s in self._socks:
+                _shut(s)  # under the lock: __exit__ cannot hand the sockets on meanwhile
+            self._socks = []
 
     def __enter__(self) -> Deadline:
         self._outer = getattr(_local, "deadline", None)
@@ -58,6 +61,9 @@ class Deadline:
                  tb: TracebackType | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        with self._lock:  # a timer already running must not shut down a socket pooled or closed now
+            self._over = True
+            self._socks = []
         _local.deadline = self._outer
 
 
