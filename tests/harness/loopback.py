@@ -6,6 +6,7 @@ thread of the test process; ualpn's backend sink is a plain socketserver run the
 from __future__ import annotations
 
 import errno
+import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,10 +14,31 @@ from typing import Any, Self
 
 from harness.ports import await_port_free
 
-__all__ = ["ServerThread", "OwnedHTTPServer", "LoopbackHTTPService", "PORT_WAIT"]
+__all__ = ["ServerThread", "OwnedHTTPServer", "LoopbackHTTPService", "PORT_WAIT", "stop_accepting"]
 
 #: Seconds a responder waits for a port named in advance that somebody else holds.
 PORT_WAIT = 20.0
+
+
+def stop_accepting(listener: socket.socket, thread: threading.Thread,
+                   stop: threading.Event | None = None) -> None:
+    """End *thread*, which accepts on *listener*, and only then close the listener.
+
+    Closed first, a listener lives on inside an accept() another thread is in (or just
+    entering: the number is read before the call), still listening on its port, while its
+    number goes to the next socket opened: that call then takes the connections of a later
+    test's server (a CA's validation reads a bare "EOF") or keeps its port bound ("Address
+    already in use").  shutdown() ends a blocked accept() and fails every later one."""
+    if stop is not None:
+        stop.set()
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    thread.join(30)
+    if thread.is_alive():
+        raise RuntimeError(f"{thread.name} still accepting on {listener!r} after 30 s; not closed")
+    listener.close()
 
 
 class ServerThread:

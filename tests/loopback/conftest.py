@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness import ports
+from harness.loopback import stop_accepting
 from wucme.http import HttpConfig, Transport, make_transport
 
 KINDS = ["builtin", "requests"]
@@ -275,9 +276,7 @@ class RawServer:
             sock.close()
 
     def close(self) -> None:
-        self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        self._accepter.join()
+        stop_accepting(self.listener, self._accepter)
         for s in self._socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from harness.loopback import stop_accepting
 from harness.ports import free_port
 from wucme.challenge.tlsalpn import make_self_signed
 
@@ -91,9 +92,7 @@ class TlsBackend:
             conn.close()
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+        stop_accepting(self.sock, self._thread, self._stop)
 
 
 def tls_get(port: int, server_name: str, alpn: list[str] | None = None) -> tuple[bytes, str | None]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from harness.loopback import stop_accepting
 from harness.ports import await_port_free, free_port, let_go_log, port_holders
 from harness.responders import ChallengeDirServer
 
@@ -63,3 +65,39 @@ def test_the_webroot_server_binds_once_the_holder_lets_go(tmp_path: Path) -> Non
     with ChallengeDirServer(tmp_path, port) as srv:
         assert srv.port == port
     assert let_go_log.pop().startswith(f"127.0.0.1:{port} held, then let go")  # (not for the summary)
+
+
+def accepting(srv: socket.socket) -> threading.Thread:
+    def run() -> None:
+        try:
+            conn, _ = srv.accept()
+            conn.close()
+        except OSError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(0.2)  # in accept()
+    return t
+
+
+def test_a_listener_closed_under_a_waiting_accept_keeps_its_port() -> None:
+    """Why stop_accepting exists: close() while another thread waits in accept() leaves the
+    socket listening inside that call, with no descriptor left to name its owner."""
+    port = free_port()
+    srv = listener(port)
+    t = accepting(srv)
+    srv.close()
+    seen = await_port_free(port, 0.3)
+    assert seen is not None and not seen.let_go and "users:" not in seen.holders.splitlines()[0]
+    socket.create_connection(("127.0.0.1", port)).close()  # the waiting accept() takes it and ends
+    t.join(5)
+    assert not t.is_alive()
+
+
+def test_stop_accepting_ends_the_thread_before_closing() -> None:
+    port = free_port()
+    srv = listener(port)
+    t = accepting(srv)
+    stop_accepting(srv, t)
+    assert not t.is_alive() and srv.fileno() == -1
+    assert await_port_free(port, 0) is None

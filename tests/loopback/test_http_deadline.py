@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.loopback import stop_accepting
 from wucme.http import HttpConfig, HttpTimeout, make_transport
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + b"x" * 10
@@ -40,12 +41,12 @@ def dripping() -> Iterator[int]:
                     return
                 time.sleep(0.05)
 
-    threading.Thread(target=serve, daemon=True).start()
+    accepting = threading.Thread(target=serve, daemon=True)
+    accepting.start()
     try:
         yield srv.getsockname()[1]
     finally:
-        stop.set()
-        srv.close()
+        stop_accepting(srv, accepting, stop)
 
 
 @pytest.mark.parametrize("kind", ["builtin", "requests"])

@@ -23,6 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from harness.loopback import stop_accepting
 from harness.pebble import Pebble, free_port
 
 pytestmark = pytest.mark.pebble
@@ -256,9 +257,7 @@ class CountingServer:
             conn.close()
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+        stop_accepting(self.sock, self._thread, self._stop)
 
 
 @pytest.fixture
@@ -463,15 +462,7 @@ class AgentAskingServer:
                 raw.close()
 
     def close(self) -> None:
-        # shutdown() wakes the accept() blocked in the thread; close() alone would leave the
-        # port listening until that call returns.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
-        assert not self.thread.is_alive()
+        stop_accepting(self.sock, self.thread)
 
 
 def test_issue_leaves_tls_alpn01_to_the_servers_acme_tls_1_agent(wucme: Wucme, pebble: Pebble) -> None:

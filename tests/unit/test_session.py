@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.loopback import stop_accepting
+
 from wucme.errors import WucmeError
 from wucme.session import account_session
 from wucme.uacme.msg import Msg
@@ -53,8 +55,7 @@ class KeepAliveCA:
                                  % (self.status, ctype, len(body), body))
 
     def close(self) -> None:
-        self.sock.close()
-        self.thread.join(5)
+        stop_accepting(self.sock, self.thread)
 
 
 @pytest.fixture

@@ -331,8 +331,14 @@ class Acceptor:
             self._threads.append(t)
 
     def stop(self) -> None:
-        """Stop accepting, close active connections, and close the listeners."""
+        """Stop accepting, close active connections, and close the listeners.
+
+        A listener is closed only once its thread has left accept() (each waits 0.2 s at
+        most): closed under a call in progress it would keep listening inside that call while
+        its number went to the next socket opened, whose connections that call would then
+        take.  No shutdown() to hurry it: `wucme alpn`'s workers share their listeners."""
         self._stopping.set()
+        accepting = dict(zip(self.listeners, self._threads))
         for t in self._threads:
             t.join(5)
         self._threads.clear()
@@ -341,7 +347,9 @@ class Acceptor:
         for conn in active:
             conn.drop()
         for sock in self.listeners:
-            sock.close()
+            thread = accepting.get(sock)
+            if thread is None or not thread.is_alive():
+                sock.close()
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
