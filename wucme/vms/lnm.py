@@ -15,22 +15,23 @@ up, shown by SHOW LOGICAL, and overridden by a DEFINE of the same name.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import json
 import os
 import re
-import socket
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
-from wucme.vms.atomic import atomic_write
-from wucme.vms.dcllex import split_search_list
-from wucme.vms.condition import VmsError
-from wucme.vms.secure import (InsecureError, check_ancestors, check_directory, check_stat,
-                              make_directory, open_private)
+from wucme.vms.message import VmsError
+from wucme.vms.secure import InsecureError, check_ancestors, check_stat
+
+# The CGI answer to a challenge translates its names here, in a new process per request: this
+# module imports no more than a lookup needs (docs/performance.md, "Start-up"); writing a table,
+# the host name and the DCL list syntax are imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 try:  # not on OpenVMS, where $CRELNM would do this work
     import fcntl
@@ -129,18 +130,51 @@ class LogicalDepthError(LogicalLoopError):
     ident = "TOOMANYLNAM"
 
 
-@dataclass(frozen=True)
 class LogicalName:
-    """One logical name in one table: its equivalence strings and attributes."""
+    """One logical name in one table: its equivalence strings and attributes.
 
+    An immutable value, compared and hashed on everything but *source*.  Written out rather
+    than a dataclass: `dataclasses` (and with it `inspect`) would double the start of the CGI
+    answer, which looks names up here.
+    """
+
+    __slots__ = ("name", "values", "table", "concealed", "terminal", "mode", "source")
     name: str
     values: tuple[str, ...]
-    table: str = "process"
-    concealed: bool = False
-    terminal: bool = False
-    mode: str | None = None
+    table: str
+    concealed: bool
+    terminal: bool
+    mode: str | None
     #: Where the entry came from (the table file or "environment"); for display only.
-    source: str = field(default="", compare=False)
+    source: str
+
+    def __init__(self, name: str, values: tuple[str, ...], table: str = "process", concealed: bool = False,
+                 terminal: bool = False, mode: str | None = None, source: str = "") -> None:
+        for slot, value in zip(self.__slots__, (name, values, table, concealed, terminal, mode, source)):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a LogicalName")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a LogicalName")
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.values, self.table, self.concealed, self.terminal, self.mode)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, LogicalName)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"LogicalName(name={self.name!r}, values={self.values!r}, table={self.table!r}, "
+                f"concealed={self.concealed!r}, terminal={self.terminal!r}, mode={self.mode!r}, "
+                f"source={self.source!r})")
 
     @property
     def table_name(self) -> str:
@@ -325,6 +359,8 @@ def _builtins(table: str) -> dict[str, LogicalName]:
                 "SYS$LOGIN_DEVICE": _builtin("SYS$LOGIN_DEVICE", table, "SYS$DISK:"),
                 "SYS$SCRATCH": _builtin("SYS$SCRATCH", table, login)}
     if table == "system":
+        import socket
+
         node = socket.gethostname().split(".")[0].upper()[:15] or "LOCALHOST"
         return {"SYS$NODE": _builtin("SYS$NODE", table, f"{node}::")}
     return {}
@@ -403,7 +439,7 @@ def _table_entries(table: str) -> dict[str, LogicalName]:
 # The key holds the owner, mode and ctime too, so a chown or chmod is checked again.
 _StatKey = tuple[int, int, int, int, int, int, int]
 _cache: dict[Path, tuple[_StatKey, int, dict[str, LogicalName]]] = {}
-_cache_lock = threading.Lock()
+_cache_lock = _thread.allocate_lock()  # threading.Lock, without importing threading
 _CACHE_MAX = 8
 
 
@@ -493,6 +529,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
     """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
     if table == "cluster" and (conninfo := cluster_db()) is not None:
         return _db_modify(conninfo, change)
+    from wucme.vms.atomic import atomic_write
+    from wucme.vms.secure import check_directory, make_directory, open_private
+
     path = table_path(table)
     try:
         make_directory(path.parent, 0o755)
@@ -601,6 +640,8 @@ def trnlnm(name: str, tables: Iterable[str] | str | None = None) -> str | None:
 
 def translate_items(name: str, tables: Iterable[str] | str | None = None) -> list[str]:
     """Every item of a list-valued name (WUCME_MAIL, WUCME_OPCOM): elements split at commas outside quotes."""
+    from wucme.vms.dcllex import split_search_list
+
     return [item for value in translate(name, tables) for item in split_search_list(value)]
 
 

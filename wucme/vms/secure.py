@@ -32,7 +32,7 @@ import stat
 import sys
 from pathlib import Path
 
-from wucme.vms.condition import VmsError
+from wucme.vms.message import VmsError
 
 __all__ = [
     "InsecureError",
