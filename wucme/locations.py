@@ -9,13 +9,20 @@ nothing of the HTTP, crypto or agent settings.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import errno
+import os
+import stat
 
 from wucme.errors import UsageError
 from wucme.vms.dcllex import is_vms_spec
 from wucme.vms.lnm import LOCAL_TABLES, trnlnm
 
-__all__ = ["DEFAULT_LINUX_HERE", "challenges_dir", "default_here", "here_path", "lock_db", "store_db"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["DEFAULT_LINUX_HERE", "challenges_dir", "challenges_location", "default_here", "here_path",
+           "lock_db", "store_db"]
 
 #: The repository on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
 DEFAULT_LINUX_HERE = "/var/lib/wucme"
@@ -26,13 +33,28 @@ def bad_value(name: str, value: str, must: str) -> UsageError:
     return UsageError(f"{name} {value!r} {must}", ident="BADVALUE")
 
 
-def _dir_path(spec: str) -> Path:
-    """wucme.vms.filespec.dir_path, which is imported only for a VMS spec (`ELSE:[WHERE]`)."""
+def _dir_path(spec: str) -> str:
+    """wucme.vms.filespec.dir_path as a string; filespec is imported only for a VMS spec
+    (`ELSE:[WHERE]`), pathlib not at all for a Linux path."""
     if not is_vms_spec(spec):
-        return Path(spec)
+        return spec
     from wucme.vms.filespec import dir_path
 
-    return dir_path(spec)
+    return str(dir_path(spec))
+
+
+def _not_a_directory(path: str) -> bool:
+    """Something other than a directory is at *path* (`Path.exists() and not Path.is_dir()`:
+    nothing there, a dangling link or a loop is not that; another OSError is raised)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return False
+    except OSError as e:
+        if e.errno in (errno.EBADF, errno.ELOOP):  # what pathlib takes for "does not exist"
+            return False
+        raise
+    return not stat.S_ISDIR(st.st_mode)
 
 
 def default_here() -> str:
@@ -51,18 +73,33 @@ def here_path() -> Path:
     One answer for every part (the repository, the challenge store the web server's script
     reads, the agent's logs), so they never disagree about the directory.  A repository that
     names a file (not a directory) is refused (BADVALUE), never read as "no certificates"."""
+    from pathlib import Path
+
+    return Path(_here())
+
+
+def _here() -> str:
     spec = default_here()
     path = _dir_path(spec)
-    if path.exists() and not path.is_dir():
+    if _not_a_directory(path):
+        from pathlib import Path  # the message names the path as here_path() gives it
+
         raise bad_value("WUCME_HERE" if trnlnm("WUCME_HERE") else "WASD_ROOT:[LOCAL]", spec,
-                        f"names {path}, which is not a directory")
+                        f"names {Path(path)}, which is not a directory")
     return path
 
 
 def challenges_dir() -> Path:
     """The challenge store: WUCME_CHALLENGES, else WUCME_CHALLENGES/ in the repository."""
+    from pathlib import Path
+
+    return Path(challenges_location())
+
+
+def challenges_location() -> str:
+    """challenges_dir() as a string, for the CGI answer (which imports no pathlib)."""
     explicit = trnlnm("WUCME_CHALLENGES")
-    return _dir_path(explicit) if explicit else here_path() / "WUCME_CHALLENGES"
+    return _dir_path(explicit) if explicit else os.path.join(_here(), "WUCME_CHALLENGES")
 
 
 def lock_db() -> str | None:

@@ -20,7 +20,7 @@ import re
 import sys
 
 from wucme.challenge.storefile import http01_keyauth, is_token
-from wucme.locations import challenges_dir, store_db
+from wucme.locations import challenges_location, store_db
 from wucme.vms.message import VmsError, format_message
 
 TYPE_CHECKING = False
@@ -120,7 +120,7 @@ def cgi_answer(environ: Mapping[str, str] | None = None, stdout: IO[bytes] | Non
     try:
         if store_db() is not None:
             return None
-        directory = challenges_dir()
+        directory = challenges_location()
         status, headers, body = answer(str(env.get("REQUEST_METHOD", "GET")), token,
                                        lambda t: http01_keyauth(directory, t))
     except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
