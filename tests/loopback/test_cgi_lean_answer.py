@@ -212,3 +212,21 @@ def test_what_the_lean_path_hands_on(site: Site, script: str, path: str) -> None
 def test_a_store_in_the_cluster_database_is_handed_on(site: Site) -> None:
     """The database store needs its client (psycopg): the full script answers, however it fails."""
     both(site.env(WUCME_STORE_DB="host=/nonexistent-wucme-test port=1 connect_timeout=1"), lean=False)
+
+
+def test_a_server_that_went_away_ends_it_quietly(site: Site) -> None:
+    """Output closed before the answer (the server's client hung up): no traceback for the
+    server's error log, and the status of a command killed by SIGPIPE, as the command line ends
+    (the full script, through wucme.cli, printed a traceback and ended 1 before; both share
+    wucme.challenge.answer.cgi_write now)."""
+    results = []
+    for code in (ENTRY, "import sys; from wucme.cli import main; sys.exit(main())"):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            p = subprocess.run([PYTHON, "-c", code], env=site.env(), stdout=w, stderr=subprocess.PIPE,
+                               timeout=60, cwd="/")
+        finally:
+            os.close(w)
+        results.append((p.returncode, p.stderr))
+    assert results[0] == results[1] == (141, b"")

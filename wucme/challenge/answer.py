@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 __all__ = ["CHALLENGE_PREFIX", "NO_SUCH_TOKEN", "SCRIPT_PREFIX", "answer", "cgi_answer", "cgi_head",
-           "challenge_token", "failure"]
+           "cgi_write", "challenge_token", "failure"]
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 SCRIPT_PREFIX = "/cgi-bin/wucme"
@@ -125,7 +125,20 @@ def cgi_answer(environ: Mapping[str, str] | None = None, stdout: IO[bytes] | Non
                                        lambda t: http01_keyauth(directory, t))
     except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
         status, headers, body = failure(e)
-    out = stdout if stdout is not None else sys.stdout.buffer
-    out.write(cgi_head(status, headers) + body)
-    out.flush()
+    return cgi_write(stdout if stdout is not None else sys.stdout.buffer, cgi_head(status, headers) + body)
+
+
+def cgi_write(out: IO[bytes], answer: bytes) -> int:
+    """Write a CGI script's *answer*; its exit status: 0, or when the server has closed our
+    output (its client went away) 141, a command's status when SIGPIPE ended it, quietly, as
+    the command line ends: no traceback for the server's error log."""
+    try:
+        out.write(answer)
+        out.flush()
+    except BrokenPipeError:
+        try:  # nothing more can be written there, not even the interpreter's last flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError):
+            pass
+        return 128 + 13
     return 0

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from wucme.challenge._net import ANY, Admission, DropReport, Limits, bind_listener, listen_limits, source_key
 from wucme.challenge.answer import (CHALLENGE_PREFIX, NO_SUCH_TOKEN, SCRIPT_PREFIX, answer, cgi_head,
-                                    challenge_token, failure)
+                                    cgi_write, challenge_token, failure)
 from wucme.challenge.store import ChallengeStore
 
 __all__ = [
@@ -84,9 +84,7 @@ def run_cgi(
     except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
         status, headers, body = failure(e)  # e.g. %WUCME-E-INSECURE, a table
         start_response(status, headers)
-    out.write(head[0] + body)
-    out.flush()
-    return 0
+    return cgi_write(out, head[0] + body)
 
 
 def cgi_main(
