@@ -644,3 +644,8 @@ def test_a_logical_name_is_an_immutable_value_compared_without_its_source() -> N
         del a.name
     assert repr(a) == ("LogicalName(name='WUCME_T_A', values=('x', 'y'), table='system', concealed=True, "
                        "terminal=False, mode='EXECUTIVE', source='/a.json')")
+    import copy
+    import pickle
+
+    for again in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert again == a and again.source == "/a.json" and again is not a

@@ -160,6 +160,11 @@ class LogicalName:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r} of a LogicalName")
 
+    def __reduce__(self) -> tuple[type[LogicalName], tuple[object, ...]]:
+        # copy and pickle rebuild it through __init__ (their default would assign each slot)
+        return (LogicalName, (self.name, self.values, self.table, self.concealed, self.terminal, self.mode,
+                              self.source))
+
     def _key(self) -> tuple[object, ...]:
         return (self.name, self.values, self.table, self.concealed, self.terminal, self.mode)
 
