@@ -5,7 +5,7 @@ exit status; faces catch it, so a user sees the message and never a traceback.
 """
 from __future__ import annotations
 
-from wucme.vms.condition import VmsError
+from wucme.vms.message import VmsError
 
 
 class WucmeError(VmsError):

@@ -8,7 +8,9 @@ logical and its value (`%WUCME-E-BADVALUE, WUCME_CA 'https://' names no host`, e
 that only tunes the agent (schedule, jitter, workers, timeouts) falls back to its default, so a
 typo never stops the renewals.
 
-Read elsewhere, each in one place below this module: WUCME_KEEP (wucme.vms.files, the version
+The repository and the challenge store (WUCME_HERE, WUCME_CHALLENGES, WUCME_STORE_DB,
+WUCME_LOCK_DB) are read in wucme.locations, re-exported here: the CGI answer to a challenge
+imports that module alone.  Read elsewhere, each in one place below this module: WUCME_KEEP (wucme.vms.files, the version
 limit), WUCME_LNM_DIR (wucme.vms.lnm, where the tables are), WUCME_NO_NATIVE (wucme._native);
 and the reporting targets, read and checked together by their configurations
 (wucme.reporting.mail: WUCME_MAIL, _MAIL_FROM, _MAIL_DOMAIN, _SMTP, _SMTP_STARTTLS;
@@ -27,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wucme.errors import UsageError
-from wucme.vms.filespec import dir_path
-from wucme.vms.lnm import LOCAL_TABLES, trnlnm
+from wucme.locations import (DEFAULT_LINUX_HERE, bad_value as _bad, challenges_dir, default_here, here_path,
+                             lock_db, store_db)
+from wucme.vms.lnm import trnlnm
 
 if TYPE_CHECKING:
     from wucme.http import HttpConfig
@@ -37,8 +40,6 @@ if TYPE_CHECKING:
 PRODUCTION_URL = "https://acme-v02.api.letsencrypt.org/directory"
 STAGING_URL = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
-#: The repository on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
-DEFAULT_LINUX_HERE = "/var/lib/wucme"
 CHALLENGES = ("tls-alpn-01", "http-01")
 DEFAULT_ALPN = "443"
 #: WUCME_ALPN value meaning: do not listen; the web server asks the ACME_TLS_1 agent (as WASD does).
@@ -58,37 +59,7 @@ def _text(name: str) -> str:
     return (trnlnm(name) or "").strip()
 
 
-# --- where things are ------------------------------------------------------------------------
-
-def default_here() -> str:
-    """WUCME_HERE, else WASD_ROOT:[LOCAL] when WASD_ROOT is defined, else DEFAULT_LINUX_HERE."""
-    here = trnlnm("WUCME_HERE")
-    if here:
-        return here
-    if trnlnm("WASD_ROOT"):
-        return "WASD_ROOT:[LOCAL]"
-    return DEFAULT_LINUX_HERE
-
-
-def here_path() -> Path:
-    """The repository directory (a Linux path or a VMS directory spec such as `ELSE:[WHERE]`).
-
-    One answer for every part (the repository, the challenge store the web server's script
-    reads, the agent's logs), so they never disagree about the directory.  A repository that
-    names a file (not a directory) is refused (BADVALUE), never read as "no certificates"."""
-    spec = default_here()
-    path = dir_path(spec)
-    if path.exists() and not path.is_dir():
-        raise _bad("WUCME_HERE" if trnlnm("WUCME_HERE") else "WASD_ROOT:[LOCAL]", spec,
-                   f"names {path}, which is not a directory")
-    return path
-
-
-def challenges_dir() -> Path:
-    """The challenge store: WUCME_CHALLENGES, else WUCME_CHALLENGES/ in the repository."""
-    explicit = trnlnm("WUCME_CHALLENGES")
-    return dir_path(explicit) if explicit else here_path() / "WUCME_CHALLENGES"
-
+# --- where things are (the repository and the challenge store: wucme.locations) ---------------
 
 def alpn_socket() -> str:
     """The `wucme alpn` control socket: WUCME_ALPN_SOCKET, else /run/wucme-alpn.sock."""
@@ -111,11 +82,6 @@ def verbosity() -> int:
 
 
 # --- the CA and the way to it ------------------------------------------------------------------
-
-def _bad(name: str, value: str, must: str) -> UsageError:
-    """The configuration error: %WUCME-E-BADVALUE naming the logical name and its value (exit 2)."""
-    return UsageError(f"{name} {value!r} {must}", ident="BADVALUE")
-
 
 #: Host names that are this machine: a plain-http CA there never crosses a network.
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
@@ -510,20 +476,6 @@ def cluster_mode() -> str:
     if raw not in CLUSTER_MODES:
         raise _bad("WUCME_CLUSTER_MODE", raw, "must be ACTIVE or SHARED")
     return raw
-
-
-def lock_db() -> str | None:
-    """WUCME_LOCK_DB: a libpq connection string for the cluster-wide lock, or None (local lock).
-
-    Read from the process, job, group and system tables only: the cluster table lives in that
-    database (docs/cluster.md), so it cannot name it."""
-    return trnlnm("WUCME_LOCK_DB", LOCAL_TABLES) or None
-
-
-def store_db() -> str | None:
-    """The database of the shared challenge store: WUCME_STORE_DB, else WUCME_LOCK_DB, else None
-    (the store is a directory).  Local tables only, as lock_db."""
-    return trnlnm("WUCME_STORE_DB", LOCAL_TABLES) or lock_db()
 
 
 def hook_timeout() -> float | None:

@@ -258,7 +258,7 @@ def report(res: Results, plan: Plan, quick: bool) -> str:
         lines += ["", "### Challenge responders", "",
                   "| http-01 responder | requests/s |", "|---|---:|"]
         for label, (rate, client, conns) in c.http.items():
-            what = "wucme `Http01Listener`" if label == "listener" else "wucme CGI under Apache"
+            what = bench_challenges.HTTP_LABELS.get(label, label)
             lines.append(f"| {what} ({client}, {conns} connections) | {rate:.0f} |")
         lines += ["", "| client threads | ualpn handshakes/s | `wucme alpn` handshakes/s | wucme/ualpn |",
                   "|---:|---:|---:|---:|"]
@@ -292,8 +292,10 @@ def targets(res: Results) -> list[str]:
     check("wucme version (< 25 ms)", res.startup.get("wucme version"), lambda v: v < 0.025,
           "{:.3f} s")
     if res.challenges is not None:
-        check("http-01 CGI under Apache (>= 60 requests/s)", res.challenges.http.get("apache", (None,))[0],
-              lambda v: v >= 60, "{:.0f}/s")
+        http = res.challenges.http
+        idle = http.get("apache-python", (None,))[0]
+        check("http-01 CGI under Apache (>= 60 requests/s)", http.get("apache", (None,))[0],
+              lambda v: v >= 60, "{:.0f}/s" + (f" (a Python CGI that does nothing: {idle:.0f}/s)" if idle else ""))
         for t in sorted({t for _, t in res.challenges.alpn}):
             c = res.challenges
             check(f"wucme alpn vs ualpn, {t} client thread(s) (>= 1.0x)",

@@ -38,7 +38,7 @@ from cryptography import x509
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, run as a script
 from harness.pebble import ManagedProcess, free_port  # noqa: E402
 from harness.webservers import Apache, apache_available, shared_dir  # noqa: E402
-from wucme.challenge.http01 import Http01Listener  # noqa: E402
+from wucme.challenge.http01 import NO_SUCH_TOKEN, Http01Listener  # noqa: E402
 from wucme.challenge.store import ChallengeStore  # noqa: E402
 from wucme.challenge.tlsalpn import ACME_IDENTIFIER_OID, auth_digest  # noqa: E402
 
@@ -49,6 +49,9 @@ TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 NAME = "bench.example.org"
 PATH = "/.well-known/acme-challenge/" + TOKEN
+#: The http-01 rows of the report.
+HTTP_LABELS = {"listener": "wucme `Http01Listener`", "apache": "wucme CGI under Apache",
+               "apache-python": "a Python CGI that does nothing, under Apache (the yardstick)"}
 #: The issue's target: wucme alpn's handshake rate at least half of ualpn's.
 TARGET_RATIO = 0.5
 
@@ -208,6 +211,25 @@ def alpn_server(kind: str, workdir: Path) -> Iterator[int]:
         backend.close()
 
 
+def idle_cgi(directory: Path, script: Path | None) -> Path:
+    """A CGI script that does nothing but print the challenge's answer, run by the interpreter
+    that runs *script* (wucme's): the interpreter's own start under the same server, the
+    yardstick for the CGI rate."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    shebang = "#!/usr/bin/python3 -I"
+    if script is not None and (first := script.read_text().splitlines()[0]).startswith("#!"):
+        shebang = first
+    idle = directory / "idle-cgi"
+    idle.write_text(
+        f"{shebang}\nimport os, sys\n"
+        "directory = os.environ.get('PATH_INFO', '').endswith('/')\n"
+        f"body = {NO_SUCH_TOKEN.encode()!r} if directory else {KEYAUTH.encode()!r}\n"
+        "sys.stdout.buffer.write(b'Status: ' + (b'404 Not Found' if directory else b'200 OK')\n"
+        "                        + b'\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body)\n")
+    idle.chmod(0o755)
+    return idle
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 @dataclass
@@ -231,9 +253,18 @@ def run(seconds: float, rounds: int, thread_counts: Sequence[int]) -> Results:
             rate, client = http_rate(listener.port, PATH, 32, seconds)
             results.http["listener"] = (rate, client, 32)
         if apache_available():
-            with Apache(store_dir=store.directory, access_log=False) as web:
-                rate, client = http_rate(web.port, PATH, 8, seconds)
-                results.http["apache"] = (rate, client, 8)
+            with Apache(store_dir=store.directory, access_log=False) as web, \
+                    Apache(store_dir=store.directory, access_log=False,
+                           script=idle_cgi(work / "idle", web.script)) as idle:
+                # The yardstick in the same run: the same interpreter starting a script that does
+                # nothing but print the answer, the two servers alternating who goes first.
+                rates: dict[str, list[float]] = {"apache": [], "apache-python": []}
+                for r in range(max(1, rounds)):
+                    for key in (("apache", "apache-python") if r % 2 == 0 else ("apache-python", "apache")):
+                        rate, client = http_rate((web if key == "apache" else idle).port, PATH, 8, seconds)
+                        rates[key].append(rate)
+                for key, got in rates.items():
+                    results.http[key] = (statistics.median(got), client, 8)
         with alpn_server("ualpn", work) as ualpn_port, alpn_server("wucme", work) as wucme_port:
             ports = {"ualpn": ualpn_port, "wucme": wucme_port}
             for r in range(rounds):
@@ -275,7 +306,9 @@ def report(results: Results, seconds: float, rounds: int, thread_counts: Sequenc
              "  connection), and the `wucme` executable as a CGI script under Debian's Apache",
              "  (`mpm_event`, `mod_cgid`, the shipped `docs/servers/apache-wucme.conf`, script run as",
              "  www-data, the store found through the system logical name table): a new Python",
-             "  process per request, so it measures process start-up more than wucme.",
+             "  process per request, so it measures process start-up more than wucme. Beside it, in the",
+             "  same run and alternating with it, the same interpreter starting a CGI script that does",
+             "  nothing but print the answer: the interpreter's own start, the yardstick.",
              "- tls-alpn-01: `wucme alpn` and ualpn (`-n` left at its default, 2 workers), both `-P 0`,",
              "  each with `auth` loaded for one name through its own control socket. The same Python",
              "  client (`ssl`, ALPN `acme-tls/1` only, SNI set) does full TLS handshakes in N threads",
@@ -292,12 +325,15 @@ def report(results: Results, seconds: float, rounds: int, thread_counts: Sequenc
              "  have run at the same time: compare the two servers of one row, not rows across runs.", "",
              "| http-01 responder | client | connections | requests/s |",
              "|---|---|---:|---:|"]
-    for key, label in (("listener", "wucme `Http01Listener`"), ("apache", "wucme CGI under Apache")):
+    for key, label in HTTP_LABELS.items():
         if key in results.http:
             rate, client, conns = results.http[key]
             lines.append(f"| {label} | {client} | {conns} | {rate:.0f} |")
         else:
             lines.append(f"| {label} | - | - | not measured (apache2 missing) |")
+    if "apache" in results.http and "apache-python" in results.http:
+        lines += ["", "The wucme CGI makes {:.2f} of the do-nothing script's rate.".format(
+            results.http["apache"][0] / results.http["apache-python"][0])]
     lines += ["", "| client threads | ualpn handshakes/s | `wucme alpn` handshakes/s | wucme/ualpn | target (>= 0.5) |",
               "|---:|---:|---:|---:|---|"]
     verdicts = []

@@ -124,7 +124,7 @@ def cgi_script(directory: Path, user: str | None = None) -> Path:
                 f"#!{python} -I\n"
                 '"""wucme as a CGI script: the wucme executable for an interpreter the server\'s user can run."""\n'
                 f"import sys\nsys.path.insert(0, {str(root)!r})\n"
-                "from wucme.cli import main\nsys.exit(main())\n")
+                "from wucme.entry import main\nsys.exit(main())\n")
             launcher.chmod(0o755)
             if _runs_as(launcher, user):
                 return launcher

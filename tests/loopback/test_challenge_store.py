@@ -196,3 +196,20 @@ def test_concurrent_writers_never_expose_partial_entries(tmp_path: Path) -> None
     t.join()
     assert seen - {None} <= set(values)
     assert store.get(TOKEN) == values[-1]
+
+
+def test_entry_names_are_the_on_disk_contract(tmp_path: Path) -> None:
+    """An entry's name is SHA-256 of its key, base32 (the interpreter's own SHA-256 since the CGI
+    answer stopped importing hashlib): the same names as before, so a store written by an older
+    wucme is still read, and the same as hashlib's."""
+    import base64
+    import hashlib
+
+    from wucme.challenge.storefile import entry_name
+
+    store = ChallengeStore(tmp_path / "ch")
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01")
+    assert [p.name for p in store.directory.iterdir()] == ["H_P2QKVJUSCTTR4AWOXMMLXBTXGYE3OMBA.DAT"]
+    for key in (TOKEN, "www.example.org", "7.2.0.192.in-addr.arpa", "\u00e9"):
+        digest = hashlib.sha256(key.encode("utf-8")).digest()[:20]
+        assert entry_name("A_", key) == "A_" + base64.b32encode(digest).decode() + ".DAT"

@@ -624,3 +624,28 @@ def test_names_and_values_of_255_characters_are_taken_and_256_are_not(monkeypatc
     with pytest.raises(lnm.LogicalNameError) as e:
         lnm.define("_wucme_lnm_x", ["v"], "system")
     assert e.value.ident == "IVLOGNAM" and "is reserved" in str(e.value)
+
+
+def test_a_logical_name_is_an_immutable_value_compared_without_its_source() -> None:
+    """LogicalName is written out (no dataclasses on the CGI answer's path) and keeps what the
+    frozen dataclass it was gave: equality and hash on everything but `source`, no assignment."""
+    a = lnm.LogicalName("WUCME_T_A", ("x", "y"), "system", concealed=True, mode="EXECUTIVE", source="/a.json")
+    b = lnm.LogicalName("WUCME_T_A", ("x", "y"), "system", True, False, "EXECUTIVE", "/b.json")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != lnm.LogicalName("WUCME_T_A", ("x", "y"), "system", concealed=True, source="/a.json")
+    assert a != lnm.LogicalName("WUCME_T_A", ("x",), "system", concealed=True, mode="EXECUTIVE")
+    assert a.__eq__(("WUCME_T_A", ("x", "y"))) is NotImplemented
+    assert (a.name, a.values, a.table, a.concealed, a.terminal, a.mode, a.source) == (
+        "WUCME_T_A", ("x", "y"), "system", True, False, "EXECUTIVE", "/a.json")
+    assert a.attributes == ("CONCEALED",) and a.table_name == "LNM$SYSTEM_TABLE"
+    with pytest.raises(AttributeError):
+        a.values = ("z",)
+    with pytest.raises(AttributeError):
+        del a.name
+    assert repr(a) == ("LogicalName(name='WUCME_T_A', values=('x', 'y'), table='system', concealed=True, "
+                       "terminal=False, mode='EXECUTIVE', source='/a.json')")
+    import copy
+    import pickle
+
+    for again in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert again == a and again.source == "/a.json" and again is not a

@@ -1,14 +1,14 @@
 """http-01 (RFC 8555 §8.3): the WSGI application, the CGI entry and wucme's own listener.
 
-One WSGI application answers in all three settings, so the web server's script, wucme's
-listener and any WSGI server give byte-identical answers.
+One WSGI application answers in all three settings, and it answers by
+wucme.challenge.answer, as the entry module's lean CGI answer does, so the web server's
+script, wucme's listener and any WSGI server give byte-identical answers.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
 import selectors
 import socket
 import sys
@@ -20,8 +20,9 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from wucme.challenge._net import ANY, Admission, DropReport, Limits, bind_listener, listen_limits, source_key
-from wucme.challenge.store import ChallengeStore, is_token
-from wucme.vms.condition import VmsError, format_message
+from wucme.challenge.answer import (CHALLENGE_PREFIX, NO_SUCH_TOKEN, SCRIPT_PREFIX, answer, cgi_head,
+                                    cgi_write, challenge_token, failure)
+from wucme.challenge.store import ChallengeStore
 
 __all__ = [
     "CHALLENGE_PREFIX",
@@ -33,76 +34,20 @@ __all__ = [
     "Http01Listener",
 ]
 
-CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
-SCRIPT_PREFIX = "/cgi-bin/wucme"
-#: wµCME's answer for a path it owns but a token it does not know (the administrator's curl test).
-NO_SUCH_TOKEN = "Challenge received but no such token."
-
-_ALLOWED = "GET, HEAD"
-#: The methods of RFC 9110 §9 and PATCH (RFC 5789).  Methods are case-sensitive (RFC 9110 §9.1):
-#: ``get`` is not GET but a method this server does not implement, answered 501 (§15.6.2);
-#: a known method other than GET and HEAD on a challenge is 405 (§15.5.6).
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-_CHALLENGE_PATH = re.compile(r"(?:" + re.escape(SCRIPT_PREFIX) + r")?/\.well-known/acme-challenge/?(.*)", re.S)
-
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def challenge_token(environ: Mapping[str, Any]) -> str | None:
-    """The token part of a challenge request ("" for the bare directory), or None if not one.
-
-    Servers split the URL differently: Apache's ScriptAlias gives SCRIPT_NAME=/cgi-bin/wucme
-    and PATH_INFO=/.well-known/acme-challenge/TOKEN, a WSGI server mounted at / gives it all
-    in PATH_INFO, and a ScriptAliasMatch may leave it all in SCRIPT_NAME.
-    """
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    match = _CHALLENGE_PATH.fullmatch(path)
-    return match.group(1) if match else None
-
-
 def make_wsgi_app(store: ChallengeStore) -> WsgiApp:
-    """A WSGI application answering http-01 challenges from *store*.
-
-    The token is checked against the base64url alphabet before any look-up (RFC 8555 §8.3), so a
-    request never reaches the file system with a path of its own making.
-    """
+    """A WSGI application answering http-01 challenges from *store* (wucme.challenge.answer)."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = str(environ.get("REQUEST_METHOD", "GET"))
-        if method not in _KNOWN_METHODS:
-            return _respond(start_response, method, "501 Not Implemented", "Not implemented.")
-        token = challenge_token(environ)
-        if token is None:
-            return _respond(start_response, method, "404 Not Found", "Not found.")
-        if method not in ("GET", "HEAD"):
-            return _respond(
-                start_response, method, "405 Method Not Allowed", "Method not allowed.",
-                [("Allow", _ALLOWED)],
-            )
-        keyauth = store.get(token) if is_token(token) else None
-        if keyauth is None:
-            return _respond(start_response, method, "404 Not Found", NO_SUCH_TOKEN)
-        return _respond(start_response, method, "200 OK", keyauth)
+        status, headers, body = answer(str(environ.get("REQUEST_METHOD", "GET")), challenge_token(environ),
+                                       store.get)
+        start_response(status, headers)
+        return [body]
 
     return app
-
-
-def _respond(
-    start_response: StartResponse,
-    method: str,
-    status: str,
-    text: str,
-    extra: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    body = text.encode("utf-8")
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-    ]
-    start_response(status, headers + (extra or []))
-    return [b""] if method == "HEAD" else [body]
 
 
 # -- CGI (RFC 3875) ----------------------------------------------------------------------------
@@ -132,21 +77,14 @@ def run_cgi(
     head: list[bytes] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        lines = [f"Status: {status}"] + [f"{k}: {v}" for k, v in headers]
-        head[:] = [("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")]
+        head[:] = [cgi_head(status, headers)]
 
     try:
         body = b"".join(app(env, start_response))
     except Exception as e:  # noqa: BLE001 - the server shows our output; never a traceback
-        text = e.message() if isinstance(e, VmsError) else format_message(
-            "F", "BUG", f"unexpected {type(e).__name__}: {e}")  # e.g. %WUCME-E-INSECURE, a table
-        body = (text + "\n").encode("utf-8", "replace")
-        start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
-                                                     ("Content-Length", str(len(body))),
-                                                     ("Cache-Control", "no-store")])
-    out.write(head[0] + body)
-    out.flush()
-    return 0
+        status, headers, body = failure(e)  # e.g. %WUCME-E-INSECURE, a table
+        start_response(status, headers)
+    return cgi_write(out, head[0] + body)
 
 
 def cgi_main(

@@ -22,8 +22,6 @@ the challenges of an order another node started.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -33,9 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wucme.challenge.names import is_ip, sni_key
+from wucme.challenge.storefile import (ALPN_PREFIX as _ALPN_PREFIX, HTTP_PREFIX as _HTTP_PREFIX,
+                                       SUFFIX as _SUFFIX, entry_name as _entry_name, http01_keyauth, is_token,
+                                       read_entry, trusted_owners)
 from wucme.settings import challenges_dir, store_db
 from wucme.vms.atomic import TEMP_PREFIX, atomic_write
-from wucme.vms.secure import InsecureError, check_directory, check_stat, make_directory
+from wucme.vms.secure import check_directory, make_directory
 
 if TYPE_CHECKING:  # imported when a database is named: psycopg is the `cluster` extra
     from wucme.challenge.storepg import PgChallenges
@@ -51,36 +52,19 @@ __all__ = [
 #: An authorization is pending for at most this long (ualpn forgets auths after 1 h too).
 DEFAULT_TTL = 3600.0
 
-# RFC 8555 §8.3: a token is base64url without padding and carries at least 128 bits of entropy;
-# the upper bound keeps a hostile request from making us hash megabytes.
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # ualpn's identifier alphabet (controller_handle_cmd), kept so both stores accept the same names.
 _IDENT = re.compile(r"[A-Za-z0-9._:-]{1,250}")
 
-_HTTP_PREFIX = "H_"
-_ALPN_PREFIX = "A_"
-_SUFFIX = ".DAT"
 # The kinds of rows in the database's store.
 _DB_HTTP, _DB_ALPN = "http-01", "tls-alpn-01"
 #: A temporary file older than this is debris from a crashed writer.
 _TEMP_GRACE = 60.0
 
 
-def is_token(token: object) -> bool:
-    """True when *token* is a well-formed ACME challenge token (base64url, 1..256 characters)."""
-    return isinstance(token, str) and _TOKEN.fullmatch(token) is not None
-
-
 def default_store_dir() -> Path:
     """Where the store lives: logical WUCME_CHALLENGES, else WUCME_HERE's WUCME_CHALLENGES/
     (wucme.settings.challenges_dir, which resolves WUCME_HERE as the repository does)."""
     return challenges_dir()
-
-
-def _entry_name(prefix: str, key: str) -> str:
-    """An ODS-2-safe file name (34.3 characters) derived from *key* by SHA-256."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()[:20]
-    return prefix + base64.b32encode(digest).decode("ascii") + _SUFFIX
 
 
 @dataclass(frozen=True)
@@ -166,11 +150,7 @@ class ChallengeStore:
         if self._db is not None:
             row = self._db.get(_DB_HTTP, token)
             return row[1] if row is not None else None
-        record = self._read(_entry_name(_HTTP_PREFIX, token))
-        if record is None or record.get("token") != token:
-            return None
-        value = record.get("keyauth")
-        return value if isinstance(value, str) else None
+        return http01_keyauth(self.directory, token)
 
     def remove(self, token: str) -> None:
         """Withdraw *token* (challenge over); a missing entry is not an error."""
@@ -309,37 +289,12 @@ class ChallengeStore:
                      0o644)
 
     def _trusted_owners(self) -> frozenset[int] | None:
-        """Who may have written an entry: root and the directory's owner; None when the
-        directory itself is writable by group or others (then nothing in it is believed)."""
-        try:
-            st = os.stat(self.directory)
-        except OSError:
-            return None
-        owners = frozenset({0, st.st_uid})
-        try:
-            check_stat(st, self.directory, owners=owners)
-        except InsecureError:
-            return None
-        return owners
+        """Who may have written an entry (wucme.challenge.storefile: the readers' one rule)."""
+        return trusted_owners(self.directory)
 
     def _read(self, name: str, *, live: bool = True) -> dict[str, object] | None:
-        """The record in *name*; None if absent, corrupt, planted by another user or (when
-        *live*) expired."""
-        owners = self._trusted_owners()
-        if owners is None:
-            return None
-        try:
-            with open(self.directory / name, "rb") as f:
-                check_stat(os.fstat(f.fileno()), self.directory / name, owners=owners)
-                data = f.read(64 * 1024)
-            record = json.loads(data)
-        except (OSError, ValueError, InsecureError):
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("expires"), (int, float)):
-            return None
-        if live and record["expires"] <= time.time():
-            return None
-        return record
+        """The record in *name* (wucme.challenge.storefile.read_entry)."""
+        return read_entry(self.directory, name, live=live)
 
     def _unlink(self, name: str) -> bool:
         try:

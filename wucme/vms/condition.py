@@ -1,9 +1,15 @@
-"""VMS condition values and messages (`%WUCME-E-IDENT, text`) and their Linux exit statuses."""
+"""VMS condition values and messages (`%WUCME-E-IDENT, text`) and their Linux exit statuses.
+
+The message line, the exit statuses and VmsError live in wucme.vms.message (imported here
+and re-exported), which a process that needs no Condition imports alone."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from wucme.vms.message import (FACILITY, SEVERITIES, SEVERITY_CODE, VmsError, check_severity, exit_status,
+                               format_message)
 
 __all__ = [
     "FACILITY",
@@ -18,31 +24,12 @@ __all__ = [
     "parse_message",
 ]
 
-#: The facility name every wucme message carries.
-FACILITY = "WUCME"
 #: Facility number in condition values.  VMS reserves numbers with bit 11 of the
 #: facility field (bit 27 of the value, STS$V_CUST_DEF) for customers; 1939 is
 #: wucme's choice below that bit, and the bit is set in every value.
 FACILITY_NUMBER = 1939
 
-# VMS severity codes (STS$K_WARNING=0, SUCCESS=1, ERROR=2, INFO=3, SEVERE=4).
-_SEVERITY_CODE = {"W": 0, "S": 1, "E": 2, "I": 3, "F": 4}
-SEVERITIES = tuple(_SEVERITY_CODE)
-
-# Linux exit statuses: success and information are success; the rest grow with severity.
-_EXIT = {"S": 0, "I": 0, "W": 1, "E": 2, "F": 4}
-
-
-def _check(severity: str) -> str:
-    sev = severity.upper()
-    if sev not in _SEVERITY_CODE:
-        raise ValueError(f"severity must be one of S, I, W, E, F, not {severity!r}")
-    return sev
-
-
-def format_message(severity: str, ident: str, text: str, facility: str = FACILITY) -> str:
-    """The primary message line VMS $PUTMSG prints: ``%WUCME-E-BADHOST, text``."""
-    return f"%{facility}-{_check(severity)}-{ident.upper()}, {text}"
+_check = check_severity
 
 
 def parse_message(line: str, facility: str = FACILITY) -> Condition | None:
@@ -55,11 +42,6 @@ def format_messages(conditions: list[Condition]) -> list[str]:
     """A message vector: the first line starts with ``%``, continuation lines with ``-``."""
     lines = [c.message() for c in conditions]
     return [line if i == 0 else "-" + line[1:] for i, line in enumerate(lines)]
-
-
-def exit_status(severity: str) -> int:
-    """Linux exit status for a final severity: S, I -> 0; W -> 1; E -> 2; F -> 4."""
-    return _EXIT[_check(severity)]
 
 
 def condition_value(severity: str, msgno: int) -> int:
@@ -75,7 +57,7 @@ def condition_value(severity: str, msgno: int) -> int:
         | (FACILITY_NUMBER << 16)
         | (1 << 15)
         | (msgno << 3)
-        | _SEVERITY_CODE[_check(severity)]
+        | SEVERITY_CODE[_check(severity)]
     )
 
 
@@ -106,21 +88,3 @@ class Condition:
 
     def __str__(self) -> str:
         return self.message()
-
-
-class VmsError(Exception):
-    """Base of the errors `wucme.vms` raises; carries an ident and severity for the message."""
-
-    ident = "VMSERR"
-    severity = "E"
-
-    def __init__(self, text: str, ident: str | None = None, severity: str | None = None):
-        super().__init__(text)
-        self.text = text
-        if ident:
-            self.ident = ident
-        if severity:
-            self.severity = _check(severity)
-
-    def message(self) -> str:
-        return format_message(self.severity, self.ident, self.text)

@@ -6,13 +6,35 @@ wucme.dclproc) read quotes and abbreviations by these, so the rules live once, h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
-from wucme.vms.condition import VmsError
+from wucme.vms.message import VmsError
 
 __all__ = [
-    "QuoteError", "abbreviations", "parse_equivalence_list", "quote", "quoted_runs", "split_search_list",
+    "QuoteError", "SPEC", "WORD", "abbreviations", "is_vms_spec", "parse_equivalence_list", "quote",
+    "quoted_runs", "split_search_list",
 ]
+
+#: One character of a VMS name (node, device, directory, file name or type).
+WORD = r"[A-Za-z0-9_$-]"
+#: A VMS file specification, `NODE::DEV:[DIR.SUB]NAME.TYPE;VERSION`, every part optional
+#: (parsed by wucme.vms.filespec; here so a caller can tell a spec from a Linux path cheaply).
+SPEC = re.compile(
+    rf"(?:(?P<node>{WORD}+)::)?"
+    rf"(?:(?P<device>{WORD}+):)?"
+    r"(?P<dir>(?:\[[^\[\]<>]*\]|<[^\[\]<>]*>){0,2})"
+    rf"(?P<name>{WORD}*)"
+    rf"(?:\.(?P<type>{WORD}*))?"
+    r"(?:[;.](?P<version>-?[0-9]*))?"
+)
+
+
+def is_vms_spec(spec: str) -> bool:
+    """True when *spec* is to be read as a VMS specification rather than a Linux path."""
+    if "/" in spec or not any(c in spec for c in ":[<"):
+        return False
+    return SPEC.fullmatch(spec.strip()) is not None
 
 
 class QuoteError(VmsError):

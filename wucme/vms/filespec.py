@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from wucme.vms.dcllex import SPEC as _SPEC, WORD as _WORD, is_vms_spec
 from wucme.vms.files import version_path, versions
 from wucme.vms.lnm import MAX_DEPTH, MAX_LOOKUPS, concealed_devices, lookup
 from wucme.vms.condition import VmsError
@@ -32,15 +33,6 @@ from wucme.vms.condition import VmsError
 __all__ = ["FileSpec", "FileSpecError", "dir_path", "is_vms_spec", "parse_filespec", "to_path", "to_paths",
            "to_vms"]
 
-_WORD = r"[A-Za-z0-9_$-]"
-_SPEC = re.compile(
-    rf"(?:(?P<node>{_WORD}+)::)?"
-    rf"(?:(?P<device>{_WORD}+):)?"
-    r"(?P<dir>(?:\[[^\[\]<>]*\]|<[^\[\]<>]*>){0,2})"
-    rf"(?P<name>{_WORD}*)"
-    rf"(?:\.(?P<type>{_WORD}*))?"
-    r"(?:[;.](?P<version>-?[0-9]*))?"
-)
 _COMPONENT = re.compile(rf"{_WORD}+")
 _DEVICE_ONLY = re.compile(rf"({_WORD}+):?")
 
@@ -156,13 +148,6 @@ def parse_filespec(spec: str) -> FileSpec:
         relative=relative,
         rooted=rooted,
     )
-
-
-def is_vms_spec(spec: str) -> bool:
-    """True when *spec* is to be read as a VMS specification rather than a Linux path."""
-    if "/" in spec or not any(c in spec for c in ":[<"):
-        return False
-    return _SPEC.fullmatch(spec.strip()) is not None
 
 
 # --- to Linux ---------------------------------------------------------------------------

@@ -15,22 +15,24 @@ up, shown by SHOW LOGICAL, and overridden by a DEFINE of the same name.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import json
 import os
 import re
-import socket
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
 
-from wucme.vms.atomic import atomic_write
-from wucme.vms.dcllex import split_search_list
-from wucme.vms.condition import VmsError
-from wucme.vms.secure import (InsecureError, check_ancestors, check_directory, check_stat,
-                              make_directory, open_private)
+from wucme.vms.message import VmsError
+from wucme.vms.secure import InsecureError, check_ancestors, check_stat
+
+# The CGI answer to a challenge translates its names here, in a new process per request: this
+# module imports no more than a lookup needs (docs/performance.md, "Start-up"); a lookup keeps
+# its paths as strings, and writing a table, the host name, the DCL list syntax and pathlib
+# are imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Callable
 
 try:  # not on OpenVMS, where $CRELNM would do this work
     import fcntl
@@ -129,18 +131,56 @@ class LogicalDepthError(LogicalLoopError):
     ident = "TOOMANYLNAM"
 
 
-@dataclass(frozen=True)
 class LogicalName:
-    """One logical name in one table: its equivalence strings and attributes."""
+    """One logical name in one table: its equivalence strings and attributes.
 
+    An immutable value, compared and hashed on everything but *source*.  Written out rather
+    than a dataclass: `dataclasses` (and with it `inspect`) would double the start of the CGI
+    answer, which looks names up here.
+    """
+
+    __slots__ = ("name", "values", "table", "concealed", "terminal", "mode", "source")
     name: str
     values: tuple[str, ...]
-    table: str = "process"
-    concealed: bool = False
-    terminal: bool = False
-    mode: str | None = None
+    table: str
+    concealed: bool
+    terminal: bool
+    mode: str | None
     #: Where the entry came from (the table file or "environment"); for display only.
-    source: str = field(default="", compare=False)
+    source: str
+
+    def __init__(self, name: str, values: tuple[str, ...], table: str = "process", concealed: bool = False,
+                 terminal: bool = False, mode: str | None = None, source: str = "") -> None:
+        for slot, value in zip(self.__slots__, (name, values, table, concealed, terminal, mode, source)):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a LogicalName")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a LogicalName")
+
+    def __reduce__(self) -> tuple[type[LogicalName], tuple[object, ...]]:
+        # copy and pickle rebuild it through __init__ (their default would assign each slot)
+        return (LogicalName, (self.name, self.values, self.table, self.concealed, self.terminal, self.mode,
+                              self.source))
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.values, self.table, self.concealed, self.terminal, self.mode)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, LogicalName)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"LogicalName(name={self.name!r}, values={self.values!r}, table={self.table!r}, "
+                f"concealed={self.concealed!r}, terminal={self.terminal!r}, mode={self.mode!r}, "
+                f"source={self.source!r})")
 
     @property
     def table_name(self) -> str:
@@ -222,17 +262,24 @@ def _process_lookup(name: str, exact: bool) -> LogicalName | None:
 
 def table_path(table: str) -> Path:
     """The file holding *table* ("system" or "cluster"); its directory comes from the environment."""
+    from pathlib import Path
+
+    return Path(_table_file(table))
+
+
+def _table_file(table: str) -> str:
+    """table_path as a string (what a lookup uses)."""
     _check_table(table)
     if table == "process":
         raise LogicalNameError("the process table is the environment, not a file", "BADTABLE")
     if table == "job":
-        return _job_path()
+        return _job_file()
     base = os.environ.get("WUCME_LNM_DIR") or DEFAULT_LNM_DIR
     if table == "cluster":
         base = os.environ.get("WUCME_LNM_CLUSTER_DIR") or base
     if table == "group":  # one table per UIC group: per Linux group id, named as VMS numbers it
-        return Path(base) / f"group_{os.getgid():06o}.json"
-    return Path(base) / f"{table}.json"
+        return os.path.join(base, f"group_{os.getgid():06o}.json")
+    return os.path.join(base, f"{table}.json")
 
 
 def _dir_variable(table: str) -> str:
@@ -249,7 +296,7 @@ def table_name(table: str) -> str:
     if table == "group":
         return f"LNM$GROUP_{os.getgid():06o}"
     if table == "job":
-        m = re.fullmatch(r"job_([0-9A-F]{8})\.json", Path(os.environ.get(JOB_ENV, "")).name)
+        m = re.fullmatch(r"job_([0-9A-F]{8})\.json", os.path.basename(os.environ.get(JOB_ENV, "")))
         return f"LNM$JOB_{m.group(1) if m else f'{os.getpid():08X}'}"
     return TABLE_NAMES[_check_table(table)]
 
@@ -258,10 +305,16 @@ def table_name(table: str) -> str:
 
 
 def _job_path() -> Path:
+    from pathlib import Path
+
+    return Path(_job_file())
+
+
+def _job_file() -> str:
     path = os.environ.get(JOB_ENV)
     if not path:
         raise LogicalNameError("this process has no job logical name table (see start_job)", "NOJOBTABLE")
-    return Path(path)
+    return path
 
 
 def start_job() -> Path | None:
@@ -275,6 +328,7 @@ def start_job() -> Path | None:
     if os.environ.get(JOB_ENV):
         return None
     import tempfile  # a job table is rare: the CGI answer must not pay for it
+    from pathlib import Path
 
     directory = Path(tempfile.mkdtemp(prefix="wucme-job-"))  # 0700: the job's own
     path = directory / f"job_{os.getpid():08X}.json"
@@ -305,7 +359,9 @@ _VMS_DIR_WORD = re.compile(r"[A-Za-z0-9_$-]{1,39}")
 
 def _login_directory(path: str) -> str:
     """SYS$DISK:[HOME.USER] for a Linux directory ODS-2 can spell, else the path itself (with `/`)."""
-    parts = [p for p in Path(path).parts[1:]]
+    from pathlib import PurePath
+
+    parts = [p for p in PurePath(path).parts[1:]]
     if all(_VMS_DIR_WORD.fullmatch(p) for p in parts):
         return f"SYS$DISK:[{'.'.join(p.upper() for p in parts) or '000000'}]"
     return path.rstrip("/") + "/"
@@ -325,6 +381,8 @@ def _builtins(table: str) -> dict[str, LogicalName]:
                 "SYS$LOGIN_DEVICE": _builtin("SYS$LOGIN_DEVICE", table, "SYS$DISK:"),
                 "SYS$SCRATCH": _builtin("SYS$SCRATCH", table, login)}
     if table == "system":
+        import socket
+
         node = socket.gethostname().split(".")[0].upper()[:15] or "LOCALHOST"
         return {"SYS$NODE": _builtin("SYS$NODE", table, f"{node}::")}
     return {}
@@ -402,8 +460,8 @@ def _table_entries(table: str) -> dict[str, LogicalName]:
 # the stat comparison; writers always rename a new file in, never edit in place.
 # The key holds the owner, mode and ctime too, so a chown or chmod is checked again.
 _StatKey = tuple[int, int, int, int, int, int, int]
-_cache: dict[Path, tuple[_StatKey, int, dict[str, LogicalName]]] = {}
-_cache_lock = threading.Lock()
+_cache: dict[str, tuple[_StatKey, int, dict[str, LogicalName]]] = {}
+_cache_lock = _thread.allocate_lock()  # threading.Lock, without importing threading
 _CACHE_MAX = 8
 
 
@@ -411,14 +469,14 @@ def _stat_key(st: os.stat_result) -> _StatKey:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
-def _forget(path: Path) -> None:
+def _forget(path: str | os.PathLike[str]) -> None:
     with _cache_lock:
-        old = _cache.pop(path, None)
+        old = _cache.pop(os.fspath(path), None)
     if old is not None:
         os.close(old[1])
 
 
-def _parse_table(data: bytes, table: str, path: Path) -> dict[str, LogicalName]:
+def _parse_table(data: bytes, table: str, path: str) -> dict[str, LogicalName]:
     try:
         obj = json.loads(data.decode("utf-8"))
         names = obj["names"]
@@ -429,7 +487,7 @@ def _parse_table(data: bytes, table: str, path: Path) -> dict[str, LogicalName]:
         raise LogicalNameError(f"logical name table {path} is damaged: {exc}", "BADTABLE") from exc
 
 
-def _check_table_file(st: os.stat_result, path: Path) -> None:
+def _check_table_file(st: os.stat_result, path: str) -> None:
     """A table names commands root runs (WUCME_LOAD): it and every directory above it must be
     writable only by root or this process's user (wucme.vms.secure), or nothing in it is used."""
     check_stat(st, path)
@@ -441,14 +499,14 @@ def _load(table: str) -> dict[str, LogicalName]:
 
     Raises InsecureError (``%WUCME-E-INSECURE``) for a table others could have written.
     """
-    path = table_path(table)
+    path = _table_file(table)
     try:
         key = _stat_key(os.stat(path))
     except FileNotFoundError:
         _forget(path)
         return {}
     except NotADirectoryError:
-        raise LogicalNameError(f"{_dir_variable(table)} {str(path.parent)!r} is not a directory "
+        raise LogicalNameError(f"{_dir_variable(table)} {os.path.dirname(path)!r} is not a directory "
                                "(it names where the logical name tables are)", "BADVALUE") from None
     except PermissionError as exc:
         raise LogicalNameError(f"cannot read logical name table {path}", "NOPRIV") from exc
@@ -493,6 +551,9 @@ def _modify(table: str, change: Callable[[dict[str, LogicalName]], LogicalName |
     """Read-change-write a file table under an exclusive lock, so no concurrent update is lost."""
     if table == "cluster" and (conninfo := cluster_db()) is not None:
         return _db_modify(conninfo, change)
+    from wucme.vms.atomic import atomic_write
+    from wucme.vms.secure import check_directory, make_directory, open_private
+
     path = table_path(table)
     try:
         make_directory(path.parent, 0o755)
@@ -601,6 +662,8 @@ def trnlnm(name: str, tables: Iterable[str] | str | None = None) -> str | None:
 
 def translate_items(name: str, tables: Iterable[str] | str | None = None) -> list[str]:
     """Every item of a list-valued name (WUCME_MAIL, WUCME_OPCOM): elements split at commas outside quotes."""
+    from wucme.vms.dcllex import split_search_list
+
     return [item for value in translate(name, tables) for item in split_search_list(value)]
 
 

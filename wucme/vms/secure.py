@@ -30,9 +30,12 @@ import os
 import pwd
 import stat
 import sys
-from pathlib import Path
 
-from wucme.vms.condition import VmsError
+from wucme.vms.message import VmsError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "InsecureError",
@@ -116,10 +119,8 @@ def check_ancestors(path: str | os.PathLike[str]) -> None:
     if not ENFORCED:
         return
     owners = trusted_owners()
-    written = Path(os.path.abspath(path))
-    real = Path(os.path.realpath(path))
     seen: set[tuple[int, int]] = set()
-    for directory in [*written.parents, *real.parents]:
+    for directory in [*_parents(os.path.abspath(path)), *_parents(os.path.realpath(path))]:
         try:
             st = os.stat(directory)
         except OSError:
@@ -132,9 +133,21 @@ def check_ancestors(path: str | os.PathLike[str]) -> None:
             raise InsecureError(f"{directory} is writable by {who}, so {os.fspath(path)} is not trusted")
 
 
+def _parents(path: str) -> list[str]:
+    """The directories above absolute *path*, nearest first, `/` last (PurePath.parents, without
+    importing pathlib: the CGI answer to a challenge checks a table's ancestors)."""
+    out = []
+    while (parent := os.path.dirname(path)) != path:
+        out.append(parent)
+        path = parent
+    return out
+
+
 def make_directory(path: str | os.PathLike[str], mode: int = 0o755, parents_mode: int = 0o755) -> Path:
     """Create *path* with exactly *mode*, and any missing parents with *parents_mode* (mkdir,
     then chmod: the umask does not decide).  Directories that already exist are left as they are."""
+    from pathlib import Path
+
     path = Path(path)
     missing: list[Path] = []
     p = path
