@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import io
+import resource
 import socket
 import struct
 import sys
@@ -235,6 +236,24 @@ def test_a_silent_client_is_closed_at_its_deadline_and_not_before(listener: Http
         assert s.recv(100) == b""
         waited = time.monotonic() - start
     assert 0.8 < waited < 2.5  # timeout=1.0: the whole head must arrive within it
+
+
+def test_a_short_deadline_is_kept_to_and_not_rounded_to_the_idle_wake_up(store: ChallengeStore) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=0.25) as server:
+        time.sleep(0.1)  # the listener waits for its first client (up to a second at a time)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            start = time.monotonic()
+            assert s.recv(100) == b""
+            waited = time.monotonic() - start
+    assert 0.2 < waited < 0.75  # closed at its deadline, not at the next one-second wake-up
+
+
+def test_an_idle_listener_sleeps(listener: Http01Listener) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(0.5)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert used < 0.1  # no client: the loop waits in select, it does not spin
 
 
 def test_stop_closes_the_port_and_may_be_called_twice(store: ChallengeStore) -> None:
