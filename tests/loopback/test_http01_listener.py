@@ -323,6 +323,17 @@ def test_a_bad_limit_in_a_logical_name_is_logged_and_the_default_used(
     assert logged == ["logical name WUCME_CLIENT_LIMIT = 'many' is not a positive count: using 1024"]
 
 
+def test_stop_closes_the_connections_still_open_and_then_the_port(store: ChallengeStore) -> None:
+    server = Http01Listener(store, "127.0.0.1", 0, timeout=30.0).start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as waiting:
+        waiting.sendall(b"GET /.well-known/acme-")
+        time.sleep(0.2)  # held, its head unfinished
+        server.stop()
+        assert waiting.recv(100) == b""  # closed by the stop, long before its deadline
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
 def test_serve_forever_in_the_foreground_until_stopped_from_another_thread(store: ChallengeStore) -> None:
     server = Http01Listener(store, "127.0.0.1", 0)
     t = threading.Thread(target=server.serve_forever)
