@@ -7,8 +7,10 @@ kind of request, the head-size limit at the byte, the log line, and the listener
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
+import os
 import resource
 import socket
 import struct
@@ -179,14 +181,19 @@ def test_clients_that_reset_their_connection_leave_the_listener_serving(listener
 BIG_KEYAUTH = TOKEN + "." + "k" * 60000  # near the store's 64 KiB record; no CA sends this much
 
 
-@pytest.fixture
-def slow_sender(tmp_path: Path, logged: list[str]) -> Iterator[Http01Listener]:
-    """A listener holding an answer too large for one send, with one seat."""
+def big_answer_listener(tmp_path: Path, logged: list[str], max_clients: int | None = None) -> Http01Listener:
+    """A listener holding an answer too large for one send."""
     store = ChallengeStore(tmp_path / "big")
     store.put(TOKEN, BIG_KEYAUTH, "www.example.org", "http-01")
-    with Http01Listener(store, "127.0.0.1", 0, timeout=10.0, max_clients=1, log=logged.append) as listener:
-        # what a loaded host does to any answer: connections accepted with a small send buffer
-        listener._listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener = Http01Listener(store, "127.0.0.1", 0, timeout=10.0, max_clients=max_clients, log=logged.append)
+    # what a loaded host does to any answer: connections accepted with a small send buffer
+    listener._listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return listener
+
+
+@pytest.fixture
+def slow_sender(tmp_path: Path, logged: list[str]) -> Iterator[Http01Listener]:
+    with big_answer_listener(tmp_path, logged) as listener:
         yield listener
 
 
@@ -213,9 +220,8 @@ def test_an_answer_larger_than_the_socket_buffers_reaches_a_slow_reader_whole(sl
         assert read_all(s) == answer("200 OK", BIG_KEYAUTH)
 
 
-def test_a_connection_being_answered_is_not_dropped_for_a_newcomer(slow_sender: Http01Listener,
-                                                                    logged: list[str]) -> None:
-    with slow_reader(slow_sender.port) as s:
+def test_a_connection_being_answered_is_not_dropped_for_a_newcomer(tmp_path: Path, logged: list[str]) -> None:
+    with big_answer_listener(tmp_path, logged, max_clients=1) as slow_sender, slow_reader(slow_sender.port) as s:
         # the one seat is taken by a connection past its head: the newcomer is refused, not it
         with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as newcomer:
             try:
@@ -228,6 +234,82 @@ def test_a_connection_being_answered_is_not_dropped_for_a_newcomer(slow_sender: 
     assert logged[0].endswith(f" GET {PATH} 200")  # the request served, then the refusal
     assert logged[1:] == ["too many connections: refusing newcomers while every one held is being served "
                           "(1, the latest from 127.0.0.1)"]
+
+
+def wait_for(logged: list[str], count: int, seconds: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while len(logged) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return logged
+
+
+@contextlib.contextmanager
+def newcomer_when_out_of_descriptors(port: int) -> Iterator[socket.socket]:
+    """A connection made when this process (the listener's) has no descriptor left: the limit
+    lowered and every number below it taken, the newcomer's socket the last one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 16, hard))
+        while True:
+            try:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                break
+        os.close(fillers.pop())
+        newcomer = socket.socket()
+        newcomer.settimeout(5)
+        newcomer.connect(("127.0.0.1", port))  # the listener's accept fails: EMFILE
+        yield newcomer
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+EMFILE = "accept failed: [Errno 24] Too many open files"
+
+
+def test_out_of_descriptors_the_listener_drops_the_oldest_unfinished_connection_and_serves_on(
+        slow_sender: Http01Listener, logged: list[str]) -> None:
+    with slow_reader(slow_sender.port) as served:  # past its head: not dropped while others are not
+        # Two unfinished heads: at the limit, Linux's accept fails (EMFILE) even with nothing
+        # waiting, so the batch that takes the newcomer sheds one more unfinished connection.
+        idle = [socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) for _ in range(2)]
+        for s in idle:
+            s.sendall(b"GET /.well-known/acme-")
+        time.sleep(0.2)  # held, their heads unfinished
+        with newcomer_when_out_of_descriptors(slow_sender.port) as newcomer:
+            assert wait_for(logged, 2)[1] == EMFILE
+            assert idle[0].recv(100) == b""  # the oldest unfinished one's descriptor went to the newcomer
+        for s in idle:
+            s.close()
+        with newcomer:
+            newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+            assert read_all(newcomer) == answer("200 OK", BIG_KEYAUTH)
+        assert read_all(served) == answer("200 OK", BIG_KEYAUTH)
+
+
+def test_out_of_descriptors_with_every_connection_served_the_oldest_goes(
+        slow_sender: Http01Listener, logged: list[str]) -> None:
+    with slow_reader(slow_sender.port) as served:
+        with newcomer_when_out_of_descriptors(slow_sender.port) as newcomer:
+            assert wait_for(logged, 2)[1] == EMFILE
+            newcomer.close()
+        assert len(read_all(served)) < len(answer("200 OK", BIG_KEYAUTH))  # dropped mid-answer
+    with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as s:
+        s.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert read_all(s) == answer("200 OK", BIG_KEYAUTH)  # and the listener serves on
+
+
+def test_out_of_descriptors_with_nothing_to_drop_the_listener_waits_for_one(listener: Http01Listener,
+                                                                            logged: list[str]) -> None:
+    with newcomer_when_out_of_descriptors(listener.port) as newcomer:
+        assert wait_for(logged, 1)[0] == EMFILE
+    with newcomer:  # descriptors free again: the newcomer is taken at last
+        newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert read_all(newcomer) == OK
 
 
 def test_a_silent_client_is_closed_at_its_deadline_and_not_before(listener: Http01Listener) -> None:
@@ -312,6 +394,20 @@ def test_a_newcomer_beyond_the_limits_given_drops_the_idle_connection_and_it_is_
     assert logged[0] == ("too many connections: dropping the oldest unfinished one for each newcomer "
                          f"(1, the latest from {dropped} for 127.0.0.1)")
     assert len(logged) == 2 and logged[1].endswith(f" GET {PATH} 200")
+
+
+def test_the_per_source_limit_counts_each_address_apart(store: ChallengeStore, logged: list[str]) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0, log=logged.append, per_source=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as first:
+            first.sendall(b"GET /.well-known/acme-")
+            time.sleep(0.2)  # admitted, its head unfinished
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                          source_address=("127.0.0.2", 0)) as other:
+                other.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+                assert read_all(other) == OK
+            first.sendall(f"challenge/{TOKEN} HTTP/1.1\r\n\r\n".encode())  # still held: it ends its head
+            assert read_all(first) == OK
+    assert [line.split(" ", 1)[1] for line in logged] == [f"GET {PATH} 200"] * 2  # nothing dropped
 
 
 def test_a_bad_limit_in_a_logical_name_is_logged_and_the_default_used(

@@ -298,6 +298,7 @@ def test_a_process_name_with_one_attribute_keeps_it_beside_the_variable(kw: dict
     assert json.loads(os.environ["_WUCME_LNM_WUCME_T_TERM"]) == attrs
     entry = lookup("WUCME_T_TERM", "process")
     assert entry is not None and entry.to_json() == attrs
+    assert entry.table == "process" and entry.source == "environment"
 
 
 def test_a_value_holding_nul_is_refused_in_every_table() -> None:
