@@ -330,12 +330,35 @@ def test_a_short_deadline_is_kept_to_and_not_rounded_to_the_idle_wake_up(store: 
     assert 0.2 < waited < 0.75  # closed at its deadline, not at the next one-second wake-up
 
 
-def test_an_idle_listener_sleeps(listener: Http01Listener) -> None:
+def cpu_while_sleeping(seconds: float) -> float:
+    """The CPU time this process (the listener's thread, the test's asleep) used meanwhile."""
     before = resource.getrusage(resource.RUSAGE_SELF)
-    time.sleep(0.5)
+    time.sleep(seconds)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert used < 0.1  # no client: the loop waits in select, it does not spin
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def test_an_idle_listener_sleeps_before_and_after_serving(listener: Http01Listener) -> None:
+    assert cpu_while_sleeping(0.5) < 0.1  # no client: the loop waits in select, it does not spin
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+    time.sleep(1.2)  # past the served connection's deadline (timeout=1.0): nothing of it is left
+    assert cpu_while_sleeping(0.5) < 0.1
+
+
+def test_seats_are_given_back_when_connections_close(store: ChallengeStore) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0, max_clients=1) as server:
+        for _ in range(3):
+            assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+
+
+def test_a_slow_reader_does_not_hold_up_the_others(slow_sender: Http01Listener) -> None:
+    with slow_reader(slow_sender.port) as slow:  # its answer waits in the listener
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as other:
+            other.sendall(b"GET /index.html HTTP/1.1\r\n\r\n")
+            assert read_all(other) == answer("404 Not Found", "Not found.")
+        assert time.monotonic() - start < 2.0
+        assert read_all(slow) == answer("200 OK", BIG_KEYAUTH)
 
 
 def test_stop_closes_the_port_and_may_be_called_twice(store: ChallengeStore) -> None:

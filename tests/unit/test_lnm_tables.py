@@ -179,6 +179,19 @@ def test_a_damaged_table_is_named_with_what_is_wrong(tables: Path) -> None:
                                   "'names' is not an object")
 
 
+@pytest.mark.parametrize("entry, what", [
+    (["value"], "entry 'WUCME_T_A' has no list of values"),
+    ({"attributes": ["TERMINAL"]}, "entry 'WUCME_T_A' has no list of values"),
+    ({"values": []}, "entry 'WUCME_T_A' has no list of values"),
+])
+def test_a_damaged_entry_is_named_with_what_is_wrong(tables: Path, entry: object, what: str) -> None:
+    tables.mkdir()
+    (tables / "system.json").write_text(json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {"wucme_t_a": entry}}))
+    with pytest.raises(LogicalNameError) as ei:
+        lookup("WUCME_T_A", "system")
+    assert ei.value.message() == f"%WUCME-E-BADTABLE, logical name table {tables / 'system.json'} is damaged: {what}"
+
+
 def test_an_entry_remembers_the_table_file_it_came_from(tables: Path) -> None:
     define("WUCME_T_A", "value", "system")
     entry = lookup("WUCME_T_A", "system")
@@ -299,6 +312,14 @@ def test_a_process_name_with_one_attribute_keeps_it_beside_the_variable(kw: dict
     entry = lookup("WUCME_T_TERM", "process")
     assert entry is not None and entry.to_json() == attrs
     assert entry.table == "process" and entry.source == "environment"
+
+
+@pytest.mark.parametrize("companion", ["not JSON", '["a list"]', '{"values": "v"}'])
+def test_a_damaged_companion_variable_leaves_the_plain_variable(monkeypatch: pytest.MonkeyPatch,
+                                                                companion: str) -> None:
+    monkeypatch.setenv("WUCME_T_A", "value")
+    monkeypatch.setenv("_WUCME_LNM_WUCME_T_A", companion)
+    assert lookup("WUCME_T_A", "process") == LogicalName("WUCME_T_A", ("value",), "process")
 
 
 def test_a_value_holding_nul_is_refused_in_every_table() -> None:
