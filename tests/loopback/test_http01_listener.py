@@ -94,6 +94,8 @@ def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
     (f"GET /cgi-bin/wucme{PATH} HTTP/1.1\r\n\r\n", OK),
     (f"HEAD {PATH} HTTP/1.1\r\n\r\n", answer("200 OK", KEYAUTH, head=True)),
     (f"GET {PATH}x HTTP/1.1\r\n\r\n", UNKNOWN),
+    (f"HEAD {PATH}x HTTP/1.1\r\n\r\n", answer("404 Not Found", NO_SUCH_TOKEN, head=True)),
+    ("HEAD /index.html HTTP/1.1\r\n\r\n", answer("404 Not Found", "Not found.", head=True)),
     ("GET /.well-known/acme-challenge/ HTTP/1.1\r\n\r\n", UNKNOWN),
     ("GET /.well-known/acme-challenge HTTP/1.1\r\n\r\n", UNKNOWN),
     ("GET /index.html HTTP/1.1\r\n\r\n", answer("404 Not Found", "Not found.")),

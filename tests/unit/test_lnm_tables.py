@@ -73,6 +73,13 @@ def test_a_table_directory_that_is_a_file_is_named_with_its_variable(
     assert plain.read_text() == "not a directory"
 
 
+def test_a_table_that_does_not_exist_is_named_with_those_that_do() -> None:
+    with pytest.raises(LogicalNameError) as ei:
+        lookup("WUCME_T_A", "decw")
+    assert ei.value.message() == ("%WUCME-E-NOSUCHTABLE, no such logical name table 'decw' "
+                                  "(process, job, group, system, cluster)")
+
+
 def test_the_process_table_has_no_file() -> None:
     with pytest.raises(LogicalNameError) as ei:
         lnm.table_path("process")
