@@ -405,6 +405,15 @@ def test_a_value_names_a_process_logical_only_in_its_own_case(monkeypatch: pytes
     assert translate("WUCME_T_B") == ["from the process table"]
 
 
+def test_a_builtin_name_is_looked_up_in_any_case_but_named_by_a_value_in_its_own() -> None:
+    disk = lookup("sys$disk", "process")  # DCL upper-cases what is typed
+    assert disk is not None and disk.name == "SYS$DISK"
+    define("WUCME_T_A", "sys$disk", "system")
+    define("WUCME_T_B", "SYS$DISK", "system")
+    assert translate("WUCME_T_A") == ["sys$disk"]
+    assert translate("WUCME_T_B") == list(disk.values)
+
+
 def test_show_iteration_stops_at_a_loop_of_three() -> None:
     define("WUCME_T_A", "WUCME_T_B", "system")
     define("WUCME_T_B", "WUCME_T_C", "system")
