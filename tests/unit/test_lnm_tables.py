@@ -7,6 +7,7 @@ their whole message, the limits at the limit and one past it, and state read bac
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -276,6 +278,34 @@ def test_an_ended_job_lets_go_of_its_table() -> None:
     lnm.end_job(created)
     assert not [p for p in open_paths() if p.startswith(str(created))]
     assert not created.parent.exists() and JOB_ENV not in os.environ
+
+
+def test_a_name_deassigned_by_another_process_while_waiting_for_the_table_is_not_there(tables: Path) -> None:
+    define("WUCME_T_A", "value", "system")
+    other = os.open(tables / "system.json.lock", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process's DEASSIGN holds the table
+    outcome: list[object] = []
+
+    def ours() -> None:
+        try:
+            outcome.append(lnm.deassign("WUCME_T_A", "system"))
+        except LogicalNameError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=ours)
+    t.start()
+    try:
+        time.sleep(0.3)  # ours has seen the name and waits for the lock
+        gone = tables / "system.json.new"
+        gone.write_text(json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {}}))
+        os.replace(gone, tables / "system.json")  # the other one's DEASSIGN, written
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+        t.join(5)
+    (error,) = outcome
+    assert isinstance(error, LogicalNameError) and error.ident == "NOLOGNAM"
+    assert error.message() == "%WUCME-E-NOLOGNAM, no logical name match for WUCME_T_A in LNM$SYSTEM_TABLE"
 
 
 # --- the cluster database named ------------------------------------------------------------------
