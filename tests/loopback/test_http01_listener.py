@@ -307,8 +307,9 @@ def test_out_of_descriptors_with_every_connection_served_the_oldest_goes(
 
 def test_out_of_descriptors_with_nothing_to_drop_the_listener_waits_for_one(listener: Http01Listener,
                                                                             logged: list[str]) -> None:
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK  # serving: its selector made
     with newcomer_when_out_of_descriptors(listener.port) as newcomer:
-        assert wait_for(logged, 1)[0] == EMFILE
+        assert wait_for(logged, 2)[1] == EMFILE
     with newcomer:  # descriptors free again: the newcomer is taken at last
         newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
         assert read_all(newcomer) == OK
@@ -329,22 +330,28 @@ def test_a_short_deadline_is_kept_to_and_not_rounded_to_the_idle_wake_up(store: 
             start = time.monotonic()
             assert s.recv(100) == b""
             waited = time.monotonic() - start
-    assert 0.2 < waited < 0.75  # closed at its deadline, not at the next one-second wake-up
+    assert 0.2 < waited < 0.9  # closed at its deadline, not at the next one-second wake-up
 
 
-def cpu_while_sleeping(seconds: float) -> float:
-    """The CPU time this process (the listener's thread, the test's asleep) used meanwhile."""
-    before = resource.getrusage(resource.RUSAGE_SELF)
+def listener_cpu_while_sleeping(listener: Http01Listener, seconds: float) -> float:
+    """The CPU time the listener's thread used while the test slept (/proc: user + system ticks)."""
+    assert listener._thread is not None and listener._thread.native_id is not None
+    stat = Path(f"/proc/self/task/{listener._thread.native_id}/stat")
+
+    def ticks() -> int:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields
+
+    before = ticks()
     time.sleep(seconds)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (ticks() - before) / os.sysconf("SC_CLK_TCK")
 
 
 def test_an_idle_listener_sleeps_before_and_after_serving(listener: Http01Listener) -> None:
-    assert cpu_while_sleeping(0.5) < 0.1  # no client: the loop waits in select, it does not spin
+    assert listener_cpu_while_sleeping(listener, 0.5) < 0.1  # no client: it waits in select, it does not spin
     assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
     time.sleep(1.2)  # past the served connection's deadline (timeout=1.0): nothing of it is left
-    assert cpu_while_sleeping(0.5) < 0.1
+    assert listener_cpu_while_sleeping(listener, 0.5) < 0.1
 
 
 def test_seats_are_given_back_when_connections_close(store: ChallengeStore) -> None:
@@ -359,7 +366,7 @@ def test_a_slow_reader_does_not_hold_up_the_others(slow_sender: Http01Listener) 
         with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as other:
             other.sendall(b"GET /index.html HTTP/1.1\r\n\r\n")
             assert read_all(other) == answer("404 Not Found", "Not found.")
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 3.0
         assert read_all(slow) == answer("200 OK", BIG_KEYAUTH)
 
 
