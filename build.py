@@ -102,7 +102,8 @@ MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
                          "tests/cluster/test_challenge_store_db.py"]),
     "challenge.storepg": (["wucme/challenge/storepg.py"], ["tests/cluster/test_challenge_store_db.py"]),
     "challenge.http01": (["wucme/challenge/http01.py"],
-                         ["tests/loopback/test_challenge_http01.py", "tests/loopback/test_http01_listener.py"]),
+                         ["tests/loopback/test_challenge_http01.py", "tests/loopback/test_http01_listener.py",
+                          "tests/loopback/test_dual_stack.py"]),
     "challenge.tlsalpn": (["wucme/challenge/tlsalpn.py"],
                           ["tests/loopback/test_challenge_tlsalpn.py", "tests/loopback/test_tlsalpn_responder.py"]),
 }

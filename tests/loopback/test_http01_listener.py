@@ -7,8 +7,13 @@ kind of request, the head-size limit at the byte, the log line, and the listener
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
+import os
+import resource
 import socket
+import struct
 import sys
 import threading
 import time
@@ -89,6 +94,8 @@ def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
     (f"GET /cgi-bin/wucme{PATH} HTTP/1.1\r\n\r\n", OK),
     (f"HEAD {PATH} HTTP/1.1\r\n\r\n", answer("200 OK", KEYAUTH, head=True)),
     (f"GET {PATH}x HTTP/1.1\r\n\r\n", UNKNOWN),
+    (f"HEAD {PATH}x HTTP/1.1\r\n\r\n", answer("404 Not Found", NO_SUCH_TOKEN, head=True)),
+    ("HEAD /index.html HTTP/1.1\r\n\r\n", answer("404 Not Found", "Not found.", head=True)),
     ("GET /.well-known/acme-challenge/ HTTP/1.1\r\n\r\n", UNKNOWN),
     ("GET /.well-known/acme-challenge HTTP/1.1\r\n\r\n", UNKNOWN),
     ("GET /index.html HTTP/1.1\r\n\r\n", answer("404 Not Found", "Not found.")),
@@ -96,6 +103,8 @@ def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
     (f"PUT {PATH} HTTP/1.1\r\n\r\n", answer("405 Method Not Allowed", "Method not allowed.", "Allow: GET, HEAD")),
     (f"PATCH {PATH} HTTP/1.1\r\n\r\n", answer("405 Method Not Allowed", "Method not allowed.", "Allow: GET, HEAD")),
     (f"BREW {PATH} HTTP/1.1\r\n\r\n", answer("501 Not Implemented", "Not implemented.")),
+    ("\r\n\r\n", BAD),  # a blank line where the request line should be: refused at once
+    ("\n\n", BAD),
     (f"GET {PATH} HTTP/2\r\n\r\n", BAD),
     (f"GET {PATH} SPDY/1.1\r\n\r\n", BAD),
     (f"GE7 {PATH} HTTP/1.1\r\n\r\n", BAD),
@@ -129,6 +138,14 @@ def test_a_head_of_max_head_bytes_is_answered_and_one_more_is_too_large(listener
     assert exchange(listener.port, line + pad + b"a") == TOO_LARGE
 
 
+@pytest.mark.parametrize("eol", ["\r\n", "\n"])
+def test_the_head_ends_at_its_first_blank_line_whatever_follows(listener: Http01Listener, eol: str) -> None:
+    head = f"GET {PATH} HTTP/1.1{eol}{eol}"
+    body = f"X-Not-A-Header: {'b' * 250}{eol}{eol}"  # past max_head (200) up to its own blank line
+    assert len(head) < 200 < len(head + body)
+    assert exchange(listener.port, (head + body).encode()) == OK
+
+
 def test_the_log_names_the_peer_the_request_and_the_status(store: ChallengeStore) -> None:
     logged: list[str] = []
     with Http01Listener(store, "127.0.0.1", 0, log=logged.append) as listener:
@@ -152,12 +169,205 @@ def test_clients_that_hang_up_early_leave_the_listener_serving(listener: Http01L
     assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
 
 
+def test_clients_that_reset_their_connection_leave_the_listener_serving(listener: Http01Listener) -> None:
+    for partial in (b"GET /.well-known/acme-", f"GET {PATH} HTTP/1.1\r\n\r\n".encode()):
+        s = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+        s.sendall(partial)
+        time.sleep(0.1)  # read by the listener (and, the second, answered)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # an RST: the listener's next read or write fails
+        time.sleep(0.1)
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+
+
+BIG_KEYAUTH = TOKEN + "." + "k" * 60000  # near the store's 64 KiB record; no CA sends this much
+
+
+def big_answer_listener(tmp_path: Path, logged: list[str], max_clients: int | None = None) -> Http01Listener:
+    """A listener holding an answer too large for one send."""
+    store = ChallengeStore(tmp_path / "big")
+    store.put(TOKEN, BIG_KEYAUTH, "www.example.org", "http-01")
+    listener = Http01Listener(store, "127.0.0.1", 0, timeout=10.0, max_clients=max_clients, log=logged.append)
+    # what a loaded host does to any answer: connections accepted with a small send buffer
+    listener._listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return listener
+
+
+@pytest.fixture
+def slow_sender(tmp_path: Path, logged: list[str]) -> Iterator[Http01Listener]:
+    with big_answer_listener(tmp_path, logged) as listener:
+        yield listener
+
+
+def slow_reader(port: int) -> socket.socket:
+    """A client that asks for the challenge and reads nothing yet: the answer waits in the listener."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+    time.sleep(0.3)  # the listener's first send fills the buffers and stops there
+    return s
+
+
+def read_all(s: socket.socket) -> bytes:
+    reply = b""
+    while chunk := s.recv(65536):
+        reply += chunk
+    return reply
+
+
+def test_an_answer_larger_than_the_socket_buffers_reaches_a_slow_reader_whole(slow_sender: Http01Listener) -> None:
+    with slow_reader(slow_sender.port) as s:
+        assert read_all(s) == answer("200 OK", BIG_KEYAUTH)
+
+
+def test_a_connection_being_answered_is_not_dropped_for_a_newcomer(tmp_path: Path, logged: list[str]) -> None:
+    with big_answer_listener(tmp_path, logged, max_clients=1) as slow_sender, slow_reader(slow_sender.port) as s:
+        # the one seat is taken by a connection past its head: the newcomer is refused, not it
+        with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as newcomer:
+            try:
+                newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+                got = newcomer.recv(65536)
+            except ConnectionResetError:  # closed with the request unread
+                got = b""
+        assert got == b""
+        assert read_all(s) == answer("200 OK", BIG_KEYAUTH)
+    assert logged[0].endswith(f" GET {PATH} 200")  # the request served, then the refusal
+    assert logged[1:] == ["too many connections: refusing newcomers while every one held is being served "
+                          "(1, the latest from 127.0.0.1)"]
+
+
+def wait_for(logged: list[str], count: int, seconds: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while len(logged) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return logged
+
+
+@contextlib.contextmanager
+def newcomer_when_out_of_descriptors(port: int) -> Iterator[socket.socket]:
+    """A connection made when this process (the listener's) has no descriptor left: the limit
+    lowered and every number below it taken, the newcomer's socket the last one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 16, hard))
+        while True:
+            try:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                break
+        os.close(fillers.pop())
+        newcomer = socket.socket()
+        newcomer.settimeout(5)
+        newcomer.connect(("127.0.0.1", port))  # the listener's accept fails: EMFILE
+        yield newcomer
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+EMFILE = "accept failed: [Errno 24] Too many open files"
+
+
+def test_out_of_descriptors_the_listener_drops_the_oldest_unfinished_connection_and_serves_on(
+        slow_sender: Http01Listener, logged: list[str]) -> None:
+    with slow_reader(slow_sender.port) as served:  # past its head: not dropped while others are not
+        # Two unfinished heads: at the limit, Linux's accept fails (EMFILE) even with nothing
+        # waiting, so the batch that takes the newcomer sheds one more unfinished connection.
+        idle = [socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) for _ in range(2)]
+        for s in idle:
+            s.sendall(b"GET /.well-known/acme-")
+        time.sleep(0.2)  # held, their heads unfinished
+        with newcomer_when_out_of_descriptors(slow_sender.port) as newcomer:
+            assert wait_for(logged, 2)[1] == EMFILE
+            assert idle[0].recv(100) == b""  # the oldest unfinished one's descriptor went to the newcomer
+        for s in idle:
+            s.close()
+        with newcomer:
+            newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+            assert read_all(newcomer) == answer("200 OK", BIG_KEYAUTH)
+        assert read_all(served) == answer("200 OK", BIG_KEYAUTH)
+
+
+def test_out_of_descriptors_with_every_connection_served_the_oldest_goes(
+        slow_sender: Http01Listener, logged: list[str]) -> None:
+    with slow_reader(slow_sender.port) as served:
+        with newcomer_when_out_of_descriptors(slow_sender.port) as newcomer:
+            assert wait_for(logged, 2)[1] == EMFILE
+            newcomer.close()
+        assert len(read_all(served)) < len(answer("200 OK", BIG_KEYAUTH))  # dropped mid-answer
+    with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as s:
+        s.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert read_all(s) == answer("200 OK", BIG_KEYAUTH)  # and the listener serves on
+
+
+def test_out_of_descriptors_with_nothing_to_drop_the_listener_waits_for_one(listener: Http01Listener,
+                                                                            logged: list[str]) -> None:
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK  # serving: its selector made
+    with newcomer_when_out_of_descriptors(listener.port) as newcomer:
+        assert wait_for(logged, 2)[1] == EMFILE
+    with newcomer:  # descriptors free again: the newcomer is taken at last
+        newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert read_all(newcomer) == OK
+
+
 def test_a_silent_client_is_closed_at_its_deadline_and_not_before(listener: Http01Listener) -> None:
     with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as s:
         start = time.monotonic()
         assert s.recv(100) == b""
         waited = time.monotonic() - start
     assert 0.8 < waited < 2.5  # timeout=1.0: the whole head must arrive within it
+
+
+def test_a_short_deadline_is_kept_to_and_not_rounded_to_the_idle_wake_up(store: ChallengeStore) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=0.25) as server:
+        time.sleep(0.1)  # the listener waits for its first client (up to a second at a time)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            start = time.monotonic()
+            assert s.recv(100) == b""
+            waited = time.monotonic() - start
+    assert 0.2 < waited < 0.9  # closed at its deadline, not at the next one-second wake-up
+
+
+def listener_cpu_while_sleeping(listener: Http01Listener, seconds: float) -> float:
+    """The CPU time the listener's thread used while the test slept (/proc: user + system ticks)."""
+    assert listener._thread is not None and listener._thread.native_id is not None
+    stat = Path(f"/proc/self/task/{listener._thread.native_id}/stat")
+
+    def ticks() -> int:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields
+
+    before = ticks()
+    time.sleep(seconds)
+    return (ticks() - before) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_listener_sleeps_before_and_after_serving(listener: Http01Listener) -> None:
+    assert listener_cpu_while_sleeping(listener, 0.5) < 0.1  # no client: it waits in select, it does not spin
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+    time.sleep(1.2)  # past the served connection's deadline (timeout=1.0): nothing of it is left
+    assert listener_cpu_while_sleeping(listener, 0.5) < 0.1
+
+
+def test_seats_are_given_back_when_connections_close(store: ChallengeStore) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0, max_clients=1) as server:
+        for _ in range(3):
+            assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+
+
+def test_a_slow_reader_does_not_hold_up_the_others(slow_sender: Http01Listener) -> None:
+    with slow_reader(slow_sender.port) as slow:  # its answer waits in the listener
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", slow_sender.port), timeout=5) as other:
+            other.sendall(b"GET /index.html HTTP/1.1\r\n\r\n")
+            assert read_all(other) == answer("404 Not Found", "Not found.")
+        assert time.monotonic() - start < 3.0
+        assert read_all(slow) == answer("200 OK", BIG_KEYAUTH)
 
 
 def test_stop_closes_the_port_and_may_be_called_twice(store: ChallengeStore) -> None:
@@ -167,6 +377,87 @@ def test_stop_closes_the_port_and_may_be_called_twice(store: ChallengeStore) -> 
     assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
     server.stop()
     server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_the_listener_takes_port_80_unless_told_otherwise(store: ChallengeStore) -> None:
+    """RFC 8555 §8.3: the CA fetches the key authorization from port 80."""
+    try:
+        server = Http01Listener(store, "127.0.0.80", timeout=1.0)
+    except PermissionError:
+        pytest.skip("binding port 80 needs privilege")
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        pytest.skip("port 80 is taken on this machine")
+    with server:
+        assert server.address == ("127.0.0.80", 80)
+        with socket.create_connection(("127.0.0.80", 80), timeout=5) as s:
+            s.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+            assert read_all(s) == OK
+
+
+def test_a_head_of_8192_bytes_is_answered_by_default_and_one_more_is_too_large(store: ChallengeStore) -> None:
+    line = f"GET {PATH} HTTP/1.1\r\n".encode()
+    pad = b"X-Pad: " + b"a" * (8192 - len(line) - len(b"X-Pad: "))
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0) as server:
+        assert exchange(server.port, line + pad + b"\r\n\r\n") == OK
+        assert exchange(server.port, line + pad + b"a\r\n\r\n") == TOO_LARGE
+
+
+def test_the_listeners_thread_is_named_for_it_and_does_not_hold_the_process(listener: Http01Listener) -> None:
+    (thread,) = [t for t in threading.enumerate() if t.name == "wucme-http01"]
+    assert thread.daemon  # an `issue` that ends (or fails) is not kept alive by its listener
+
+
+@pytest.mark.parametrize("limit", [{"max_clients": 1}, {"per_source": 1}])
+def test_a_newcomer_beyond_the_limits_given_drops_the_idle_connection_and_it_is_logged(
+        store: ChallengeStore, limit: dict[str, int]) -> None:
+    logged: list[str] = []
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0, log=logged.append,
+                        max_clients=limit.get("max_clients"), per_source=limit.get("per_source")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle:
+            idle.sendall(b"GET /.well-known/acme-")
+            time.sleep(0.2)  # admitted, its head unfinished
+            assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+            assert idle.recv(100) == b""  # its seat went to the newcomer
+            dropped = "127.0.0.1:%d" % idle.getsockname()[1]
+    assert logged[0] == ("too many connections: dropping the oldest unfinished one for each newcomer "
+                         f"(1, the latest from {dropped} for 127.0.0.1)")
+    assert len(logged) == 2 and logged[1].endswith(f" GET {PATH} 200")
+
+
+def test_the_per_source_limit_counts_each_address_apart(store: ChallengeStore, logged: list[str]) -> None:
+    with Http01Listener(store, "127.0.0.1", 0, timeout=5.0, log=logged.append, per_source=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as first:
+            first.sendall(b"GET /.well-known/acme-")
+            time.sleep(0.2)  # admitted, its head unfinished
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                          source_address=("127.0.0.2", 0)) as other:
+                other.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+                assert read_all(other) == OK
+            first.sendall(f"challenge/{TOKEN} HTTP/1.1\r\n\r\n".encode())  # still held: it ends its head
+            assert read_all(first) == OK
+    assert [line.split(" ", 1)[1] for line in logged] == [f"GET {PATH} 200"] * 2  # nothing dropped
+
+
+def test_a_bad_limit_in_a_logical_name_is_logged_and_the_default_used(
+        store: ChallengeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_CLIENT_LIMIT", "many")
+    logged: list[str] = []
+    with Http01Listener(store, "127.0.0.1", 0, log=logged.append) as server:
+        assert server.limits.max_clients == server.max_clients == 1024
+    assert logged == ["logical name WUCME_CLIENT_LIMIT = 'many' is not a positive count: using 1024"]
+
+
+def test_stop_closes_the_connections_still_open_and_then_the_port(store: ChallengeStore) -> None:
+    server = Http01Listener(store, "127.0.0.1", 0, timeout=30.0).start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as waiting:
+        waiting.sendall(b"GET /.well-known/acme-")
+        time.sleep(0.2)  # held, its head unfinished
+        server.stop()
+        assert waiting.recv(100) == b""  # closed by the stop, long before its deadline
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
@@ -199,6 +490,12 @@ def test_serve_forever_in_the_foreground_until_stopped_from_another_thread(store
 ])
 def test_the_token_is_found_however_the_server_splits_the_url(script: str, path_info: str, token: str | None) -> None:
     assert challenge_token({"SCRIPT_NAME": script, "PATH_INFO": path_info}) == token
+
+
+def test_the_token_is_found_when_the_server_leaves_a_variable_out() -> None:
+    # RFC 3875 §4.1.5: a server may leave PATH_INFO unset when the URL has no path past the script
+    assert challenge_token({"SCRIPT_NAME": PATH}) == TOKEN
+    assert challenge_token({"PATH_INFO": PATH}) == TOKEN
 
 
 def call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:

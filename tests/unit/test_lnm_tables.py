@@ -7,12 +7,15 @@ their whole message, the limits at the limit and one past it, and state read bac
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,20 @@ def test_a_table_directory_that_is_a_file_is_named_with_its_variable(
         lookup("WUCME_T_A", table)
     assert on_lookup.value.message() == want
     assert plain.read_text() == "not a directory"
+
+
+def test_a_table_that_does_not_exist_is_named_with_those_that_do() -> None:
+    with pytest.raises(LogicalNameError) as ei:
+        lookup("WUCME_T_A", "decw")
+    assert ei.value.message() == ("%WUCME-E-NOSUCHTABLE, no such logical name table 'decw' "
+                                  "(process, job, group, system, cluster)")
+
+
+def test_the_process_table_has_no_file() -> None:
+    with pytest.raises(LogicalNameError) as ei:
+        lnm.table_path("process")
+    assert ei.value.message() == "%WUCME-E-BADTABLE, the process table is the environment, not a file"
+    assert ei.value.ident == "BADTABLE"
 
 
 def test_a_table_below_a_directory_anyone_may_write_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,6 +140,27 @@ def _as_nobody_is_refused(tables: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert lookup("WUCME_T_B", "system") is None and lookup("WUCME_T_A", "system") is not None
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_a_user_who_may_not_read_the_table_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    where = Path(tempfile.mkdtemp(prefix="wucme-lnm-"))
+    os.chmod(where, 0o755)
+    tables = where / "lnm"
+    path = tables / "system.json"
+    want = f"NOPRIV: %WUCME-E-NOPRIV, cannot read logical name table {path}"
+    monkeypatch.setenv("WUCME_LNM_DIR", str(tables))
+    try:
+        define("WUCME_T_A", "root's", "system")
+        os.chmod(path, 0o600)  # the table may not be opened by nobody
+        assert _as_nobody(lambda: lookup("WUCME_T_A", "system")) == want
+        os.chmod(path, 0o644)
+        os.chmod(tables, 0o700)  # nor may its directory be searched: not even its status is known
+        assert _as_nobody(lambda: lookup("WUCME_T_A", "system")) == want
+        os.chmod(tables, 0o755)
+        assert _as_nobody(lambda: lookup("WUCME_T_A", "system")) == "ok"
+    finally:
+        shutil.rmtree(where)
+
+
 def test_concurrent_defines_in_threads_lose_nothing(tables: Path) -> None:
     def writer(i: int) -> None:
         for j in range(10):
@@ -146,6 +184,19 @@ def test_a_damaged_table_is_named_with_what_is_wrong(tables: Path) -> None:
                                   "'names' is not an object")
 
 
+@pytest.mark.parametrize("entry, what", [
+    (["value"], "entry 'WUCME_T_A' has no list of values"),
+    ({"attributes": ["TERMINAL"]}, "entry 'WUCME_T_A' has no list of values"),
+    ({"values": []}, "entry 'WUCME_T_A' has no list of values"),
+])
+def test_a_damaged_entry_is_named_with_what_is_wrong(tables: Path, entry: object, what: str) -> None:
+    tables.mkdir()
+    (tables / "system.json").write_text(json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {"wucme_t_a": entry}}))
+    with pytest.raises(LogicalNameError) as ei:
+        lookup("WUCME_T_A", "system")
+    assert ei.value.message() == f"%WUCME-E-BADTABLE, logical name table {tables / 'system.json'} is damaged: {what}"
+
+
 def test_an_entry_remembers_the_table_file_it_came_from(tables: Path) -> None:
     define("WUCME_T_A", "value", "system")
     entry = lookup("WUCME_T_A", "system")
@@ -162,6 +213,57 @@ def test_a_table_file_removed_lets_go_of_its_descriptor(tables: Path) -> None:
     assert not [p for p in open_paths() if p.startswith(table)]
 
 
+def test_an_unchanged_table_is_read_once_and_a_changed_one_again(tables: Path) -> None:
+    define("WUCME_T_A", "value", "system")
+    first = lookup("WUCME_T_A", "system")
+    assert first is not None and lookup("WUCME_T_A", "system") is first  # the parsed table kept
+    define("WUCME_T_B", "other", "system")  # the file replaced: read again
+    again = lookup("WUCME_T_A", "system")
+    assert again == first and again is not first
+    assert lookup("WUCME_T_B", "system") == LogicalName("WUCME_T_B", ("other",), "system",
+                                                        source=str(tables / "system.json"))
+
+
+def test_a_program_started_after_a_lookup_does_not_inherit_the_table(tables: Path) -> None:
+    define("WUCME_T_A", "value", "system")
+    assert lookup("WUCME_T_A", "system") is not None  # the table is held open (the cache)
+    table = str(tables / "system.json")
+    assert table in open_paths()
+    # what a hook or DCL command started with exec gets: every descriptor not marked close-on-exec
+    held = subprocess.run(["sh", "-c", "readlink /proc/$$/fd/*"], close_fds=False,
+                          capture_output=True, text=True).stdout.split("\n")
+    assert "/dev/null" in held or any(p.startswith("pipe:") for p in held)  # the list was read
+    assert table not in held
+
+
+def test_a_table_read_again_lets_go_of_the_file_it_replaced(tables: Path) -> None:
+    table = str(tables / "system.json")
+    for n in range(3):
+        define(f"WUCME_T_{n}", "value", "system")  # each DEFINE writes a new file in its place
+        assert lookup(f"WUCME_T_{n}", "system") is not None
+        assert [p for p in open_paths() if p.startswith(table)] == [table]  # not "... (deleted)"
+
+
+def test_at_most_eight_tables_are_held_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(9):
+        monkeypatch.setenv("WUCME_LNM_DIR", str(tmp_path / f"node{n}"))
+        define("WUCME_T_A", f"node {n}", "system")
+        assert lookup("WUCME_T_A", "system") is not None
+    held = sorted(p for p in open_paths() if p.startswith(str(tmp_path)))
+    assert held == [str(tmp_path / f"node{n}" / "system.json") for n in range(1, 9)]  # the oldest let go
+
+
+def test_a_table_larger_than_one_read_is_read_whole(tables: Path) -> None:
+    tables.mkdir()
+    names = {f"WUCME_T_{n:03}": {"values": [f"{n:03}" + "v" * 252]} for n in range(300)}
+    text = json.dumps({"table": "LNM$SYSTEM_TABLE", "names": names}, indent=1)
+    assert len(text) > 1 << 16  # read in 64 KiB pieces
+    (tables / "system.json").write_text(text)
+    last = lookup("WUCME_T_299", "system")
+    assert last is not None and last.values == ("299" + "v" * 252,)
+    assert len(show("WUCME_T_*", "system")) == 300
+
+
 def test_an_ended_job_lets_go_of_its_table() -> None:
     created = lnm.start_job()
     # end_job removes the table's directory: be sure it is the private one start_job made
@@ -172,6 +274,34 @@ def test_an_ended_job_lets_go_of_its_table() -> None:
     lnm.end_job(created)
     assert not [p for p in open_paths() if p.startswith(str(created))]
     assert not created.parent.exists() and JOB_ENV not in os.environ
+
+
+def test_a_name_deassigned_by_another_process_while_waiting_for_the_table_is_not_there(tables: Path) -> None:
+    define("WUCME_T_A", "value", "system")
+    other = os.open(tables / "system.json.lock", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process's DEASSIGN holds the table
+    outcome: list[object] = []
+
+    def ours() -> None:
+        try:
+            outcome.append(lnm.deassign("WUCME_T_A", "system"))
+        except LogicalNameError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=ours)
+    t.start()
+    try:
+        time.sleep(0.3)  # ours has seen the name and waits for the lock
+        gone = tables / "system.json.new"
+        gone.write_text(json.dumps({"table": "LNM$SYSTEM_TABLE", "names": {}}))
+        os.replace(gone, tables / "system.json")  # the other one's DEASSIGN, written
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+        t.join(5)
+    (error,) = outcome
+    assert isinstance(error, LogicalNameError) and error.ident == "NOLOGNAM"
+    assert error.message() == "%WUCME-E-NOLOGNAM, no logical name match for WUCME_T_A in LNM$SYSTEM_TABLE"
 
 
 # --- the cluster database named ------------------------------------------------------------------
@@ -214,6 +344,15 @@ def test_a_process_name_with_one_attribute_keeps_it_beside_the_variable(kw: dict
     assert json.loads(os.environ["_WUCME_LNM_WUCME_T_TERM"]) == attrs
     entry = lookup("WUCME_T_TERM", "process")
     assert entry is not None and entry.to_json() == attrs
+    assert entry.table == "process" and entry.source == "environment"
+
+
+@pytest.mark.parametrize("companion", ["not JSON", '["a list"]', '{"values": "v"}'])
+def test_a_damaged_companion_variable_leaves_the_plain_variable(monkeypatch: pytest.MonkeyPatch,
+                                                                companion: str) -> None:
+    monkeypatch.setenv("WUCME_T_A", "value")
+    monkeypatch.setenv("_WUCME_LNM_WUCME_T_A", companion)
+    assert lookup("WUCME_T_A", "process") == LogicalName("WUCME_T_A", ("value",), "process")
 
 
 def test_a_value_holding_nul_is_refused_in_every_table() -> None:
@@ -282,6 +421,23 @@ def test_a_translation_in_named_tables_looks_only_there(monkeypatch: pytest.Monk
     monkeypatch.setenv("WUCME_T_C", "from the process table")
     assert translate("WUCME_T_A", "system") == ["WUCME_T_C"]
     assert translate("WUCME_T_A") == ["from the process table"]
+
+
+def test_a_value_names_a_process_logical_only_in_its_own_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WUCME_T_C", "from the process table")
+    define("WUCME_T_A", "wucme_t_c", "system")  # values are names case-sensitively, as on VMS
+    define("WUCME_T_B", "WUCME_T_C", "system")
+    assert translate("WUCME_T_A") == ["wucme_t_c"]
+    assert translate("WUCME_T_B") == ["from the process table"]
+
+
+def test_a_builtin_name_is_looked_up_in_any_case_but_named_by_a_value_in_its_own() -> None:
+    disk = lookup("sys$disk", "process")  # DCL upper-cases what is typed
+    assert disk is not None and disk.name == "SYS$DISK"
+    define("WUCME_T_A", "sys$disk", "system")
+    define("WUCME_T_B", "SYS$DISK", "system")
+    assert translate("WUCME_T_A") == ["sys$disk"]
+    assert translate("WUCME_T_B") == list(disk.values)
 
 
 def test_show_iteration_stops_at_a_loop_of_three() -> None:
