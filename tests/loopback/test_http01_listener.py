@@ -339,6 +339,10 @@ def test_out_of_descriptors_with_nothing_to_drop_the_listener_pauses_and_logs_th
         assert read_all(newcomer) == OK
     assert wait_for(logged, 4)[2] == "accepting connections again"  # the episode's end, once
     assert logged[3].endswith(f" GET {PATH} 200") and len(logged) == 4
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+    assert wait_for(logged, 5)[4].endswith(f" GET {PATH} 200")  # served as before: the episode is over
+    time.sleep(0.1)
+    assert len(logged) == 5
 
 
 @pytest.mark.parametrize("serve", ["start", "serve_forever"])
@@ -353,6 +357,32 @@ def test_a_listener_that_cannot_make_its_selector_says_so_and_gives_up_its_port(
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
     server.stop()
     assert logged == [f"cannot serve on port {server.port}: [Errno 24] Too many open files"]
+
+
+@pytest.mark.parametrize("serve", ["start", "serve_forever"])
+def test_stop_ends_a_serving_listener_at_once(store: ChallengeStore, serve: str) -> None:
+    """stop() wakes the loop waiting in select (its idle wait is a second), and the loop, not
+    stop(), closes the sockets once it has left select."""
+    server = Http01Listener(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever) if serve == "serve_forever" else None
+    if thread is None:
+        server.start()
+    else:
+        thread.start()
+    try:
+        assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+        time.sleep(0.1)  # the loop back in its idle wait
+        begun = time.monotonic()
+        server.stop()
+        if thread is not None:
+            thread.join(5)
+        assert time.monotonic() - begun < 0.5
+    finally:
+        server.stop()
+        if thread is not None:
+            thread.join(5)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
 def test_stop_closes_the_sockets_of_a_listener_never_started(store: ChallengeStore) -> None:
