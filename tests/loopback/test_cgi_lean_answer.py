@@ -261,10 +261,10 @@ def test_a_request_in_this_process_environment_is_answered_on_its_stdout(
     del env["REQUEST_METHOD"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    stdout = io.TextIOWrapper(io.BytesIO())
-    monkeypatch.setattr(sys, "stdout", stdout)
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written))
     assert cgi_answer() == 0
-    status, headers, body = split(stdout.buffer.getvalue())  # type: ignore[attr-defined]
+    status, headers, body = split(written.getvalue())
     assert (status, body) == ("Status: 200 OK", KEYAUTH.encode())
     assert headers == {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(KEYAUTH)),
                        "Cache-Control": "no-store"}
