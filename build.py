@@ -104,6 +104,12 @@ MUTATE_TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "challenge.http01": (["wucme/challenge/http01.py"],
                          ["tests/loopback/test_challenge_http01.py", "tests/loopback/test_http01_listener.py",
                           "tests/loopback/test_dual_stack.py"]),
+    "challenge.answer": (["wucme/challenge/answer.py"],
+                         ["tests/loopback/test_cgi_lean_answer.py", "tests/loopback/test_challenge_http01.py",
+                          "tests/loopback/test_http01_listener.py"]),
+    "challenge.storefile": (["wucme/challenge/storefile.py"],
+                            ["tests/loopback/test_challenge_store_files.py", "tests/loopback/test_challenge_store.py",
+                             "tests/loopback/test_cgi_lean_answer.py", "tests/loopback/test_challenge_http01.py"]),
     "challenge.tlsalpn": (["wucme/challenge/tlsalpn.py"],
                           ["tests/loopback/test_challenge_tlsalpn.py", "tests/loopback/test_tlsalpn_responder.py"]),
 }

@@ -10,14 +10,16 @@ not answer (an admin path, a store kept in the cluster database, a path that is 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wucme.challenge.answer import NO_SUCH_TOKEN
+from wucme.challenge.answer import NO_SUCH_TOKEN, answer, cgi_answer, cgi_write
 from wucme.challenge.store import ChallengeStore
 from wucme.vms import lnm
 
@@ -77,13 +79,29 @@ def run(code: str, env: dict[str, str], *, importtime: bool = False) -> tuple[by
     return p.stdout, p.returncode, {n.decode() for n in names}
 
 
+def in_process(env: dict[str, str]) -> tuple[bytes, int] | None:
+    """cgi_answer called in this process with the CGI environment *env* (its WUCME_* names as
+    this process's logical names): its output and status, or None when it hands the request on."""
+    out = io.BytesIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith(("WUCME_", "_WUCME_", "WASD_"))]:
+            mp.delenv(name)
+        for name, value in env.items():
+            if name.startswith(("WUCME_", "WASD_")):
+                mp.setenv(name, value)
+        status = cgi_answer(env, out)
+    return None if status is None else (out.getvalue(), status)
+
+
 def both(env: dict[str, str], *, lean: bool = True) -> bytes:
     """The answer of the entry and of the full script, which must be the same; the entry must
-    have answered alone (*lean*) or handed the request on to wucme.web."""
+    have answered alone (*lean*) or handed the request on to wucme.web.  cgi_answer called in
+    this process gives the entry's answer too (or hands the request on as it does)."""
     out, status, names = run(ENTRY, env, importtime=True)
     full, full_status, _ = run(FULL, env)
     assert (out, status) == (full, full_status)
     assert ("wucme.web" not in names) is lean, sorted(n for n in names if n.startswith("wucme"))
+    assert in_process(env) == ((out, status) if lean else None)
     return out
 
 
@@ -203,6 +221,7 @@ def test_the_process_table_comes_first(site: Site, tmp_path: Path) -> None:
 @pytest.mark.parametrize("script,path", [
     ("/cgi-bin/wucme", "/admin/"),  # the admin pages
     ("/cgi-bin/wucme", "/.well-known/acme-challenge/admin"),  # may be an admin page: the router decides
+    ("/cgi-bin/wucme/.well-known/acme-challenge/admin", ""),  # the same, all in SCRIPT_NAME (ScriptAliasMatch)
     ("/cgi-bin/wucme", "/elsewhere"),  # no challenge: the full script's 404
 ])
 def test_what_the_lean_path_hands_on(site: Site, script: str, path: str) -> None:
@@ -230,3 +249,56 @@ def test_a_server_that_went_away_ends_it_quietly(site: Site) -> None:
             os.close(w)
         results.append((p.returncode, p.stderr))
     assert results[0] == results[1] == (141, b"")
+
+
+def test_a_request_in_this_process_environment_is_answered_on_its_stdout(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cgi_answer() as the entry calls it: the request and the logical names in os.environ, the
+    answer on sys.stdout's bytes; REQUEST_METHOD left out is a GET."""
+    for name in [n for n in os.environ if n.startswith(("WUCME_", "_WUCME_", "WASD_"))]:
+        monkeypatch.delenv(name)
+    env = site.env()
+    del env["REQUEST_METHOD"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written))
+    assert cgi_answer() == 0
+    status, headers, body = split(written.getvalue())
+    assert (status, body) == ("Status: 200 OK", KEYAUTH.encode())
+    assert headers == {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(KEYAUTH)),
+                       "Cache-Control": "no-store"}
+
+
+def test_a_token_outside_the_base64url_alphabet_is_never_looked_up() -> None:
+    """RFC 8555 section 8.3: a token is base64url, so a request cannot bring a path of its own
+    making to the store, whatever the store's look-up would do with it."""
+    asked: list[str] = []
+
+    def lookup(token: str) -> str | None:
+        asked.append(token)
+        return "planted"
+
+    for token in ("../../etc/passwd", "a.b", "a" * 257, ""):
+        assert answer("GET", token, lookup)[0] == "404 Not Found"
+    assert asked == []
+    assert answer("GET", "a" * 256, lookup)[2] == b"planted" and asked == ["a" * 256]
+
+
+def test_an_output_the_server_closed_is_pointed_at_the_null_device_and_ends_with_sigpipes_status() -> None:
+    """The answer cannot be written (a broken pipe): the status of a command killed by SIGPIPE,
+    128 + 13, and the output now the null device, so the interpreter's last flush of what is
+    still buffered fails no more (no traceback for the server's error log)."""
+    r, w = os.pipe()
+    os.close(r)
+    with os.fdopen(w, "wb") as out:
+        assert cgi_write(out, b"Status: 200 OK\r\n\r\n" + b"x" * 200_000) == 141
+        assert os.readlink(f"/proc/self/fd/{w}") == os.devnull
+        out.write(b"more")  # what the interpreter would flush at exit: taken by the null device
+        out.flush()
+
+
+def test_an_answer_written_whole_is_flushed_and_ends_with_status_0(tmp_path: Path) -> None:
+    with open(tmp_path / "out", "wb") as out:
+        assert cgi_write(out, b"Status: 200 OK\r\n\r\nbody") == 0
+        assert (tmp_path / "out").read_bytes() == b"Status: 200 OK\r\n\r\nbody"  # flushed, not buffered

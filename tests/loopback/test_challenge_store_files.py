@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from wucme.challenge import storefile
 from wucme.challenge.store import ChallengeStore
 from wucme.vms.atomic import TEMP_PREFIX
 
@@ -166,6 +167,20 @@ def test_purge_judges_expiry_by_the_time_it_is_given(tmp_path: Path) -> None:
     assert store.purge(now=expires - 1) == 0  # not yet expired at that time: kept
     assert store.purge(now=expires) == 1  # expiring at that instant: gone
     assert os.listdir(tmp_path) == []
+
+
+def test_an_entry_is_answered_until_its_expiry_and_not_at_that_instant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same instant as purge's: an entry whose expiry is now is gone for the responders too."""
+    store = ChallengeStore(tmp_path)
+    store.put(TOKEN, KEYAUTH, "a.example", "http-01", ttl=60)
+    expires = json.loads(only_entry(tmp_path).read_bytes())["expires"]
+    monkeypatch.setattr(storefile.time, "time", lambda: expires - 0.001)
+    assert store.get(TOKEN) == KEYAUTH
+    assert storefile.http01_keyauth(tmp_path, TOKEN) == KEYAUTH
+    monkeypatch.setattr(storefile.time, "time", lambda: expires)
+    assert store.get(TOKEN) is None
+    assert storefile.http01_keyauth(tmp_path, TOKEN) is None
 
 
 def test_purge_leaves_files_that_are_not_entries_and_goes_on_past_them(tmp_path: Path) -> None:

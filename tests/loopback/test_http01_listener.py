@@ -246,9 +246,9 @@ def wait_for(logged: list[str], count: int, seconds: float = 5.0) -> list[str]:
 
 
 @contextlib.contextmanager
-def newcomer_when_out_of_descriptors(port: int) -> Iterator[socket.socket]:
-    """A connection made when this process (the listener's) has no descriptor left: the limit
-    lowered and every number below it taken, the newcomer's socket the last one."""
+def out_of_descriptors(spare: int = 0) -> Iterator[None]:
+    """This process (the listener's) with no descriptor left but *spare*: the limit lowered and
+    every number below it taken."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
     fillers: list[int] = []
@@ -259,15 +259,24 @@ def newcomer_when_out_of_descriptors(port: int) -> Iterator[socket.socket]:
                 fillers.append(os.open(os.devnull, os.O_RDONLY))
             except OSError:
                 break
-        os.close(fillers.pop())
-        newcomer = socket.socket()
-        newcomer.settimeout(5)
-        newcomer.connect(("127.0.0.1", port))  # the listener's accept fails: EMFILE
-        yield newcomer
+        for _ in range(spare):
+            os.close(fillers.pop())
+        yield
     finally:
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@contextlib.contextmanager
+def newcomer_when_out_of_descriptors(port: int) -> Iterator[socket.socket]:
+    """A connection made when this process (the listener's) has no descriptor left: the
+    newcomer's socket takes the last one."""
+    with out_of_descriptors(spare=1):
+        newcomer = socket.socket()
+        newcomer.settimeout(5)
+        newcomer.connect(("127.0.0.1", port))  # the listener's accept fails: EMFILE
+        yield newcomer
 
 
 EMFILE = "accept failed: [Errno 24] Too many open files"
@@ -313,6 +322,78 @@ def test_out_of_descriptors_with_nothing_to_drop_the_listener_waits_for_one(list
     with newcomer:  # descriptors free again: the newcomer is taken at last
         newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
         assert read_all(newcomer) == OK
+
+
+def test_out_of_descriptors_with_nothing_to_drop_the_listener_pauses_and_logs_the_episode_once(
+        listener: Http01Listener, logged: list[str]) -> None:
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+    with newcomer_when_out_of_descriptors(listener.port) as newcomer:
+        assert wait_for(logged, 2)[1] == EMFILE
+        cpu = time.process_time()
+        time.sleep(1.0)  # a second of a newcomer waiting and no descriptor to take it with
+        spent = time.process_time() - cpu
+        assert logged[1:] == [EMFILE]  # once for the episode, not once a try
+        assert spent < 0.3  # the listener waits a while between tries instead of spinning
+    with newcomer:
+        newcomer.sendall(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert read_all(newcomer) == OK
+    assert wait_for(logged, 4)[2] == "accepting connections again"  # the episode's end, once
+    assert logged[3].endswith(f" GET {PATH} 200") and len(logged) == 4
+    assert exchange(listener.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+    assert wait_for(logged, 5)[4].endswith(f" GET {PATH} 200")  # served as before: the episode is over
+    time.sleep(0.1)
+    assert len(logged) == 5
+
+
+@pytest.mark.parametrize("serve", ["start", "serve_forever"])
+def test_a_listener_that_cannot_make_its_selector_says_so_and_gives_up_its_port(
+        store: ChallengeStore, logged: list[str], serve: str) -> None:
+    server = Http01Listener(store, "127.0.0.1", 0, log=logged.append)
+    with out_of_descriptors(), pytest.raises(OSError) as failed:
+        getattr(server, serve)()  # no descriptor for the selector's
+    assert failed.value.errno == errno.EMFILE
+    assert logged == [f"cannot serve on port {server.port}: [Errno 24] Too many open files"]
+    with pytest.raises(ConnectionRefusedError):  # not a port that looks served and answers nothing
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    server.stop()
+    assert logged == [f"cannot serve on port {server.port}: [Errno 24] Too many open files"]
+
+
+@pytest.mark.parametrize("serve", ["start", "serve_forever"])
+def test_stop_ends_a_serving_listener_at_once(store: ChallengeStore, serve: str) -> None:
+    """stop() wakes the loop waiting in select (its idle wait is a second), and the loop, not
+    stop(), closes the sockets once it has left select."""
+    server = Http01Listener(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever) if serve == "serve_forever" else None
+    if thread is None:
+        server.start()
+    else:
+        thread.start()
+    try:
+        assert exchange(server.port, f"GET {PATH} HTTP/1.1\r\n\r\n".encode()) == OK
+        time.sleep(0.1)  # the loop back in its idle wait
+        begun = time.monotonic()
+        server.stop()
+        if thread is not None:
+            thread.join(5)
+        assert time.monotonic() - begun < 0.5
+    finally:
+        server.stop()
+        if thread is not None:
+            thread.join(5)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_stop_closes_the_sockets_of_a_listener_never_started(store: ChallengeStore) -> None:
+    before = sorted(os.listdir("/proc/self/fd"))
+    server = Http01Listener(store, "127.0.0.1", 0)
+    server.stop()
+    assert sorted(os.listdir("/proc/self/fd")) == before  # its port and its wake-up pair
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    server.start()  # stopped: it serves no more, and nothing is left open
+    assert sorted(os.listdir("/proc/self/fd")) == before
 
 
 def test_a_silent_client_is_closed_at_its_deadline_and_not_before(listener: Http01Listener) -> None:

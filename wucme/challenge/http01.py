@@ -114,6 +114,10 @@ class _Client:
 #: The listener's limits unless the caller or WUCME_CLIENT_LIMIT, WUCME_ADDRESS_LIMIT and
 #: WUCME_HELLO_TIMEOUT say otherwise.
 HTTP01_LIMITS = Limits(max_clients=1024, per_source=256, head_timeout=10.0)
+#: Out of descriptors with no connection to drop for the one waiting, the listener stops
+#: watching its socket for this many seconds rather than try accept() again at once: Linux
+#: fails it (EMFILE) before it looks at the queue, so each try would fail until one is free.
+ACCEPT_PAUSE = 0.25
 
 
 class Http01Listener:
@@ -154,6 +158,10 @@ class Http01Listener:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._clients: dict[int, _Client] = {}
+        self._lock = threading.Lock()  # serving begins, or stop() closes the sockets, not both
+        self._serving = False
+        self._accept_failing = False  # an episode of failed accepts, logged once when it begins
+        self._paused_until: float | None = None  # the listener's socket not watched until then
 
     @property
     def address(self) -> tuple[str, int]:
@@ -161,14 +169,22 @@ class Http01Listener:
         return self.host, self.port
 
     def start(self) -> Http01Listener:
-        """Serve in a background thread (the `issue` case)."""
-        self._thread = threading.Thread(target=self.serve_forever, name="wucme-http01", daemon=True)
-        self._thread.start()
+        """Serve in a background thread (the `issue` case).  The selector is made here, in the
+        caller's thread, so a failure (no descriptor left) is raised to the caller, not lost
+        with a thread that would leave a listener looking alive and answering nothing."""
+        sel = self._open()
+        if sel is not None:
+            self._thread = threading.Thread(target=self._serve, args=(sel,), name="wucme-http01", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every socket; safe to call twice."""
-        self._stopping.set()
+        """Stop serving and close every socket (also those of a listener never started); safe
+        to call twice."""
+        with self._lock:
+            self._stopping.set()
+            if not self._serving:
+                self._close_sockets()
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -184,14 +200,45 @@ class Http01Listener:
         self.stop()
 
     def serve_forever(self) -> None:
-        """Serve until `stop` (the `check /http01` foreground case)."""
-        sel = selectors.DefaultSelector()
-        sel.register(self._listener, selectors.EVENT_READ, None)
-        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        """Serve until `stop` (the `check /http01` foreground case); OSError when it cannot."""
+        sel = self._open()
+        if sel is not None:
+            self._serve(sel)
+
+    def _open(self) -> selectors.BaseSelector | None:
+        """The selector watching the listener and the wake-up socket; None when stopped already.
+        A failure is logged, closes the sockets and is raised."""
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            sel: selectors.BaseSelector | None = None
+            try:
+                sel = selectors.DefaultSelector()
+                sel.register(self._listener, selectors.EVENT_READ, None)
+                sel.register(self._wake_r, selectors.EVENT_READ, None)
+            except OSError as exc:
+                self.log(f"cannot serve on port {self.port}: {exc}")
+                if sel is not None:
+                    sel.close()
+                self._stopping.set()
+                self._close_sockets()
+                raise
+            self._serving = True
+            return sel
+
+    def _close_sockets(self) -> None:
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _serve(self, sel: selectors.BaseSelector) -> None:
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
-                wait = min((c.deadline for c in self._clients.values()), default=now + 1.0) - now
+                deadlines = [c.deadline for c in self._clients.values()]
+                if self._paused_until is not None:
+                    deadlines.append(self._paused_until)
+                wait = min(deadlines, default=now + 1.0) - now
                 for key, events in sel.select(max(0.0, min(wait, 1.0))):
                     if key.fileobj is self._listener:
                         self._accept(sel)
@@ -199,26 +246,36 @@ class Http01Listener:
                         self._wake_r.recv(64)
                     else:
                         self._service(sel, key.data, events)
-                self._expire(sel, time.monotonic())
+                now = time.monotonic()
+                if self._paused_until is not None and self._paused_until <= now:
+                    self._paused_until = None
+                    sel.register(self._listener, selectors.EVENT_READ, None)
+                self._expire(sel, now)
         finally:
             for client in list(self._clients.values()):
                 self._close(sel, client)
             sel.close()
-            self._listener.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._close_sockets()
 
     def _accept(self, sel: selectors.BaseSelector) -> None:
         for _ in range(64):
             try:
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
+                if self._accept_failing:  # a descriptor was free and nothing waits: the episode is over
+                    self._accept_failing = False
+                    self.log("accepting connections again")
                 return
             except OSError as exc:  # EMFILE and friends: shed load, keep serving
-                self.log(f"accept failed: {exc}")
+                if not self._accept_failing:  # once an episode, not once a try
+                    self._accept_failing = True
+                    self.log(f"accept failed: {exc}")
                 victim = self._admission.oldest_idle() or next(iter(self._admission.held()), None)
                 if victim is not None:
                     self._close(sel, victim)
+                else:  # nothing to free a descriptor: wait for one instead of failing at once again
+                    sel.unregister(self._listener)
+                    self._paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             client = _Client(sock, f"{addr[0]}:{addr[1]}", time.monotonic() + self.timeout)
             victims = self._admission.admit(client, source_key(addr[0]))

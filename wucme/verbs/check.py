@@ -74,13 +74,12 @@ def check_http01(r: Result, seconds: str | None = None) -> Result:
         raise UsageError("/SECONDS needs a whole number", ident="BADVALUE")
     store = ChallengeStore()
     try:
-        listener = Http01Listener(store, host, port)
+        listener = Http01Listener(store, host, port).start()
     except OSError as e:
         raise WucmeError(f"cannot listen on {show_address(host, port)}: {e.strerror or e}", ident="NOLISTEN") from None
     r.say("I", "LISTENING", f"http-01 responder on {show_address(host, port)} answering from {store.where}"
           + (f" for {seconds} s" if seconds else "; interrupt (Ctrl-C) to stop"))
     stop = threading.Event()
-    listener.start()
     try:
         stop.wait(float(seconds) if seconds else None)
     except KeyboardInterrupt:
@@ -259,18 +258,19 @@ def check_challenge(r: Result) -> Result:
     except OSError as e:
         why = getattr(e, "strerror", None) or str(e)
         try:
-            listener = Http01Listener(ChallengeStore(), ANY, port)
+            listener = Http01Listener(ChallengeStore(), ANY, port).start()
         except OSError as b:
             r.say("W", "NOCHALLENGE", f"{url} did not answer ({why}), and wucme's own http-01 responder "
                   f"cannot listen on port {port} to be checked instead: {b.strerror or b}")
             return r.facts(("responder", what), ("asked", url))
-        with listener:
-            try:
-                status, body = _ask(host, port)
-            except OSError as e2:
-                r.say("E", "NOCHALLENGE", f"wucme's own http-01 responder on port {port} did not answer: "
-                      f"{getattr(e2, 'strerror', None) or e2}")
-                return r.facts(("responder", "wucme's own (ad hoc)"), ("asked", url))
+        try:
+            status, body = _ask(host, port)
+        except OSError as e2:
+            r.say("E", "NOCHALLENGE", f"wucme's own http-01 responder on port {port} did not answer: "
+                  f"{getattr(e2, 'strerror', None) or e2}")
+            return r.facts(("responder", "wucme's own (ad hoc)"), ("asked", url))
+        finally:
+            listener.stop()
         what = f"wucme's own http-01 responder, started ad hoc on port {port} (nothing answered there)"
         r.say("I", "ADHOC", f"{url} did not answer ({why}): wucme's own http-01 responder was started "
               f"on port {port} for this check, and stopped after it")
