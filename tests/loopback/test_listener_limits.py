@@ -35,6 +35,7 @@ from .test_challenge_support import (
     wait_for, write_self_signed,
 )
 from .test_challenge_tlsalpn import assert_validation_cert
+from .test_http01_listener import newcomer_when_out_of_descriptors, wait_for
 
 TOKEN = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
@@ -293,3 +294,24 @@ def test_a_connection_its_handler_closed_is_never_shut_down_by_a_late_drop() -> 
         conn.close()
         conn.drop()
         assert shutdowns == [socket.SHUT_RDWR] and mine.fileno() == -1
+
+
+def test_out_of_descriptors_the_acceptor_logs_the_episode_once() -> None:
+    """The tls-alpn-01 responder's and `wucme alpn`'s accept loop, with no descriptor to take a
+    newcomer and nothing to shed: one line when it starts, one when it ends, not 20 a second."""
+    logged: list[str] = []
+    listener = bind_listener("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    acceptor = Acceptor([listener], lambda conn: conn.sock.sendall(b"hi"), limits=HTTP01_LIMITS,
+                        log=logged.append)
+    acceptor.start()
+    try:
+        with newcomer_when_out_of_descriptors(port) as newcomer:
+            wait_for(logged, 1)
+            time.sleep(1.0)  # twenty tries
+            assert logged == ["accept failed: [Errno 24] Too many open files"]
+        with newcomer:
+            assert newcomer.recv(2) == b"hi"
+        assert wait_for(logged, 2)[1:] == ["accepting connections again"]
+    finally:
+        acceptor.stop()

@@ -352,6 +352,7 @@ class Acceptor:
                 sock.close()
 
     def _accept_loop(self, listener: socket.socket) -> None:
+        failing = False  # an episode of failed accepts (out of descriptors) is logged once
         while not self._stopping.is_set():
             try:
                 sock, addr = listener.accept()
@@ -360,10 +361,15 @@ class Acceptor:
             except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
                 if self._stopping.is_set():
                     return
-                self.log(f"accept failed: {exc}")
+                if not failing:
+                    self.log(f"accept failed: {exc}")
+                    failing = True
                 self._shed()
                 time.sleep(0.05)
                 continue
+            if failing:
+                self.log("accepting connections again")
+                failing = False
             conn = Accepted(self, sock, (addr[0], addr[1]))
             source = source_key(addr[0])
             with self._lock:
