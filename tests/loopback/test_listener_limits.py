@@ -35,7 +35,8 @@ from .test_challenge_support import (
     wait_for, write_self_signed,
 )
 from .test_challenge_tlsalpn import assert_validation_cert
-from .test_http01_listener import newcomer_when_out_of_descriptors, wait_for
+from .test_http01_listener import newcomer_when_out_of_descriptors
+from .test_http01_listener import wait_for as wait_for_lines
 
 TOKEN = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
 KEYAUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
@@ -307,11 +308,11 @@ def test_out_of_descriptors_the_acceptor_logs_the_episode_once() -> None:
     acceptor.start()
     try:
         with newcomer_when_out_of_descriptors(port) as newcomer:
-            wait_for(logged, 1)
+            wait_for_lines(logged, 1)
             time.sleep(1.0)  # twenty tries
             assert logged == ["accept failed: [Errno 24] Too many open files"]
         with newcomer:
             assert newcomer.recv(2) == b"hi"
-        assert wait_for(logged, 2)[1:] == ["accepting connections again"]
+        assert wait_for_lines(logged, 2)[1:] == ["accepting connections again"]
     finally:
         acceptor.stop()
