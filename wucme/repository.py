@@ -550,7 +550,7 @@ class Repository:
             for e in old.entries():
                 done = e.part
                 m: Managed | None
-                if e.ckey is not None and e.skey is not None:
+                if e.keyed:
                     if select is not None and not select(e):
                         continue
                     try:
@@ -630,13 +630,12 @@ class Repository:
             pass
         if trusted and cst is None and sst is None and not os.path.lexists(here + sname):
             return None, _GONE
-        ckey = scanindex.file_key(cst) if cst is not None else None
-        skey = scanindex.file_key(sst) if sst is not None else None
+        same_c = entry is not None and cst is not None and entry.same_cert(cst)
+        same_s = entry is not None and sst is not None and entry.same_state(sst)
         info: crypto.CertInfo | None = None
         state: CertState | None = None
-        if entry is not None and (
-                (entry.ckey == ckey) if cst is not None else not entry.has_cert) and (
-                (entry.skey == skey) if sst is not None else not entry.has_state):
+        if entry is not None and (same_c if cst is not None else not entry.has_cert) and (
+                same_s if sst is not None else not entry.has_state):
             # Nothing to read: the index answers for both files (each with its key, or absent
             # now as it was then).
             if select is not None and not select(entry):
@@ -659,9 +658,9 @@ class Repository:
         cert: list[Any] | None = None
         if entry is not None:
             try:
-                if cst is not None and entry.ckey == ckey and entry.cert is not None:
+                if same_c and entry.cert is not None:
                     info, cert = scanindex.cert_from_fields(here + cname, entry.cert), entry.cert
-                if sst is not None and entry.skey == skey and entry.state is not None:
+                if same_s and entry.state is not None:
                     state = CertState.from_fields(entry.state)
             except (ValueError, TypeError, KeyError):
                 info = state = None
