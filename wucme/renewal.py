@@ -34,21 +34,16 @@ import datetime as _dt
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from wucme import crypto, metrics, reporting
-from wucme.challenge.solver import ChallengeSolver
+from wucme import crypto, reporting
 from wucme.core.ident import validate_identifiers
 from wucme.core.jws import jws_thumbprint
 from wucme.core.times import iso, renewal_threshold, utc_now
 from wucme.errors import WucmeError
-from wucme.load import StepResult, load_action
 from wucme.lockpg import PgLockError
-from wucme.obtain import host_list, obtain
 from wucme.repository import LOAD_FILE, Busy, Managed, Repository
 from wucme.scanindex import Entry, from_micros, micros
 from wucme.session import account_session, ensure_account
@@ -56,11 +51,18 @@ from wucme.reporting import Event, short_hosts
 from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, load_command,
                             pass_deadline, prometheus_file, renewal_challenge, services, warn_days,
                             workers)
-from wucme.uacme.acme import AcmeSession
-from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
 from wucme.vms.condition import Condition, parse_message
 from wucme.vms.ods2 import ods2_name
+
+if TYPE_CHECKING:
+    # What only a renewal needs is imported when one is due (a pass with nothing due is
+    # most passes): the ACME order, the challenge responders, ARI, the load action.
+    from cryptography import x509
+
+    from wucme.challenge.solver import ChallengeSolver
+    from wucme.load import StepResult
+    from wucme.uacme.acme import AcmeSession
 
 __all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_warnings", "renewal_pass",
            "threshold"]
@@ -348,6 +350,8 @@ def _metrics(repo: Repository, report: RenewalReport, now: _dt.datetime, say: No
         path = prometheus_file()
         if path is None:
             return
+        from wucme import metrics
+
         text = metrics.prometheus_text(repo.scan(), now=now,
                                        pass_ok=report.ok and (report.load_ok or not report.load_steps))
         metrics.write_textfile(path, text)
@@ -407,6 +411,8 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
         ari_url = a.dir.get("renewalInfo")
 
         def ari_picked(leaf: x509.Certificate) -> tuple[int, float | None]:
+            from wucme.uacme.ari import ari_check
+
             picked: list[float] = []
             return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
         ari = ari_picked if isinstance(ari_url, str) else None
@@ -442,6 +448,10 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
         if not todo:
             return
         ensure_account(a)
+        from concurrent.futures import ThreadPoolExecutor
+
+        from wucme.challenge.solver import ChallengeSolver
+
         with ExitStack() as stack:
             solvers = {
                 t: stack.enter_context(ChallengeSolver(challenge_config(t), jws_thumbprint(key),
@@ -601,6 +611,9 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
            guard: Callable[[], None] | None = None) -> Outcome:
     """Order and save *m*; *guard* (the cluster lock's check) raises PgLockError, which goes to
     the caller, when the lock is gone before a challenge is answered or the result saved."""
+    from wucme.obtain import host_list, obtain
+    from wucme.uacme.ari import ari_replaces
+
     state = m.state
     try:
         if _hostless(m):
@@ -666,6 +679,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note, record: str = LOAD
         if nothing:
             report.not_loaded = NOT_LOADED
             say(Condition("W", "NOTLOADED", NOT_LOADED))
+    from wucme.load import load_action
+
     report.load_steps = load_action(repo)
     for step in report.load_steps:
         say(Condition("S", "LOADED", step.text) if step.ok else Condition("E", "LOADFAIL", step.text))

@@ -27,7 +27,6 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto, scanindex
@@ -41,6 +40,8 @@ from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from wucme.lock import Lock
     from wucme.lockpg import PgLock
 
@@ -202,6 +203,8 @@ class Managed:
     @property
     def leaf(self) -> x509.Certificate | None:
         if self._leaf is None and self.info is not None:
+            from cryptography import x509
+
             self._leaf = x509.load_der_x509_certificate(self.info.der)
         return self._leaf
 
