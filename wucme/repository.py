@@ -588,7 +588,7 @@ class Repository:
             for d in it:
                 n = d.name
                 kind = n[:8]
-                if (kind == "WUCME_C_" or kind == "WUCME_S_") and (_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)):
+                if (kind == "WUCME_C_" and _C_FILE.fullmatch(n)) or (kind == "WUCME_S_" and _S_FILE.fullmatch(n)):
                     total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
                     count += 1
         return f"{total & ((1 << 128) - 1):032x}", count
@@ -604,7 +604,7 @@ class Repository:
                 n = d.name
                 kind = n[:8]
                 if kind == "WUCME_C_" or kind == "WUCME_S_":
-                    m = _C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)
+                    m = (_C_FILE if kind == "WUCME_C_" else _S_FILE).fullmatch(n)
                     if m:
                         parts.add(m.group(1))
                         total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")

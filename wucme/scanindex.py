@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -99,21 +98,23 @@ class Entry:
     def ckey(self) -> FileKey | None:
         """The certificate file's key (None: not trusted, or no file)."""
         if self._ckey is _UNREAD:
-            self._ckey = _key_of(self._ck)[0]
+            self._ckey = _key_of(self._ck)
         return self._ckey
 
     @property
     def skey(self) -> FileKey | None:
         """The state file's key (None: not trusted, or no file)."""
         if self._skey is _UNREAD:
-            self._skey = _key_of(self._sk)[0]
+            self._skey = _key_of(self._sk)
         return self._skey
 
     @property
     def keyed(self) -> bool:
         """Are both files' keys recorded?"""
         if self._ckey is _UNREAD and self._skey is _UNREAD:
-            return self._ck[:1] not in (b"-", b"?") and self._sk[:1] not in (b"-", b"?")
+            # (what a key field of a line that parsed holds: `-`, `?`, or a key; a key that is
+            # not one never matches a stat(2), so the scan that wrote the line read the file)
+            return len(self._ck) >= 7 and len(self._sk) >= 7
         return self.ckey is not None and self.skey is not None
 
     def same_cert(self, st: os.stat_result) -> bool:
@@ -224,16 +225,16 @@ def _key_text(key: FileKey | None, data: bool) -> bytes:
     return b"%d,%d,%d,%d" % tuple(key)
 
 
-def _key_of(text: bytes) -> tuple[FileKey | None, bool]:
-    """(key, data present) of a key field."""
-    if text == b"-":
-        return None, False
-    if text == b"?":
-        return None, True
-    key = [int(x) for x in text.split(b",")]
-    if len(key) != 4:
-        raise ValueError("bad key")
-    return key, True
+def _key_of(text: bytes) -> FileKey | None:
+    """The key of a key field; None for `-`, `?`, or anything that is no key (not trusted: the
+    file is read again, and the line rewritten)."""
+    if len(text) < 7:
+        return None
+    try:
+        key = [int(x) for x in text.split(b",")]
+    except ValueError:
+        return None
+    return key if len(key) == 4 else None
 
 
 _decode = json.JSONDecoder().decode
@@ -249,15 +250,10 @@ def _parse(line: bytes) -> Entry:
         e = Entry(part.decode("ascii"), _UNREAD, None, _UNREAD, None, line, ok == b"1")
     except (UnicodeDecodeError, ValueError):
         raise ValueError("bad entry") from None
-    if not (_KEY.fullmatch(ck) and _KEY.fullmatch(sk)):
-        raise ValueError("bad key")
     e._ck, e._sk, e.due, e._body = ck, sk, due, body
     e.has_cert, e.has_state = ck != b"-", sk != b"-"
     return e
 
-
-#: A key field: `-`, `?`, or four numbers.
-_KEY = re.compile(rb"[-?]|-?\d+,-?\d+,-?\d+,\d+")
 
 
 class IndexReader:
