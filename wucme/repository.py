@@ -503,7 +503,23 @@ class Repository:
                 entry = old.lookup(part)
                 if old.changed:
                     new.begin(old, kept)
-                m, line = self._indexed(dfd, here, part, entry, scanner, new, select, trusted)
+                asked = select
+                if entry is not None and select is not None and entry.has_cert and entry.has_state:
+                    # What most of a pass over an unchanged repository is: both files keep the
+                    # keys the index has for them, and *select* passes the certificate over
+                    # (as _indexed() would decide, without what it makes on the way).
+                    try:
+                        same = (entry.same_cert(os.stat(f"WUCME_C_{part}.PEM", dir_fd=dfd))
+                                and entry.same_state(os.stat(f"{STATE_PREFIX}{part}{STATE_TYPE}", dir_fd=dfd)))
+                    except OSError:
+                        same = False
+                    if same:
+                        if not select(entry):
+                            kept += len(entry.raw)
+                            new.add(entry)
+                            continue
+                        asked = None  # (asked once: _indexed() makes the certificate)
+                m, line = self._indexed(dfd, here, part, entry, scanner, new, asked, trusted)
                 if line is _GONE:
                     # Both files gone since the index was made (the names' digest came back to
                     # its old value meanwhile): no certificate; the next scan lists the directory.
