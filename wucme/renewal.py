@@ -450,6 +450,8 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
         ensure_account(a)
         from concurrent.futures import ThreadPoolExecutor
 
+        import wucme.obtain  # noqa: F401 - what _renew() imports, imported before its threads
+        import wucme.uacme.ari  # noqa: F401
         from wucme.challenge.solver import ChallengeSolver
 
         with ExitStack() as stack:
