@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
+import threading
 
 from typing import TYPE_CHECKING
 
@@ -44,9 +44,10 @@ class _Show:
     messages needs no keeping (wucme.result: `keep_blocks`).
 
     A run of I messages (a pass's "not due" for each of 100,000 certificates) is written in
-    one go, at the latest PENDING_SECONDS after its first line or once PENDING_LINES are
-    waiting, before anything else is shown, and when the verb ends (`flush`): a write(2) per
-    line was a tenth of such a pass."""
+    one go: once PENDING_LINES wait, PENDING_SECONDS after the first of them at the latest (a
+    timer), before anything else is shown, and when the verb ends (`flush`); a write(2) per
+    line was a tenth of such a pass.  The renewals' threads show their lines too: one lock
+    keeps the lines whole and in the order they were said."""
 
     keep_blocks = False
     PENDING_SECONDS = 0.1
@@ -54,34 +55,52 @@ class _Show:
 
     def __init__(self) -> None:
         self._pending: list[str] = []
-        self._since = 0.0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def __call__(self, block: Block) -> None:
         if isinstance(block, Condition):
             if block.severity == "I":
-                if not self._pending:
-                    self._since = time.monotonic()
-                self._pending.append(block.message())
-                if len(self._pending) >= self.PENDING_LINES or time.monotonic() - self._since >= self.PENDING_SECONDS:
-                    self.flush()
+                with self._lock:
+                    self._pending.append(block.message())
+                    if len(self._pending) >= self.PENDING_LINES:
+                        self._write_pending()
+                    elif self._timer is None:
+                        self._timer = threading.Timer(self.PENDING_SECONDS, self._due)
+                        self._timer.daemon = True
+                        self._timer.start()
                 return
             lines = [block.message()]
         else:
             from wucme.result import block_lines
 
             lines = block_lines(block)
-        self.flush()
         stream = sys.stderr if isinstance(block, Condition) and block.severity in ("W", "E", "F") else sys.stdout
-        for text in lines:
-            stream.write(text + "\n")
-        stream.flush()
+        with self._lock:
+            self._write_pending()
+            for text in lines:
+                stream.write(text + "\n")
+            stream.flush()
 
-    def flush(self) -> None:
-        """Write the I messages not written yet."""
+    def _due(self) -> None:
+        """The timer: the I messages waiting since it was set go out."""
+        with self._lock:
+            self._timer = None
+            self._write_pending()
+
+    def _write_pending(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, []
             sys.stdout.write("\n".join(pending) + "\n")
             sys.stdout.flush()
+
+    def flush(self) -> None:
+        """Write the I messages not written yet (the verb's end)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._write_pending()
 
 
 _show = _Show()
