@@ -13,15 +13,11 @@ import ipaddress
 import os
 import re
 import secrets
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
-import idna
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from wucme._native import certscan
 from wucme._native.certscan import CertInfo
@@ -32,6 +28,12 @@ from wucme.core.jws import PrivateKey
 from wucme.core.times import parse_rfc3339
 from wucme.errors import WucmeError
 from wucme.vms.atomic import atomic_write
+
+if TYPE_CHECKING:
+    # Imported where used: reading keys (an account key, every pass) needs neither the X.509
+    # classes nor IDNA, whose import is most of this module's.
+    from cryptography import x509
+    from cryptography.x509 import ocsp
 
 __all__ = [
     "CryptoError",
@@ -249,6 +251,7 @@ def key_load_own(path: PathLike) -> PrivateKey:
 
 def _dns_alabel(name: str) -> str:
     """A DNS name in ASCII (A-label) form; a leading "*." wildcard label is kept."""
+    import idna
     if name.isascii():
         return name
     prefix, rest = ("*.", name[2:]) if name.startswith("*.") else ("", name)
@@ -259,6 +262,7 @@ def _dns_alabel(name: str) -> str:
 
 
 def _general_name(name: str) -> x509.GeneralName:
+    from cryptography import x509
     if is_ip(name):
         return x509.IPAddress(ipaddress.ip_address(name))
     return x509.DNSName(_dns_alabel(name))
@@ -273,6 +277,8 @@ def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: Private
     SHA-384 for P-384 keys, else SHA-256. Differs: returns DER (callers base64url it) and
     omits a CN longer than the 64 characters X.520 allows instead of failing.
     """
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     if not names:
         raise CryptoError("csr_gen: no names")
     digest: hashes.HashAlgorithm
@@ -328,6 +334,8 @@ def _dedup(names: list[str]) -> list[str]:
 
 def _subject_names(cn_source: x509.Name, extensions: x509.Extensions) -> list[str]:
     """CN values, then SAN DNS and IP entries, in order (crypto.c:csr_names() order)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     names = [str(a.value) for a in cn_source.get_attributes_for_oid(NameOID.COMMON_NAME)]
     try:
         san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -344,6 +352,7 @@ def csr_load(path: PathLike) -> tuple[bytes, list[str]]:
     Names are the CN(s) then SAN DNS/IP entries, deduplicated case-insensitively.
     Differs: the CSR's self-signature must verify (uacme leaves that to the CA).
     """
+    from cryptography import x509
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -375,6 +384,7 @@ def cert_load(path_or_pem: PathLike | bytes) -> list[x509.Certificate]:
     PEM blocks (the private key wucme appends) are skipped; a file with no readable
     certificate raises CryptoError. Differs: reads the whole chain, not just two certificates.
     """
+    from cryptography import x509
     if isinstance(path_or_pem, bytes):
         data, where = path_or_pem, "PEM data"
     else:
@@ -412,6 +422,7 @@ def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertIn
 
 
 def _aki_keyid(cert: x509.Certificate) -> bytes | None:
+    from cryptography import x509
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
@@ -425,6 +436,7 @@ def cert_match(pem: bytes, prefix: bytes) -> bool:
 
     Differs: an empty prefix or an unreadable chain matches nothing.
     """
+    from cryptography import x509
     if not prefix:
         return False
     try:
@@ -470,6 +482,7 @@ def crt_ari_url(cert: x509.Certificate, base: str) -> str:
 
 def cert_names(cert: x509.Certificate) -> list[str]:
     """The names *cert* covers, lower-cased: CN then SAN DNS and IP (crypto.c:cert_valid() check)."""
+    from cryptography import x509
     try:
         extensions = cert.extensions
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):  # neither is a ValueError
@@ -491,6 +504,8 @@ def cert_days_left(cert: x509.Certificate, now: _dt.datetime | None = None) -> f
 
 
 def _ocsp_url(cert: x509.Certificate) -> str | None:
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
@@ -511,6 +526,8 @@ def ocsp_request(certs: list[x509.Certificate]) -> tuple[str, bytes] | None:
     One SHA-1 CertID for certs[0] issued by certs[1], plus a random nonce as uacme sends.
     None when there is no issuer or no OCSP URL in the AIA extension (nothing to ask).
     """
+    from cryptography import x509
+    from cryptography.x509 import ocsp
     if len(certs) < 2:
         return None
     url = _ocsp_url(certs[0])
@@ -542,6 +559,8 @@ def _verify(
 
 def _responder_keys(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> list[object]:
     """The issuer's key, plus keys of delegated responders the issuer signed (RFC 6960 §4.2.2.2)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
     keys: list[object] = [issuer.public_key()]
     for cert in resp.certificates:
         try:
@@ -571,6 +590,7 @@ def ocsp_status(
     and the response echoes a nonce, it must match. Any failure is "unknown": like uacme,
     only a verified REVOKED stops a certificate from counting as valid (fail open).
     """
+    from cryptography.x509 import ocsp
     if len(certs) < 2:
         return "unknown"
     leaf, issuer = certs[0], certs[1]
@@ -608,6 +628,7 @@ def ocsp_status(
 
 def _nonce_ok(resp: ocsp.OCSPResponse, req: ocsp.OCSPRequest) -> bool:
     """uacme's OCSP_check_nonce(): a response without a nonce passes; a different one fails."""
+    from cryptography import x509
     try:
         got = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:

@@ -34,33 +34,35 @@ import datetime as _dt
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from wucme import crypto, metrics, reporting
-from wucme.challenge.solver import ChallengeSolver
+from wucme import crypto, reporting
 from wucme.core.ident import validate_identifiers
 from wucme.core.jws import jws_thumbprint
-from wucme.core.times import iso, utc_now
+from wucme.core.times import iso, renewal_threshold, utc_now
 from wucme.errors import WucmeError
-from wucme.load import StepResult, load_action
 from wucme.lockpg import PgLockError
-from wucme.obtain import host_list, obtain
 from wucme.repository import LOAD_FILE, Busy, Managed, Repository
-from wucme.scanindex import Entry
+from wucme.scanindex import Entry, from_micros, micros
 from wucme.session import account_session, ensure_account
 from wucme.reporting import Event, short_hosts
 from wucme.settings import (CHALLENGES, ca_directory, challenge_config, fixed_days, load_command,
                             pass_deadline, prometheus_file, renewal_challenge, services, warn_days,
                             workers)
-from wucme.uacme.acme import AcmeSession
-from wucme.uacme.ari import ari_check, ari_replaces
 from wucme.uacme.msg import Msg
 from wucme.vms.condition import Condition, parse_message
 from wucme.vms.ods2 import ods2_name
+
+if TYPE_CHECKING:
+    # What only a renewal needs is imported when one is due (a pass with nothing due is
+    # most passes): the ACME order, the challenge responders, ARI, the load action.
+    from cryptography import x509
+
+    from wucme.challenge.solver import ChallengeSolver
+    from wucme.load import StepResult
+    from wucme.uacme.acme import AcmeSession
 
 __all__ = ["RETRY_AFTER_FAILURE", "Outcome", "RenewalReport", "due", "expiry_warnings", "renewal_pass",
            "threshold"]
@@ -151,8 +153,7 @@ class RenewalReport:
 
 def threshold(leaf: x509.Certificate | crypto.CertInfo) -> _dt.timedelta:
     """How long before notAfter renewal starts: a third of the lifetime, half if <= 10 days."""
-    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-    return lifetime / 2 if lifetime <= _dt.timedelta(days=10) else lifetime / 3
+    return renewal_threshold(leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
 def due(m: Managed, now: _dt.datetime,
@@ -349,6 +350,8 @@ def _metrics(repo: Repository, report: RenewalReport, now: _dt.datetime, say: No
         path = prometheus_file()
         if path is None:
             return
+        from wucme import metrics
+
         text = metrics.prometheus_text(repo.scan(), now=now,
                                        pass_ok=report.ok and (report.load_ok or not report.load_steps))
         metrics.write_textfile(path, text)
@@ -408,11 +411,28 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
         ari_url = a.dir.get("renewalInfo")
 
         def ari_picked(leaf: x509.Certificate) -> tuple[int, float | None]:
+            from wucme.uacme.ari import ari_check
+
             picked: list[float] = []
             return ari_check(a, leaf, ari_url, picked=picked), (picked[0] if picked else None)
         ari = ari_picked if isinstance(ari_url, str) else None
         todo: list[tuple[Managed, str]] = []
-        for m in repo.scan(snapshot=True):  # what the first look saw
+
+        now_us = micros(ctx.now)
+        limit_us = limit // _MICROSECOND if limit is not None else None
+
+        def undecided(e: Entry) -> bool:
+            """Without ARI, a certificate the index says is not due (and not near its expiry)
+            is decided here, from the index's line, as due() would decide it: nothing is
+            built for it.  Every other one is let through to due()."""
+            v = _index_verdict(e, now_us, days, limit_us) if ari is None else None
+            if v is None:
+                return True
+            name = f"WUCME_C_{e.part}.PEM"
+            if name not in bad:
+                _not_due(ctx, report, v[0].split(","), name, v[1])
+            return False
+        for m in repo.scan(undecided, snapshot=True):  # what the first look saw
             if m.cert_name in bad:
                 continue  # (a renewal checks its hosts again, as they are when it starts)
             is_due, why = due(m, ctx.now, ari, days)
@@ -422,16 +442,18 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
             if is_due:
                 todo.append((m, why))
             else:
-                if ctx.keep_skipped:
-                    report.outcomes.append(Outcome(m.hosts, m.cert_name, "skipped", why))
-                else:
-                    report.skipped_not_kept += 1
-                say(Condition("I", "SKIPPED", f"{m.cert_name} ({', '.join(m.hosts)}): {why}"))
+                _not_due(ctx, report, m.hosts, m.cert_name, why)
         if limit is not None:
             ctx.expiring = failing + [m for m, _ in todo]
         if not todo:
             return
         ensure_account(a)
+        from concurrent.futures import ThreadPoolExecutor
+
+        import wucme.obtain  # noqa: F401 - what _renew() imports, imported before its threads
+        import wucme.uacme.ari  # noqa: F401
+        from wucme.challenge.solver import ChallengeSolver
+
         with ExitStack() as stack:
             solvers = {
                 t: stack.enter_context(ChallengeSolver(challenge_config(t), jws_thumbprint(key),
@@ -451,6 +473,46 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
                     for i, o in zip(busy, pool.map(lambda i: renew(todo[i], True), busy)):
                         outcomes[i] = o
                 report.outcomes.extend(outcomes)
+
+
+def _not_due(ctx: _Pass, report: RenewalReport, hosts: list[str], name: str, why: str) -> None:
+    """A certificate the pass leaves alone: its outcome (kept or counted) and its message."""
+    if ctx.keep_skipped:
+        report.outcomes.append(Outcome(hosts, name, "skipped", why))
+    else:
+        report.skipped_not_kept += 1
+    ctx.say(Condition("I", "SKIPPED", f"{name} ({', '.join(hosts)}): {why}"))
+
+
+def _index_verdict(e: Entry, now_us: int, days: float | None,
+                   limit_us: int | None) -> tuple[str, str] | None:
+    """(hosts as the index joins them, why) of a certificate the index answers for, when
+    due() without ARI would say "not due" for it and it is not within the expiry warnings'
+    limit (*limit_us*, microseconds); None for every other case (the caller then builds the
+    certificate and asks due()).  The index's DUE field (wucme.scanindex.Entry) holds what
+    due() reads, made of the same fields by the same arithmetic, exact to the microsecond:
+    due() says due when less than the threshold is left, `not_after - now < threshold`,
+    that is `now > not_after - threshold`, the field's RENEW."""
+    field = e.due
+    if len(field) < 2:
+        return None
+    try:
+        renew, na, when, hosts = field.split(b"/", 3)
+        na_us = int(na)
+        if now_us >= na_us or (limit_us is not None and na_us - now_us < limit_us):
+            return None  # (expired: due; within the limit: a candidate for the expiry warnings)
+        if days is not None:
+            if na_us - now_us < _dt.timedelta(days=days) // _MICROSECOND:
+                return None
+            return hosts.decode(), f"not due until {iso(from_micros(na_us) - _dt.timedelta(days=days))}"
+        if now_us > int(renew):
+            return None
+        return hosts.decode(), f"not due until {when.decode()}"
+    except (ValueError, OverflowError):
+        return None
+
+
+_MICROSECOND = _dt.timedelta(microseconds=1)
 
 
 #: The detail of a certificate another node held in shared renewals' first round.
@@ -551,6 +613,9 @@ def _renew(a: AcmeSession, repo: Repository, solver: ChallengeSolver, challenge:
            guard: Callable[[], None] | None = None) -> Outcome:
     """Order and save *m*; *guard* (the cluster lock's check) raises PgLockError, which goes to
     the caller, when the lock is gone before a challenge is answered or the result saved."""
+    from wucme.obtain import host_list, obtain
+    from wucme.uacme.ari import ari_replaces
+
     state = m.state
     try:
         if _hostless(m):
@@ -616,6 +681,8 @@ def _load(repo: Repository, report: RenewalReport, say: Note, record: str = LOAD
         if nothing:
             report.not_loaded = NOT_LOADED
             say(Condition("W", "NOTLOADED", NOT_LOADED))
+    from wucme.load import load_action
+
     report.load_steps = load_action(repo)
     for step in report.load_steps:
         say(Condition("S", "LOADED", step.text) if step.ok else Condition("E", "LOADFAIL", step.text))

@@ -27,7 +27,6 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto, scanindex
@@ -41,6 +40,8 @@ from wucme.settings import here_path
 from wucme.vms.ods2 import cert_file_name, key_file_name, ods2_name
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from wucme.lock import Lock
     from wucme.lockpg import PgLock
 
@@ -202,6 +203,8 @@ class Managed:
     @property
     def leaf(self) -> x509.Certificate | None:
         if self._leaf is None and self.info is not None:
+            from cryptography import x509
+
             self._leaf = x509.load_der_x509_certificate(self.info.der)
         return self._leaf
 
@@ -500,7 +503,23 @@ class Repository:
                 entry = old.lookup(part)
                 if old.changed:
                     new.begin(old, kept)
-                m, line = self._indexed(dfd, here, part, entry, scanner, new, select, trusted)
+                asked = select
+                if entry is not None and select is not None and entry.has_cert and entry.has_state:
+                    # What most of a pass over an unchanged repository is: both files keep the
+                    # keys the index has for them, and *select* passes the certificate over
+                    # (as _indexed() would decide, without what it makes on the way).
+                    try:
+                        same = (entry.same_cert(os.stat(f"WUCME_C_{part}.PEM", dir_fd=dfd))
+                                and entry.same_state(os.stat(f"{STATE_PREFIX}{part}{STATE_TYPE}", dir_fd=dfd)))
+                    except OSError:
+                        same = False
+                    if same:
+                        if not select(entry):
+                            kept += len(entry.raw)
+                            new.add(entry)
+                            continue
+                        asked = None  # (asked once: _indexed() makes the certificate)
+                m, line = self._indexed(dfd, here, part, entry, scanner, new, asked, trusted)
                 if line is _GONE:
                     # Both files gone since the index was made (the names' digest came back to
                     # its old value meanwhile): no certificate; the next scan lists the directory.
@@ -550,7 +569,7 @@ class Repository:
             for e in old.entries():
                 done = e.part
                 m: Managed | None
-                if e.ckey is not None and e.skey is not None:
+                if e.keyed:
                     if select is not None and not select(e):
                         continue
                     try:
@@ -585,7 +604,7 @@ class Repository:
             for d in it:
                 n = d.name
                 kind = n[:8]
-                if (kind == "WUCME_C_" or kind == "WUCME_S_") and (_C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)):
+                if (kind == "WUCME_C_" and _C_FILE.fullmatch(n)) or (kind == "WUCME_S_" and _S_FILE.fullmatch(n)):
                     total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
                     count += 1
         return f"{total & ((1 << 128) - 1):032x}", count
@@ -601,7 +620,7 @@ class Repository:
                 n = d.name
                 kind = n[:8]
                 if kind == "WUCME_C_" or kind == "WUCME_S_":
-                    m = _C_FILE.fullmatch(n) or _S_FILE.fullmatch(n)
+                    m = (_C_FILE if kind == "WUCME_C_" else _S_FILE).fullmatch(n)
                     if m:
                         parts.add(m.group(1))
                         total += int.from_bytes(hashlib.blake2b(n.encode(), digest_size=16).digest(), "big")
@@ -630,13 +649,12 @@ class Repository:
             pass
         if trusted and cst is None and sst is None and not os.path.lexists(here + sname):
             return None, _GONE
-        ckey = scanindex.file_key(cst) if cst is not None else None
-        skey = scanindex.file_key(sst) if sst is not None else None
+        same_c = entry is not None and cst is not None and entry.same_cert(cst)
+        same_s = entry is not None and sst is not None and entry.same_state(sst)
         info: crypto.CertInfo | None = None
         state: CertState | None = None
-        if entry is not None and (
-                (entry.ckey == ckey) if cst is not None else not entry.has_cert) and (
-                (entry.skey == skey) if sst is not None else not entry.has_state):
+        if entry is not None and (same_c if cst is not None else not entry.has_cert) and (
+                same_s if sst is not None else not entry.has_state):
             # Nothing to read: the index answers for both files (each with its key, or absent
             # now as it was then).
             if select is not None and not select(entry):
@@ -659,9 +677,9 @@ class Repository:
         cert: list[Any] | None = None
         if entry is not None:
             try:
-                if cst is not None and entry.ckey == ckey and entry.cert is not None:
+                if same_c and entry.cert is not None:
                     info, cert = scanindex.cert_from_fields(here + cname, entry.cert), entry.cert
-                if sst is not None and entry.skey == skey and entry.state is not None:
+                if same_s and entry.state is not None:
                     state = CertState.from_fields(entry.state)
             except (ValueError, TypeError, KeyError):
                 info = state = None

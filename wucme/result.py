@@ -5,8 +5,9 @@ A result is a sequence of blocks in the order the verb made them: VMS messages (
 formatted only by wucme.vms.condition.format_message), key/value facts, a table, preformatted
 text.  A face that wants them as they come (the command line, while `issue` or `manage` runs)
 passes `show`, which gets each block the moment it is added; a `show` whose `keep_blocks` is
-False (the command line's) has seen the I and S messages for good, and the result keeps only
-their worst status: a pass over 100,000 certificates says "not due" 100,000 times.
+False (the command line's) has seen the I and S messages for good, and the result keeps none
+of them (their exit status is 0, the least): a pass over 100,000 certificates says "not due"
+100,000 times.
 """
 from __future__ import annotations
 
@@ -59,8 +60,6 @@ class Result:
     #: The verb's own JSON form (`certificates`), when it has one; else render_json builds one.
     data: dict[str, Any] | None = None
     show: Show | None = field(default=None, repr=False, compare=False)
-    #: The exit status of the messages shown and not kept (`keep_blocks` False).
-    shown_status: int = field(default=0, repr=False, compare=False)
 
     @property
     def keeps_all(self) -> bool:
@@ -70,8 +69,7 @@ class Result:
     def add(self, block: Block) -> Result:
         if not self.keeps_all and isinstance(block, Condition) and block.severity in ("I", "S"):
             self.show(block)  # type: ignore[misc]
-            self.shown_status = max(self.shown_status, exit_status(block.severity))
-            return self
+            return self  # (I and S ask for exit status 0: not kept, they change no status)
         self.blocks.append(block)
         if self.show is not None:
             self.show(block)
@@ -95,7 +93,7 @@ class Result:
 
     @property
     def status(self) -> int:
-        return max([self.shown_status] + [exit_status(m.severity) for m in self.messages])
+        return max([0] + [exit_status(m.severity) for m in self.messages])
 
     @property
     def failed(self) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from wucme import __version__
+from wucme.core.times import iso, renewal_threshold
 from wucme._native import certscan
 from wucme._native.certscan import CertInfo
 from wucme.vms.atomic import TEMP_PREFIX
@@ -38,7 +39,7 @@ __all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "Ind
 INDEX_FILE = "WUCME_SCAN.DAT"
 #: Files changed less than this many seconds before the scan are read again next time.
 RACY_SECONDS = 2.0
-_FORMAT = 3
+_FORMAT = 4
 
 
 def header(names: tuple[str, int]) -> bytes:
@@ -57,26 +58,76 @@ def file_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
+_UNREAD: Any = object()
+
+
 class Entry:
     """One certificate's line: the keys of its WUCME_C and WUCME_S files when they were read
     (None: not trusted, or the file was missing), the leaf as the scan read it (serial as
-    hex, validity as ISO 8601, names, AKI as hex), the state file's fields, and whether the
-    state's hosts are all valid identifiers (`hosts_ok`, core.ident with no wildcard).
+    hex, validity as ISO 8601, names, AKI as hex), the state file's fields, whether the
+    state's hosts are all valid identifiers (`hosts_ok`, core.ident with no wildcard), and
+    what the renewal pass decides "not due" from (`due`, below).
 
-    A line is `CRC PART CKEY SKEY OK JSON`: the keys (`size,mtime_ns,ctime_ns,inode`, `-`
-    for no data, `?` for data whose key is not trusted) and the flag are read without the
-    JSON, which is decoded only when the leaf or the state is asked for."""
+    A line is `CRC PART CKEY SKEY OK DUE JSON`: the keys (`size,mtime_ns,ctime_ns,inode`, `-`
+    for no data, `?` for data whose key is not trusted), the flag and DUE are read without
+    the JSON, which is decoded only when the leaf or the state is asked for; a key is parsed
+    only when asked for (`same_cert`/`same_state` compare it with a stat(2) as text).
 
-    __slots__ = ("part", "ckey", "skey", "has_cert", "has_state", "hosts_ok", "raw", "_body", "_cert",
-                 "_state")
+    DUE is `-`, or, for a certificate and state that both parsed, whose state is not revoked,
+    whose hosts are good (`hosts_ok`) and all in the leaf: `RENEW/NOTAFTER/WHEN/HOSTS`, the
+    moment a third of the lifetime is left (half for 10 days or less: core.times.
+    renewal_threshold) and the leaf's not-after as microseconds since the epoch, the first
+    as wucme writes times (`2027-01-01T00:00:00Z`), and the state's hosts joined by commas:
+    everything renewal.due() looks at when the CA offers no ARI, made of the JSON the line
+    carries (the CRC covers both)."""
+
+    __slots__ = ("part", "_ckey", "_skey", "_ck", "_sk", "has_cert", "has_state", "hosts_ok", "due",
+                 "raw", "_body", "_cert", "_state")
 
     def __init__(self, part: str, ckey: FileKey | None, cert: list[Any] | None,
                  skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"",
                  hosts_ok: bool = False) -> None:
-        self.part, self.ckey, self.skey, self.raw, self.hosts_ok = part, ckey, skey, raw, hosts_ok
+        self.part, self._ckey, self._skey, self.raw, self.hosts_ok = part, ckey, skey, raw, hosts_ok
+        self._ck = self._sk = b""
         self._cert, self._state = cert, state
         self.has_cert, self.has_state = cert is not None, state is not None
         self._body: bytes | None = None
+        self.due = b""
+
+    @property
+    def ckey(self) -> FileKey | None:
+        """The certificate file's key (None: not trusted, or no file)."""
+        if self._ckey is _UNREAD:
+            self._ckey = _key_of(self._ck)
+        return self._ckey
+
+    @property
+    def skey(self) -> FileKey | None:
+        """The state file's key (None: not trusted, or no file)."""
+        if self._skey is _UNREAD:
+            self._skey = _key_of(self._sk)
+        return self._skey
+
+    @property
+    def keyed(self) -> bool:
+        """Are both files' keys recorded?"""
+        if self._ckey is _UNREAD and self._skey is _UNREAD:
+            # (what a key field of a line that parsed holds: `-`, `?`, or a key; a key that is
+            # not one never matches a stat(2), so the scan that wrote the line read the file)
+            return len(self._ck) >= 7 and len(self._sk) >= 7
+        return self.ckey is not None and self.skey is not None
+
+    def same_cert(self, st: os.stat_result) -> bool:
+        """Does the certificate file's recorded key match *st*?"""
+        if self._ckey is _UNREAD:
+            return self._ck == _key_bytes(st)
+        return self._ckey == file_key(st)
+
+    def same_state(self, st: os.stat_result) -> bool:
+        """Does the state file's recorded key match *st*?"""
+        if self._skey is _UNREAD:
+            return self._sk == _key_bytes(st)
+        return self._skey == file_key(st)
 
     def _decode(self) -> None:
         body, self._body = self._body, None
@@ -121,10 +172,51 @@ class Entry:
         """The entry as the index stores it: the line it was read from, or a new one."""
         if self.raw:
             return self.raw
-        body = json.dumps([self.cert, self.state], separators=(",", ":")).encode()
-        rest = b"%s %s %s %d %s" % (self.part.encode(), _key_text(self.ckey, self.has_cert),
-                                   _key_text(self.skey, self.has_state), self.hosts_ok, body)
+        cert, state = self.cert, self.state
+        body = json.dumps([cert, state], separators=(",", ":")).encode()
+        rest = b"%s %s %s %d %s %s" % (self.part.encode(), _key_text(self.ckey, self.has_cert),
+                                      _key_text(self.skey, self.has_state), self.hosts_ok,
+                                      _due_field(cert, state) if self.hosts_ok else b"-", body)
         return b"%08x %s\n" % (zlib.crc32(rest), rest)
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MICROSECOND = _dt.timedelta(microseconds=1)
+
+
+def micros(t: _dt.datetime) -> int:
+    """An aware datetime as microseconds since the epoch (exact: timedelta is whole microseconds)."""
+    return (t - _EPOCH) // _MICROSECOND
+
+
+def from_micros(us: int) -> _dt.datetime:
+    """The inverse of micros(), in UTC."""
+    return _EPOCH + _dt.timedelta(microseconds=us)
+
+
+def _due_field(cert: list[Any] | None, state: dict[str, Any] | None) -> bytes:
+    """DUE of a line (Entry), `-` when the entry is not one the renewal pass may decide from it."""
+    try:
+        if cert is None or state is None or state["status"] == "revoked":
+            return b"-"
+        hosts = state["hosts"]
+        names = set(cert[3])
+        if not all(type(h) is str and h.lower() in names for h in hosts):
+            return b"-"
+        nb, na = _dt.datetime.fromisoformat(cert[1]), _dt.datetime.fromisoformat(cert[2])
+        renew = na - renewal_threshold(nb, na)
+        text = ",".join(hosts).encode("ascii")
+        when = iso(renew)
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):
+        return b"-"
+    if b" " in text or b"/" in text or when is None:
+        return b"-"
+    return b"%d/%d/%s/%s" % (micros(renew), micros(na), when.encode(), text)
+
+
+def _key_bytes(st: os.stat_result) -> bytes:
+    """A file's key as a line holds it."""
+    return b"%d,%d,%d,%d" % (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _key_text(key: FileKey | None, data: bool) -> bytes:
@@ -133,16 +225,16 @@ def _key_text(key: FileKey | None, data: bool) -> bytes:
     return b"%d,%d,%d,%d" % tuple(key)
 
 
-def _key_of(text: bytes) -> tuple[FileKey | None, bool]:
-    """(key, data present) of a key field."""
-    if text == b"-":
-        return None, False
-    if text == b"?":
-        return None, True
-    key = [int(x) for x in text.split(b",")]
-    if len(key) != 4:
-        raise ValueError("bad key")
-    return key, True
+def _key_of(text: bytes) -> FileKey | None:
+    """The key of a key field; None for `-`, `?`, or anything that is no key (not trusted: the
+    file is read again, and the line rewritten)."""
+    if len(text) < 7:
+        return None
+    try:
+        key = [int(x) for x in text.split(b",")]
+    except ValueError:
+        return None
+    return key if len(key) == 4 else None
 
 
 _decode = json.JSONDecoder().decode
@@ -154,14 +246,14 @@ def _parse(line: bytes) -> Entry:
     if line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(rest):
         raise ValueError("damaged line")
     try:
-        part, ck, sk, ok, body = rest.split(b" ", 4)
-        e = Entry(part.decode("ascii"), None, None, None, None, line, ok == b"1")
+        part, ck, sk, ok, due, body = rest.split(b" ", 5)
+        e = Entry(part.decode("ascii"), _UNREAD, None, _UNREAD, None, line, ok == b"1")
     except (UnicodeDecodeError, ValueError):
         raise ValueError("bad entry") from None
-    e.ckey, e.has_cert = _key_of(ck)
-    e.skey, e.has_state = _key_of(sk)
-    e._body = body
+    e._ck, e._sk, e.due, e._body = ck, sk, due, body
+    e.has_cert, e.has_state = ck != b"-", sk != b"-"
     return e
+
 
 
 class IndexReader:

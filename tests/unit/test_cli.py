@@ -1,6 +1,11 @@
 """The face: VMS messages and exit statuses, never a bare traceback."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import wucme.verbs
@@ -72,3 +77,51 @@ def test_a_command_with_arguments_in_a_cgi_environment_is_the_command_line(tmp_p
     assert run().startswith("Status: 200 OK")  # the script: the load page's form
     assert run("x", QUERY_STRING="x").startswith("Status: ")  # an ISINDEX query: still the script
     assert run("x", QUERY_STRING="a=x").startswith("%WUCME-E-IVVERB")
+
+
+_VERB = r'''
+import os, sys, time
+import wucme.verbs
+from wucme import cli
+from wucme.result import Result
+
+def run(cmd, show=None):
+    r = Result("t", show=show)
+    for i in range(3):
+        r.say("I", "SKIPPED", f"skipped {i}")
+    r.say("W", "BUSY", "busy")
+    r.say("I", "SKIPPED", "skipped 3")
+    r.say("S", "RENEWED", "renewed")
+    for i in range(cli._Show.PENDING_LINES):
+        r.say("I", "SKIPPED", f"many {i}")
+    sys.stderr.write(f"written before the end: {os.fstat(1).st_size > 0}\n")
+    r.say("I", "SKIPPED", "last")
+    size = os.fstat(1).st_size
+    deadline = time.monotonic() + 60  # (a bound for a loaded machine, not a timing)
+    while os.fstat(1).st_size == size and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sys.stderr.write(f"written by the timer: {os.fstat(1).st_size > size}\n")
+    return r
+
+wucme.verbs.run = run
+sys.exit(cli.main(["version"]))
+'''
+
+
+def test_i_messages_are_written_together_in_their_place(tmp_path: Path) -> None:
+    """A run of I messages goes out in one write, before anything else is shown, once
+    PENDING_LINES wait, and PENDING_SECONDS after the first at the latest: the order of one
+    stream (2>&1) is the order said."""
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        p = subprocess.run([sys.executable, "-c", _VERB], stdout=f, stderr=subprocess.STDOUT,
+                           env={**os.environ, "WUCME_LNM_DIR": str(tmp_path / "lnm")}, check=False)
+    lines = out.read_text().splitlines()
+    assert p.returncode == 1  # the W message's status
+    assert lines[:6] == ["%WUCME-I-SKIPPED, skipped 0", "%WUCME-I-SKIPPED, skipped 1",
+                         "%WUCME-I-SKIPPED, skipped 2", "%WUCME-W-BUSY, busy",
+                         "%WUCME-I-SKIPPED, skipped 3", "%WUCME-S-RENEWED, renewed"]
+    assert "written before the end: True" in lines
+    # The last I line, with nothing said after it for a while, did not wait for the end.
+    assert lines[-2:] == ["%WUCME-I-SKIPPED, last", "written by the timer: True"]
+    assert len([x for x in lines if x.startswith("%WUCME-I-SKIPPED, many")]) == 256

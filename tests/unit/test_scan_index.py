@@ -199,7 +199,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     elif damage == "truncated":
         data = data[:len(data) * 2 // 3]
     elif damage == "other format":
-        data = data.replace(b'"wucme-scan-index":3', b'"wucme-scan-index":9')
+        data = data.replace(b'"wucme-scan-index":4', b'"wucme-scan-index":9')
     elif damage == "empty":
         data = b""
     else:
@@ -210,7 +210,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     assert reads.files  # (some were read again)
     reads.files.clear()
     assert scan(repo) == first and reads.files == []  # rebuilt
-    assert index.read_bytes().startswith(b'{"wucme-scan-index":3,')
+    assert index.read_bytes().startswith(b'{"wucme-scan-index":4,')
 
 
 def test_files_changed_just_before_a_scan_are_read_again(tmp_path: Path,

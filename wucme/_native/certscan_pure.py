@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
+
+if TYPE_CHECKING:
+    # Imported where a file is read: a scan the index answers for reads none.
+    from cryptography import x509
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----")
 
@@ -50,6 +52,9 @@ def dedup_lower(names: list[str]) -> tuple[str, ...]:
 def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
     """CN values, then SAN DNS and IP entries; extensions that do not parse count as none
     (`cryptography` raises TypeError for some, such as an empty TLS Feature list)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         subject = cert.subject
     except TypeError as e:  # a CN of type BIT STRING, say: ValueError, as cert_info() documents
@@ -65,6 +70,8 @@ def cert_names(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def aki_keyid(cert: x509.Certificate) -> bytes | None:
+    from cryptography import x509
+
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError, TypeError):
@@ -78,6 +85,8 @@ def cert_info(pem: bytes) -> CertInfo:
     `cryptography` cannot read (a subject that does not parse included)."""
     if not _PEM_CERT.search(pem):
         raise NoCertificate("no PEM certificate")
+    from cryptography import x509
+
     try:
         leaf = x509.load_pem_x509_certificates(pem)[0]
     except x509.InvalidVersion as e:  # not a ValueError in `cryptography`: made one, as documented

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 #: Longest wait honoured from a Retry-After (uacme caps at UINT_MAX; a day is plenty).
 MAX_RETRY_AFTER = 86400.0
@@ -40,6 +39,8 @@ def retry_after(value: str | None, default: float, now: float | None = None) -> 
 
 
 def _parse_http_date(value: str) -> datetime | None:
+    from email.utils import parsedate_to_datetime  # (the email package: only for a Retry-After date)
+
     try:
         when = parsedate_to_datetime(value)  # IMF-fixdate (RFC 9110 §5.6.7)
     except (TypeError, ValueError, IndexError):

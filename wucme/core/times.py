@@ -10,7 +10,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-__all__ = ["UTC", "utc_now", "iso", "parse_iso", "parse_rfc3339"]
+__all__ = ["UTC", "utc_now", "iso", "parse_iso", "parse_rfc3339", "renewal_threshold"]
 
 UTC = _dt.timezone.utc
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -29,6 +29,17 @@ def iso(t: _dt.datetime | None) -> str | None:
     if t is None:
         return None
     return t.astimezone(UTC).strftime(_ISO)
+
+
+_TEN_DAYS = _dt.timedelta(days=10)
+
+
+def renewal_threshold(not_before: _dt.datetime, not_after: _dt.datetime) -> _dt.timedelta:
+    """How long before notAfter renewal starts: a third of the lifetime, half if <= 10 days
+    (Let's Encrypt's advice: 30 of 90 days).  The renewal pass's rule (wucme.renewal), which
+    the scan index also records (wucme.scanindex)."""
+    lifetime = not_after - not_before
+    return lifetime / 2 if lifetime <= _TEN_DAYS else lifetime / 3
 
 
 def parse_iso(s: Any) -> _dt.datetime | None:

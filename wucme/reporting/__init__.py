@@ -12,7 +12,7 @@ WUCME_MAIL or WUCME_OPCOM takes effect in a running agent (docs/reporting.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
@@ -26,10 +26,12 @@ from wucme.reporting.events import (
     short_hosts,
     summary_line,
 )
-from wucme.reporting.mail import MailConfig, send_mail
 from wucme.reporting.opcom import OPERATOR_CLASSES, OpcomConfig, send_opcom, unknown_classes
 from wucme.vms.lnm import translate_items
 from wucme.vms.condition import VmsError
+
+if TYPE_CHECKING:
+    from wucme.reporting.mail import MailConfig
 
 __all__ = [
     "MAX_TEXT",
@@ -51,7 +53,21 @@ __all__ = [
 Reporter = Callable[[PassReport], None]
 
 
-_Config = TypeVar("_Config", OpcomConfig, MailConfig)
+_Config = TypeVar("_Config", OpcomConfig, "MailConfig")
+
+
+def _mail_config() -> MailConfig | None:
+    """WUCME_MAIL's configuration (the mail module, and the email package, are imported only
+    once it is asked for: a pass that reports nothing needs neither)."""
+    from wucme.reporting.mail import MailConfig
+
+    return MailConfig.from_logicals()
+
+
+def _send_mail_as(events: list[Event], cfg: MailConfig) -> str:
+    from wucme.reporting.mail import send_mail
+
+    return send_mail(events, cfg)
 
 
 def _send_as_configured(label: str, load: Callable[[], _Config | None],
@@ -74,7 +90,7 @@ def _send_opcom(events: list[Event]) -> list[str]:
 
 
 def _send_mail(events: list[Event]) -> list[str]:
-    return _send_as_configured("mail", MailConfig.from_logicals, send_mail, events)
+    return _send_as_configured("mail", _mail_config, _send_mail_as, events)
 
 
 def _guard(send: Callable[[list[Event]], list[str]], events: list[Event]) -> list[str]:
@@ -122,7 +138,7 @@ def send_events(events: list[Event]) -> list[str]:
 def config_problems() -> list[str]:
     """What is wrong with the reporting logical names now (for the agent's log at start)."""
     problems: list[str] = []
-    for what, load in (("OPCOM", OpcomConfig.from_logicals), ("mail", MailConfig.from_logicals)):
+    for what, load in (("OPCOM", OpcomConfig.from_logicals), ("mail", _mail_config)):
         try:
             cfg = load()
             problems += [f"{what}: {w}" for w in (cfg.warnings if cfg else [])]
@@ -158,11 +174,11 @@ def mail_test() -> str:
 
     Raises ReportingError when WUCME_MAIL is undefined, a target or the sender is not an
     address, or the SMTP server cannot be used."""
-    cfg = MailConfig.from_logicals()
+    cfg = _mail_config()
     if cfg is None:
         raise ReportingError("WUCME_MAIL is not defined: define it as mail targets, "
                              "e.g. SYSTEM,SMTP%\"admin@example.org\"", ident="NOMAIL")
     if cfg.warnings:
         raise ReportingError("; ".join(cfg.warnings), ident="BADMAIL")
-    used = send_mail([_test_event("MAIL")], cfg)
+    used = _send_mail_as([_test_event("MAIL")], cfg)
     return f"test message mailed to {', '.join(cfg.recipients)} {used}"

@@ -11,11 +11,10 @@ from wucme.command import Command, Qualifier, Verb, split_list
 from wucme.errors import BadIdentifier, WucmeError
 from wucme.challenge.solver import ChallengeSolver
 from wucme.core.jws import jws_thumbprint
-from wucme.load import run_load_command
 from wucme.obtain import host_list, obtain
 
 from wucme.crypto import PrivateKey
-from wucme.settings import ChallengeConfig, ca_directory, challenge_config, key_spec
+from wucme.settings import ChallengeConfig, ca_directory, challenge_config, key_spec, load_command
 from wucme.progress import Progress
 from wucme.core.times import utc_now
 from wucme.repository import Busy, Repository
@@ -110,7 +109,11 @@ def _issue(cmd: Command, repo: Repository, names: list[str], config: ChallengeCo
         raise
     result.say("S", "ISSUED", f"certificate for {host_list(state)} in {repo.cert_path(names[0]).name}, "
                f"expires {state.not_after}")
-    load = run_load_command()  # WUCME_LOAD: a failure is a warning, the certificate is saved
-    if load is not None:
-        result.say("I", "LOADED", load.text) if load.ok else result.say("W", "LOADFAIL", load.text)
+    command = load_command()  # WUCME_LOAD: a failure is a warning, the certificate is saved
+    if command and command.strip():
+        from wucme.load import run_load_command  # (its subprocess machinery: only when defined)
+
+        load = run_load_command(command)
+        if load is not None:
+            result.say("I", "LOADED", load.text) if load.ok else result.say("W", "LOADFAIL", load.text)
     return result

@@ -9,8 +9,6 @@ that left its session (setsid) or whose parent exited (adopted by us: PR_SET_CHI
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 from collections.abc import Iterable, Mapping
@@ -72,6 +70,9 @@ def clean_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
 def become_subreaper() -> bool:
     """Make this process adopt its orphaned descendants (Linux prctl PR_SET_CHILD_SUBREAPER), so
     a double-forked daemon of a command stays findable as our child; False where unavailable."""
+    import ctypes  # (here: most commands never start one; ctypes costs a process 2 MB)
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
