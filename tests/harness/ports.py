@@ -17,10 +17,16 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
 
 __all__ = ["free_port", "free_ports", "ipv6_loopback", "port_holders", "await_port_free", "HeldPort",
-           "let_go_log"]
+           "let_go_log", "on_well_known_port"]
+
+T = TypeVar("T")
 
 _LOW = 10000  # above the registered services a test machine commonly runs
 _given: set[int] = set()
@@ -129,3 +135,16 @@ def await_port_free(port: int, timeout: float, host: str = "127.0.0.1") -> HeldP
             let_go_log.append(f"{host}:{port} {seen}")
             return seen
     return HeldPort(port, False, f"{holders}\nnow:\n{port_holders(port)}", timeout)
+
+
+def on_well_known_port(start: Callable[[], T], port: int) -> T:
+    """*start()*, a server that binds its protocol's default *port* (80, 443); the test skips,
+    saying why, where that needs privilege or something else holds the port."""
+    try:
+        return start()
+    except PermissionError:
+        pytest.skip(f"binding port {port} needs privilege")
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        pytest.skip(f"port {port} is taken on this machine")

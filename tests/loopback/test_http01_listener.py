@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from harness.ports import on_well_known_port
 from wucme.challenge.http01 import (NO_SUCH_TOKEN, Http01Listener, cgi_main, challenge_token, make_wsgi_app,
                                     run_cgi)
 from wucme.challenge.store import ChallengeStore
@@ -464,14 +465,7 @@ def test_stop_closes_the_port_and_may_be_called_twice(store: ChallengeStore) -> 
 
 def test_the_listener_takes_port_80_unless_told_otherwise(store: ChallengeStore) -> None:
     """RFC 8555 §8.3: the CA fetches the key authorization from port 80."""
-    try:
-        server = Http01Listener(store, "127.0.0.80", timeout=1.0)
-    except PermissionError:
-        pytest.skip("binding port 80 needs privilege")
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        pytest.skip("port 80 is taken on this machine")
+    server = on_well_known_port(lambda: Http01Listener(store, "127.0.0.80", timeout=1.0), 80)
     with server:
         assert server.address == ("127.0.0.80", 80)
         with socket.create_connection(("127.0.0.80", 80), timeout=5) as s:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import errno
 import hashlib
 import ipaddress
 import socket
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
-from harness.ports import ipv6_loopback
+from harness.ports import ipv6_loopback, on_well_known_port
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import (ACME_IDENTIFIER_OID, TlsAlpnResponder, ValidationCache, auth_digest,
                                      make_self_signed, make_validation_cert, make_validation_cert_from_digest)
@@ -262,14 +261,7 @@ def test_certificate_validity_is_reckoned_in_utc_on_a_host_whose_clock_is_not(
 
 def test_the_responder_listens_on_port_443_unless_told_otherwise(store: ChallengeStore) -> None:
     """RFC 8737 §3: the CA connects to port 443 of the identifier."""
-    try:
-        r = TlsAlpnResponder(store, "127.0.0.44", timeout=1.0)
-    except PermissionError:
-        pytest.skip("binding port 443 needs privilege")
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        pytest.skip("port 443 is taken on this machine")
+    r = on_well_known_port(lambda: TlsAlpnResponder(store, "127.0.0.44", timeout=1.0), 443)
     with r:
         assert r.address == ("127.0.0.44", 443)
         with socket.create_connection(("127.0.0.44", 443), timeout=5) as raw:
