@@ -196,6 +196,9 @@ class Fleet:
                         WUCME_CA=self.a.directory_url, WUCME_CA_BUNDLE=self.a.ca_bundle,
                         WUCME_CHALLENGE="http-01",
                         WUCME_HTTP01=f"127.0.0.1:{self.a.http_port}",
+                        # A load command, as an administrator defines one (without it `manage`
+                        # warns NOTLOADED and exits 1); /bin/true costs the pass next to nothing.
+                        WUCME_LOAD="/bin/true",
                         UACME_CHALLENGE_PATH=str(self.webroot))
         return self
 
