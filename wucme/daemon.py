@@ -9,7 +9,10 @@ returns only then, so `wucme alpn -d` exits 0 only once its listeners are up, as
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Detached", "Daemon", "daemonize"]
 
@@ -65,3 +68,13 @@ def daemonize(chdir: bool = True) -> Detached | Daemon:
         os.dup2(null, fd)
     os.close(null)
     return Daemon(w)
+
+
+def set_from_signal(event: threading.Event) -> Callable[[int, Any], None]:
+    """A signal handler that sets *event*.  A handler runs in the main thread, which may be in
+    event.wait() at that moment, holding the event's lock (not reentrant): a set() there would
+    wait for that lock forever (a `wucme alpn` worker was seen hanging so after SIGTERM), so
+    another thread sets it."""
+    def handler(signum: int, frame: Any) -> None:
+        threading.Thread(target=event.set, name="wucme-signal", daemon=True).start()
+    return handler

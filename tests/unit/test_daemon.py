@@ -45,3 +45,20 @@ def test_the_original_process_learns_the_daemons_pid_and_report(tmp_path: Path) 
 def test_a_daemon_that_says_nothing_and_keeps_its_directory(tmp_path: Path) -> None:
     said, facts = run(tmp_path, False, "d.close()")
     assert said == [facts[0], "-"] and facts[2] == str(tmp_path)
+
+
+def test_a_signal_sets_an_event_the_main_thread_is_waiting_on() -> None:
+    """The handler runs in the main thread, possibly inside event.wait() with the event's lock
+    held: set_from_signal sets the event from another thread, so the wait ends."""
+    import signal
+    import threading
+
+    from wucme.daemon import set_from_signal
+
+    stopping = threading.Event()
+    old = signal.signal(signal.SIGUSR1, set_from_signal(stopping))
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        assert stopping.wait(10)
+    finally:
+        signal.signal(signal.SIGUSR1, old)

@@ -37,7 +37,7 @@ from wucme.challenge.alpnauth import AuthTable, handle_command
 from wucme.challenge.alpnproxy import AlpnProxy, Backend, ControlServer
 from wucme.challenge.store import ChallengeStore
 from wucme.challenge.tlsalpn import auth_digest
-from wucme.daemon import Daemon, Detached, daemonize
+from wucme.daemon import Daemon, Detached, daemonize, set_from_signal
 from wucme.settings import alpn_pidfile, alpn_socket
 from wucme.vms.condition import VmsError
 from wucme.vms.secure import InsecureError, check_stat, open_private
@@ -618,7 +618,7 @@ def server_main(o: Options, log: AlpnLog) -> int:
             sock.close()
         control = ControlServer(control_sock, table, log, on_change=workers.broadcast)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
+            signal.signal(signum, set_from_signal(stopping))
         control.start()
         if daemon is not None:
             daemon.ready(b"OK")
@@ -736,7 +736,7 @@ def _worker_main(proxy: AlpnProxy, chan: socket.socket, log: AlpnLog) -> int:
     master goes away, or when a proxy loop is detected."""
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, set_from_signal(stopping))
     proxy.on_loop = stopping.set
     table = proxy.table
 
