@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.faultproxy import FaultProxy
+from harness.pebble import Pebble
 from wucme.core.times import iso
 from wucme.repository import CertState, key_pem
 from wucme.vms.ods2 import ods2_name
@@ -208,3 +209,53 @@ def renew_elsewhere(here: Path, name: str) -> None:
             .sign(k, hashes.SHA256()))
     Repository(here).save_certificate([name], k, leaf.public_bytes(serialization.Encoding.PEM), "http-01",
                                       "renewed")
+
+
+class Cluster:
+    """A shared repository of due certificates and the nodes that renew it."""
+
+    def __init__(self, tmp: Path, db: str, pebble: Pebble, proxy: FaultProxy) -> None:
+        self.tmp, self.db, self.pebble, self.proxy = tmp, db, pebble, proxy
+        self.repo = tmp / "shared-repo"
+        self.repo.mkdir()
+        self.env = {"WUCME_CA": proxy.directory_url, "WUCME_CA_BUNDLE": proxy.ca_bundle,
+                    "WUCME_LOCK_DB": db, "WUCME_CLUSTER_MODE": "SHARED", "WUCME_CHALLENGE": "http-01"}
+        self.nodes: list[ClusterNode] = []
+        self.responder: subprocess.Popen[bytes] | None = None
+
+    def node(self, name: str, **env: str) -> ClusterNode:
+        n = ClusterNode(self.tmp, name, self.repo, dict(self.env, **env))
+        self.nodes.append(n)
+        return n
+
+    def start_responder(self) -> None:
+        """The web servers' http-01 answer, read from the shared store (no node answers itself)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WUCME_")}
+        env.update(WUCME_LOCK_DB=self.db, WUCME_LNM_DIR=str(self.tmp / "lnm-web"),
+                   WUCME_HTTP01=f"127.0.0.1:{self.pebble.http_port}")
+        self.responder = subprocess.Popen([sys.executable, "-m", "wucme", "check", "/http01", "/seconds=600"],
+                                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        import socket
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.pebble.http_port), timeout=0.5).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline and self.responder.poll() is None, "no http-01 responder"
+                time.sleep(0.05)
+
+    def prepare(self, count: int) -> list[str]:
+        names = make_due_repository(self.repo, count)
+        self.node("setup").wucme("register", "admin@example.org")
+        self.proxy.log.clear()
+        return names
+
+    def close(self) -> None:
+        for n in self.nodes:
+            n.stop()
+        if self.responder is not None:
+            self.responder.kill()
+            self.responder.wait(10)
