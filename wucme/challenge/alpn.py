@@ -372,27 +372,76 @@ def _read_pid(path: str) -> int | None:
         raise AlpnError(f"failed to parse {path}") from None
 
 
-def _write_pid(path: str, stale: bool) -> None:
-    """Create the pid file 0644 (O_EXCL, never through a symbolic link), replacing a *stale* one."""
-    if stale:
+def _claim_pidfile(path: str) -> tuple[int, int | None]:
+    """Lock the pid file for this server: (its descriptor, the pid it named before, if any).
+
+    The lock (flock(2), on the open file, so the workers forked later hold it too) lasts as long
+    as any process of the server: of copies started at once only the one that takes it goes
+    on, and the others stop before they touch the control socket (with O_EXCL alone, a copy that
+    lost the pid file had already replaced the winner's socket, and removed it as it stopped).
+    A file that no process locks is stale, whatever pid it names; it is reused in place.  As
+    _read_pid, a symbolic link or a file another user owns or may write is refused."""
+    import fcntl
+
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
         try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            fd = os.open(path, flags, 0o644)
         except OSError as exc:
-            raise AlpnError(f"failed to remove stale {path}: {exc.strerror}") from None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            if exc.errno == errno.ELOOP:
+                raise AlpnError(f"refusing {path}: it is a symbolic link") from None
+            raise AlpnError(f"failed to create {path}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise AlpnError(f"refusing {path}: not a regular file")
+            try:
+                check_stat(st, path)
+            except InsecureError as exc:
+                raise AlpnError(exc.message()) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _pid_in(fd)  # None: the holder has not written it yet
+                if holder is not None and not _alive(holder):
+                    raise AlpnError(f"another instance is still running: the workers of process "
+                                    f"{holder}, which has exited, hold {path}") from None
+                raise AlpnError("another instance" + (f" (pid {holder})" if holder else "")
+                                + " is already running") from None
+            try:
+                now = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                return fd, _pid_in(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed or replaced by the server that held it, as it stopped: again
+
+
+def _pid_in(fd: int) -> int | None:
     try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        raise AlpnError(f"failed to create {path}: {exc.strerror}") from None
+        return int(os.pread(fd, 64, 0).decode("ascii", "replace").split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _write_pid(fd: int) -> None:
+    """This server's pid into the pid file it holds, mode 0644 whatever the umask."""
+    data = str(os.getpid()).encode("ascii")
     try:
+        os.ftruncate(fd, 0)
         os.fchmod(fd, 0o644)
-        os.write(fd, str(os.getpid()).encode("ascii"))
+        os.pwrite(fd, data, 0)
     except OSError as exc:
-        raise AlpnError(f"failed to write to {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+        raise AlpnError(f"failed to write to the pid file: {exc.strerror}") from None
+
+
+def _stale(path: str, pid: int) -> str:
+    if _alive(pid) and is_alpn_server(pid) is False:
+        return f"pid file {path} names process {pid}, which is not a wucme alpn server: stale"
+    return f"pid file {path} names process {pid}, which holds no lock on it: stale"
 
 
 def _alive(pid: int) -> bool:
@@ -586,23 +635,23 @@ def server_main(o: Options, log: AlpnLog) -> int:
     assert o.pidfile is not None and o.socket is not None
     if not o.connect:
         raise AlpnError("-c,--connect must be specified at least once in server mode")
-    pid = _read_pid(o.pidfile)
-    if pid is not None and _alive(pid) and is_alpn_server(pid) is not False:
-        raise AlpnError(f"another instance (pid {pid}) is already running")
-    if pid is not None:
-        log("NOTICE", f"pid file {o.pidfile} names process {pid}, which is not a wucme alpn server: stale")
-    daemon = _daemonize(log) if o.daemon else None
-    control_sock = _control_socket(o)
-    log("NOTICE", f"version {_version()} starting")
-    log("NOTICE", f"control interface listening to unix://{o.socket}")
-    stopping = threading.Event()
-    cleanup_paths = [o.socket]
+    pidfd, before = _claim_pidfile(o.pidfile)
+    cleanup_paths = [o.pidfile]
+    daemon: Daemon | None = None
+    control_sock: socket.socket | None = None
     try:
+        if before is not None:
+            log("NOTICE", _stale(o.pidfile, before))
+        daemon = _daemonize(log) if o.daemon else None
+        control_sock = _control_socket(o)
+        cleanup_paths.append(o.socket)
+        log("NOTICE", f"version {_version()} starting")
+        log("NOTICE", f"control interface listening to unix://{o.socket}")
+        stopping = threading.Event()
         listeners = _front_listeners(o, log)
         if not listeners:
             raise AlpnError("failed to listen to all address")
-        _write_pid(o.pidfile, stale=pid is not None)
-        cleanup_paths.append(o.pidfile)
+        _write_pid(pidfd)
         table = AuthTable(o.max_auths, shared=_shared_store(log))
         # Built (its limits read from the logical name tables) before -u and -r take the
         # tables out of reach; each worker starts its own copy after the fork.
@@ -632,12 +681,14 @@ def server_main(o: Options, log: AlpnLog) -> int:
         control.stop()
         return 0
     finally:
-        control_sock.close()
-        for path in cleanup_paths:
+        if control_sock is not None:
+            control_sock.close()
+        for path in cleanup_paths:  # the pid file while still locked: no one else's yet
             try:
                 os.unlink(path)
             except OSError:
                 pass
+        os.close(pidfd)
         if daemon is not None:
             daemon.ready(b"ERR")
 
