@@ -57,6 +57,10 @@ class Busy(WucmeError):
 
 #: Where the repository lives on Linux when neither WUCME_HERE nor WASD_ROOT is defined.
 ACCOUNT_KEY = "WUCME_ACCOUNT.PEM"
+#: The lock resource of the account key (Repository.lock_account), and how long a second
+#: `register` waits for the first (a registration takes seconds).
+ACCOUNT_RESOURCE = "WUCME_ACCOUNT"
+ACCOUNT_LOCK_WAIT = 120.0
 STATE_PREFIX = "WUCME_S_"
 STATE_TYPE = ".JSON"
 LOG_PREFIX = "WUCME_LOG_"
@@ -264,10 +268,19 @@ class Repository:
         cluster share renewals through it (docs/cluster.md).  The database not answering is
         PgLockError (`%WUCME-E-LOCKDB`), with no fallback to the local lock, which the other
         nodes would not see; the holder calls `check()` before it orders and before it writes."""
+        return self._lock(certificate_resource(cert_file), cert_file, wait, timeout)
+
+    def lock_account(self, *, timeout: float | None = ACCOUNT_LOCK_WAIT) -> Lock | PgLock:
+        """The lock of the account key, held by `register` from its look at the key to the new
+        key saved: two registrations at once each keep the other's key as an earlier version
+        (without it both kept the old key as a version, and the first new key was lost while
+        its account stayed at the CA).  The second waits up to *timeout* seconds, then Busy."""
+        return self._lock(ACCOUNT_RESOURCE, ACCOUNT_KEY, True, timeout)
+
+    def _lock(self, resource: str, what: str, wait: bool, timeout: float | None) -> Lock | PgLock:
         from wucme.lock import LockManager, LockTimeout, NotQueued
         from wucme.settings import lock_db
 
-        resource = certificate_resource(cert_file)
         try:
             conninfo = lock_db()
             if conninfo:
@@ -276,7 +289,7 @@ class Repository:
                 return PgLock(conninfo, resource, repository=self.path).acquire(wait=wait, timeout=timeout)
             return LockManager(self.path / LOCK_DIR).enqueue(resource, "EX", wait=wait, timeout=timeout)
         except (NotQueued, LockTimeout):
-            raise Busy(f"another process is working on {cert_file}") from None
+            raise Busy(f"another process is working on {what}") from None
 
     # --- access ------------------------------------------------------------------------------
 

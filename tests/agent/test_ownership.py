@@ -200,3 +200,29 @@ def manage_during_a_pass(agents: Agents, fault_proxy: FaultProxy) -> None:
     out = r.stdout + r.stderr
     assert "renewed by another process meanwhile" in out, out
     assert consistent(agents.here, quiet=True) == []
+
+
+def at_once(env: dict[str, str], *argv: str, copies: int = 2) -> list[tuple[int, str]]:
+    """*copies* of `wucme ARGV` started together; (exit status, output) of each."""
+    procs = [subprocess.Popen([sys.executable, "-m", "wucme", *argv], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(copies)]
+    return [(p.wait(120), p.communicate()[0]) for p in procs]
+
+
+def test_two_manage_passes_at_once_renew_each_due_certificate_once(repo: Agents, fault_proxy: FaultProxy) -> None:
+    agents = repo
+    names = [f"p{i}.example.org" for i in range(6)]
+    issue_all(agents, names)
+    slow_orders(fault_proxy, 0.3)  # each renewal in flight long enough for the other pass to meet it
+    runs = at_once(dict(agents.env, WUCME_WORKERS="2"), "manage")
+    assert [rc for rc, _ in runs] == [0, 0], runs
+    assert count(fault_proxy) == {n: 2 for n in names}  # the first order, and one renewal each
+    renewed = [out.count("%WUCME-S-RENEWED") for _, out in runs]
+    assert sum(renewed) == len(names), runs
+    assert consistent(agents.here, quiet=True) == []
+    # Both passes again, nothing due now: neither orders, and both say so.
+    runs = at_once(agents.env, "manage")
+    assert [rc for rc, _ in runs] == [0, 0], runs
+    assert count(fault_proxy) == {n: 2 for n in names}
+    assert all(f"0 renewed, {len(names)} not due, 0 failed" in out for _, out in runs), runs

@@ -36,10 +36,11 @@ def run(cmd: Command, show: Show | None = None) -> Result:
     repo.ensure_writable()
     key_spec()
     directory = ca_directory()
-    had_account = repo.account_key_path.exists()
-    with account_session(VerbLog(), key=new_key(), directory=directory, email=email, eab=eab()) as a:
-        account_new(a, yes=True)
-    repo.save_account_key(a.key)
+    with repo.lock_account():  # two at once: each new key saved, the other's kept as a version
+        had_account = repo.account_key_path.exists()
+        with account_session(VerbLog(), key=new_key(), directory=directory, email=email, eab=eab()) as a:
+            account_new(a, yes=True)
+        repo.save_account_key(a.key)
     result = Result("Register", show=show)
     terms = (a.dir.get("meta") or {}).get("termsOfService")
     if isinstance(terms, str) and terms:
