@@ -348,21 +348,10 @@ def _read_pid(path: str) -> int | None:
     user owns or may write is refused rather than believed.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = _open_pidfile(path, os.O_RDONLY, "failed to read")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise AlpnError(f"refusing {path}: it is a symbolic link") from None
-        raise AlpnError(f"failed to read {path}: {exc.strerror}") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise AlpnError(f"refusing {path}: not a regular file")
-        try:
-            check_stat(st, path)
-        except InsecureError as exc:
-            raise AlpnError(exc.message()) from None
         text = os.read(fd, 64).decode("ascii", "replace")
     finally:
         os.close(fd)
@@ -370,6 +359,31 @@ def _read_pid(path: str) -> int | None:
         return int(text.split()[0])
     except (ValueError, IndexError):
         raise AlpnError(f"failed to parse {path}") from None
+
+
+def _open_pidfile(path: str, flags: int, failed: str) -> int:
+    """The pid file opened with *flags*, never through a symbolic link, and only when it is a
+    regular file that no other user owns or may write (vms.secure.check_stat)."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AlpnError(f"refusing {path}: it is a symbolic link") from None
+        raise AlpnError(f"{failed} {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AlpnError(f"refusing {path}: not a regular file")
+        check_stat(st, path)
+    except InsecureError as exc:
+        os.close(fd)
+        raise AlpnError(exc.message()) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _claim_pidfile(path: str) -> tuple[int, int | None]:
@@ -383,22 +397,13 @@ def _claim_pidfile(path: str) -> tuple[int, int | None]:
     _read_pid, a symbolic link or a file another user owns or may write is refused."""
     import fcntl
 
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         try:
-            fd = os.open(path, flags, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise AlpnError(f"refusing {path}: it is a symbolic link") from None
+            fd = _open_pidfile(path, os.O_RDWR | os.O_CREAT, "failed to create")
+        except FileNotFoundError as exc:  # a directory of the path missing
             raise AlpnError(f"failed to create {path}: {exc.strerror}") from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise AlpnError(f"refusing {path}: not a regular file")
-            try:
-                check_stat(st, path)
-            except InsecureError as exc:
-                raise AlpnError(exc.message()) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
