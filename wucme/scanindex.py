@@ -32,22 +32,34 @@ from wucme._native import certscan
 from wucme._native.certscan import CertInfo
 from wucme.vms.atomic import TEMP_PREFIX
 
-__all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "IndexWriter", "file_key",
+__all__ = ["INDEX_FILE", "NO_DIR_KEY", "RACY_SECONDS", "FileKey", "dir_key", "Entry", "IndexReader", "IndexWriter", "file_key",
            "IndexedCertInfo", "cert_fields", "cert_from_fields"]
 
 #: The index's name in the repository (no `;N` versions: it is rewritten, never kept).
 INDEX_FILE = "WUCME_SCAN.DAT"
 #: Files changed less than this many seconds before the scan are read again next time.
 RACY_SECONDS = 2.0
-_FORMAT = 4
+_FORMAT = 5
+#: The header's DIR field before a scan has vouched for the directory (never a directory's key).
+NO_DIR_KEY = b"-" * 62
 
 
-def header(names: tuple[str, int]) -> bytes:
-    """The first line: the format, and the digest and count of the WUCME_C and WUCME_S file
-    names the index was made from (Repository.scan: a directory whose names still give them
-    holds exactly the index's certificates, and is not listed again)."""
-    return b'{"wucme-scan-index":%d,"wucme":"%s","names":"%s","count":%d}\n' % (
-        _FORMAT, __version__.encode(), names[0].encode(), names[1])
+def header(names: tuple[str, int], dir_key: bytes = NO_DIR_KEY) -> bytes:
+    """The first line: the format, the digest and count of the WUCME_C and WUCME_S file names
+    the index was made from (Repository.scan: a directory whose names still give them holds
+    exactly the index's certificates, and is not listed again), and DIR, the directory's own
+    key (dir_key()) when a scan found those names in it: while stat(2) of the directory still
+    gives that key no name in it has changed (every create, unlink and rename moves its
+    mtime and ctime), and it is not even listed.  DIR has a fixed width: a scan that lists
+    the directory and finds the names unchanged writes it in place (IndexReader.vouch), never
+    renaming the index (which would change the directory again)."""
+    return b'{"wucme-scan-index":%d,"wucme":"%s","names":"%s","count":%d,"dir":"%s"}\n' % (
+        _FORMAT, __version__.encode(), names[0].encode(), names[1], dir_key)
+
+
+def dir_key(st: os.stat_result) -> bytes:
+    """A directory's key as DIR holds it: mtime_ns, ctime_ns, inode, 20 digits each."""
+    return b"%020d,%020d,%020d" % (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 #: [size, mtime_ns, ctime_ns, inode] of a file (what file_key() makes; anything in a line).
 FileKey = Any
@@ -267,6 +279,8 @@ class IndexReader:
         self.key: list[int] | None = None
         #: (digest, count) of the file names the index was made from; None without an index.
         self.names: tuple[str, int] | None = None
+        self.dir_key = NO_DIR_KEY
+        self._dir_at = 0
         self.header_len = 0
         self._lines: Iterator[bytes] | None = None
         self._next: Entry | None = None
@@ -280,19 +294,45 @@ class IndexReader:
         try:
             h = json.loads(first)
             if not (type(h) is dict and h.get("wucme-scan-index") == _FORMAT and h.get("wucme") == __version__
-                    and type(h.get("names")) is str
-                    and type(h.get("count")) is int and first == header((h["names"], h["count"]))):
+                    and type(h.get("names")) is str and type(h.get("count")) is int
+                    and type(h.get("dir")) is str and len(h["dir"]) == len(NO_DIR_KEY)
+                    and first == header((h["names"], h["count"]), h["dir"].encode("ascii"))):
                 raise ValueError("another format")
-        except ValueError:
+        except (ValueError, UnicodeEncodeError):
             self._stop()
             self.close()
             return
         self.names = (h["names"], h["count"])
+        #: The directory's key the index vouches for (DIR), NO_DIR_KEY when none.
+        self.dir_key = h["dir"].encode("ascii")
+        self._dir_at = len(first) - len(NO_DIR_KEY) - 3  # (where DIR starts: `...","dir":"DIR"}\n`)
         self.header_len = len(first)
         #: The file's key when opened (Repository.scan(snapshot=True): the same file, unread since).
         self.key = file_key(os.fstat(self._f.fileno()))
         self._lines = iter(self._f)
         self._advance()
+
+    def vouch(self, directory: str, key: bytes) -> list[int] | None:
+        """Write *key* as the index's DIR, in place (Repository.scan: the directory listed,
+        its names the header's, its key older than RACY_SECONDS); the index's file key after
+        the write, or None when it was not written (the file in place is no longer the one
+        read, or cannot be written: the next scan lists the directory again)."""
+        if self.key is None or len(key) != len(NO_DIR_KEY):
+            return None
+        try:
+            fd = os.open(os.path.join(directory, INDEX_FILE), os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            if os.fstat(fd).st_ino != self.key[3]:
+                return None
+            if os.pwrite(fd, key, self._dir_at) != len(key):
+                return None
+            return file_key(os.fstat(fd))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def _stop(self) -> None:
         self.changed = self.damaged = True
