@@ -576,7 +576,7 @@ class Repository:
             scanner = certscan.backend()
             unwritten = scanindex.IndexWriter(here, STATE_MODE, ("", 0))  # (never begun)
             done = ""
-            for e in old.entries():
+            for e in old.checked_entries():  # (checked by the scan that left it)
                 done = e.part
                 m: Managed | None
                 if e.keyed:
