@@ -513,12 +513,7 @@ class Repository:
                     # What most of a pass over an unchanged repository is: both files keep the
                     # keys the index has for them, and *select* passes the certificate over
                     # (as _indexed() would decide, without what it makes on the way).
-                    try:
-                        same = (entry.same_cert(os.stat(f"WUCME_C_{part}.PEM", dir_fd=dfd))
-                                and entry.same_state(os.stat(f"{STATE_PREFIX}{part}{STATE_TYPE}", dir_fd=dfd)))
-                    except OSError:
-                        same = False
-                    if same:
+                    if entry.same_files(dfd, scanner):
                         if not select(entry):
                             kept += len(entry.raw)
                             new.add(entry)

@@ -94,13 +94,13 @@ class Entry:
     carries (the CRC covers both)."""
 
     __slots__ = ("part", "_ckey", "_skey", "_ck", "_sk", "has_cert", "has_state", "hosts_ok", "due",
-                 "raw", "_body", "_cert", "_state")
+                 "raw", "_body", "_cert", "_state", "_pb")
 
     def __init__(self, part: str, ckey: FileKey | None, cert: list[Any] | None,
                  skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"",
                  hosts_ok: bool = False) -> None:
         self.part, self._ckey, self._skey, self.raw, self.hosts_ok = part, ckey, skey, raw, hosts_ok
-        self._ck = self._sk = b""
+        self._ck = self._sk = self._pb = b""
         self._cert, self._state = cert, state
         self.has_cert, self.has_state = cert is not None, state is not None
         self._body: bytes | None = None
@@ -134,6 +134,17 @@ class Entry:
         if self._ckey is _UNREAD:
             return self._ck == _key_bytes(st)
         return self._ckey == file_key(st)
+
+    def same_files(self, dfd: int, scanner: certscan.Scanner) -> bool:
+        """Do both files (in the directory open as *dfd*) still have the keys recorded?
+        False when either differs or is missing."""
+        if self._ckey is _UNREAD and self._skey is _UNREAD:
+            return scanner.same_keys(dfd, self._pb, self._ck, self._sk)
+        try:
+            return (self.same_cert(os.stat(f"WUCME_C_{self.part}.PEM", dir_fd=dfd))
+                    and self.same_state(os.stat(f"WUCME_S_{self.part}.JSON", dir_fd=dfd)))
+        except OSError:
+            return False
 
     def same_state(self, st: os.stat_result) -> bool:
         """Does the state file's recorded key match *st*?"""
@@ -226,9 +237,7 @@ def _due_field(cert: list[Any] | None, state: dict[str, Any] | None) -> bytes:
     return b"%d/%d/%s/%s" % (micros(renew), micros(na), when.encode(), text)
 
 
-def _key_bytes(st: os.stat_result) -> bytes:
-    """A file's key as a line holds it."""
-    return b"%d,%d,%d,%d" % (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+_key_bytes = certscan.file_key  # (a file's key as a line holds it)
 
 
 def _key_text(key: FileKey | None, data: bool) -> bytes:
@@ -263,7 +272,7 @@ def _parse(line: bytes, check: bool = True) -> Entry:
         e = Entry(part.decode("ascii"), _UNREAD, None, _UNREAD, None, line, ok == b"1")
     except (UnicodeDecodeError, ValueError):
         raise ValueError("bad entry") from None
-    e._ck, e._sk, e.due, e._body = ck, sk, due, body
+    e._ck, e._sk, e.due, e._body, e._pb = ck, sk, due, body, part
     e.has_cert, e.has_state = ck != b"-", sk != b"-"
     return e
 

@@ -461,3 +461,30 @@ def test_the_write_probe_leaves_the_directory_as_it_was(repo: Repository) -> Non
     after = os.stat(repo.path)
     assert (after.st_mtime_ns, after.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
     assert not [n for n in os.listdir(repo.path) if n.startswith(".")]
+
+
+@pytest.mark.parametrize("scanner", [certscan.PURE, certscan.NATIVE], ids=["pure", "native"])
+def test_both_scanners_compare_the_files_keys_alike(repo: Repository, scanner: certscan.Scanner | None) -> None:
+    """The first look's question for each certificate, Scanner.same_keys (two fstatat(2)
+    in native/certscan.c, two os.stat in the twin): the keys the index writes, compared."""
+    if scanner is None:
+        pytest.skip("the native certificate scan was not built")
+    c, s = repo.path / "WUCME_C_A_EXAMPLE_ORG.PEM", repo.path / "WUCME_S_A_EXAMPLE_ORG.JSON"
+    ck, sk = certscan.file_key(c.stat()), certscan.file_key(s.stat())
+    assert ck == b"%d,%d,%d,%d" % tuple(scanindex.file_key(c.stat()))
+    fd = os.open(repo.path, os.O_RDONLY)
+    try:
+        assert scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk)
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk[:-1])
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck + b"0", sk)
+        assert not scanner.same_keys(fd, b"B_EXAMPLE_ORG", ck, sk)  # another file's keys
+        for bad in (b"", b"../here/A_EXAMPLE_ORG", b"A" * 200, b"A\0B"):
+            assert not scanner.same_keys(fd, bad, ck, sk)
+        st = c.stat()
+        os.utime(c, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk)
+        assert scanner.same_keys(fd, b"A_EXAMPLE_ORG", certscan.file_key(c.stat()), sk)
+        s.unlink()
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", certscan.file_key(c.stat()), sk)
+    finally:
+        os.close(fd)
