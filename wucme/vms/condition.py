@@ -80,7 +80,8 @@ class Condition:
             object.__setattr__(self, "ident", ident)
 
     def message(self) -> str:
-        return format_message(self.severity, self.ident, self.text, self.facility)
+        # format_message's line; severity and ident were checked and upper-cased when made
+        return f"%{self.facility}-{self.severity}-{self.ident}, {self.text}"
 
     @property
     def value(self) -> int:
