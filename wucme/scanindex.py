@@ -14,7 +14,9 @@ is damaged (or a header from another format) ends the use of the index for the r
 scan, which reads the files and writes a new index.  The scan streams: the index is read a
 line at a time beside the sorted directory listing and the new one written the same way
 (only when something changed, by write-and-rename: a reader sees the old index or the new
-one), so memory does not grow with the repository beyond the listing's names.
+one), so memory does not grow with the repository beyond the listing's names.  Once a scan
+has found the directory's names to be the index's, the header also holds the directory's own
+key (header(): DIR), and while the directory keeps it the scan does not list it at all.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from wucme._native import certscan
 from wucme._native.certscan import CertInfo
 from wucme.vms.atomic import TEMP_PREFIX
 
-__all__ = ["INDEX_FILE", "NO_DIR_KEY", "RACY_SECONDS", "FileKey", "dir_key", "Entry", "IndexReader", "IndexWriter", "file_key",
+__all__ = ["INDEX_FILE", "NO_DIR_KEY", "RACY_SECONDS", "FileKey", "dir_key", "Entry", "IndexReader",
+           "IndexWriter", "file_key",
            "IndexedCertInfo", "cert_fields", "cert_from_fields"]
 
 #: The index's name in the repository (no `;N` versions: it is rewritten, never kept).
@@ -326,7 +329,8 @@ class IndexReader:
         """Write *key* as the index's DIR, in place (Repository.scan: the directory listed,
         its names the header's, its key older than RACY_SECONDS); the index's file key after
         the write, or None when it was not written (the file in place is no longer the one
-        read, or cannot be written: the next scan lists the directory again)."""
+        read, or not as it was read, or cannot be written: the next scan lists the directory
+        again)."""
         if self.key is None or len(key) != len(NO_DIR_KEY):
             return None
         try:
@@ -334,8 +338,8 @@ class IndexReader:
         except OSError:
             return None
         try:
-            if os.fstat(fd).st_ino != self.key[3]:
-                return None
+            if file_key(os.fstat(fd)) != self.key:
+                return None  # (another index renamed into place, or this one written over)
             if os.pwrite(fd, key, self._dir_at) != len(key):
                 return None
             return file_key(os.fstat(fd))
