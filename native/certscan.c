@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -831,4 +832,37 @@ int cs_cert_file(const char *path, unsigned char *der, size_t cap, struct cs_cer
     if (buf != stack)
         free(buf);
     return r;
+}
+
+/* One file's key compared with the text the index holds. */
+static int same_key(int dfd, const char *name, const char *key, size_t key_len)
+{
+    struct stat st;
+    char text[96];
+    int n;
+
+    if (fstatat(dfd, name, &st, 0) != 0)
+        return 0;
+    n = snprintf(text, sizeof text, "%lld,%lld,%lld,%llu", (long long)st.st_size,
+                 (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                 (long long)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+                 (unsigned long long)st.st_ino);
+    return n > 0 && (size_t)n == key_len && memcmp(text, key, key_len) == 0;
+}
+
+int cs_same_keys(int dfd, const char *part, size_t part_len, const char *ckey, size_t ckey_len,
+                 const char *skey, size_t skey_len)
+{
+    char name[160];
+
+    if (part_len == 0 || part_len > 128 || memchr(part, '/', part_len) || memchr(part, '\0', part_len))
+        return 0;
+    memcpy(name, "WUCME_C_", 8);
+    memcpy(name + 8, part, part_len);
+    memcpy(name + 8 + part_len, ".PEM", 5);
+    if (!same_key(dfd, name, ckey, ckey_len))
+        return 0;
+    memcpy(name + 6, "S_", 2);
+    memcpy(name + 8 + part_len, ".JSON", 6);
+    return same_key(dfd, name, skey, skey_len);
 }

@@ -34,3 +34,10 @@ int cs_cert_scan(const unsigned char *pem, size_t len, unsigned char *der, size_
 
 /* cs_cert_scan() of the file at path, read here: CS_OK, CS_EUNSUPP, CS_ENOENT or CS_EIO. */
 int cs_cert_file(const char *path, unsigned char *der, size_t cap, struct cs_cert *out);
+
+/* Do WUCME_C_<part>.PEM and WUCME_S_<part>.JSON in the directory open as dfd still have the
+   keys the scan index holds for them (ckey, skey: "size,mtime_ns,ctime_ns,inode", what
+   stat(2) says, as wucme.scanindex writes it)?  1 when both do; 0 when either differs, is
+   missing or cannot be stat'ed (the scan then looks at the files itself). */
+int cs_same_keys(int dfd, const char *part, size_t part_len, const char *ckey, size_t ckey_len,
+                 const char *skey, size_t skey_len);

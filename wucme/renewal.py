@@ -419,6 +419,7 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
         todo: list[tuple[Managed, str]] = []
 
         now_us = micros(ctx.now)
+        keep = ctx.keep_skipped
         limit_us = limit // _MICROSECOND if limit is not None else None
 
         def undecided(e: Entry) -> bool:
@@ -430,7 +431,12 @@ def _renew_due(ctx: _Pass, report: RenewalReport, challenge: str | None = None) 
                 return True
             name = f"WUCME_C_{e.part}.PEM"
             if name not in bad:
-                _not_due(ctx, report, v[0].split(","), name, v[1])
+                if keep:
+                    report.outcomes.append(Outcome(v[0].split(","), name, "skipped", v[1]))
+                else:
+                    report.skipped_not_kept += 1
+                # (_not_due's message: the index joins the hosts by "," and a host has none)
+                say(Condition("I", "SKIPPED", f"{name} ({v[0].replace(',', ', ')}): {v[1]}"))
             return False
         for m in repo.scan(undecided, snapshot=True):  # what the first look saw
             if m.cert_name in bad:

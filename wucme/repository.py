@@ -308,8 +308,7 @@ class Repository:
                 why = "not a directory"
             else:
                 check_directory(self.path)
-                tmp = write_temp(self.path, b"", KEY_MODE)
-                os.unlink(tmp)
+                _probe_write(self.path)
         except OSError as e:
             why = e.strerror or str(e)
         if why:
@@ -482,14 +481,20 @@ class Repository:
             return
         except OSError as e:
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
+        here = f"{os.fspath(self.path)}/"
         try:
-            names = self._names(dfd)
+            # The directory's key before anything is read of it: while it is the one the index
+            # vouches for (its DIR), no name has come or gone since a scan found the index's
+            # names there, and the directory is not listed (wucme.scanindex.header).
+            dkey = scanindex.dir_key(os.fstat(dfd))
+            old = scanindex.IndexReader(here)
+            listed = not (old.names is not None and old.dir_key == dkey)
+            names = self._names(dfd) if listed else old.names
         except OSError as e:
             os.close(dfd)
             raise NoPrivilege(f"cannot read the certificate repository {self.path}: {e.strerror}") from None
+        assert names is not None
         scanner = certscan.backend()  # WUCME_NO_NATIVE read once per scan
-        here = f"{os.fspath(self.path)}/"
-        old = scanindex.IndexReader(here)
         new = scanindex.IndexWriter(here, STATE_MODE, names)
 
         trusted = old.names == names
@@ -521,12 +526,7 @@ class Repository:
                     # What most of a pass over an unchanged repository is: both files keep the
                     # keys the index has for them, and *select* passes the certificate over
                     # (as _indexed() would decide, without what it makes on the way).
-                    try:
-                        same = (entry.same_cert(os.stat(f"WUCME_C_{part}.PEM", dir_fd=dfd))
-                                and entry.same_state(os.stat(f"{STATE_PREFIX}{part}{STATE_TYPE}", dir_fd=dfd)))
-                    except OSError:
-                        same = False
-                    if same:
+                    if entry.same_files(dfd, scanner):
                         if not select(entry):
                             kept += len(entry.raw)
                             new.add(entry)
@@ -552,7 +552,12 @@ class Repository:
             if old.changed:
                 new.begin(old, kept)
             new.commit()
-            self._seen = new.key if new.begun else old.key
+            vouched = None
+            if listed and trusted and not new.begun and _settled(dkey, new.started):
+                # Listed, the names the index's, and the index kept: the directory's key,
+                # taken before the listing, is theirs (a name changed since moves it on).
+                vouched = old.vouch(here, dkey)
+            self._seen = new.key if new.begun else (vouched or old.key)
         finally:
             old.close()
             new.abandon()
@@ -579,7 +584,7 @@ class Repository:
             scanner = certscan.backend()
             unwritten = scanindex.IndexWriter(here, STATE_MODE, ("", 0))  # (never begun)
             done = ""
-            for e in old.entries():
+            for e in old.checked_entries():  # (checked by the scan that left it)
                 done = e.part
                 m: Managed | None
                 if e.keyed:
@@ -782,6 +787,32 @@ class Repository:
             return None
         logs = [p for p in logs if p.is_file()]
         return max(logs, key=lambda p: (p.stat().st_mtime, p.name)) if logs else None
+
+
+def _settled(dkey: bytes, started_ns: int) -> bool:
+    """Is a directory's key (scanindex.dir_key) older than the scan by RACY_SECONDS?  A name
+    changed within the same tick of the file system's clock would leave it as it is (never
+    less than 50 ms: many ticks of any clock a file system keeps its times by)."""
+    limit = started_ns - int(max(scanindex.RACY_SECONDS, 0.05) * 1e9)
+    mtime, ctime, _ = dkey.split(b",")
+    return int(mtime) < limit and int(ctime) < limit
+
+
+def _probe_write(path: Path) -> None:
+    """Prove a file can be created in *path*: an unnamed file (O_TMPFILE), which needs the
+    same write access and a free inode as a named one but leaves the directory as it was (its
+    mtime is how the scan index knows the repository's names unchanged: wucme.scanindex), and
+    costs neither a listing for crashed writers' temporaries nor an fsync; where the file
+    system has no O_TMPFILE, a temporary file written and removed."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            os.close(os.open(path, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), KEY_MODE))
+            return
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise  # (EACCES, EROFS, ENOSPC, EDQUOT...: what a named file would meet too)
+    os.unlink(write_temp(path, b"", KEY_MODE))
 
 
 def _hosts_ok(hosts: list[str]) -> bool:

@@ -14,7 +14,9 @@ is damaged (or a header from another format) ends the use of the index for the r
 scan, which reads the files and writes a new index.  The scan streams: the index is read a
 line at a time beside the sorted directory listing and the new one written the same way
 (only when something changed, by write-and-rename: a reader sees the old index or the new
-one), so memory does not grow with the repository beyond the listing's names.
+one), so memory does not grow with the repository beyond the listing's names.  Once a scan
+has found the directory's names to be the index's, the header also holds the directory's own
+key (header(): DIR), and while the directory keeps it the scan does not list it at all.
 """
 from __future__ import annotations
 
@@ -32,22 +34,35 @@ from wucme._native import certscan
 from wucme._native.certscan import CertInfo
 from wucme.vms.atomic import TEMP_PREFIX
 
-__all__ = ["INDEX_FILE", "RACY_SECONDS", "FileKey", "Entry", "IndexReader", "IndexWriter", "file_key",
+__all__ = ["INDEX_FILE", "NO_DIR_KEY", "RACY_SECONDS", "FileKey", "dir_key", "Entry", "IndexReader",
+           "IndexWriter", "file_key",
            "IndexedCertInfo", "cert_fields", "cert_from_fields"]
 
 #: The index's name in the repository (no `;N` versions: it is rewritten, never kept).
 INDEX_FILE = "WUCME_SCAN.DAT"
 #: Files changed less than this many seconds before the scan are read again next time.
 RACY_SECONDS = 2.0
-_FORMAT = 4
+_FORMAT = 5
+#: The header's DIR field before a scan has vouched for the directory (never a directory's key).
+NO_DIR_KEY = b"-" * 62
 
 
-def header(names: tuple[str, int]) -> bytes:
-    """The first line: the format, and the digest and count of the WUCME_C and WUCME_S file
-    names the index was made from (Repository.scan: a directory whose names still give them
-    holds exactly the index's certificates, and is not listed again)."""
-    return b'{"wucme-scan-index":%d,"wucme":"%s","names":"%s","count":%d}\n' % (
-        _FORMAT, __version__.encode(), names[0].encode(), names[1])
+def header(names: tuple[str, int], dir_key: bytes = NO_DIR_KEY) -> bytes:
+    """The first line: the format, the digest and count of the WUCME_C and WUCME_S file names
+    the index was made from (Repository.scan: a directory whose names still give them holds
+    exactly the index's certificates, and is not listed again), and DIR, the directory's own
+    key (dir_key()) when a scan found those names in it: while stat(2) of the directory still
+    gives that key no name in it has changed (every create, unlink and rename moves its
+    mtime and ctime), and it is not even listed.  DIR has a fixed width: a scan that lists
+    the directory and finds the names unchanged writes it in place (IndexReader.vouch), never
+    renaming the index (which would change the directory again)."""
+    return b'{"wucme-scan-index":%d,"wucme":"%s","names":"%s","count":%d,"dir":"%s"}\n' % (
+        _FORMAT, __version__.encode(), names[0].encode(), names[1], dir_key)
+
+
+def dir_key(st: os.stat_result) -> bytes:
+    """A directory's key as DIR holds it: mtime_ns, ctime_ns, inode, 20 digits each."""
+    return b"%020d,%020d,%020d" % (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 #: [size, mtime_ns, ctime_ns, inode] of a file (what file_key() makes; anything in a line).
 FileKey = Any
@@ -82,13 +97,13 @@ class Entry:
     carries (the CRC covers both)."""
 
     __slots__ = ("part", "_ckey", "_skey", "_ck", "_sk", "has_cert", "has_state", "hosts_ok", "due",
-                 "raw", "_body", "_cert", "_state")
+                 "raw", "_body", "_cert", "_state", "_pb")
 
     def __init__(self, part: str, ckey: FileKey | None, cert: list[Any] | None,
                  skey: FileKey | None, state: dict[str, Any] | None, raw: bytes = b"",
                  hosts_ok: bool = False) -> None:
         self.part, self._ckey, self._skey, self.raw, self.hosts_ok = part, ckey, skey, raw, hosts_ok
-        self._ck = self._sk = b""
+        self._ck = self._sk = self._pb = b""
         self._cert, self._state = cert, state
         self.has_cert, self.has_state = cert is not None, state is not None
         self._body: bytes | None = None
@@ -122,6 +137,17 @@ class Entry:
         if self._ckey is _UNREAD:
             return self._ck == _key_bytes(st)
         return self._ckey == file_key(st)
+
+    def same_files(self, dfd: int, scanner: certscan.Scanner) -> bool:
+        """Do both files (in the directory open as *dfd*) still have the keys recorded?
+        False when either differs or is missing."""
+        if self._ckey is _UNREAD and self._skey is _UNREAD:
+            return scanner.same_keys(dfd, self._pb, self._ck, self._sk)
+        try:
+            return (self.same_cert(os.stat(f"WUCME_C_{self.part}.PEM", dir_fd=dfd))
+                    and self.same_state(os.stat(f"WUCME_S_{self.part}.JSON", dir_fd=dfd)))
+        except OSError:
+            return False
 
     def same_state(self, st: os.stat_result) -> bool:
         """Does the state file's recorded key match *st*?"""
@@ -214,9 +240,7 @@ def _due_field(cert: list[Any] | None, state: dict[str, Any] | None) -> bytes:
     return b"%d/%d/%s/%s" % (micros(renew), micros(na), when.encode(), text)
 
 
-def _key_bytes(st: os.stat_result) -> bytes:
-    """A file's key as a line holds it."""
-    return b"%d,%d,%d,%d" % (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+_key_bytes = certscan.file_key  # (a file's key as a line holds it)
 
 
 def _key_text(key: FileKey | None, data: bool) -> bytes:
@@ -240,17 +264,18 @@ def _key_of(text: bytes) -> FileKey | None:
 _decode = json.JSONDecoder().decode
 
 
-def _parse(line: bytes) -> Entry:
-    """One line; ValueError when it is damaged in any way (the JSON is checked when used)."""
+def _parse(line: bytes, check: bool = True) -> Entry:
+    """One line; ValueError when it is damaged in any way (the JSON is checked when used).
+    Without *check*, the line's checksum is not computed (IndexReader.checked_entries)."""
     rest = line[9:-1]
-    if line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(rest):
+    if check and (line[8:9] != b" " or line[-1:] != b"\n" or int(line[:8], 16) != zlib.crc32(rest)):
         raise ValueError("damaged line")
     try:
         part, ck, sk, ok, due, body = rest.split(b" ", 5)
         e = Entry(part.decode("ascii"), _UNREAD, None, _UNREAD, None, line, ok == b"1")
     except (UnicodeDecodeError, ValueError):
         raise ValueError("bad entry") from None
-    e._ck, e._sk, e.due, e._body = ck, sk, due, body
+    e._ck, e._sk, e.due, e._body, e._pb = ck, sk, due, body, part
     e.has_cert, e.has_state = ck != b"-", sk != b"-"
     return e
 
@@ -267,6 +292,8 @@ class IndexReader:
         self.key: list[int] | None = None
         #: (digest, count) of the file names the index was made from; None without an index.
         self.names: tuple[str, int] | None = None
+        self.dir_key = NO_DIR_KEY
+        self._dir_at = 0
         self.header_len = 0
         self._lines: Iterator[bytes] | None = None
         self._next: Entry | None = None
@@ -280,19 +307,46 @@ class IndexReader:
         try:
             h = json.loads(first)
             if not (type(h) is dict and h.get("wucme-scan-index") == _FORMAT and h.get("wucme") == __version__
-                    and type(h.get("names")) is str
-                    and type(h.get("count")) is int and first == header((h["names"], h["count"]))):
+                    and type(h.get("names")) is str and type(h.get("count")) is int
+                    and type(h.get("dir")) is str and len(h["dir"]) == len(NO_DIR_KEY)
+                    and first == header((h["names"], h["count"]), h["dir"].encode("ascii"))):
                 raise ValueError("another format")
-        except ValueError:
+        except (ValueError, UnicodeEncodeError):
             self._stop()
             self.close()
             return
         self.names = (h["names"], h["count"])
+        #: The directory's key the index vouches for (DIR), NO_DIR_KEY when none.
+        self.dir_key = h["dir"].encode("ascii")
+        self._dir_at = len(first) - len(NO_DIR_KEY) - 3  # (where DIR starts: `...","dir":"DIR"}\n`)
         self.header_len = len(first)
         #: The file's key when opened (Repository.scan(snapshot=True): the same file, unread since).
         self.key = file_key(os.fstat(self._f.fileno()))
         self._lines = iter(self._f)
         self._advance()
+
+    def vouch(self, directory: str, key: bytes) -> list[int] | None:
+        """Write *key* as the index's DIR, in place (Repository.scan: the directory listed,
+        its names the header's, its key older than RACY_SECONDS); the index's file key after
+        the write, or None when it was not written (the file in place is no longer the one
+        read, or not as it was read, or cannot be written: the next scan lists the directory
+        again)."""
+        if self.key is None or len(key) != len(NO_DIR_KEY):
+            return None
+        try:
+            fd = os.open(os.path.join(directory, INDEX_FILE), os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            if file_key(os.fstat(fd)) != self.key:
+                return None  # (another index renamed into place, or this one written over)
+            if os.pwrite(fd, key, self._dir_at) != len(key):
+                return None
+            return file_key(os.fstat(fd))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def _stop(self) -> None:
         self.changed = self.damaged = True
@@ -305,6 +359,26 @@ class IndexReader:
             e = self._next
             self._advance()
             yield e
+
+    def checked_entries(self) -> Iterator[Entry]:
+        """entries() of a file this process has already read whole, every line's checksum
+        and order checked (Repository.scan(snapshot=True): the index the first look left,
+        its file key unchanged since): the checks are not made again.  A line that does not
+        split as one still ends them (`damaged`)."""
+        e = self._next
+        self._next = None
+        lines = self._lines
+        if e is None or lines is None:
+            return
+        yield e
+        for line in lines:
+            try:
+                e = _parse(line, False)
+            except ValueError:
+                self._stop()
+                return
+            yield e
+        self._lines = None
 
     def fileno(self) -> int:
         if self._f is None:

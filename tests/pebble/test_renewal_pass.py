@@ -13,6 +13,7 @@ import ctypes.util
 import datetime as dt
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -564,3 +565,32 @@ def test_the_warnings_of_a_pass_go_to_the_reports_too(site: Site, monkeypatch: p
     assert report.not_loaded and len(report.report_problems) == 2
     assert report.report_problems[0].startswith("reporter failed: ")
     assert not report.report_problems[1].startswith("reporter failed: ")
+
+
+def test_a_pass_with_nothing_due_writes_nothing(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the scan index vouches for the repository's directory, a pass with nothing due
+    neither lists the directory nor rewrites the index nor makes a name in it (its write probe
+    is an unnamed file): the directory's mtime, and so the index's DIR, stay valid."""
+    from wucme import scanindex
+
+    site.issue("www.example.org")
+    site.issue("mail.example.org")
+    for _ in range(2):
+        # The first pass after the files settled builds the index (its rename changes the
+        # directory); once that has settled, the next lists the directory, finds the
+        # index's names and vouches for its key.
+        time.sleep(scanindex.RACY_SECONDS + 0.1)
+        site.run()
+    index = site.here / scanindex.INDEX_FILE
+    before = (os.stat(site.here), index.stat(), sorted(os.listdir(site.here)))
+    listed: list[int] = []
+    real = Repository._names
+    monkeypatch.setattr(Repository, "_names", staticmethod(lambda fd: listed.append(fd) or real(fd)))
+    report = site.run()
+    assert report.not_due == 2 and report.ok and not listed
+    assert [s.split(":")[0] for s in site.said] == ["%WUCME-I-SKIPPED, WUCME_C_MAIL_EXAMPLE_ORG.PEM (mail.example.org)",
+                                                    "%WUCME-I-SKIPPED, WUCME_C_WWW_EXAMPLE_ORG.PEM (www.example.org)"]
+    after = (os.stat(site.here), index.stat(), sorted(os.listdir(site.here)))
+    assert (after[0].st_mtime_ns, after[0].st_ctime_ns) == (before[0].st_mtime_ns, before[0].st_ctime_ns)
+    assert (after[1].st_mtime_ns, after[1].st_ino) == (before[1].st_mtime_ns, before[1].st_ino)
+    assert after[2] == before[2]

@@ -114,9 +114,9 @@ def test_what_due_must_look_at_is_left_to_it(repo: Repository, part: str) -> Non
 def test_a_line_of_the_previous_format_is_not_read_and_the_index_rebuilt(repo: Repository) -> None:
     index = repo.path / scanindex.INDEX_FILE
     lines = index.read_bytes().split(b"\n")
-    old = lines[0].replace(b'"wucme-scan-index":4', b'"wucme-scan-index":3')
+    old = lines[0].replace(b'"wucme-scan-index":5', b'"wucme-scan-index":4')
     index.write_bytes(b"\n".join([old] + lines[1:]))
     assert scanindex.IndexReader(f"{repo.path}/").names is None  # not taken
     got = managed(repo)
-    assert index.read_bytes().startswith(b'{"wucme-scan-index":4,')
+    assert index.read_bytes().startswith(b'{"wucme-scan-index":5,')
     assert set(entries(repo)) == set(got)

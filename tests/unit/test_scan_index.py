@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,7 +200,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     elif damage == "truncated":
         data = data[:len(data) * 2 // 3]
     elif damage == "other format":
-        data = data.replace(b'"wucme-scan-index":4', b'"wucme-scan-index":9')
+        data = data.replace(b'"wucme-scan-index":5', b'"wucme-scan-index":9')
     elif damage == "empty":
         data = b""
     else:
@@ -210,7 +211,7 @@ def test_a_damaged_index_is_rebuilt(repo: Repository, monkeypatch: pytest.Monkey
     assert reads.files  # (some were read again)
     reads.files.clear()
     assert scan(repo) == first and reads.files == []  # rebuilt
-    assert index.read_bytes().startswith(b'{"wucme-scan-index":4,')
+    assert index.read_bytes().startswith(b'{"wucme-scan-index":5,')
 
 
 def test_files_changed_just_before_a_scan_are_read_again(tmp_path: Path,
@@ -374,3 +375,116 @@ def test_the_index_keeps_whether_a_states_hosts_are_valid(repo: Repository) -> N
         seen.append(e.part)
         return not e.hosts_ok
     assert [m.host_part for m in repo.scan(may_be_bad)] == ["EVIL"] and len(seen) == 4
+
+
+class Listings:
+    """How many times a scan listed the repository directory for its names."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = Repository._names
+
+        def names(dfd: int) -> tuple[str, int]:
+            self.count += 1
+            return real(dfd)
+        monkeypatch.setattr(Repository, "_names", staticmethod(names))
+
+
+def settle(repo: Repository) -> None:
+    """Let the directory's last change age past the racy limit (50 ms here), then scan once:
+    the scan lists the directory, finds the index's names and vouches for its key."""
+    time.sleep(0.06)
+    scan(repo)
+
+
+def dir_field(repo: Repository) -> bytes:
+    head = (repo.path / scanindex.INDEX_FILE).read_bytes().split(b"\n", 1)[0]
+    return head.split(b'"dir":"')[1][:len(scanindex.NO_DIR_KEY)]
+
+
+def test_a_directory_whose_key_is_vouched_for_is_not_listed(repo: Repository,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header's DIR: written in place by a scan that listed the directory and found the
+    index's names; while stat(2) of the directory gives it, no scan lists the directory."""
+    first = scan(repo)  # (writes the index: its rename changes the directory)
+    assert dir_field(repo) == scanindex.NO_DIR_KEY
+    settle(repo)
+    assert dir_field(repo) == scanindex.dir_key(os.stat(repo.path))
+    listings = Listings(monkeypatch)
+    before = (repo.path / scanindex.INDEX_FILE).stat()
+    assert scan(repo) == first and scan(repo) == first
+    assert listings.count == 0
+    after = (repo.path / scanindex.INDEX_FILE).stat()
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)  # not written
+
+
+@pytest.mark.parametrize("change", ["added", "removed", "renamed over", "state added"])
+def test_a_name_that_comes_or_goes_is_seen_though_the_key_was_vouched_for(
+        repo: Repository, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """Every create, unlink and rename in the directory moves its key: the scan then lists
+    it, as before the index vouched for it, and answers as a scan that reads every file."""
+    add(repo, "d.example.org", state=False)
+    scan(repo)
+    settle(repo)
+    assert dir_field(repo) == scanindex.dir_key(os.stat(repo.path))
+    if change == "added":
+        add(repo, "e.example.org")
+    elif change == "removed":
+        (repo.path / "WUCME_C_B_EXAMPLE_ORG.PEM").unlink()
+    elif change == "renamed over":
+        tmp = repo.path / "new.tmp"
+        tmp.write_bytes(chain("c.example.org", days=30))
+        os.replace(tmp, repo.path / "WUCME_C_C_EXAMPLE_ORG.PEM")
+    else:
+        st = CertState(hosts=["d.example.org"], key_type="EC P-256", challenge="http-01", status="issued")
+        (repo.path / "WUCME_S_D_EXAMPLE_ORG.JSON").write_bytes(st.to_json())
+    listings = Listings(monkeypatch)
+    assert scan(repo) == unindexed(repo)
+    assert listings.count == 1
+
+
+def test_a_directory_changed_just_before_a_scan_is_not_vouched_for(repo: Repository,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name changed within the same tick of the file system's clock would leave the
+    directory's key as it was: a key younger than the racy limit is not written."""
+    scan(repo)
+    monkeypatch.setattr(scanindex, "RACY_SECONDS", 3600.0)
+    scan(repo)
+    assert dir_field(repo) == scanindex.NO_DIR_KEY
+
+
+def test_the_write_probe_leaves_the_directory_as_it_was(repo: Repository) -> None:
+    """ensure_writable() proves a file can be made without naming one (O_TMPFILE): a pass
+    that writes nothing leaves the directory's key, and the index's DIR, valid."""
+    before = os.stat(repo.path)
+    repo.ensure_writable()
+    after = os.stat(repo.path)
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
+    assert not [n for n in os.listdir(repo.path) if n.startswith(".")]
+
+
+@pytest.mark.parametrize("scanner", [certscan.PURE, certscan.NATIVE], ids=["pure", "native"])
+def test_both_scanners_compare_the_files_keys_alike(repo: Repository, scanner: certscan.Scanner | None) -> None:
+    """The first look's question for each certificate, Scanner.same_keys (two fstatat(2)
+    in native/certscan.c, two os.stat in the twin): the keys the index writes, compared."""
+    if scanner is None:
+        pytest.skip("the native certificate scan was not built")
+    c, s = repo.path / "WUCME_C_A_EXAMPLE_ORG.PEM", repo.path / "WUCME_S_A_EXAMPLE_ORG.JSON"
+    ck, sk = certscan.file_key(c.stat()), certscan.file_key(s.stat())
+    assert ck == b"%d,%d,%d,%d" % tuple(scanindex.file_key(c.stat()))
+    fd = os.open(repo.path, os.O_RDONLY)
+    try:
+        assert scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk)
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk[:-1])
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck + b"0", sk)
+        assert not scanner.same_keys(fd, b"B_EXAMPLE_ORG", ck, sk)  # another file's keys
+        for bad in (b"", b"../here/A_EXAMPLE_ORG", b"A" * 200, b"A\0B"):
+            assert not scanner.same_keys(fd, bad, ck, sk)
+        st = c.stat()
+        os.utime(c, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", ck, sk)
+        assert scanner.same_keys(fd, b"A_EXAMPLE_ORG", certscan.file_key(c.stat()), sk)
+        s.unlink()
+        assert not scanner.same_keys(fd, b"A_EXAMPLE_ORG", certscan.file_key(c.stat()), sk)
+    finally:
+        os.close(fd)

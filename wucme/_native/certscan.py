@@ -19,14 +19,14 @@ from typing import Any
 from wucme.vms.lnm import trnlnm
 
 from . import certscan_pure as pure
-from .certscan_pure import CertInfo, NoCertificate
+from .certscan_pure import CertInfo, NoCertificate, file_key
 
 try:
     from wucme._native._certscan import ffi as _ffi, lib as _lib
 except ImportError:  # not built: no compiler, or a source checkout
     _ffi = _lib = None
 
-__all__ = ["HAS_CERTSCAN", "CertInfo", "NoCertificate", "Scanner", "backend", "native_forced_off",
+__all__ = ["HAS_CERTSCAN", "CertInfo", "NoCertificate", "file_key", "Scanner", "backend", "native_forced_off",
            "PURE", "NATIVE"]
 
 HAS_CERTSCAN = _lib is not None
@@ -47,6 +47,11 @@ class Scanner:
     def cert_file(self, path: str) -> CertInfo | None:
         """cert_info() of a file; None when it does not exist, OSError when it cannot be read."""
         return pure.cert_file(path)
+
+    def same_keys(self, dfd: int, part: bytes, ckey: bytes, skey: bytes) -> bool:
+        """Do the two files of *part* in the directory *dfd* still have the scan index's
+        keys *ckey* and *skey*?  (The no-op pass's question, once per certificate.)"""
+        return pure.same_keys(dfd, part, ckey, skey)
 
     def __repr__(self) -> str:
         return f"<certscan {self.name}>"
@@ -88,6 +93,10 @@ class NativeScanner(Scanner):
         except FileNotFoundError:
             return None
         return self.cert_info(data)
+
+    def same_keys(self, dfd: int, part: bytes, ckey: bytes, skey: bytes) -> bool:
+        """Two fstatat(2) calls and the keys compared in C: no stat_result made."""
+        return bool(self.lib.cs_same_keys(dfd, part, len(part), ckey, len(ckey), skey, len(skey)))
 
     def _info(self, buf: Any, out: Any) -> CertInfo:
         lib = self.lib

@@ -8,6 +8,7 @@ texts are short reasons; wucme.crypto.cert_info() adds the file name.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -104,3 +105,23 @@ def cert_file(path: str) -> CertInfo | None:
     except FileNotFoundError:
         return None
     return cert_info(data)
+
+
+def file_key(st: os.stat_result) -> bytes:
+    """A file's key as the scan index holds it (wucme.scanindex): size, mtime_ns, ctime_ns,
+    inode."""
+    return b"%d,%d,%d,%d" % (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def same_keys(dfd: int, part: bytes, ckey: bytes, skey: bytes) -> bool:
+    """Do WUCME_C_<part>.PEM and WUCME_S_<part>.JSON of the directory open as *dfd* still
+    have the keys *ckey* and *skey*?  False when either differs, is missing or cannot be
+    stat'ed (native/certscan.c: cs_same_keys)."""
+    p = os.fsdecode(part)
+    if not p or "/" in p or "\0" in p or len(part) > 128:
+        return False
+    try:
+        return (file_key(os.stat(f"WUCME_C_{p}.PEM", dir_fd=dfd)) == ckey
+                and file_key(os.stat(f"WUCME_S_{p}.JSON", dir_fd=dfd)) == skey)
+    except (OSError, ValueError):
+        return False

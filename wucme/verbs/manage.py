@@ -27,8 +27,13 @@ def manage(show: Show | None = None, challenge: str | None = None, nowait: bool 
     repo = Repository.here()
     result = Result("Manage", show=show)
 
+    show_now = None if result.keeps_all else show
+
     def note(c: Condition) -> None:
-        result.add(c)
+        if show_now is not None and c.severity in ("I", "S"):
+            show_now(c)  # (what Result.add does with them: shown for good, not kept)
+        else:
+            result.add(c)
 
     # Shown as it comes, a not-due certificate's message is all there is of it (the JSON form
     # lists every outcome).

@@ -72,11 +72,16 @@ class Condition:
     facility: str = FACILITY
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "severity", _check(self.severity))
-        object.__setattr__(self, "ident", self.ident.upper())
+        # (set again only when they change: a pass says "not due" 100,000 times)
+        if self.severity not in SEVERITY_CODE:
+            object.__setattr__(self, "severity", _check(self.severity))
+        ident = self.ident.upper()
+        if ident != self.ident:
+            object.__setattr__(self, "ident", ident)
 
     def message(self) -> str:
-        return format_message(self.severity, self.ident, self.text, self.facility)
+        # format_message's line; severity and ident were checked and upper-cased when made
+        return f"%{self.facility}-{self.severity}-{self.ident}, {self.text}"
 
     @property
     def value(self) -> int:
