@@ -370,19 +370,28 @@ class Acceptor:
             if failing:
                 self.log("accepting connections again")
                 failing = False
-            conn = Accepted(self, sock, (addr[0], addr[1]))
-            source = source_key(addr[0])
-            with self._lock:
-                victims = self._admission.admit(conn, source)
-            if victims is None:
-                self._report(addr[0], None)
-                sock.close()
-                continue
-            for victim in victims:
-                self._report(addr[0], f"from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old")
-                victim.drop()
-            sock.settimeout(None)
-            threading.Thread(target=self._run, args=(conn,), name=self.name, daemon=True).start()
+            conn = self._admit(sock, addr)
+            if conn is not None:
+                self._spawn(conn)
+
+    def _admit(self, sock: socket.socket, addr: tuple[str, int]) -> Accepted | None:
+        """Seat a newly accepted connection, dropping whom it displaces; None when refused (closed)."""
+        conn = Accepted(self, sock, (addr[0], addr[1]))
+        with self._lock:
+            victims = self._admission.admit(conn, source_key(addr[0]))
+        if victims is None:
+            self._report(addr[0], None)
+            sock.close()
+            return None
+        for victim in victims:
+            self._report(addr[0], f"from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old")
+            victim.drop()
+        return conn
+
+    def _spawn(self, conn: Accepted) -> None:
+        """Serve *conn* in a thread of its own, its socket blocking."""
+        conn.sock.settimeout(None)
+        threading.Thread(target=self._run, args=(conn,), name=self.name, daemon=True).start()
 
     def _shed(self) -> None:
         with self._lock:
