@@ -14,6 +14,7 @@ connection is past its head is a newcomer refused.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 import threading
@@ -96,6 +97,7 @@ def listen_limits(
     return Limits(clients, min(source, clients), timeout)
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every connection accepted; parsing costs more
 def source_key(host: str) -> str:
     """The address a per-source limit counts: an IPv4 address (IPv4-mapped IPv6 included), or
     the /64 of an IPv6 address, since one host is handed a whole /64."""

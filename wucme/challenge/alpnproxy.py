@@ -236,10 +236,6 @@ class AlpnProxy:
         self.log("INFO", f"client {cid}: connection closed")
 
 
-#: Connections the loop accepts per wake-up before it serves the ones it holds again.
-_ACCEPT_BATCH = 32
-
-
 class _Pending:
     """A connection the loop holds: waiting for its first bytes, then in its validation handshake."""
 
@@ -303,29 +299,30 @@ class _FrontLoop(Acceptor):
             sel.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                sock, addr = listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
-                if not self._failing:
-                    self.log(f"accept failed: {exc}")
-                    self._failing = True
-                self._shed()
-                return
-            if self._failing:
-                self.log("accepting connections again")
-                self._failing = False
-            client = self._admit(sock, addr)
-            if client is None:
-                continue
-            sock.setblocking(False)
-            pending = _Pending(client, client.since + self.proxy.hello_timeout)
-            self._held[pending.fd] = pending
-            assert self._sel is not None
-            self._sel.register(sock, selectors.EVENT_READ, pending)
-            self._schedule(pending)
+        """One connection per wake-up: the listener stays ready while more wait (level-triggered),
+        and trying again until accept() fails would cost a failed system call per connection."""
+        try:
+            sock, addr = listener.accept()
+        except BlockingIOError:  # another worker took it
+            return
+        except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
+            if not self._failing:
+                self.log(f"accept failed: {exc}")
+                self._failing = True
+            self._shed()
+            return
+        if self._failing:
+            self.log("accepting connections again")
+            self._failing = False
+        client = self._admit(sock, addr)
+        if client is None:
+            return
+        sock.setblocking(False)
+        pending = _Pending(client, client.since + self.proxy.hello_timeout)
+        self._held[pending.fd] = pending
+        assert self._sel is not None
+        self._sel.register(sock, selectors.EVENT_READ, pending)
+        self._schedule(pending)
 
     def _schedule(self, pending: _Pending) -> None:
         self._seq += 1
@@ -375,7 +372,7 @@ class _FrontLoop(Acceptor):
 
     def _validate(self, pending: _Pending, ctx: SSL.Context, ident: str, auth: str) -> None:
         client = pending.client
-        if getattr(self.proxy.log, "verbose", 3) >= 1:  # ualpn's NOTICE line, only when shown
+        if self._shows_notices():  # ualpn's NOTICE line; its id and address only when shown
             pending.cid = self.proxy._new_client(client)[0]
         client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = SSL.Connection(ctx, client.sock)
@@ -407,18 +404,21 @@ class _FrontLoop(Acceptor):
         except SSL.Error as exc:
             self._failed(pending, f"TLS error: {exc}")
             return
-        self.proxy.log("NOTICE", f"client {self._cid(pending)}: acme-tls/1 handshake with auth "
-                       f"{pending.auth} for {pending.ident} completed")
-        try:
-            tls.shutdown()  # close_notify, straight into the socket buffer
-        except SSL.Error:
-            pass
+        if self._shows_notices():
+            self.proxy.log("NOTICE", f"client {self._cid(pending)}: acme-tls/1 handshake with auth "
+                           f"{pending.auth} for {pending.ident} completed")
+        # Closed without close_notify, as ualpn closes it: RFC 8737 §3 ends the connection at
+        # the handshake, and the alert would cost a record and a write per validation.
         self._finish(pending)
 
     def _failed(self, pending: _Pending, why: str) -> None:
         self.proxy.log("WARNING", f"client {self._cid(pending)}: acme-tls/1 handshake with auth "
                        f"{pending.auth} for {pending.ident} failed: {why}")
         self._finish(pending)
+
+    def _shows_notices(self) -> bool:
+        """Whether NOTICE lines are shown (-v): a validation's lines are not even formatted else."""
+        return bool(getattr(self.proxy.log, "verbose", 3) >= 1)
 
     @staticmethod
     def _cid(pending: _Pending) -> str:
