@@ -107,11 +107,14 @@ def _parse_body(body: bytes) -> ClientHello:
     if pos >= stop:  # no extensions at all (an SSLv3-style hello)
         return ClientHello(None, ())
     pos, extensions_end = _vector(body, pos, 2, stop)
-    while pos < extensions_end:
-        if pos + 2 > extensions_end:
+    while pos < extensions_end:  # ~20 extensions in a browser's hello: no call per extension
+        start = pos + 4
+        if start > extensions_end:
             raise ValueError("truncated")
         kind = body[pos] << 8 | body[pos + 1]
-        start, end = _vector(body, pos + 2, 2, extensions_end)
+        end = start + (body[pos + 2] << 8 | body[pos + 3])
+        if end > extensions_end:
+            raise ValueError("truncated")
         pos = end
         if kind == _EXT_SERVER_NAME:
             at, names_end = _vector(body, start, 2, end)
