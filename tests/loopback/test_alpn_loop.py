@@ -144,6 +144,29 @@ def test_validations_are_answered_by_the_loop_without_a_thread(front: Front) -> 
     assert front.proxy.handed_off == 2
 
 
+def test_the_validation_certificate_is_made_once_per_auth(backend: TlsBackend,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """ualpn's auth_crt runs when the auth command arrives; no handshake signs a certificate."""
+    from wucme.challenge import alpnauth
+
+    made: list[str] = []
+    real = alpnauth.make_validation_cert_from_digest
+
+    def counting(ident: str, digest: bytes) -> tuple[x509.Certificate, object]:
+        made.append(ident)
+        return real(ident, digest)
+
+    monkeypatch.setattr(alpnauth, "make_validation_cert_from_digest", counting)
+    f = Front(backend.port)
+    try:
+        assert made == [NAME]
+        for _ in range(5):
+            assert validates(f.port)
+        assert made == [NAME]
+    finally:
+        f.close()
+
+
 def test_a_client_hello_in_pieces_is_validated_by_a_thread(front: Front) -> None:
     client = MemoryClient(["acme-tls/1"])
     with socket.create_connection(("127.0.0.1", front.port)) as sock:
