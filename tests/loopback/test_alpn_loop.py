@@ -129,12 +129,25 @@ def closed_by_server(sock: socket.socket, wait: float = 0.2) -> bool:
         return True
 
 
-def test_validations_are_answered_by_the_loop_without_a_thread(front: Front) -> None:
+@pytest.mark.parametrize("hello_timeout", [30.0])  # every deadline still queued at the end
+def test_validations_are_answered_by_the_loop_without_a_thread(backend: TlsBackend,
+                                                               hello_timeout: float) -> None:
+    front = Front(backend.port, hello_timeout)
+    try:
+        _validations_by_the_loop(front)
+    finally:
+        front.close()
+
+
+def _validations_by_the_loop(front: Front) -> None:
     threads = threading.active_count()
     for _ in range(10):
         assert validates(front.port)
         assert threading.active_count() == threads
     assert front.proxy.handed_off == 0
+    # their deadlines are still queued, but no finished connection keeps its TLS state meanwhile
+    queued = [pending for _, _, pending in front.proxy._acceptor._deadlines]
+    assert len(queued) == 20 and all(p.done and p.tls is None for p in queued)
     assert front.log().count(f"handshake with auth {auth_digest(KEYAUTH)} for {NAME} completed") == 10
     assert "new client" in front.log()  # ualpn's line, -v
     reply, chosen = tls_get(front.port, NAME)  # no acme-tls/1: to the site, through a thread

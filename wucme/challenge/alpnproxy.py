@@ -427,8 +427,11 @@ class _FrontLoop(Acceptor):
         return pending.cid
 
     def _release(self, pending: _Pending) -> None:
-        """Take *pending* out of the loop (not out of its seat)."""
+        """Take *pending* out of the loop (not out of its seat).  Its deadline stays queued until
+        due, so it lets go of its TLS state now: thousands of handshakes a second would
+        otherwise hold each one's buffers for the whole hello timeout."""
         pending.done = True
+        pending.tls = None
         del self._held[pending.fd]
         assert self._sel is not None
         try:
