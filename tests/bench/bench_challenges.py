@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,16 +243,17 @@ class Results:
         return statistics.median(self.alpn[(kind, threads)])
 
 
-def run(seconds: float, rounds: int, thread_counts: Sequence[int]) -> Results:
+def run(seconds: float, rounds: int, thread_counts: Sequence[int], http: bool = True) -> Results:
     results = Results()
     work = shared_dir("wucme-bench-")
     try:
         store = ChallengeStore(work / "WUCME_CHALLENGES")
         store.put(TOKEN, KEYAUTH, NAME, "http-01")
-        with Http01Listener(store, "127.0.0.1", 0) as listener:
-            rate, client = http_rate(listener.port, PATH, 32, seconds)
-            results.http["listener"] = (rate, client, 32)
-        if apache_available():
+        with Http01Listener(store, "127.0.0.1", 0) if http else nullcontext() as listener:
+            if listener is not None:
+                rate, client = http_rate(listener.port, PATH, 32, seconds)
+                results.http["listener"] = (rate, client, 32)
+        if http and apache_available():
             with Apache(store_dir=store.directory, access_log=False) as web, \
                     Apache(store_dir=store.directory, access_log=False,
                            script=idle_cgi(work / "idle", web.script)) as idle:
@@ -375,11 +376,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="tls-alpn-01 rounds per thread count")
     ap.add_argument("--threads", default="1,4", help="client thread counts for tls-alpn-01")
     ap.add_argument("--write", action="store_true", help=f"write {HEADING!r} in docs/performance.md")
+    ap.add_argument("--alpn-only", action="store_true",
+                    help="only the tls-alpn-01 part: the rates and each round's wucme/ualpn ratio, nothing written")
     o = ap.parse_args(argv)
     if shutil.which("ualpn") is None:
         print("ualpn is not installed (Debian package uacme)", file=sys.stderr)
         return 2
     threads = [int(t) for t in o.threads.split(",")]
+    if o.alpn_only:
+        if o.write:
+            ap.error("--write needs the whole run")
+        results = run(o.seconds, o.rounds, threads, http=False)
+        for t in threads:
+            u, w = results.alpn[("ualpn", t)], results.alpn[("wucme", t)]
+            paired = " ".join(f"{a / b:.2f}" for a, b in zip(w, u))
+            print(f"{t} client thread(s): ualpn {statistics.median(u):.0f}/s, wucme alpn "
+                  f"{statistics.median(w):.0f}/s, ratio of medians {statistics.median(w) / statistics.median(u):.2f}; "
+                  f"per round {paired}")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        return 0
     results = run(o.seconds, o.rounds, threads)
     section = report(results, o.seconds, o.rounds, threads)
     print(section)

@@ -14,6 +14,7 @@ connection is past its head is a newcomer refused.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 import threading
@@ -96,6 +97,7 @@ def listen_limits(
     return Limits(clients, min(source, clients), timeout)
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every connection accepted; parsing costs more
 def source_key(host: str) -> str:
     """The address a per-source limit counts: an IPv4 address (IPv4-mapped IPv6 included), or
     the /64 of an IPv6 address, since one host is handed a whole /64."""
@@ -370,19 +372,28 @@ class Acceptor:
             if failing:
                 self.log("accepting connections again")
                 failing = False
-            conn = Accepted(self, sock, (addr[0], addr[1]))
-            source = source_key(addr[0])
-            with self._lock:
-                victims = self._admission.admit(conn, source)
-            if victims is None:
-                self._report(addr[0], None)
-                sock.close()
-                continue
-            for victim in victims:
-                self._report(addr[0], f"from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old")
-                victim.drop()
-            sock.settimeout(None)
-            threading.Thread(target=self._run, args=(conn,), name=self.name, daemon=True).start()
+            conn = self._admit(sock, addr)
+            if conn is not None:
+                self._spawn(conn)
+
+    def _admit(self, sock: socket.socket, addr: tuple[str, int]) -> Accepted | None:
+        """Seat a newly accepted connection, dropping whom it displaces; None when refused (closed)."""
+        conn = Accepted(self, sock, (addr[0], addr[1]))
+        with self._lock:
+            victims = self._admission.admit(conn, source_key(addr[0]))
+        if victims is None:
+            self._report(addr[0], None)
+            sock.close()
+            return None
+        for victim in victims:
+            self._report(addr[0], f"from {victim.addr[0]}, {time.monotonic() - victim.since:.1f} s old")
+            victim.drop()
+        return conn
+
+    def _spawn(self, conn: Accepted) -> None:
+        """Serve *conn* in a thread of its own, its socket blocking."""
+        conn.sock.settimeout(None)
+        threading.Thread(target=self._run, args=(conn,), name=self.name, daemon=True).start()
 
     def _shed(self) -> None:
         with self._lock:

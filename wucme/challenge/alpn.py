@@ -6,8 +6,9 @@ and prints the replies; -t stops a server through its pidfile. The control proto
 ualpn's (see wucme.challenge.alpnauth), so uacme's ualpn.sh hook drives `wucme alpn` unchanged.
 
 Workers: as ualpn, a master process keeps the control socket and -n worker processes (default 2)
-accept on the same listening sockets; each worker runs a thread per connection instead of
-ualpn's libev loop.  The master applies each control command to its own table, then hands it to
+accept on the same listening sockets; each worker runs one event loop, as ualpn's libev loop,
+which answers validations itself and hands every other connection to a thread of its own
+(wucme.challenge.alpnproxy).  The master applies each control command to its own table, then hands it to
 every worker over a socket pair and replies only when all have it, so an auth that was answered
 OK is already served by every worker.  Deliberate differences: the default socket and pidfile are
 the logical names WUCME_ALPN_SOCKET and WUCME_ALPN_PIDFILE, else /run/wucme-alpn.sock and .pid;

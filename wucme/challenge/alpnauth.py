@@ -84,8 +84,11 @@ class AuthTable:
         self._auths: dict[str, Auth] = {}
         self._lock = threading.Lock()
 
-    def get(self, sni: str) -> Auth | None:
-        """The live authorization for SNI *sni*, or None (a literal IP is no SNI, RFC 6066 §3)."""
+    def get(self, sni: str, shared: bool = True) -> Auth | None:
+        """The live authorization for SNI *sni*, or None (a literal IP is no SNI, RFC 6066 §3).
+
+        *shared* False looks in memory only: the front end's event loop must never wait for
+        the cluster's store (its thread for the connection asks again, store included)."""
         if is_ip(sni):
             return None
         try:
@@ -95,7 +98,7 @@ class AuthTable:
         with self._lock:
             found = self._auths.get(key)
         if found is None or self.clock() - found.timestamp > AUTH_LIFETIME:
-            return self._shared(sni, key)
+            return self._shared(sni, key) if shared else None
         return found
 
     def _shared(self, sni: str, key: str) -> Auth | None:

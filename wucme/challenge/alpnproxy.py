@@ -6,18 +6,26 @@ validation handshake and is closed (RFC 8737 §3); every other connection is rel
 ClientHello included, to a backend, optionally behind a PROXY protocol header so the backend
 still sees the client's address.
 
-Concurrency: a thread per connection (the TLS work runs in OpenSSL without the GIL), bounded
-by the listener limits of wucme.challenge._net; `wucme alpn -n N` runs N such processes on the
-same listening sockets.  After the ClientHello a proxied connection is relayed in the kernel
-(splice(2), wucme._native.splice), both directions in one call that holds no GIL.  Unlike
+Concurrency, per process (`wucme alpn -n N` runs N of them on the same listening sockets): one
+event loop thread accepts every connection and waits for its first bytes, as ualpn's libev loop
+does.  When they are a whole ClientHello (read with MSG_PEEK, so nothing is consumed) offering
+``acme-tls/1`` for a name with an auth, the loop runs the validation handshake itself, OpenSSL
+reading and writing the socket directly (no thread, no memory BIO, two calls into OpenSSL).
+Every other connection (a ClientHello in pieces, one to proxy, anything odd) is handed to a
+thread of its own, which reads the ClientHello again from the start and serves it as before.
+All of them are bounded by the listener limits of wucme.challenge._net.  After the ClientHello
+a proxied connection is relayed in the kernel (splice(2), wucme._native.splice), both
+directions in one call that holds no GIL.  Unlike
 ualpn, whose 60 s inactivity timer restarts with every byte, a client has *hello_timeout* seconds for its whole ClientHello, and a full front end drops its
 oldest connection still sending one rather than refusing the newcomer.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import os
+import selectors
 import socket
 import struct
 import threading
@@ -94,23 +102,33 @@ class AlpnProxy:
         self.on_loop = on_loop or (lambda: None)
         self._rotate = threading.Lock()
         self._next_id = 0
-        self._acceptor = Acceptor(
-            listeners, self._serve, limits=self.limits, name="wucme-alpn",
-            log=lambda m: log("WARNING", m),
-        )
+        self._acceptor = _FrontLoop(self, listeners)
 
     def start(self) -> None:
         self._acceptor.start()
 
-    def stop(self) -> None:
-        self._acceptor.stop()
+    @property
+    def handed_off(self) -> int:
+        """Connections handed to a thread of their own (every one the loop did not validate)."""
+        return self._acceptor.handed_off
 
-    def _serve(self, client: Accepted) -> None:
+    def _new_client(self, client: Accepted) -> tuple[str, tuple[str, int]]:
+        """The client's id and the front end's address, logged as ualpn's ``new client`` line."""
         sock, addr = client.sock, client.addr
         cid = f"{int.from_bytes(os.urandom(4), 'big'):08x}"
         local = sock.getsockname()[:2]
         self.log("NOTICE", f"new client {cid}: frontend connection to {local[0]}:{local[1]} "
                  f"from {addr[0]}:{addr[1]}")
+        return cid, (local[0], local[1])
+
+    def stop(self) -> None:
+        self._acceptor.stop()
+
+    def _serve(self, client: Accepted) -> None:
+        """A connection the loop handed off, in its own thread: read the ClientHello (again,
+        from the start: the loop only peeked), then validate or proxy."""
+        sock, addr = client.sock, client.addr
+        cid, local = self._new_client(client)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buffered, hello = self._read_hello(client, cid)
         if buffered is None:
@@ -216,6 +234,221 @@ class AlpnProxy:
             self.log("INFO", f"client {cid}: proxying to {back.getpeername()[0]}:{back.getpeername()[1]}")
             relay(sock, back, header + buffered, self.idle, native=self.native)
         self.log("INFO", f"client {cid}: connection closed")
+
+
+class _Pending:
+    """A connection the loop holds: waiting for its first bytes, then in its validation handshake."""
+
+    __slots__ = ("client", "fd", "deadline", "tls", "cid", "ident", "auth", "writing", "done")
+
+    def __init__(self, client: Accepted, deadline: float) -> None:
+        self.client = client
+        self.fd = client.sock.fileno()
+        self.deadline = deadline
+        self.tls: SSL.Connection | None = None
+        self.cid = ""
+        self.ident = self.auth = ""
+        self.writing = False
+        self.done = False
+
+
+class _FrontLoop(Acceptor):
+    """`wucme alpn`'s acceptor: one selector loop per process, like ualpn's libev loop, that
+    accepts, seats each connection under the listener limits (wucme.challenge._net), peeks at
+    its first bytes and runs a validation handshake itself, OpenSSL on the socket.  Anything else
+    goes to a thread of its own (Acceptor's way), so nothing slow ever runs in the loop: the
+    loop only reads what is already there, and a client that sends nothing, half a ClientHello
+    or a trickle costs it no more than a registered descriptor until its deadline or its drop."""
+
+    def __init__(self, proxy: AlpnProxy, listeners: list[socket.socket]) -> None:
+        super().__init__(listeners, proxy._serve, limits=proxy.limits, name="wucme-alpn",
+                         log=lambda m: proxy.log("WARNING", m))
+        self.proxy = proxy
+        #: Connections handed to a thread (tests count them: a validation must not need one).
+        self.handed_off = 0
+        self._held: dict[int, _Pending] = {}
+        self._deadlines: list[tuple[float, int, _Pending]] = []
+        self._seq = 0
+        self._failing = False
+        self._sel: selectors.BaseSelector | None = None
+
+    def start(self) -> None:
+        t = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _loop(self) -> None:
+        sel = self._sel = selectors.DefaultSelector()
+        for listener in self.listeners:
+            listener.setblocking(False)
+            sel.register(listener, selectors.EVENT_READ, None)
+        try:
+            while not self._stopping.is_set():
+                timeout = 0.2  # how soon stop() is noticed
+                if self._deadlines:
+                    timeout = min(timeout, max(0.0, self._deadlines[0][0] - time.monotonic()))
+                for key, _ in sel.select(timeout):
+                    if key.data is None:
+                        self._accept(key.fileobj)  # type: ignore[arg-type]
+                    elif not key.data.done:
+                        self._step(key.data)
+                self._expire()
+        finally:
+            for pending in list(self._held.values()):
+                self._finish(pending)
+            sel.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        """One connection per wake-up: the listener stays ready while more wait (level-triggered),
+        and trying again until accept() fails would cost a failed system call per connection."""
+        try:
+            sock, addr = listener.accept()
+        except BlockingIOError:  # another worker took it
+            return
+        except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
+            if not self._failing:
+                self.log(f"accept failed: {exc}")
+                self._failing = True
+            self._shed()
+            return
+        if self._failing:
+            self.log("accepting connections again")
+            self._failing = False
+        client = self._admit(sock, addr)
+        if client is None:
+            return
+        sock.setblocking(False)
+        pending = _Pending(client, client.since + self.proxy.hello_timeout)
+        self._held[pending.fd] = pending
+        assert self._sel is not None
+        self._sel.register(sock, selectors.EVENT_READ, pending)
+        self._schedule(pending)
+
+    def _schedule(self, pending: _Pending) -> None:
+        self._seq += 1
+        heapq.heappush(self._deadlines, (pending.deadline, self._seq, pending))
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, pending = heapq.heappop(self._deadlines)
+            if pending.done or pending.deadline != deadline:
+                continue
+            if pending.tls is None:
+                self.proxy.log("INFO", f"client {self._cid(pending)}: no complete ClientHello in "
+                               f"{self.proxy.hello_timeout:g} s, closing")
+            else:
+                self._failed(pending, "handshake timed out")
+                continue
+            self._finish(pending)
+
+    def _step(self, pending: _Pending) -> None:
+        if pending.tls is None:
+            self._hello(pending)
+        else:
+            self._handshake(pending)
+
+    def _hello(self, pending: _Pending) -> None:
+        """Peek at what has arrived: a whole ClientHello for a name with an auth is validated
+        here; anything else is handed off with its bytes still unread."""
+        client = pending.client
+        try:
+            data = client.sock.recv(16384, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if client.dropped:
+            self.proxy.log("INFO", f"client {self._cid(pending)}: dropped for a newer connection")
+            self._finish(pending)
+            return
+        hello = parse_client_hello(data) if data else NOT_TLS
+        if isinstance(hello, ClientHello) and ACME_TLS_1 in hello.alpn and hello.server_name:
+            auth = self.proxy.table.get(hello.server_name, shared=False)
+            if auth is not None:
+                self._validate(pending, auth.context, auth.ident, auth.auth)
+                return
+        self._handoff(pending)
+
+    def _validate(self, pending: _Pending, ctx: SSL.Context, ident: str, auth: str) -> None:
+        client = pending.client
+        if self._shows_notices():  # ualpn's NOTICE line; its id and address only when shown
+            pending.cid = self.proxy._new_client(client)[0]
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = SSL.Connection(ctx, client.sock)
+        tls.set_accept_state()
+        pending.tls, pending.ident, pending.auth = tls, ident, auth
+        pending.deadline = time.monotonic() + self.proxy.hello_timeout
+        self._schedule(pending)
+        self._handshake(pending)
+
+    def _handshake(self, pending: _Pending) -> None:
+        tls = pending.tls
+        assert tls is not None and self._sel is not None
+        try:
+            tls.do_handshake()
+        except SSL.WantReadError:
+            if pending.writing:
+                pending.writing = False
+                self._sel.modify(pending.client.sock, selectors.EVENT_READ, pending)
+            return
+        except SSL.WantWriteError:
+            if not pending.writing:
+                pending.writing = True
+                self._sel.modify(pending.client.sock, selectors.EVENT_WRITE, pending)
+            return
+        except SSL.SysCallError as exc:
+            eof = exc.args and exc.args[0] in (-1, 0)
+            self._failed(pending, "connection closed during handshake" if eof else str(exc))
+            return
+        except SSL.Error as exc:
+            self._failed(pending, f"TLS error: {exc}")
+            return
+        if self._shows_notices():
+            self.proxy.log("NOTICE", f"client {self._cid(pending)}: acme-tls/1 handshake with auth "
+                           f"{pending.auth} for {pending.ident} completed")
+        # Closed without close_notify, as ualpn closes it: RFC 8737 §3 ends the connection at
+        # the handshake, and the alert would cost a record and a write per validation.
+        self._finish(pending)
+
+    def _failed(self, pending: _Pending, why: str) -> None:
+        self.proxy.log("WARNING", f"client {self._cid(pending)}: acme-tls/1 handshake with auth "
+                       f"{pending.auth} for {pending.ident} failed: {why}")
+        self._finish(pending)
+
+    def _shows_notices(self) -> bool:
+        """Whether NOTICE lines are shown (-v): a validation's lines are not even formatted else."""
+        return bool(getattr(self.proxy.log, "verbose", 3) >= 1)
+
+    @staticmethod
+    def _cid(pending: _Pending) -> str:
+        if not pending.cid:
+            pending.cid = f"{int.from_bytes(os.urandom(4), 'big'):08x}"
+        return pending.cid
+
+    def _release(self, pending: _Pending) -> None:
+        """Take *pending* out of the loop (not out of its seat).  Its deadline stays queued until
+        due, so it lets go of its TLS state now: thousands of handshakes a second would
+        otherwise hold each one's buffers for the whole hello timeout."""
+        pending.done = True
+        pending.tls = None
+        del self._held[pending.fd]
+        assert self._sel is not None
+        try:
+            self._sel.unregister(pending.client.sock)
+        except (KeyError, ValueError):
+            pass
+
+    def _finish(self, pending: _Pending) -> None:
+        self._release(pending)
+        with self._lock:
+            self._admission.release(pending.client)
+        pending.client.close()
+
+    def _handoff(self, pending: _Pending) -> None:
+        self._release(pending)
+        self.handed_off += 1
+        self._spawn(pending.client)
 
 
 def _same_address(backend: Backend, local: tuple[str, int]) -> bool:

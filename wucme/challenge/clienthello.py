@@ -81,52 +81,53 @@ def parse_client_hello(data: bytes) -> ClientHello | _Sentinel:
         return NOT_TLS
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("truncated")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def number(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def vector(self, length_bytes: int) -> bytes:
-        return self.take(self.number(length_bytes))
-
-    def done(self) -> bool:
-        return self.pos >= len(self.data)
+def _vector(data: bytes, pos: int, length_bytes: int, stop: int) -> tuple[int, int]:
+    """Where the vector at *pos* (its length in *length_bytes* bytes) starts and ends; it must end
+    by *stop*, else ValueError.  Offsets rather than slices and readers: the parse runs for every
+    connection `wucme alpn` accepts."""
+    head = pos + length_bytes
+    if head > stop:
+        raise ValueError("truncated")
+    end = head + int.from_bytes(data[pos:head], "big")
+    if end > stop:
+        raise ValueError("truncated")
+    return head, end
 
 
 def _parse_body(body: bytes) -> ClientHello:
-    r = _Reader(body)
-    r.take(2 + 32)  # legacy_version, random
-    r.vector(1)  # legacy_session_id
-    r.vector(2)  # cipher_suites
-    r.vector(1)  # legacy_compression_methods
+    stop = len(body)
+    pos = 2 + 32  # legacy_version, random
+    if pos > stop:
+        raise ValueError("truncated")
+    pos = _vector(body, pos, 1, stop)[1]  # legacy_session_id
+    pos = _vector(body, pos, 2, stop)[1]  # cipher_suites
+    pos = _vector(body, pos, 1, stop)[1]  # legacy_compression_methods
     server_name: str | None = None
     alpn: tuple[bytes, ...] = ()
-    if r.done():  # no extensions at all (an SSLv3-style hello)
+    if pos >= stop:  # no extensions at all (an SSLv3-style hello)
         return ClientHello(None, ())
-    extensions = _Reader(r.vector(2))
-    while not extensions.done():
-        kind = extensions.number(2)
-        ext = _Reader(extensions.vector(2))
+    pos, extensions_end = _vector(body, pos, 2, stop)
+    while pos < extensions_end:  # ~20 extensions in a browser's hello: no call per extension
+        start = pos + 4
+        if start > extensions_end:
+            raise ValueError("truncated")
+        kind = body[pos] << 8 | body[pos + 1]
+        end = start + (body[pos + 2] << 8 | body[pos + 3])
+        if end > extensions_end:
+            raise ValueError("truncated")
+        pos = end
         if kind == _EXT_SERVER_NAME:
-            names = _Reader(ext.vector(2))
-            while not names.done():  # RFC 6066 §3: at most one host_name (type 0)
-                name_type = names.number(1)
-                name = names.vector(2)
+            at, names_end = _vector(body, start, 2, end)
+            while at < names_end:  # RFC 6066 §3: at most one host_name (type 0)
+                name_type = body[at]
+                name_start, at = _vector(body, at + 1, 2, names_end)
                 if name_type == 0 and server_name is None:
-                    server_name = name.decode("ascii", "replace")
+                    server_name = body[name_start:at].decode("ascii", "replace")
         elif kind == _EXT_ALPN:
-            protocols = _Reader(ext.vector(2))
+            at, protocols_end = _vector(body, start, 2, end)
             offered = []
-            while not protocols.done():
-                offered.append(protocols.vector(1))
+            while at < protocols_end:
+                protocol_start, at = _vector(body, at, 1, protocols_end)
+                offered.append(body[protocol_start:at])
             alpn = tuple(offered)
     return ClientHello(server_name, alpn)
