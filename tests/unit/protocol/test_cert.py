@@ -150,7 +150,7 @@ def test_order_pending_then_ready_with_backoff(ca: FakeCA) -> None:
     ca.order_pending_polls = 3
     a = registered(ca)
     order(ca, a)
-    assert waits(a) == pytest.approx([0.02, 0.04, 0.08])
+    assert waits(a) == pytest.approx([0.01, 0.02, 0.04])
     assert [s.status for s in ca.requests("finalize")] == [200]
 
 
