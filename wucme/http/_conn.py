@@ -75,9 +75,21 @@ class Proxy:
         return cls(origin, auth)
 
 
+def _host(name: str) -> str | bytes:
+    """*name* as the "idna" codec would give it to the resolver and to TLS (SNI, the hostname
+    check): for an ASCII name whose labels it accepts, the same bytes, made here so the codec
+    (and with it `stringprep` and `unicodedata`) is never imported.  Anything else is left to
+    the codec, errors included."""
+    if name.isascii():
+        labels = name.split(".")
+        if all(0 < len(label) < 64 for label in labels[:-1]) and len(labels[-1]) < 64:
+            return name.encode("ascii")
+    return name
+
+
 def _tcp(origin: Origin, timeout: float) -> socket.socket:
     try:
-        sock = socket.create_connection((origin.host, origin.port), timeout=timeout)
+        sock = socket.create_connection((_host(origin.host), origin.port), timeout=timeout)
     except TimeoutError as exc:
         raise HttpTimeout(f"connecting to {origin.hostport} timed out after {timeout:g} s") from exc
     except OSError as exc:
@@ -112,7 +124,7 @@ def _tunnel(sock: socket.socket, proxy: Proxy, origin: Origin) -> None:
 def _tls(sock: socket.socket, ctx: ssl.SSLContext, origin: Origin) -> ssl.SSLSocket:
     """TLS with SNI and hostname check; failures of any kind here are TLS failures."""
     try:
-        return ctx.wrap_socket(sock, server_hostname=origin.host)
+        return ctx.wrap_socket(sock, server_hostname=_host(origin.host))
     except ssl.SSLCertVerificationError as exc:
         raise TLSError(
             f"certificate of {origin.hostport} not trusted: {exc.verify_message or exc.reason}"

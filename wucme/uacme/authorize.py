@@ -28,7 +28,6 @@ uacme's own sequence instead: each authorization in turn, start to end.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +68,9 @@ def key_auth_for(type: str, token: str, thumbprint: str) -> str:
 def _map(a: AcmeSession, fn: Any, items: list[Any]) -> list[Any]:
     if len(items) <= 1 or a.workers <= 1:
         return [fn(i) for i in items]
+    # Only here: one authorization needs no pool, nor concurrent.futures' logging (0.8 MiB).
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(a.workers, len(items))) as pool:
         return list(pool.map(fn, items))
 
