@@ -89,7 +89,8 @@ def _host(name: str) -> str | bytes:
 
 def _tcp(origin: Origin, timeout: float) -> socket.socket:
     try:
-        sock = socket.create_connection((_host(origin.host), origin.port), timeout=timeout)
+        # getaddrinfo() takes the host as bytes too; typeshed names str only.
+        sock = socket.create_connection((_host(origin.host), origin.port), timeout=timeout)  # type: ignore[arg-type]
     except TimeoutError as exc:
         raise HttpTimeout(f"connecting to {origin.hostport} timed out after {timeout:g} s") from exc
     except OSError as exc:
