@@ -8,7 +8,7 @@ import base64
 import select
 import socket
 import ssl
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from wucme.http import ConnectError, HttpError, HttpTimeout, ProtocolError, TLSError
@@ -18,8 +18,7 @@ from wucme.http._wire import Head, NoResponse, encode_request, framing, keep_ali
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """scheme, host, port: what a connection may be reused for (RFC 9110 §4.3.1)."""
 
     scheme: str
@@ -55,8 +54,7 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(scheme, host, port), target
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(NamedTuple):
     """An http:// proxy with optional basic credentials (uacme's UACME_PROXY)."""
 
     origin: Origin
