@@ -134,8 +134,8 @@ def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     write_atomic(path, pem, mode)
 
 
-_PEM_EC_KEY = re.compile(
-    rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+#: Compiled on first use (re's cache): only a key cryptography refuses is read with it.
+_PEM_EC_KEY = rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----"
 
 
 def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
@@ -147,7 +147,7 @@ def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
     rebuilt from them and must match the public key the file carries.  The file
     itself is left as it is, so uacme goes on reading it.
     """
-    m = _PEM_EC_KEY.search(pem)
+    m = re.search(_PEM_EC_KEY, pem)
     if not m:
         return None
     try:
