@@ -281,6 +281,8 @@ def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
         if status in ("ready", "processing", "valid"):
             for c in chs:
                 c.status = "valid"
+            if isinstance(r.json, dict):
+                a.order = r.json  # cert_order goes on from it: no second poll of a ready order
             return
         if status != "pending":
             _map(a, lambda c: _poll_one(a, c), [c for c in chs if c.status != "valid"])

@@ -53,7 +53,7 @@ def test_issue_from_directory_to_chain(ca: FakeCA) -> None:
     assert ca.trail() == [
         "GET directory 200", "POST newAccount 400", "POST newAccount 201",
         "POST newOrder 201", "POST authz 200", "POST authz 200",
-        "POST challenge 200", "POST challenge 200", "POST order 200", "POST order 200",
+        "POST challenge 200", "POST challenge 200", "POST order 200",  # ready: polled once, by authorize
         "POST finalize 200", "POST cert 200",
     ]
     assert len(ca.requests("newNonce")) == 1
