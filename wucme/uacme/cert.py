@@ -100,11 +100,14 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         authz = order.get("authorizations")
         if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
             raise ProtocolViolation("failed to parse authorizations URL")
-        authorize(a, authz, orderurl, solver)
         # authorize() polls the order itself while the challenges are validated; an order it
         # saw ready needs no second poll (one request less).  Otherwise it is polled here.
-        seen = a.order if isinstance(a.order, dict) else {}
-        order = seen if seen.get("status") == "ready" else _poll_order(a, orderurl, ("pending",), "ready")
+        # (Its answer, not a.order: the renewal pass runs several orders on one session.)
+        seen = authorize(a, authz, orderurl, solver) or {}
+        if seen.get("status") == "ready":
+            a.order = order = seen
+        else:
+            order = _poll_order(a, orderurl, ("pending",), "ready")
     finalize = order.get("finalize")
     if not isinstance(finalize, str):
         raise ProtocolViolation("failed to find finalize URL")

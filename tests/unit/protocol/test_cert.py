@@ -146,6 +146,27 @@ def test_rate_limited_finalize_waits_an_http_date(ca: FakeCA) -> None:
 
 # --- polling the order (RFC 8555 §7.4) ----------------------------------------------------------------
 
+def test_an_order_seen_ready_is_finalized_as_itself_whatever_the_session_holds(ca: FakeCA) -> None:
+    """The renewal pass runs several orders on one session at once: what another order left in
+    `a.order` meanwhile (here: another order, ready, with its own finalize URL) must not be
+    taken for this one's (it was, once, and finalized the other order twice)."""
+    a = registered(ca)
+    answerer = Answerer(ca)
+
+    def solver(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        rc = answerer(method, type, ident, token, auth)
+        if method == "done":
+            a.order = {"status": "ready", "finalize": f"{BASE}/finalize/someone-elses"}
+        return rc
+
+    csr, _ = csr_for(NAMES)
+    pem = cert_order(a, NAMES, csr, solver=solver)
+    assert pem == issued(ca).chains[0]
+    assert [(r.url.endswith("someone-elses"), r.status) for r in ca.requests("finalize")] == [(False, 200)]
+    assert len(ca.requests("order")) == 1  # the poll authorize() made: ready, no second one
+
+
+
 def test_order_pending_then_ready_with_backoff(ca: FakeCA) -> None:
     ca.order_pending_polls = 3
     a = registered(ca)
