@@ -105,6 +105,10 @@ class _Show:
 
 _show = _Show()
 
+#: Set once a verb has run to its end and its output is flushed: the console entry may then
+#: end the process without the interpreter's teardown (wucme.entry).
+verb_finished = False
+
 
 def _verb(args: list[str]) -> int:
     """Run a verb; its result shown as it comes, or as one JSON object for /OUTPUT=JSON."""
@@ -121,6 +125,8 @@ def _verb(args: list[str]) -> int:
             result = run(cmd, _show)
         finally:
             _show.flush()
+    global verb_finished
+    verb_finished = True
     return result.status
 
 

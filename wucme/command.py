@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from wucme.errors import WucmeError
 from wucme.vms.dcllex import QuoteError, abbreviations, quoted_runs
@@ -25,9 +26,10 @@ class DclError(WucmeError):
     ident = "IVCMD"
 
 
-@dataclass(frozen=True)
-class Qualifier:
-    """One qualifier: `value` is "none", "optional" or "required"; `keywords` restrict the value."""
+class Qualifier(NamedTuple):
+    """One qualifier: `value` is "none", "optional" or "required"; `keywords` restrict the value.
+    (Immutable records of the command table are NamedTuples: a frozen dataclass costs six
+    times as much to define, at every start; docs/performance.md.)"""
 
     name: str
     value: str = "none"
@@ -36,8 +38,7 @@ class Qualifier:
     help: str = ""
 
 
-@dataclass(frozen=True)
-class Verb:
+class Verb(NamedTuple):
     name: str
     qualifiers: tuple[Qualifier, ...] = ()
     min_params: int = 0

@@ -46,12 +46,15 @@ __all__ = [
     "write_atomic",
     "is_ip",
     "csr_gen",
+    "csr_requests_staple",
     "csr_load",
     "cert_load",
     "cert_info",
+    "chain_info",
     "CertInfo",
     "cert_match",
     "crt_ari_url",
+    "ari_id",
     "cert_names",
     "cert_days_left",
     "ocsp_request",
@@ -131,8 +134,8 @@ def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     write_atomic(path, pem, mode)
 
 
-_PEM_EC_KEY = re.compile(
-    rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+#: Compiled on first use (re's cache): only a key cryptography refuses is read with it.
+_PEM_EC_KEY = rb"-----BEGIN (EC PRIVATE KEY|PRIVATE KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----"
 
 
 def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
@@ -144,7 +147,7 @@ def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
     rebuilt from them and must match the public key the file carries.  The file
     itself is left as it is, so uacme goes on reading it.
     """
-    m = _PEM_EC_KEY.search(pem)
+    m = re.search(_PEM_EC_KEY, pem)
     if not m:
         return None
     try:
@@ -251,9 +254,10 @@ def key_load_own(path: PathLike) -> PrivateKey:
 
 def _dns_alabel(name: str) -> str:
     """A DNS name in ASCII (A-label) form; a leading "*." wildcard label is kept."""
-    import idna
     if name.isascii():
         return name
+    import idna  # only for a name that is not ASCII (issue's names are A-labels already)
+
     prefix, rest = ("*.", name[2:]) if name.startswith("*.") else ("", name)
     try:
         return prefix + idna.encode(rest, uts46=True).decode("ascii")
@@ -261,65 +265,83 @@ def _dns_alabel(name: str) -> str:
         raise CryptoError(f"invalid domain name {name!r}") from None
 
 
-def _general_name(name: str) -> x509.GeneralName:
-    from cryptography import x509
+# The fixed parts of csr_gen's request, as `cryptography`'s CertificateSigningRequestBuilder
+# encodes them (tests/unit/test_csr_der.py holds the two to the same bytes).
+_CN = der.oid("2.5.4.3")  # id-at-commonName (X.520)
+_SAN = der.oid("2.5.29.17")  # id-ce-subjectAltName (RFC 5280 §4.2.1.6)
+_KEY_USAGE = der.oid("2.5.29.15")  # id-ce-keyUsage (RFC 5280 §4.2.1.3)
+_TLS_FEATURE = der.oid("1.3.6.1.5.5.7.1.24")  # id-pe-tlsfeature (RFC 7633 §6)
+_EXTENSION_REQUEST = der.oid("1.2.840.113549.1.9.14")  # PKCS#9 extensionRequest (RFC 2985)
+#: keyUsage bits as DER BIT STRINGs: digitalSignature; digitalSignature + keyEncipherment.
+_USAGE_SIGN, _USAGE_SIGN_ENCIPHER = b"\x03\x02\x07\x80", b"\x03\x02\x05\xa0"
+_STATUS_REQUEST = b"\x30\x03\x02\x01\x05"  # TLSFeature ::= SEQUENCE { status_request(5) }
+_SIG_RSA_SHA256 = der.tlv(der.SEQUENCE, der.oid("1.2.840.113549.1.1.11") + b"\x05\x00")  # RFC 4055
+_SIG_ECDSA = {256: der.tlv(der.SEQUENCE, der.oid("1.2.840.10045.4.3.2")),  # RFC 5758 §3.2
+              384: der.tlv(der.SEQUENCE, der.oid("1.2.840.10045.4.3.3"))}
+
+
+def _general_name_der(name: str) -> bytes:
+    """A SAN entry (RFC 5280 §4.2.1.6): iPAddress [7] (the address's 4 or 16 octets) for an
+    address, else dNSName [2] (IA5String, the A-label)."""
     if is_ip(name):
-        return x509.IPAddress(ipaddress.ip_address(name))
-    return x509.DNSName(_dns_alabel(name))
+        return der.tlv(0x87, ipaddress.ip_address(name).packed)
+    return der.tlv(0x82, _dns_alabel(name).encode("ascii"))
+
+
+def _extension(oid: bytes, critical: bool, value: bytes) -> bytes:
+    return der.tlv(der.SEQUENCE, oid + (der.BOOLEAN_TRUE if critical else b"")
+                   + der.tlv(der.OCTET_STRING, value))
 
 
 def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: PrivateKey) -> bytes:
-    """Port of crypto.c:csr_gen(): a DER PKCS#10 request for *names*, signed by *key*.
+    """Port of crypto.c:csr_gen(): a DER PKCS#10 request (RFC 2986) for *names*, signed by *key*.
 
     CN is names[0] unless it is an IP address (RFC 8738 leaves IPs to the SAN); SAN lists
     every name as DNS: or IP:; keyUsage is critical digitalSignature, plus keyEncipherment
     for RSA, unless *no_key_usage*; *status_req* adds TLS Feature status_request (RFC 7633).
     SHA-384 for P-384 keys, else SHA-256. Differs: returns DER (callers base64url it) and
     omits a CN longer than the 64 characters X.520 allows instead of failing.
+
+    Written with wucme.core.der, byte for byte what `cryptography`'s request builder writes
+    (tests/unit/test_csr_der.py), so that issuing needs no `cryptography.x509`.
     """
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
     if not names:
         raise CryptoError("csr_gen: no names")
-    digest: hashes.HashAlgorithm
     if isinstance(key, rsa.RSAPrivateKey):
-        usage_encipher, digest = True, hashes.SHA256()
+        usage, algorithm = _USAGE_SIGN_ENCIPHER, _SIG_RSA_SHA256
     elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_BITS:
-        usage_encipher = False
-        digest = hashes.SHA384() if _CURVE_BITS[key.curve.name] == 384 else hashes.SHA256()
+        usage, algorithm = _USAGE_SIGN, _SIG_ECDSA[_CURVE_BITS[key.curve.name]]
     else:
         raise CryptoError("csr_gen: only RSA and EC P-256/P-384 keys are supported")
-    attrs = []
+    rdns = b""
     if not is_ip(names[0]):
         cn = _dns_alabel(names[0])
+        if not cn:
+            raise CryptoError("csr_gen: empty name")
         if len(cn) <= 64:
-            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
-    builder = builder.add_extension(
-        x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-    )
+            rdns = der.tlv(der.SET, der.tlv(der.SEQUENCE, _CN + der.tlv(der.UTF8_STRING, cn.encode())))
+    extensions = [_extension(_SAN, False, der.tlv(der.SEQUENCE, b"".join(_general_name_der(n) for n in names)))]
     if not no_key_usage:
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=usage_encipher,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
-        builder = builder.add_extension(usage, critical=True)
+        extensions.append(_extension(_KEY_USAGE, True, usage))
     if status_req:
-        builder = builder.add_extension(
-            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
-        )
-    try:
-        csr = builder.sign(key, digest)
-    except ValueError as exc:
-        raise CryptoError(f"csr_gen: {exc}") from None
-    return csr.public_bytes(serialization.Encoding.DER)
+        extensions.append(_extension(_TLS_FEATURE, False, _STATUS_REQUEST))
+    attributes = der.tlv(der.CONTEXT_0, der.tlv(der.SEQUENCE, _EXTENSION_REQUEST + der.tlv(
+        der.SET, der.tlv(der.SEQUENCE, b"".join(extensions)))))
+    public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    info = der.tlv(der.SEQUENCE, b"\x02\x01\x00" + der.tlv(der.SEQUENCE, rdns) + public + attributes)
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(info, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        bits = _CURVE_BITS[key.curve.name]
+        signature = key.sign(info, ec.ECDSA(hashes.SHA384() if bits == 384 else hashes.SHA256()))
+    return der.tlv(der.SEQUENCE, info + algorithm + der.tlv(der.BIT_STRING, b"\x00" + signature))
+
+
+def csr_requests_staple(csr: bytes) -> bool:
+    """Might the DER request *csr* carry the TLS Feature extension?  False means it does not
+    (its OID appears nowhere in it); True needs `cryptography.x509` to be sure."""
+    return _TLS_FEATURE in csr
 
 
 def _dedup(names: list[str]) -> list[str]:
@@ -421,6 +443,17 @@ def cert_info(path: PathLike, scanner: certscan.Scanner | None = None) -> CertIn
         raise CryptoError(f"cert_load: {where} holds a malformed certificate") from None
 
 
+def chain_info(pem: bytes) -> CertInfo:
+    """cert_info() of PEM bytes (a chain just downloaded): the leaf as the scan reads it, the
+    CryptoError cert_load() raises for the same bytes otherwise."""
+    try:
+        return certscan.backend().cert_info(pem)
+    except certscan.NoCertificate:
+        raise CryptoError("cert_load: PEM data holds no PEM certificate") from None
+    except ValueError:
+        raise CryptoError("cert_load: PEM data holds a malformed certificate") from None
+
+
 def _aki_keyid(cert: x509.Certificate) -> bytes | None:
     from cryptography import x509
     try:
@@ -476,8 +509,13 @@ def crt_ari_url(cert: x509.Certificate, base: str) -> str:
     keyid = _aki_keyid(cert)
     if keyid is None:
         raise CryptoError("crt_ari_url: certificate has no Authority Key Identifier")
-    serial = _der_integer_content(cert.serial_number)
-    return f"{base.rstrip('/')}/{b64url_encode(keyid)}.{b64url_encode(serial)}"
+    return f"{base.rstrip('/')}/{ari_id(keyid, cert.serial_number)}"
+
+
+def ari_id(keyid: bytes, serial: int) -> str:
+    """The RFC 9773 §4.1 certificate identifier from the AKI keyIdentifier and the serial (the
+    DER INTEGER's content octets): what crt_ari_url() appends, and `replaces` (§5)."""
+    return f"{b64url_encode(keyid)}.{b64url_encode(_der_integer_content(serial))}"
 
 
 def cert_names(cert: x509.Certificate) -> list[str]:

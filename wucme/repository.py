@@ -351,7 +351,7 @@ class Repository:
         """
         pem = key_pem(key)
         chain = chain_pem if chain_pem.endswith(b"\n") else chain_pem + b"\n"
-        leaf = crypto.cert_load(chain)[0]
+        leaf = crypto.chain_info(chain)  # serial and notAfter, as the scan reads them
         state = self.load_state(hosts[0])
         state.hosts = list(hosts)
         state.key_type = key_description(key)

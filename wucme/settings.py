@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from wucme.errors import UsageError
 from wucme.locations import (DEFAULT_LINUX_HERE, bad_value as _bad, challenges_dir, default_here, here_path,
@@ -249,9 +249,9 @@ def parse_hostport(value: str, what: str, default_host: str = "") -> tuple[str, 
     return host, int(v)
 
 
-@dataclass(frozen=True)
-class ChallengeConfig:
-    """WUCME_CHALLENGE and where wucme answers it (`alpn` None: the server's ACME_TLS_1 agent)."""
+class ChallengeConfig(NamedTuple):
+    """WUCME_CHALLENGE and where wucme answers it (`alpn` None: the server's ACME_TLS_1 agent).
+    A NamedTuple, not a frozen dataclass: a sixth of the cost at every start."""
 
     type: str
     http01: tuple[str, int] | None = None

@@ -206,3 +206,24 @@ def test_a_store_owned_by_a_service_user_answers_from_its_entries_and_roots(tmp_
     os.chown(http, NOBODY, -1)  # written by the directory's owner; the other entry by root
     assert store.get(TOKEN) == KEYAUTH and store.alpn_get("www.example.org") == KEYAUTH
     assert len(store) == 2
+
+
+def test_entries_are_not_fsynced_and_a_torn_one_is_ignored_then_purged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry matters only while its order runs: it is renamed into place whole but never
+    fsynced (docs/performance.md, "`wucme issue`: the lean path"); what a crash of the machine
+    could leave instead, an empty entry, answers nothing and goes at the next purge.  The
+    repository's own files keep their fsyncs."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    store = ChallengeStore(tmp_path / "store")
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01", ttl=600)
+    assert store.get(TOKEN) == KEYAUTH and synced == []
+    from wucme.vms.atomic import atomic_write
+
+    atomic_write(tmp_path / "durable", b"x", 0o600)
+    assert len(synced) == 2  # the file, then its directory
+    only_entry(tmp_path / "store").write_bytes(b"")  # as a crash before the data reached the disk
+    assert store.get(TOKEN) is None
+    assert store.purge() == 1 and list((tmp_path / "store").iterdir()) == []

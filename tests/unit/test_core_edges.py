@@ -305,8 +305,8 @@ def test_from_body_keeps_status_and_retry_after() -> None:
 
 def test_backoff_defaults() -> None:
     b = Backoff()
-    steps = [b.next() for _ in range(12)]
-    assert steps[0] == 0.02 and steps[1] == 0.04
+    steps = [b.next() for _ in range(14)]
+    assert steps[0] == 0.01 and steps[1] == 0.02
     assert max(s for s in steps if s is not None) == 30.0  # the ceiling
     assert b.deadline == 1800.0
     total = sum(s for s in steps if s is not None)

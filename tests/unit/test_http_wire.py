@@ -527,3 +527,19 @@ def test_connection_tokens_are_a_comma_list() -> None:
 def test_targets_and_values_may_hold_any_other_character() -> None:
     raw = encode_request("GET", "/X%20Y?a=b", [("X-Any", "XX \t~\xe9")], b"")
     assert raw == b"GET /X%20Y?a=b HTTP/1.1\r\nX-Any: XX \t~\xe9\r\n\r\n"
+
+
+@pytest.mark.parametrize("host", ["localhost", "acme-v02.api.letsencrypt.org", "127.0.0.1", "::1",
+                                  "example.org.", "a" * 63 + ".example", ""])
+def test_an_ascii_host_is_what_the_idna_codec_makes_of_it(host: str) -> None:
+    """The resolver and TLS get the codec's bytes without importing the codec."""
+    from wucme.http._conn import _host
+
+    assert _host(host) == host.encode("idna")
+
+
+@pytest.mark.parametrize("host", ["bücher.example", "a" * 64 + ".example", "a..example"])
+def test_other_hosts_are_left_to_the_codec(host: str) -> None:
+    from wucme.http._conn import _host
+
+    assert _host(host) == host

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.pebble import Pebble
+from wucme._native import certscan
 from wucme.challenge.store import ChallengeStore
 
 #: Libraries and wucme parts neither path may import (a name or a package).
@@ -127,3 +129,33 @@ def test_the_budget_sees_a_heavy_import(env: dict[str, str], cgi_env: dict[str, 
     proc, names = added(ENTRY, [], dict(cgi_env, PATH_INFO="/admin/"))
     assert proc.returncode == 0
     assert {"wucme.web", "wucme.settings"} <= set(heavy(names)) and heavy(names, STDLIB_HEAVY)
+
+
+#: What `wucme issue` leaves out (docs/performance.md, "`wucme issue`: the lean path"): the X.509
+#: classes (the CSR is written with wucme.core.der, the chain read by the native scanner), IDNA
+#: for names that are ASCII already, and the parts of wucme other verbs need.
+ISSUE_NEVER = ("cryptography.x509", "idna", "OpenSSL", "requests", "wucme.renewal", "wucme.reporting",
+               "wucme.load", "wucme.challenge.alpn", "wucme.challenge.tlsalpn", "wucme.web", "wucme.dclproc")
+
+
+@pytest.mark.pebble
+@pytest.mark.skipif(not certscan.HAS_CERTSCAN, reason="the native certificate scan is not built")
+def test_issue_imports_no_x509(env: dict[str, str], pebble: Pebble) -> None:
+    """A real `wucme issue` against Pebble, twice (a first certificate, then one for its first
+    name over it, whose old chain is read too): it needs `cryptography`'s keys and signatures, never its X.509."""
+    env = dict(env, WUCME_CA=pebble.directory_url, WUCME_CA_BUNDLE=pebble.ca_bundle,
+               WUCME_CHALLENGE="http-01", WUCME_HTTP01=f"127.0.0.1:{pebble.http_port}")
+    proc, names = added(ENTRY, ["register", "budget@example.org"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for hosts in ("budget.example.org,www.budget.example.org", "budget.example.org"):
+        proc, names = added(ENTRY, ["issue", "/noprogress", hosts], env)
+        assert proc.returncode == 0 and "%WUCME-S-ISSUED" in proc.stdout, proc.stderr[-2000:]
+        assert "cryptography" in heavy(names) and "wucme.uacme.cert" in names
+        assert heavy(names, ISSUE_NEVER) == []
+    # One name: one authorization, answered without a thread pool (concurrent.futures brings
+    # logging); and no `idna` codec for the CA's ASCII host name (stringprep, unicodedata).
+    assert heavy(names, ("concurrent", "logging", "encodings.idna", "stringprep", "unicodedata")) == []
+    # ... and without the native scanner, the twin reads the chain with cryptography.x509.
+    proc, names = added(ENTRY, ["issue", "/noprogress", "budget.example.org"], dict(env, WUCME_NO_NATIVE="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cryptography.x509" in names

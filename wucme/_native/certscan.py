@@ -27,7 +27,7 @@ except ImportError:  # not built: no compiler, or a source checkout
     _ffi = _lib = None
 
 __all__ = ["HAS_CERTSCAN", "CertInfo", "NoCertificate", "file_key", "Scanner", "backend", "native_forced_off",
-           "PURE", "NATIVE"]
+           "understood", "PURE", "NATIVE"]
 
 HAS_CERTSCAN = _lib is not None
 _UTC = _dt.timezone.utc
@@ -67,11 +67,17 @@ class NativeScanner(Scanner):
         self._scratch = threading.local()
 
     def cert_info(self, pem: bytes) -> CertInfo:
+        info = self.understood(pem)
+        return pure.cert_info(pem) if info is None else info
+
+    def understood(self, pem: bytes) -> CertInfo | None:
+        """The leaf of a chain the scanner understands completely (every certificate read, as
+        `cryptography` would read it), else None: the twin decides what such a chain means."""
         n = len(pem)
         buf = self.ffi.new("unsigned char[]", n or 1)
         out = self.ffi.new("struct cs_cert *")
         if self.lib.cs_cert_scan(pem, n, buf, n, out) != self.lib.CS_OK:
-            return pure.cert_info(pem)
+            return None
         return self._info(buf, out)
 
     def cert_file(self, path: str) -> CertInfo | None:
@@ -129,6 +135,14 @@ NATIVE = NativeScanner(_lib, _ffi) if _lib is not None else None
 def native_forced_off() -> bool:
     """True when the logical name WUCME_NO_NATIVE is defined (read at each use)."""
     return trnlnm("WUCME_NO_NATIVE") is not None
+
+
+def understood(pem: bytes) -> CertInfo | None:
+    """The native scanner's reading of the PEM chain *pem* when it was built, is not turned off
+    (WUCME_NO_NATIVE) and understands the chain completely; else None (callers then read the
+    chain with `cryptography`, whose import `wucme issue` spares itself this way)."""
+    scanner = backend()
+    return scanner.understood(pem) if isinstance(scanner, NativeScanner) else None
 
 
 def backend(native: bool | None = None) -> Scanner:

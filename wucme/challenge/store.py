@@ -10,10 +10,12 @@ can have a certificate issued for our names to an account of theirs: a store dir
 group or others may write is refused (``%WUCME-E-INSECURE``) and never chmodded, and readers
 answer only from entries owned by root or the directory's owner that nobody else may write.
 
-Each entry is one small JSON file, written atomically (temporary file, fsync, rename) and named
-by a digest of its token or identifier, never by the token itself, so no request can name a path.
-Every entry carries its own expiry: after a crash, stale entries are ignored by readers and
-removed by the next `purge`.
+Each entry is one small JSON file, written atomically (temporary file, rename) and named by a
+digest of its token or identifier, never by the token itself, so no request can name a path.
+Entries are not fsynced (ten of them were 15 ms of a ten-name `wucme issue`): an entry matters
+only while its order runs, and what a crash of the machine leaves torn is unreadable, which
+readers ignore.  Every entry carries its own expiry: after a crash, stale and unreadable
+entries are ignored by readers and removed by the next `purge`.
 
 In a cluster (WUCME_STORE_DB or WUCME_LOCK_DB defined) the same interface keeps its entries in
 a table of that database instead (wucme.challenge.storepg, docs/cluster.md), so a node answers
@@ -286,7 +288,7 @@ class ChallengeStore:
     def _write(self, name: str, record: dict[str, object]) -> None:
         self._ensure_directory()
         atomic_write(self.directory / name, json.dumps(record, separators=(",", ":")).encode("utf-8"),
-                     0o644)
+                     0o644, durable=False)
 
     def _trusted_owners(self) -> frozenset[int] | None:
         """Who may have written an entry (wucme.challenge.storefile: the readers' one rule)."""

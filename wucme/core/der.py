@@ -1,10 +1,14 @@
-"""Just enough DER (ITU-T X.690) to read the private value out of an EC key file.
+"""Just enough DER (ITU-T X.690) to read the private value out of an EC key file, write a
+PKCS#10 request, and find the public key of a certificate or request.
 
 `cryptography` refuses EC keys whose private octet string is not exactly the
 curve's size, and GnuTLS (Debian's uacme) writes it as a minimal signed integer:
 33 bytes when the high bit is set, fewer when it starts with zero bytes.  This
 reader takes such a file apart so that wucme.crypto can rebuild the key; it
 parses nothing else and trusts nothing: every length is checked against its buffer.
+
+The writer (tlv, oid) is what wucme.crypto.csr_gen builds a CSR with, so that `wucme issue`
+needs no `cryptography.x509` (its import is most of issue's start-up: docs/performance.md).
 """
 from __future__ import annotations
 
@@ -107,3 +111,65 @@ def ec_private(der: bytes) -> EcPrivate:
                 raise DerError("bad public key bit string")
             public = bits[1:]
     return EcPrivate(curve, int.from_bytes(fields[1][1], "big"), public)
+
+
+# --- writing (the CSR of wucme.crypto.csr_gen) and taking whole elements apart -----------------
+
+SET, UTF8_STRING, BOOLEAN_TRUE = 0x31, 0x0C, b"\x01\x01\xff"
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    """One DER element: *tag*, the definite length in its shortest form (X.690 §10.1), *content*."""
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + n.to_bytes(size, "big") + content
+
+
+def oid(dotted: str) -> bytes:
+    """An OBJECT IDENTIFIER element from its dotted form (X.690 §8.19), the inverse of oid_text."""
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out += bytes(reversed(chunk))
+    return tlv(OID, bytes(out))
+
+
+def elements(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Like tlvs(), with each element's whole encoding too: (tag, element, content)."""
+    out = []
+    i = 0
+    for tag, content in tlvs(data):
+        head = 2 if data[i + 1] < 0x80 else 2 + (data[i + 1] & 0x7F)
+        end = i + head + len(content)
+        out.append((tag, data[i:end], content))
+        i = end
+    return out
+
+
+def spki(der: bytes, csr: bool = False) -> bytes:
+    """The SubjectPublicKeyInfo element, as encoded, of a certificate (RFC 5280 §4.1: the
+    seventh field of tbsCertificate when it carries a version, else the sixth) or of a
+    PKCS#10 request (*csr*, RFC 2986 §4.1: the third field of certificationRequestInfo)."""
+    inner = elements(_first(der))
+    if csr:
+        index = 2
+    else:
+        index = 6 if inner and inner[0][0] == CONTEXT_0 else 5
+    if len(inner) <= index or inner[index][0] != SEQUENCE:
+        raise DerError("no SubjectPublicKeyInfo")
+    return inner[index][1]
+
+
+def _first(der: bytes) -> bytes:
+    """The content of the first element inside the one SEQUENCE *der* is (the signed part)."""
+    outer = tlvs(_one(der, SEQUENCE))
+    if not outer or outer[0][0] != SEQUENCE:
+        raise DerError("no signed part")
+    return outer[0][1]

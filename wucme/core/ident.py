@@ -60,9 +60,10 @@ def validate_identifier_str(name: str, wildcard: bool = True) -> str:
         if not wildcard:
             raise BadIdentifier(f"wildcard {_show(raw)} not supported here")
         prefix, name = "*.", name[2:]
-    import idna  # here, not above: the web server's challenge script needs only is_ip
-
     if not name.isascii():
+        import idna  # only for a U-label or an A-label to check: `issue` of ASCII names and
+        #              the web server's challenge script need no IDNA tables
+
         try:
             name = idna.encode(name, uts46=True).decode("ascii")
         except idna.IDNAError as e:
@@ -77,6 +78,8 @@ def validate_identifier_str(name: str, wildcard: bool = True) -> str:
         if not _LABEL.fullmatch(label):
             raise BadIdentifier(f"invalid identifier {_show(raw)}: bad label {_show(label)}")
         if label.startswith("xn--"):
+            import idna
+
             try:
                 idna.decode(label)
             except idna.IDNAError as e:

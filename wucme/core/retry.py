@@ -67,7 +67,7 @@ class Backoff:
     One Backoff serves one polling loop.
     """
 
-    def __init__(self, first: float = 0.02, ceiling: float = 30.0, deadline: float = 1800.0):
+    def __init__(self, first: float = 0.01, ceiling: float = 30.0, deadline: float = 1800.0):
         self.ceiling = ceiling
         self.deadline = deadline
         self.spent = 0.0

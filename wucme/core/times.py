@@ -14,9 +14,8 @@ __all__ = ["UTC", "utc_now", "iso", "parse_iso", "parse_rfc3339", "renewal_thres
 
 UTC = _dt.timezone.utc
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
+#: Compiled on first use (re's cache): only ARI windows and the state files' odd forms need it.
+_RFC3339 = r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 
 
 def utc_now() -> _dt.datetime:
@@ -59,7 +58,7 @@ def parse_rfc3339(s: str) -> _dt.datetime:
     Accepts "Z" or "±hh:mm" and any number of fractional digits (kept to the microsecond); a
     leap second 60 is read as 59.
     """
-    m = _RFC3339.fullmatch(s)
+    m = re.fullmatch(_RFC3339, s)
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {s!r}")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))

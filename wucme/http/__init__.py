@@ -10,7 +10,7 @@ This package imports nothing of wucme above it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wucme import __version__
 from wucme.http.proxyenv import ProxyRules
@@ -44,9 +44,10 @@ class ResponseTooLarge(HttpError):
     """The response body exceeded HttpConfig.max_body."""
 
 
-@dataclass(frozen=True)
-class HttpConfig:
-    """Everything a transport needs to know; built by the caller from logical names."""
+class HttpConfig(NamedTuple):
+    """Everything a transport needs to know; built by the caller from logical names.  (The
+    immutable records of the HTTP layer are NamedTuples: a frozen dataclass costs six times
+    as much to define, at every start; docs/performance.md.)"""
 
     ca_bundle: str | None = None  # PEM file of trusted roots (WUCME_CA_BUNDLE, UACME_CAINFO)
     ca_path: str | None = None  # directory of hashed roots (UACME_CAPATH)

@@ -8,7 +8,7 @@ import base64
 import select
 import socket
 import ssl
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from wucme.http import ConnectError, HttpError, HttpTimeout, ProtocolError, TLSError
@@ -18,8 +18,7 @@ from wucme.http._wire import Head, NoResponse, encode_request, framing, keep_ali
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """scheme, host, port: what a connection may be reused for (RFC 9110 §4.3.1)."""
 
     scheme: str
@@ -55,8 +54,7 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(scheme, host, port), target
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(NamedTuple):
     """An http:// proxy with optional basic credentials (uacme's UACME_PROXY)."""
 
     origin: Origin
@@ -75,9 +73,22 @@ class Proxy:
         return cls(origin, auth)
 
 
+def _host(name: str) -> str | bytes:
+    """*name* as the "idna" codec would give it to the resolver and to TLS (SNI, the hostname
+    check): for an ASCII name whose labels it accepts, the same bytes, made here so the codec
+    (and with it `stringprep` and `unicodedata`) is never imported.  Anything else is left to
+    the codec, errors included."""
+    if name.isascii():
+        labels = name.split(".")
+        if all(0 < len(label) < 64 for label in labels[:-1]) and len(labels[-1]) < 64:
+            return name.encode("ascii")
+    return name
+
+
 def _tcp(origin: Origin, timeout: float) -> socket.socket:
     try:
-        sock = socket.create_connection((origin.host, origin.port), timeout=timeout)
+        # getaddrinfo() takes the host as bytes too; typeshed names str only.
+        sock = socket.create_connection((_host(origin.host), origin.port), timeout=timeout)  # type: ignore[arg-type]
     except TimeoutError as exc:
         raise HttpTimeout(f"connecting to {origin.hostport} timed out after {timeout:g} s") from exc
     except OSError as exc:
@@ -112,7 +123,7 @@ def _tunnel(sock: socket.socket, proxy: Proxy, origin: Origin) -> None:
 def _tls(sock: socket.socket, ctx: ssl.SSLContext, origin: Origin) -> ssl.SSLSocket:
     """TLS with SNI and hostname check; failures of any kind here are TLS failures."""
     try:
-        return ctx.wrap_socket(sock, server_hostname=origin.host)
+        return ctx.wrap_socket(sock, server_hostname=_host(origin.host))
     except ssl.SSLCertVerificationError as exc:
         raise TLSError(
             f"certificate of {origin.hostport} not trusted: {exc.verify_message or exc.reason}"

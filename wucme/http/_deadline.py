@@ -4,11 +4,19 @@ Socket timeouts bound each read, not the request: a server that sends one byte a
 lets a read time out.  A `Deadline` is a timer that, when it fires, shuts down every socket the
 request registered, so the blocked read ends at once; the transport then raises HttpTimeout.
 One per request, on the calling thread (`current()`).
+
+Every deadline of the process is watched by one daemon thread (`_Watchdog`), started with
+the first: a timer thread per request cost a thread start for each of the dozen requests of
+an issue (about 0.35 ms each on the 2-CPU bench machine, docs/performance.md).
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
@@ -28,7 +36,6 @@ class Deadline:
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._over = False
-        self._timer: threading.Timer | None = None
 
     def watch(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -52,16 +59,12 @@ class Deadline:
         self._outer = getattr(_local, "deadline", None)
         _local.deadline = self
         if self.seconds is not None and self.seconds > 0:
-            self._timer = threading.Timer(self.seconds, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            _watchdog.add(time.monotonic() + self.seconds, self)
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        with self._lock:  # a timer already running must not shut down a socket pooled or closed now
+        with self._lock:  # a watchdog already firing must not shut down a socket pooled or closed now
             self._over = True
             self._socks = []
         _local.deadline = self._outer
@@ -83,6 +86,51 @@ def within(seconds: float | None, url: str, request: Callable[[], T]) -> T:
         if d.expired:
             raise HttpTimeout(f"{url}: no complete answer within {d.seconds:g} s (WUCME_HTTP_DEADLINE)")
         return response
+
+
+class _Watchdog:
+    """The one thread that fires every deadline when its time comes.  A deadline whose request
+    ended stays in the heap until its time and is then dropped unfired (`_over`)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        self._started = False
+
+    def add(self, when: float, deadline: Deadline) -> None:
+        with self._cond:
+            if not self._started:
+                threading.Thread(target=self._run, name="wucme-http-deadlines", daemon=True).start()
+                self._started = True
+            heapq.heappush(self._heap, (when, next(self._seq), deadline))
+            if self._heap[0][2] is deadline:  # sooner than what the thread waits for
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2]._over:
+                        heapq.heappop(self._heap)
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        due = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+            due._fire()
+
+
+_watchdog = _Watchdog()
+
+
+def _new_watchdog() -> None:
+    """A child of fork() has no watchdog thread (and maybe a lock held by the parent's)."""
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog)
 
 
 def current() -> Deadline | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wucme.http import ProtocolError, ResponseTooLarge
 
@@ -146,8 +146,7 @@ def read_head(fp: Reader) -> Head:
     raise ProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
 
 
-@dataclass(frozen=True)
-class Framing:
+class Framing(NamedTuple):
     """How the body is delimited: "none", "length" (with `length`), "chunked" or "close"."""
 
     kind: str

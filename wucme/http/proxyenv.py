@@ -18,7 +18,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 #: libcurl's default proxy port (CURLOPT_PROXYPORT).
@@ -91,8 +91,7 @@ def _cidr_match(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, token: str) -
     return int(ip) >> shift == int(net) >> shift
 
 
-@dataclass(frozen=True)
-class ProxyRules:
+class ProxyRules(NamedTuple):
     """A snapshot of the proxy settings, asked per URL (`for_url`)."""
 
     explicit: str | None = None  # WUCME_PROXY / UACME_PROXY

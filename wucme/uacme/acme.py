@@ -110,7 +110,7 @@ class AcmeSession:
     rate_limit_tries: int = 3
     max_badnonce: int = 20
     #: Polling: first wait, ceiling, deadline (see core.retry.Backoff).
-    poll_first: float = 0.02
+    poll_first: float = 0.01
     poll_ceiling: float = 30.0
     poll_deadline: float = 1800.0
     #: Parallel workers for authorizations and hooks (uacme: 1).

@@ -6,11 +6,10 @@ cert_issue sends as `replaces` (RFC 9773 §5).
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
-
-from cryptography import x509
 
 from wucme import crypto
 from wucme.errors import WucmeError
@@ -25,12 +24,16 @@ def ari_cert_id(cert: Any) -> str:
 def ari_replaces(a: AcmeSession, old: Any) -> str | None:
     """`replaces` for a renewal order (RFC 9773 §5): the identifier of `old` (a certificate, or
     the file holding it) when the CA offers renewalInfo; None without ARI or without an old
-    certificate that has an Authority Key Identifier."""
+    certificate that has an Authority Key Identifier.  A file is read by the repository's
+    scan (crypto.cert_info: the native scanner when built), which gives the same serial and
+    keyIdentifier as the certificate itself."""
     if not a.dir.get("renewalInfo"):
         return None
     try:
-        cert = old if isinstance(old, x509.Certificate) else next(iter(crypto.cert_load(old)), None)
-        return ari_cert_id(cert) if cert is not None else None
+        if isinstance(old, (str, os.PathLike)):
+            info = crypto.cert_info(old)
+            return crypto.ari_id(info.aki, info.serial_number) if info is not None and info.aki else None
+        return ari_cert_id(old)
     except (ValueError, crypto.CryptoError):
         return None
 

@@ -28,7 +28,6 @@ uacme's own sequence instead: each authorization in turn, start to end.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +68,9 @@ def key_auth_for(type: str, token: str, thumbprint: str) -> str:
 def _map(a: AcmeSession, fn: Any, items: list[Any]) -> list[Any]:
     if len(items) <= 1 or a.workers <= 1:
         return [fn(i) for i in items]
+    # Only here: one authorization needs no pool, nor concurrent.futures' logging (0.8 MiB).
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(a.workers, len(items))) as pool:
         return list(pool.map(fn, items))
 
@@ -153,14 +155,17 @@ def _poll_one(a: AcmeSession, ch: Challenge) -> float | None:
 
 
 def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = None,
-              solver: Solver | None = None) -> None:
+              solver: Solver | None = None) -> dict[str, Any] | None:
     """Satisfy every authorization of the order, or raise (port of uacme.c:authorize()).
 
     Challenges are offered to *solver* (in-process, the hook's protocol) when given, else to the
-    hook program `a.hook`, else to the user at uacme's interactive prompt."""
+    hook program `a.hook`, else to the user at uacme's interactive prompt.  Returns the order
+    as its last poll here read it when *order_url* was polled (cert_order needs no second poll
+    of an order already ready), else None."""
     thumbprint = jws.jws_thumbprint(a.key)
     if a.hook_order == "uacme":
-        return _authorize_in_turn(a, authz_urls, thumbprint, solver)
+        _authorize_in_turn(a, authz_urls, thumbprint, solver)
+        return None
     authzs = _map(a, lambda u: (u, _fetch_authz(a, u)), authz_urls)
     pending = []
     for url, authz in authzs:
@@ -171,7 +176,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
             raise WucmeError(f"unexpected auth status ({status}) at {url}", ident="AUTHSTATUS")
         pending.append((url, authz))
     if not pending:
-        return
+        return None
     def choose(p: tuple[str, dict[str, Any]]) -> Challenge | WucmeError:
         try:
             return _choose(a, p[0], p[1], thumbprint, solver)
@@ -192,10 +197,11 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
         # Hooks that accepted must hear the end of their challenge (uacme's `failed`).
         _finish(a, accepted, solver, force_failed=True)
         raise errors[0]
+    order = None
     try:
         _map(a, lambda ch: _start(a, ch), accepted)
         if order_url:
-            _poll_order(a, order_url, accepted)
+            order = _poll_order(a, order_url, accepted)
         else:
             _poll_all(a, accepted)
     finally:
@@ -203,6 +209,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
     failed = [ch for ch in accepted if ch.status != "valid"]
     if failed:
         raise _failure(failed)
+    return order
 
 
 def _failure(failed: list[Challenge]) -> WucmeError:
@@ -262,7 +269,7 @@ WATCH_AFTER = 1.0
 _LIVE = ("pending", "processing")
 
 
-def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
+def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> dict[str, Any] | None:
     """Poll the order until it leaves `pending`, and watch the challenges while it lingers.
 
     RFC 8555 §7.1.6 makes the order invalid once an authorization is, but not every CA does
@@ -271,7 +278,7 @@ def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
     WATCH_AFTER seconds, each round also reads the challenges not yet known valid, and the
     first invalid one ends the wait with its problem document."""
     if any(c.status not in (*_LIVE, "valid") for c in chs):
-        return  # the start POST already answered invalid: nothing to wait for
+        return None  # the start POST already answered invalid: nothing to wait for
     backoff = a.backoff()
     while True:
         r = acme_post(a, order_url, "").expect(200, what=f"poll order status at {order_url}")
@@ -279,16 +286,16 @@ def _poll_order(a: AcmeSession, order_url: str, chs: list[Challenge]) -> None:
         if status in ("ready", "processing", "valid"):
             for c in chs:
                 c.status = "valid"
-            return
+            return r.json if isinstance(r.json, dict) else None  # the order, as this poll read it
         if status != "pending":
             _map(a, lambda c: _poll_one(a, c), [c for c in chs if c.status != "valid"])
-            return  # which failed, and why
+            return None  # which failed, and why
         hint = retry_after(r.header("Retry-After"), 0) or None
         if backoff.spent >= WATCH_AFTER:
             live = [c for c in chs if c.status in _LIVE]
             _map(a, lambda c: _poll_one(a, c), live)
             if any(c.status not in (*_LIVE, "valid") for c in chs):
-                return
+                return None
         wait = backoff.next(hint)
         if wait is None:
             for c in chs:

@@ -13,13 +13,12 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from typing import TYPE_CHECKING, Any
 
 from wucme import crypto
+from wucme._native import certscan
 from wucme.core.b64 import b64url_encode
+from wucme.core.der import DerError, spki
 from wucme.core.ident import identifiers
 from wucme.errors import FileError, ProtocolViolation, WucmeError
 from wucme.uacme.acme import PEM_CHAIN, AcmeReply, AcmeSession, acme_poll, acme_post
@@ -28,6 +27,11 @@ from wucme.uacme.authorize import authorize
 from wucme.uacme.files import link_backup
 from wucme.uacme.hook import Solver
 from wucme.vms.atomic import install_temp, write_temp
+
+if TYPE_CHECKING:
+    # Imported where used: an issue whose chain the native scanner reads needs no X.509
+    # classes (their import is a tenth of `wucme issue`: docs/performance.md).
+    from cryptography import x509
 
 _LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
@@ -96,8 +100,14 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
         authz = order.get("authorizations")
         if not isinstance(authz, list) or not all(isinstance(u, str) for u in authz):
             raise ProtocolViolation("failed to parse authorizations URL")
-        authorize(a, authz, orderurl, solver)
-        order = _poll_order(a, orderurl, ("pending",), "ready")
+        # authorize() polls the order itself while the challenges are validated; an order it
+        # saw ready needs no second poll (one request less).  Otherwise it is polled here.
+        # (Its answer, not a.order: the renewal pass runs several orders on one session.)
+        seen = authorize(a, authz, orderurl, solver) or {}
+        if seen.get("status") == "ready":
+            a.order = order = seen
+        else:
+            order = _poll_order(a, orderurl, ("pending",), "ready")
     finalize = order.get("finalize")
     if not isinstance(finalize, str):
         raise ProtocolViolation("failed to find finalize URL")
@@ -116,6 +126,7 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
 
 
 def _has_tls_feature(obj: x509.Certificate | x509.CertificateSigningRequest) -> bool:
+    from cryptography import x509
     try:
         obj.extensions.get_extension_for_class(x509.TLSFeature)
     except x509.ExtensionNotFound:
@@ -126,6 +137,9 @@ def _has_tls_feature(obj: x509.Certificate | x509.CertificateSigningRequest) -> 
 def _check_staple(a: AcmeSession, pem: bytes, csr: bytes) -> None:
     """Warn when the CSR asked for must-staple (RFC 7633 TLS Feature) and the CA dropped it:
     some CAs do, and a server that relies on stapling should know."""
+    if not crypto.csr_requests_staple(csr):
+        return
+    from cryptography import x509
     if not _has_tls_feature(x509.load_der_x509_csr(csr)):
         return
     if not _has_tls_feature(x509.load_pem_x509_certificates(pem)[0]):
@@ -163,11 +177,22 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
     """Refuse a chain that is not what was asked for (RFC 8555 §11.4): nothing is written.
 
     RFC 8555 §9.1: strict PEM, certificates only, no text around them; every block must
-    parse, or the web server that loads the file would fail on it.
+    parse, or the web server that loads the file would fail on it.  The native certificate
+    scanner reads the chain when it understands all of it; anything else (and a key encoded
+    otherwise than in the CSR) is read with `cryptography`, as it always was.
     """
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks or any(b != b"CERTIFICATE" for b in blocks) or _PEM_BLOCK.sub(b"", pem).strip():
         raise ProtocolViolation("certificate response is not a chain of CERTIFICATE blocks")
+    info = certscan.understood(pem)
+    if info is not None and _same_key(info.der, csr):  # the native scanner read every certificate
+        have = set(info.names)
+        missing = [n for n in names if n.lower() not in have]
+        if missing:
+            raise ProtocolViolation(f"issued certificate lacks {', '.join(missing)}")
+        return
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     try:
         leaf = x509.load_pem_x509_certificates(pem)[0]
         req = x509.load_der_x509_csr(csr)
@@ -180,6 +205,15 @@ def _check_chain(pem: bytes, names: list[str], csr: bytes) -> None:
     missing = [n for n in names if n.lower() not in have]
     if missing:
         raise ProtocolViolation(f"issued certificate lacks {', '.join(missing)}")
+
+
+def _same_key(leaf: bytes, csr: bytes) -> bool:
+    """Does the DER certificate *leaf* carry the key of the DER request *csr*, encoded the
+    same way?  False also when either does not parse: `cryptography` then decides."""
+    try:
+        return spki(leaf) == spki(csr, csr=True)
+    except DerError:
+        return False
 
 
 def cert_save(a: AcmeSession, certprefix: str, pem: bytes) -> str:
@@ -219,6 +253,7 @@ def _unlink(path: str) -> None:
 def cert_revoke_leaf(a: AcmeSession, leaf: x509.Certificate, reason: int, what: str) -> None:
     """The revokeCert request of cert_revoke() (RFC 8555 §7.6) for *leaf*, which messages call
     *what* (the file the administrator named), and nothing else: no file is touched."""
+    from cryptography.hazmat.primitives import serialization
     der = leaf.public_bytes(serialization.Encoding.DER)
     url = a.url("revokeCert")
     a.log(1, f"revoking {what} at {url}")

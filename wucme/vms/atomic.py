@@ -76,8 +76,9 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Path:
-    """Write *data* to a new temporary file in *directory*, durable and with *mode*.
+def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int, durable: bool = True) -> Path:
+    """Write *data* to a new temporary file in *directory*, durable (unless not *durable*) and
+    with *mode*.
 
     The file is created with O_EXCL and *mode* from the start, so key material is
     never readable by others even for an instant; fchmod then undoes the umask.  On
@@ -95,7 +96,7 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     else:  # pragma: no cover - 100 collisions of 48 random bits
         raise FileExistsError(f"cannot create a temporary file in {directory}")
     try:
-        fill_fd(fd, data, mode)
+        fill_fd(fd, data, mode, durable)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -105,21 +106,24 @@ def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int) -> Pat
     return tmp
 
 
-def fill_fd(fd: int, data: bytes, mode: int) -> None:
-    """Give the open file *fd* its *mode* (undoing the umask), write all of *data*, fsync,
-    and close it whatever happens."""
+def fill_fd(fd: int, data: bytes, mode: int, durable: bool = True) -> None:
+    """Give the open file *fd* its *mode* (undoing the umask), write all of *data*, fsync
+    (when *durable*), and close it whatever happens."""
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None) -> T | None:
-    """Rename the written temporary file *tmp* over *path* and fsync the directory; *before*
+def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None,
+                 durable: bool = True) -> T | None:
+    """Rename the written temporary file *tmp* over *path* and fsync the directory (when
+    *durable*); *before*
     runs just ahead of the rename (keeping the old file as a version).  On any failure the
     temporary file is removed and the old file is untouched.  Returns what *before* returned."""
     try:
@@ -131,12 +135,18 @@ def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None) -
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return result
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
-    """Replace *path* by a file holding *data*: temp in the same directory, fsync, rename, fsync dir."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *,
+                 durable: bool = True) -> Path:
+    """Replace *path* by a file holding *data*: temp in the same directory, fsync, rename, fsync dir.
+
+    Not *durable*: no fsync, for a file that matters only while its writer runs (a challenge
+    entry): readers still see the old file or the new one whole, and only a crash of the
+    machine can leave it torn or empty."""
     path = Path(path)
-    install_temp(write_temp(path.parent, data, mode), path)
+    install_temp(write_temp(path.parent, data, mode, durable), path, durable=durable)
     return path

@@ -53,7 +53,7 @@ def test_issue_from_directory_to_chain(ca: FakeCA) -> None:
     assert ca.trail() == [
         "GET directory 200", "POST newAccount 400", "POST newAccount 201",
         "POST newOrder 201", "POST authz 200", "POST authz 200",
-        "POST challenge 200", "POST challenge 200", "POST order 200", "POST order 200",
+        "POST challenge 200", "POST challenge 200", "POST order 200",  # ready: polled once, by authorize
         "POST finalize 200", "POST cert 200",
     ]
     assert len(ca.requests("newNonce")) == 1
@@ -146,11 +146,32 @@ def test_rate_limited_finalize_waits_an_http_date(ca: FakeCA) -> None:
 
 # --- polling the order (RFC 8555 §7.4) ----------------------------------------------------------------
 
+def test_an_order_seen_ready_is_finalized_as_itself_whatever_the_session_holds(ca: FakeCA) -> None:
+    """The renewal pass runs several orders on one session at once: what another order left in
+    `a.order` meanwhile (here: another order, ready, with its own finalize URL) must not be
+    taken for this one's (it was, once, and finalized the other order twice)."""
+    a = registered(ca)
+    answerer = Answerer(ca)
+
+    def solver(method: str, type: str, ident: str, token: str, auth: str) -> int:
+        rc = answerer(method, type, ident, token, auth)
+        if method == "done":
+            a.order = {"status": "ready", "finalize": f"{BASE}/finalize/someone-elses"}
+        return rc
+
+    csr, _ = csr_for(NAMES)
+    pem = cert_order(a, NAMES, csr, solver=solver)
+    assert pem == issued(ca).chains[0]
+    assert [(r.url.endswith("someone-elses"), r.status) for r in ca.requests("finalize")] == [(False, 200)]
+    assert len(ca.requests("order")) == 1  # the poll authorize() made: ready, no second one
+
+
+
 def test_order_pending_then_ready_with_backoff(ca: FakeCA) -> None:
     ca.order_pending_polls = 3
     a = registered(ca)
     order(ca, a)
-    assert waits(a) == pytest.approx([0.02, 0.04, 0.08])
+    assert waits(a) == pytest.approx([0.01, 0.02, 0.04])
     assert [s.status for s in ca.requests("finalize")] == [200]
 
 

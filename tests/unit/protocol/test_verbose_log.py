@@ -77,7 +77,7 @@ def test_level_2_adds_payloads_and_answers(ca: FakeCA, tmp_path: Path) -> None:
              f"order location: {u['order']}",
              "hook returned 0",
              f"POST {u['challenge']}: {{}}",
-             "order pending, waiting 0.02 seconds",
+             "order pending, waiting 0.01 seconds",
              "hook returned 0")
     assert '\n "status": "pending",\n' in log  # json.dumps(indent=1)
     assert ': ""\n' not in log  # a POST-as-GET has no payload to show
