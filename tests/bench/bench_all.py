@@ -153,8 +153,16 @@ class AllBench(Bench):
         else:
             raise ValueError(tool)
         if rc != 0:
-            raise BenchError(f"{tool} issue ({len(names)} names): exit {rc}\n{err[-1500:]}")
+            raise BenchError(f"{tool} issue ({len(names)} names): exit {rc}{self.why_failed(tool)}\n{err[-1500:]}")
         return r
+
+    def why_failed(self, tool: str) -> str:
+        """certbot 2.1 does not retry a badNonce (RFC 8555 section 6.5) while it polls the
+        authorizations, and Pebble rejects 5% of nonces: with 100 names most runs meet one."""
+        log = self.workdir / "certbot" / "logs" / "letsencrypt.log"
+        if tool == "certbot" and log.exists() and "badNonce" in log.read_text(errors="replace")[-20000:]:
+            return " (a badNonce while polling the authorizations, which certbot 2.1 does not retry)"
+        return ""
 
     def _timed_rc(self, cmd: list[str], env: dict[str, str]) -> tuple[Run, int, str]:
         return timed(cmd, env)
