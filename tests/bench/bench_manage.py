@@ -24,6 +24,7 @@ import argparse
 import datetime
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -143,6 +144,8 @@ class RenewalResults:
     also: list[Proc] = field(default_factory=list)
     build_failures: list[str] = field(default_factory=list)
     wucme_reruns: list[str] = field(default_factory=list)
+    #: `lego renew` once per certificate (first round only), when asked for.
+    lego: "LegoLoop | None" = None
 
     def median(self, attr: str) -> float:
         return float(statistics.median(float(getattr(r, attr)) for r in self.rounds))
@@ -154,6 +157,49 @@ class RenewalResults:
     @property
     def ratio(self) -> float:
         return self.median("uacme_wall") / self.wucme_wall
+
+
+@dataclass
+class LegoLoop:
+    """`lego renew` once per certificate, possibly over only *due_run* of the *due*: lego
+    takes seconds per renewal (fixed polling intervals), so the full loop is extrapolated."""
+
+    days: int
+    due: int
+    not_due: int
+    due_run: int
+    skip_run: int
+    wall: float
+    cpu: float
+    due_wall: float
+    skip_wall: float
+    retries: int
+
+    @property
+    def per_renewal(self) -> float:
+        return self.due_wall / self.due_run
+
+    @property
+    def per_skip(self) -> float:
+        return self.skip_wall / self.skip_run if self.skip_run else 0.0
+
+    @property
+    def capped(self) -> bool:
+        return self.due_run < self.due or self.skip_run < self.not_due
+
+    @property
+    def full_loop(self) -> float:
+        """The whole loop's wall time: measured, or per-certificate times scaled up when capped."""
+        if not self.capped:
+            return self.wall
+        return self.per_renewal * self.due + self.per_skip * self.not_due
+
+
+#: lego's account on Pebble A, registered untimed.
+LEGO_EMAIL = "bench-lego@example.org"
+#: `lego renew --days`: the due certificates (60 s validity, 0 days or less left) are within
+#: it, the others (five years left) far outside; the same split as wucme's and uacme's 2/3 rule.
+LEGO_DAYS = 30
 
 
 class Fleet:
@@ -170,6 +216,9 @@ class Fleet:
                         http_port=self.a.http_port, tls_port=self.a.tls_port)
         self.here = work / "pristine" / "here"
         self.conf = work / "pristine" / "uacme"
+        self.lego_dir = work / "pristine" / "lego"
+        # lego writes WEBROOT/.well-known/acme-challenge/TOKEN; the server serves self.webroot.
+        self.lego_root = work / "lego-webroot"
         self.webroot = work / "webroot"
         self.hook = write_hook_scripts(work / "hooks")["http-01"]
         self.names = [host(i) for i in range(certs)]
@@ -281,6 +330,40 @@ class Fleet:
         if r.rc != 0:
             raise BenchError(f"uacme new: exit {r.rc}\n{r.err[-2000:]}")
 
+    def lego_env(self) -> dict[str, str]:
+        return dict(self.env, LEGO_CA_CERTIFICATES=self.a.ca_bundle)
+
+    def lego_head(self, lego: str, path: Path) -> list[str]:
+        return [lego, "--server", self.a.directory_url, "--path", str(path), "--email", LEGO_EMAIL,
+                "--accept-tos", "--http", "--http.webroot", str(self.lego_root)]
+
+    def lego_store(self, lego: str) -> None:
+        """An account registered on Pebble A by lego itself (untimed, one `run`), then the same
+        certificates and keys in lego's layout: certificates/NAME.crt (leaf first, then the
+        issuer), NAME.issuer.crt, NAME.key and NAME.json (the resource lego writes)."""
+        (self.lego_root / ".well-known").mkdir(parents=True, exist_ok=True)
+        if not (self.lego_root / ".well-known" / "acme-challenge").exists():
+            (self.lego_root / ".well-known" / "acme-challenge").symlink_to(self.webroot)
+        self.webroot.mkdir(parents=True, exist_ok=True)
+        with ChallengeDirServer(self.webroot, self.a.http_port):
+            r = run([*self.lego_head(lego, self.lego_dir), "--domains", host(self.certs), "run"],
+                    self.lego_env())
+        if r.rc != 0:
+            raise BenchError(f"lego run (registration): exit {r.rc}\n{r.err[-2000:]}")
+        certs = self.lego_dir / "certificates"
+        for n in self.names:
+            part = ods2_name(n)
+            chain = (self.here / f"WUCME_C_{part}.PEM").read_bytes()
+            chain = chain[:chain.index(b"-----BEGIN PRIVATE KEY")]
+            (certs / f"{n}.crt").write_bytes(chain)
+            second = chain.find(b"-----BEGIN CERTIFICATE", 1)
+            (certs / f"{n}.issuer.crt").write_bytes(chain[second:] if second > 0 else b"")
+            kp = certs / f"{n}.key"
+            kp.write_bytes((self.here / f"WUCME_K_{part}.PEM").read_bytes())
+            kp.chmod(0o600)
+            (certs / f"{n}.json").write_text(json.dumps(
+                {"domain": n, "certUrl": "", "certStableUrl": ""}, indent="\t"))
+
     def wait_until_due(self) -> None:
         """Pebble B's certificates are due (by both tools' rules) once 2/3 of their life is gone."""
         ready = self.due_issued_at + DUE_VALIDITY * 2 / 3 + 1
@@ -350,6 +433,50 @@ class Fleet:
         self._check(lambda n: conf / n / "cert.pem", "uacme")
         return wall, cpu, due_wall, skip_wall, retries
 
+    def lego_loop(self, run_dir: Path, lego: str, due_cap: int | None) -> LegoLoop:
+        """`lego renew` once per certificate, one after another, as a cron loop would; only the
+        first *due_cap* due certificates when capped (all the not-due ones are run)."""
+        path = run_dir / "lego"
+        shutil.copytree(self.lego_dir, path, symlinks=True)
+        due_names = [n for n in self.names if n in self.due]
+        run_due = set(due_names[:due_cap] if due_cap is not None else due_names)
+        names = [n for n in self.names if n not in self.due or n in run_due]
+        head = [*self.lego_head(lego, path), "--domains"]
+        tail = ["renew", "--days", str(LEGO_DAYS), "--no-random-sleep"]
+        env = self.lego_env()
+        cpu = due_wall = skip_wall = dropped = 0.0
+        retries = 0
+        with ChallengeDirServer(self.webroot, self.a.http_port):
+            t0 = time.perf_counter()
+            for n in names:
+                for _ in range(3):
+                    p = run([*head, n, *tail], env)
+                    cpu += p.cpu
+                    # lego retries a badNonce itself; should one still end a run, the run is
+                    # dropped (its time taken off the loop's) and made again, as for uacme.
+                    if p.rc != 0 and "badNonce" in p.err:
+                        retries += 1
+                        dropped += p.wall
+                        continue
+                    break
+                if p.rc != 0:
+                    raise BenchError(f"lego renew {n}: exit {p.rc}\n{p.err[-2000:]}")
+                if n in self.due:
+                    due_wall += p.wall
+                else:
+                    skip_wall += p.wall
+            wall = time.perf_counter() - t0 - dropped
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=365)
+        for n in names:
+            leaf = leaf_of(path / "certificates" / f"{n}.crt")
+            old = leaf_of(self.lego_dir / "certificates" / f"{n}.crt")
+            if n in self.due and (leaf.serial_number == old.serial_number or leaf.not_valid_after_utc < soon):
+                raise BenchError(f"lego: {n} was not renewed")
+            if n not in self.due and leaf.serial_number != old.serial_number:
+                raise BenchError(f"lego: {n} was renewed but was not due")
+        return LegoLoop(LEGO_DAYS, len(self.due), self.certs - len(self.due), len(run_due),
+                        len(names) - len(run_due), wall, cpu, due_wall, skip_wall, retries)
+
     def _check(self, path_of: Callable[[str], Path], tool: str) -> None:
         """The due certificates now come from Pebble A (years left), the others are untouched."""
         soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=365)
@@ -364,10 +491,15 @@ class Fleet:
 
 
 def run_renewals(work: Path, certs: int, due_every: int, rounds: int, workers: str | None,
-                 also_workers: str | None, verbose: bool) -> RenewalResults:
+                 also_workers: str | None, verbose: bool, lego: str | None = None,
+                 lego_due_cap: int | None = None) -> RenewalResults:
+    """With *lego*, also `lego renew` in a loop, in the first round only (after wucme and
+    uacme), over the first *lego_due_cap* due certificates and all the others."""
     with Fleet(work, certs, due_every, verbose) as f:
         res = RenewalResults(certs, len(f.due), workers or "undefined (4)", f.build(),
                              also_workers=also_workers)
+        if lego:
+            f.lego_store(lego)
         f.say(f"built in {res.build_seconds:.0f} s")
         f.wait_until_due()
         for i in range(rounds):
@@ -394,6 +526,11 @@ def run_renewals(work: Path, certs: int, due_every: int, rounds: int, workers: s
             assert w is not None and u is not None
             u_wall, u_cpu, u_due, u_skip, retries = u
             res.rounds.append(Round(w, u_wall, u_cpu, u_due, u_skip, retries, first))
+            if lego and i == 0:
+                res.lego = f.lego_loop(rd, lego, lego_due_cap)
+                lg = res.lego
+                f.say(f"  round {i + 1}: lego loop    {lg.wall:7.2f} s ({lg.due_run} of {lg.due} due, "
+                      f"{lg.skip_run} not due; {lg.per_renewal:.2f} s per renewal)")
             shutil.rmtree(rd, ignore_errors=True)
         res.build_failures, res.wucme_reruns = list(f.build_failures), list(f.wucme_reruns)
         return res
