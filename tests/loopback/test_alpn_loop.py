@@ -16,7 +16,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -28,8 +27,9 @@ from wucme.challenge.alpnproxy import AlpnProxy
 from wucme.challenge.clienthello import NEED_MORE, NOT_TLS, ClientHello, parse_client_hello
 from wucme.challenge.tlsalpn import auth_digest
 
-from .test_challenge_support import TlsBackend, s_client, tls_get, wait_for, write_self_signed
+from .test_challenge_support import TlsBackend, s_client, tls_get, wait_for
 from .test_challenge_tlsalpn import assert_validation_cert
+from .test_listener_limits import backend  # noqa: F401 - the fixture: the TLS site behind
 
 NAME = "www.example.org"
 KEYAUTH = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
@@ -53,15 +53,6 @@ class Front:
 
     def close(self) -> None:
         self.proxy.stop()
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[TlsBackend]:
-    b = TlsBackend(write_self_signed(tmp_path))
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 @pytest.fixture
