@@ -406,30 +406,17 @@ class Fleet:
         shutil.copytree(self.conf, conf, symlinks=True)
         head = [UACME, "-c", str(conf), "-a", self.a.directory_url, "-t", "EC", "-h", self.hook,
                 "issue"]
-        cpu = due_wall = skip_wall = dropped = 0.0
-        retries = 0
+
+        def wrong(n: str, p: Proc) -> str:
+            want = 0 if n in self.due else 1
+            return "" if p.rc == want else f"uacme issue {n}: exit {p.rc}, wanted {want}\n{p.err[-2000:]}"
+
         with ChallengeDirServer(self.webroot, self.a.http_port):
-            t0 = time.perf_counter()
-            for n in self.names:
-                for _ in range(3):
-                    p = run([*head, n], self.env)
-                    cpu += p.cpu
-                    # uacme gives up after three badNonce in a row: a cron loop would fail
-                    # that certificate until the next day; here the run is dropped (its
-                    # time taken off the loop's) and made again.
-                    if p.rc == 2 and BAD_NONCE in p.err:
-                        retries += 1
-                        dropped += p.wall
-                        continue
-                    break
-                want = 0 if n in self.due else 1
-                if p.rc != want:
-                    raise BenchError(f"uacme issue {n}: exit {p.rc}, wanted {want}\n{p.err[-2000:]}")
-                if n in self.due:
-                    due_wall += p.wall
-                else:
-                    skip_wall += p.wall
-            wall = time.perf_counter() - t0 - dropped
+            # uacme gives up after three badNonce in a row: a cron loop would fail that
+            # certificate until the next day; here the run is dropped and made again.
+            wall, cpu, due_wall, skip_wall, retries = self._cron_loop(
+                self.names, lambda n: [*head, n], self.env,
+                lambda p: p.rc == 2 and BAD_NONCE in p.err, wrong)
         self._check(lambda n: conf / n / "cert.pem", "uacme")
         return wall, cpu, due_wall, skip_wall, retries
 
@@ -444,28 +431,12 @@ class Fleet:
         head = [*self.lego_head(lego, path), "--domains"]
         tail = ["renew", "--days", str(LEGO_DAYS), "--no-random-sleep"]
         env = self.lego_env()
-        cpu = due_wall = skip_wall = dropped = 0.0
-        retries = 0
         with ChallengeDirServer(self.webroot, self.a.http_port):
-            t0 = time.perf_counter()
-            for n in names:
-                for _ in range(3):
-                    p = run([*head, n, *tail], env)
-                    cpu += p.cpu
-                    # lego retries a badNonce itself; should one still end a run, the run is
-                    # dropped (its time taken off the loop's) and made again, as for uacme.
-                    if p.rc != 0 and "badNonce" in p.err:
-                        retries += 1
-                        dropped += p.wall
-                        continue
-                    break
-                if p.rc != 0:
-                    raise BenchError(f"lego renew {n}: exit {p.rc}\n{p.err[-2000:]}")
-                if n in self.due:
-                    due_wall += p.wall
-                else:
-                    skip_wall += p.wall
-            wall = time.perf_counter() - t0 - dropped
+            # lego retries a badNonce itself; should one still end a run, the run is dropped
+            # and made again, as for uacme.
+            wall, cpu, due_wall, skip_wall, retries = self._cron_loop(
+                names, lambda n: [*head, n, *tail], env, lambda p: p.rc != 0 and "badNonce" in p.err,
+                lambda n, p: "" if p.rc == 0 else f"lego renew {n}: exit {p.rc}\n{p.err[-2000:]}")
         soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=365)
         for n in names:
             leaf = leaf_of(path / "certificates" / f"{n}.crt")
@@ -476,6 +447,34 @@ class Fleet:
                 raise BenchError(f"lego: {n} was renewed but was not due")
         return LegoLoop(LEGO_DAYS, len(self.due), self.certs - len(self.due), len(run_due),
                         len(names) - len(run_due), wall, cpu, due_wall, skip_wall, retries)
+
+    def _cron_loop(self, names: list[str], argv: Callable[[str], list[str]], env: dict[str, str],
+                   gave_up: Callable[[Proc], bool],
+                   wrong: Callable[[str, Proc], str]) -> tuple[float, float, float, float, int]:
+        """Each of *names* in turn, as a cron loop runs a client: a run that *gave_up* (on a
+        badNonce) is dropped, its time taken off the loop's, and made again (three tries in
+        all); *wrong* says what is wrong with a run's outcome, if anything.  (wall, CPU, wall
+        of the due, wall of the rest, retries)."""
+        cpu = due_wall = skip_wall = dropped = 0.0
+        retries = 0
+        t0 = time.perf_counter()
+        for n in names:
+            for _ in range(3):
+                p = run(argv(n), env)
+                cpu += p.cpu
+                if gave_up(p):
+                    retries += 1
+                    dropped += p.wall
+                    continue
+                break
+            why = wrong(n, p)
+            if why:
+                raise BenchError(why)
+            if n in self.due:
+                due_wall += p.wall
+            else:
+                skip_wall += p.wall
+        return time.perf_counter() - t0 - dropped, cpu, due_wall, skip_wall, retries
 
     def _check(self, path_of: Callable[[str], Path], tool: str) -> None:
         """The due certificates now come from Pebble A (years left), the others are untouched."""
