@@ -112,6 +112,27 @@ def source_key(host: str) -> str:
     return str(ip)
 
 
+class FailedAccepts:
+    """accept() failing (out of descriptors, EMFILE and friends) is an episode: logged once
+    when it begins and once when it is over, not at every try (a listener retries every few
+    milliseconds while it sheds load).  Shared by the http-01 listener, the Acceptor and
+    `wucme alpn`'s loop."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.failing = False
+
+    def failed(self, exc: OSError) -> None:
+        if not self.failing:
+            self.failing = True
+            self.log(f"accept failed: {exc}")
+
+    def over(self) -> None:
+        if self.failing:
+            self.failing = False
+            self.log("accepting connections again")
+
+
 class DropReport:
     """Reports dropped and refused connections at most once per *every* seconds, with counts, so
     that an attack does not also flood the log."""
@@ -354,7 +375,7 @@ class Acceptor:
                 sock.close()
 
     def _accept_loop(self, listener: socket.socket) -> None:
-        failing = False  # an episode of failed accepts (out of descriptors) is logged once
+        failures = FailedAccepts(self.log)
         while not self._stopping.is_set():
             try:
                 sock, addr = listener.accept()
@@ -363,15 +384,11 @@ class Acceptor:
             except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
                 if self._stopping.is_set():
                     return
-                if not failing:
-                    self.log(f"accept failed: {exc}")
-                    failing = True
+                failures.failed(exc)
                 self._shed()
                 time.sleep(0.05)
                 continue
-            if failing:
-                self.log("accepting connections again")
-                failing = False
+            failures.over()
             conn = self._admit(sock, addr)
             if conn is not None:
                 self._spawn(conn)

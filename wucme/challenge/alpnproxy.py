@@ -35,8 +35,8 @@ from collections.abc import Callable
 from OpenSSL import SSL
 
 from wucme._native import splice
-from wucme.challenge._net import (Accepted, Acceptor, HandshakeFailed, Limits, close_tls, handshake,
-                                  listen_limits)
+from wucme.challenge._net import (Accepted, Acceptor, FailedAccepts, HandshakeFailed, Limits, close_tls,
+                                  handshake, listen_limits)
 from wucme.challenge.alpnauth import MAX_LINE, AuthTable, Log, handle_command
 from wucme.challenge.clienthello import NOT_TLS, ClientHello, looks_like_tls, parse_client_hello
 from wucme.challenge.tlsalpn import ACME_TLS_1
@@ -269,7 +269,7 @@ class _FrontLoop(Acceptor):
         self._held: dict[int, _Pending] = {}
         self._deadlines: list[tuple[float, int, _Pending]] = []
         self._seq = 0
-        self._failing = False
+        self._failures = FailedAccepts(self.log)
         self._sel: selectors.BaseSelector | None = None
 
     def start(self) -> None:
@@ -306,14 +306,10 @@ class _FrontLoop(Acceptor):
         except BlockingIOError:  # another worker took it
             return
         except OSError as exc:  # EMFILE and friends: shed the oldest idle one, keep serving
-            if not self._failing:
-                self.log(f"accept failed: {exc}")
-                self._failing = True
+            self._failures.failed(exc)
             self._shed()
             return
-        if self._failing:
-            self.log("accepting connections again")
-            self._failing = False
+        self._failures.over()
         client = self._admit(sock, addr)
         if client is None:
             return

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import unquote
 
-from wucme.challenge._net import ANY, Admission, DropReport, Limits, bind_listener, listen_limits, source_key
+from wucme.challenge._net import (ANY, Admission, DropReport, FailedAccepts, Limits, bind_listener, listen_limits,
+                                 source_key)
 from wucme.challenge.answer import (CHALLENGE_PREFIX, NO_SUCH_TOKEN, SCRIPT_PREFIX, answer, cgi_head,
                                     cgi_write, challenge_token, failure)
 from wucme.challenge.store import ChallengeStore
@@ -160,7 +161,7 @@ class Http01Listener:
         self._clients: dict[int, _Client] = {}
         self._lock = threading.Lock()  # serving begins, or stop() closes the sockets, not both
         self._serving = False
-        self._accept_failing = False  # an episode of failed accepts, logged once when it begins
+        self._accept_failures = FailedAccepts(self.log)
         self._paused_until: float | None = None  # the listener's socket not watched until then
 
     @property
@@ -262,14 +263,10 @@ class Http01Listener:
             try:
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
-                if self._accept_failing:  # a descriptor was free and nothing waits: the episode is over
-                    self._accept_failing = False
-                    self.log("accepting connections again")
+                self._accept_failures.over()  # a descriptor was free and nothing waits
                 return
             except OSError as exc:  # EMFILE and friends: shed load, keep serving
-                if not self._accept_failing:  # once an episode, not once a try
-                    self._accept_failing = True
-                    self.log(f"accept failed: {exc}")
+                self._accept_failures.failed(exc)
                 victim = self._admission.oldest_idle() or next(iter(self._admission.held()), None)
                 if victim is not None:
                     self._close(sel, victim)
