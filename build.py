@@ -197,7 +197,11 @@ def setup_python(venv: Path) -> None:
         (venv / STAMP).unlink(missing_ok=True)
         pip = [str(venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         _run(pip + PYTHON_TEST_PACKAGES)
-        _run(pip + ["--no-build-isolation", "-e", str(HERE)], cwd=HERE)
+        # compat: a plain path in a .pth, not setuptools' import-hook finder, whose own imports
+        # (pathlib, importlib.util, re) cost every wucme process about 9 ms at start
+        # (docs/performance.md, "Start-up"); an installed wucme (`install`) has neither.
+        _run(pip + ["--no-build-isolation", "-e", str(HERE), "--config-settings", "editable_mode=compat"],
+             cwd=HERE)
         (venv / STAMP).write_text(_setup_key() + "\n")
     finally:
         os.umask(old)
