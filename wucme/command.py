@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from wucme.errors import WucmeError
@@ -46,13 +45,30 @@ class Verb(NamedTuple):
     help: str = ""
 
 
-@dataclass
 class Command:
-    """A parsed command: qualifier values are True/False for flags, else the (unquoted) value."""
+    """A parsed command: qualifier values are True/False for flags, else the (unquoted) value.
 
-    verb: str
-    qualifiers: dict[str, str | bool] = field(default_factory=dict)
-    params: list[str] = field(default_factory=list)
+    A plain class, not a dataclass (`dataclasses` brings `inspect` and `ast` into every
+    verb's start: docs/performance.md)."""
+
+    __slots__ = ("verb", "qualifiers", "params")
+
+    def __init__(self, verb: str, qualifiers: dict[str, str | bool] | None = None,
+                 params: list[str] | None = None) -> None:
+        self.verb = verb
+        self.qualifiers: dict[str, str | bool] = {} if qualifiers is None else qualifiers
+        self.params: list[str] = [] if params is None else params
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Command)
+        return (self.verb, self.qualifiers, self.params) == (other.verb, other.qualifiers, other.params)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return f"Command(verb={self.verb!r}, qualifiers={self.qualifiers!r}, params={self.params!r})"
 
     def has(self, name: str) -> bool:
         return bool(self.qualifiers.get(name))

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -104,26 +103,45 @@ def key_description(key: Any) -> str:
     return f"EC P-{size}" if hasattr(key, "curve") else f"RSA {size}"
 
 
-@dataclass
 class CertState:
-    """The state of one managed certificate (`WUCME_S_<HOST>.JSON`)."""
+    """The state of one managed certificate (`WUCME_S_<HOST>.JSON`).
 
-    hosts: list[str]
-    key_type: str = ""
-    challenge: str = ""
-    #: "issued", "renewed", "failed", "revoked", or "" before the first attempt.
-    status: str = ""
-    last_result: str = ""
-    last_attempt: str | None = None
-    next_attempt: str | None = None
-    serial: str | None = None
-    not_after: str | None = None
-    #: Set when the state file could not be read: the certificate needs issuance.
-    corrupt: bool = field(default=False, compare=False)
+    A plain class, as the other records on `issue`'s path, not a dataclass: `dataclasses`
+    brings `inspect` and `ast` into every verb's start (docs/performance.md)."""
+
+    __slots__ = ("hosts", "key_type", "challenge", "status", "last_result", "last_attempt",
+                 "next_attempt", "serial", "not_after", "corrupt")
+
+    def __init__(self, hosts: list[str], key_type: str = "", challenge: str = "", status: str = "",
+                 last_result: str = "", last_attempt: str | None = None, next_attempt: str | None = None,
+                 serial: str | None = None, not_after: str | None = None, corrupt: bool = False) -> None:
+        self.hosts = hosts
+        self.key_type = key_type
+        self.challenge = challenge
+        #: "issued", "renewed", "failed", "revoked", or "" before the first attempt.
+        self.status = status
+        self.last_result = last_result
+        self.last_attempt = last_attempt
+        self.next_attempt = next_attempt
+        self.serial = serial
+        self.not_after = not_after
+        #: Set when the state file could not be read: the certificate needs issuance.
+        self.corrupt = corrupt
+
+    def __eq__(self, other: object) -> bool:
+        """Equal states have equal fields; `corrupt` is not compared (as the dataclass did not)."""
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, CertState)
+        return self.fields() == other.fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"CertState({', '.join(f'{k}={v!r}' for k, v in self.fields().items())}, corrupt={self.corrupt!r})"
 
     def to_json(self) -> bytes:
-        d = asdict(self)
-        d.pop("corrupt")
+        d = self.fields()
         d["version"] = 1
         return (json.dumps(d, indent=1) + "\n").encode()
 
@@ -171,7 +189,6 @@ class CertState:
         return st
 
 
-@dataclass
 class Managed:
     """One certificate of the repository as `certificates` and the renewal function see it.
 
@@ -179,12 +196,27 @@ class Managed:
     AKI); `leaf`, the full `cryptography` certificate, is parsed only when asked for.
     """
 
-    host_part: str
-    state: CertState
-    directory: Path
-    info: crypto.CertInfo | None = None
-    problem: str = ""
-    _leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    def __init__(self, host_part: str, state: CertState, directory: Path, info: crypto.CertInfo | None = None,
+                 problem: str = "") -> None:
+        self.host_part = host_part
+        self.state = state
+        self.directory = directory
+        self.info = info
+        self.problem = problem
+        self._leaf: x509.Certificate | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Managed)
+        return ((self.host_part, self.state, self.directory, self.info, self.problem)
+                == (other.host_part, other.state, other.directory, other.info, other.problem))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"Managed(host_part={self.host_part!r}, state={self.state!r}, directory={self.directory!r}, "
+                f"info={self.info!r}, problem={self.problem!r})")
 
     @property
     def cert_name(self) -> str:

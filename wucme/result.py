@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from wucme.vms.condition import Condition, exit_status
 
@@ -25,23 +24,20 @@ __all__ = ["Cell", "Facts", "Table", "Text", "Block", "Show", "Result", "block_l
 Cell = Union[str, tuple[str, ...]]
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """Key/value lines (`  terms of service: https://...`)."""
 
     items: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """Rows under a heading; the last column is not padded (it may be long)."""
 
     heading: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     """Preformatted text shown as it is (a log)."""
 
     text: str
@@ -51,15 +47,32 @@ Block = Union[Condition, Facts, Table, Text]
 Show = Callable[[Block], None]
 
 
-@dataclass
 class Result:
-    """A verb's output; `status` is the exit status its worst message asks for."""
+    """A verb's output; `status` is the exit status its worst message asks for.
 
-    title: str = ""
-    blocks: list[Block] = field(default_factory=list)
-    #: The verb's own JSON form (`certificates`), when it has one; else render_json builds one.
-    data: dict[str, Any] | None = None
-    show: Show | None = field(default=None, repr=False, compare=False)
+    The blocks are named tuples and this a plain class, not dataclasses: `dataclasses`
+    brings `inspect` and `ast` into every verb's start (docs/performance.md)."""
+
+    __slots__ = ("title", "blocks", "data", "show")
+
+    def __init__(self, title: str = "", blocks: list[Block] | None = None,
+                 data: dict[str, Any] | None = None, show: Show | None = None) -> None:
+        self.title = title
+        self.blocks: list[Block] = [] if blocks is None else blocks
+        #: The verb's own JSON form (`certificates`), when it has one; else render_json builds one.
+        self.data = data
+        self.show = show
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Result)
+        return (self.title, self.blocks, self.data) == (other.title, other.blocks, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return f"Result(title={self.title!r}, blocks={self.blocks!r}, data={self.data!r})"
 
     @property
     def keeps_all(self) -> bool:

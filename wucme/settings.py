@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -386,8 +385,7 @@ class ServiceSpecError(UsageError):
     ident = "BADSERVICE"
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
     """One TLS endpoint to check: connect to host:port, send `name` as SNI."""
 
     name: str

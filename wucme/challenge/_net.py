@@ -20,8 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:  # pyOpenSSL only where TLS is spoken: the http-01 CGI answer must not load it
     from OpenSSL import SSL
@@ -50,8 +49,7 @@ class HandshakeFailed(Exception):
     """The peer closed, stalled past the deadline, or broke the TLS protocol."""
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """One listener's limits: connections held at once, per source address, and the seconds a
     client has for its whole ClientHello or request head."""
 
@@ -162,10 +160,12 @@ class DropReport:
         self._dropped = self._refused = 0
 
 
-@dataclass
 class _Seat:
-    source: str
-    idle: bool = True
+    __slots__ = ("source", "idle")
+
+    def __init__(self, source: str, idle: bool = True) -> None:
+        self.source = source
+        self.idle = idle
 
 
 class Admission(Generic[C]):

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import unquote
 
@@ -102,14 +101,16 @@ def cgi_main(
 # -- wucme's own listener (WUCME_HTTP01, `check /http01`) ---------------------------------------
 
 
-@dataclass(eq=False)
 class _Client:
-    sock: socket.socket
-    peer: str
-    deadline: float
-    inbuf: bytearray = field(default_factory=bytearray)
-    outbuf: bytes = b""
-    answered: bool = False
+    __slots__ = ("sock", "peer", "deadline", "inbuf", "outbuf", "answered")
+
+    def __init__(self, sock: socket.socket, peer: str, deadline: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.deadline = deadline
+        self.inbuf = bytearray()
+        self.outbuf = b""
+        self.answered = False
 
 
 #: The listener's limits unless the caller or WUCME_CLIENT_LIMIT, WUCME_ADDRESS_LIMIT and

@@ -28,9 +28,8 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from wucme.challenge.names import is_ip, sni_key
 from wucme.challenge.storefile import (ALPN_PREFIX as _ALPN_PREFIX, HTTP_PREFIX as _HTTP_PREFIX,
@@ -69,8 +68,7 @@ def default_store_dir() -> Path:
     return challenges_dir()
 
 
-@dataclass(frozen=True)
-class AlpnEntry:
+class AlpnEntry(NamedTuple):
     """A pending tls-alpn-01 authorization: the identifier as ordered and its key authorization."""
 
     ident: str

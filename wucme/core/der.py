@@ -12,7 +12,7 @@ needs no `cryptography.x509` (its import is most of issue's start-up: docs/perfo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SEQUENCE, INTEGER, OCTET_STRING, BIT_STRING, OID = 0x30, 0x02, 0x04, 0x03, 0x06
 CONTEXT_0, CONTEXT_1 = 0xA0, 0xA1
@@ -28,8 +28,7 @@ class DerError(ValueError):
     """Not the DER this module expects."""
 
 
-@dataclass
-class EcPrivate:
+class EcPrivate(NamedTuple):
     """The parts of an EC private key file (SEC1 ECPrivateKey, RFC 5915 §3)."""
 
     curve: str | None  # "secp256r1" / "secp384r1", None when the file does not say

@@ -9,7 +9,6 @@ This package imports nothing of wucme above it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from wucme import __version__
@@ -71,14 +70,30 @@ class HttpConfig(NamedTuple):
         return self.proxy
 
 
-@dataclass
 class Response:
-    """One HTTP response, body fully read."""
+    """One HTTP response, body fully read (a plain class, not a dataclass: `dataclasses`
+    brings `inspect` and `ast` into every verb's start)."""
 
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    url: str = ""
+    __slots__ = ("status", "headers", "body", "url")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b"",
+                 url: str = "") -> None:
+        self.status = status
+        self.headers: list[tuple[str, str]] = [] if headers is None else headers
+        self.body = body
+        self.url = url
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Response)
+        return ((self.status, self.headers, self.body, self.url)
+                == (other.status, other.headers, other.body, other.url))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status!r}, headers={self.headers!r}, body={self.body[:64]!r}, url={self.url!r})"
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitively (uacme's find_header)."""

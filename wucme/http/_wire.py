@@ -6,7 +6,6 @@ and `read(n)`), so it runs the same over a socket's makefile() and over io.Bytes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from wucme.http import ProtocolError, ResponseTooLarge
@@ -46,14 +45,13 @@ class NoResponse(ProtocolError):
     """The connection ended before the first byte of a response (maybe a stale keep-alive)."""
 
 
-@dataclass
-class Head:
+class Head(NamedTuple):
     """The status line and header section of one response."""
 
     version: tuple[int, int]
     status: int
     reason: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]]
 
     def values(self, name: str) -> list[str]:
         low = name.lower()

@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from wucme.core import jws
@@ -31,13 +30,21 @@ JOSE_JSON = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 
 
-@dataclass
 class AcmeReply:
-    """One CA answer: uacme keeps these in acme_t (json, headers, body, type)."""
+    """One CA answer: uacme keeps these in acme_t (json, headers, body, type).
 
-    status: int
-    response: Response
-    json: Any = None
+    This and AcmeSession are plain classes, not dataclasses: `dataclasses` brings `inspect`
+    and `ast` into every verb's start (docs/performance.md)."""
+
+    __slots__ = ("status", "response", "json")
+
+    def __init__(self, status: int, response: Response, json: Any = None) -> None:
+        self.status = status
+        self.response = response
+        self.json = json
+
+    def __repr__(self) -> str:
+        return f"AcmeReply(status={self.status!r}, json={self.json!r})"
 
     @property
     def location(self) -> str | None:
@@ -81,45 +88,63 @@ class AcmeReply:
         return None
 
 
-@dataclass
 class AcmeSession:
     """Port of uacme's acme_t: the account key, the directory and the pieces of state."""
 
-    transport: Transport
-    directory: str = PRODUCTION_URL
-    key: Any = None  # account key (or the certificate key, for revoke with CERTKEYFILE)
-    kid: str | None = None  # account URL (RFC 8555 §7.3)
-    dir: dict[str, Any] = field(default_factory=dict)
-    account: dict[str, Any] | None = None
-    order: dict[str, Any] | None = None
-    hook: str | None = None
-    email: str | None = None
-    eab_keyid: str | None = None
-    eab_key: bytes | None = None
-    eab_bits: int = 256
-    alternate: int | bytes | None = None  # -l N, or a SHA-256/AKI prefix
-    profile: str | None = None
-    confdir: str | None = None
-    log: Msg = field(default_factory=Msg)
-    sleep: Callable[[float], None] = time.sleep
-    #: Seconds between the three tries on a transport failure (uacme: 5).
-    transport_retry_delay: float = 5.0
-    #: Wait when a rateLimited answer has no usable Retry-After (uacme: 60).
-    rate_limit_default: float = 60.0
-    #: Tries on rateLimited before giving up (uacme: 3).
-    rate_limit_tries: int = 3
-    max_badnonce: int = 20
-    #: Polling: first wait, ceiling, deadline (see core.retry.Backoff).
-    poll_first: float = 0.01
-    poll_ceiling: float = 30.0
-    poll_deadline: float = 1800.0
-    #: Parallel workers for authorizations and hooks (uacme: 1).
-    workers: int = 16
-    #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
-    #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
-    hook_order: str = "wucme"
-    _nonces: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = ("transport", "directory", "key", "kid", "dir", "account", "order", "hook", "email",
+                 "eab_keyid", "eab_key", "eab_bits", "alternate", "profile", "confdir", "log", "sleep",
+                 "transport_retry_delay", "rate_limit_default", "rate_limit_tries", "max_badnonce",
+                 "poll_first", "poll_ceiling", "poll_deadline", "workers", "hook_order", "_nonces", "_lock")
+
+    def __init__(self, transport: Transport, directory: str = PRODUCTION_URL, *,
+                 key: Any = None, kid: str | None = None, dir: dict[str, Any] | None = None,
+                 account: dict[str, Any] | None = None, order: dict[str, Any] | None = None,
+                 hook: str | None = None, email: str | None = None, eab_keyid: str | None = None,
+                 eab_key: bytes | None = None, eab_bits: int = 256,
+                 alternate: int | bytes | None = None, profile: str | None = None,
+                 confdir: str | None = None, log: Msg | None = None,
+                 sleep: Callable[[float], None] = time.sleep, transport_retry_delay: float = 5.0,
+                 rate_limit_default: float = 60.0, rate_limit_tries: int = 3, max_badnonce: int = 20,
+                 poll_first: float = 0.01, poll_ceiling: float = 30.0, poll_deadline: float = 1800.0,
+                 workers: int = 16, hook_order: str = "wucme") -> None:
+        self.transport = transport
+        self.directory = directory
+        self.key = key  # account key (or the certificate key, for revoke with CERTKEYFILE)
+        self.kid = kid  # account URL (RFC 8555 §7.3)
+        self.dir: dict[str, Any] = {} if dir is None else dir
+        self.account = account
+        self.order = order
+        self.hook = hook
+        self.email = email
+        self.eab_keyid = eab_keyid
+        self.eab_key = eab_key
+        self.eab_bits = eab_bits
+        self.alternate = alternate  # -l N, or a SHA-256/AKI prefix
+        self.profile = profile
+        self.confdir = confdir
+        self.log: Msg = Msg() if log is None else log
+        self.sleep = sleep
+        #: Seconds between the three tries on a transport failure (uacme: 5).
+        self.transport_retry_delay = transport_retry_delay
+        #: Wait when a rateLimited answer has no usable Retry-After (uacme: 60).
+        self.rate_limit_default = rate_limit_default
+        #: Tries on rateLimited before giving up (uacme: 3).
+        self.rate_limit_tries = rate_limit_tries
+        self.max_badnonce = max_badnonce
+        #: Polling: first wait, ceiling, deadline (see core.retry.Backoff).
+        self.poll_first = poll_first
+        self.poll_ceiling = poll_ceiling
+        self.poll_deadline = poll_deadline
+        #: Parallel workers for authorizations and hooks (uacme: 1).
+        self.workers = workers
+        #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
+        #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
+        self.hook_order = hook_order
+        self._nonces: list[str] = []
+        self._lock: threading.Lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AcmeSession(directory={self.directory!r}, kid={self.kid!r})"
 
     def backoff(self) -> Backoff:
         return Backoff(self.poll_first, self.poll_ceiling, self.poll_deadline)

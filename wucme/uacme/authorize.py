@@ -28,7 +28,6 @@ uacme's own sequence instead: each authorization in turn, start to end.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from wucme.core import jws
@@ -41,18 +40,25 @@ from wucme.uacme.msg import scan_char
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
 
 
-@dataclass
 class Challenge:
-    """One accepted challenge and what the hook must be told at the end."""
+    """One accepted challenge and what the hook must be told at the end (a plain class, not a
+    dataclass: `dataclasses` brings `inspect` and `ast` into every verb's start)."""
 
-    authz_url: str
-    url: str
-    type: str
-    ident: str
-    token: str
-    key_auth: str
-    status: str = "pending"
-    error: Any = None
+    __slots__ = ("authz_url", "url", "type", "ident", "token", "key_auth", "status", "error")
+
+    def __init__(self, authz_url: str, url: str, type: str, ident: str, token: str,  # noqa: A002
+                 key_auth: str, status: str = "pending", error: Any = None) -> None:
+        self.authz_url = authz_url
+        self.url = url
+        self.type = type
+        self.ident = ident
+        self.token = token
+        self.key_auth = key_auth
+        self.status = status
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Challenge({self.type} {self.ident!r} {self.status} at {self.url!r})"
 
 
 def key_auth_for(type: str, token: str, thumbprint: str) -> str:

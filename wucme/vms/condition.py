@@ -6,7 +6,7 @@ and re-exported), which a process that needs no Condition imports alone."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from wucme.vms.message import (FACILITY, SEVERITIES, SEVERITY_CODE, VmsError, check_severity, exit_status,
                                format_message)
@@ -61,23 +61,28 @@ def condition_value(severity: str, msgno: int) -> int:
     )
 
 
-@dataclass(frozen=True)
-class Condition:
-    """One VMS condition: facility, severity, ident and text (msgno only for the value)."""
-
+class _ConditionFields(NamedTuple):
     severity: str
     ident: str
     text: str
     msgno: int = 0
     facility: str = FACILITY
 
-    def __post_init__(self) -> None:
-        # (set again only when they change: a pass says "not due" 100,000 times)
-        if self.severity not in SEVERITY_CODE:
-            object.__setattr__(self, "severity", _check(self.severity))
-        ident = self.ident.upper()
-        if ident != self.ident:
-            object.__setattr__(self, "ident", ident)
+
+class Condition(_ConditionFields):
+    """One VMS condition: facility, severity, ident and text (msgno only for the value).
+
+    An immutable record (a named tuple, not a dataclass: `dataclasses` brings `inspect` and
+    `ast` into every verb's start); severity is checked and the ident upper-cased when made.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, severity: str, ident: str, text: str, msgno: int = 0,
+                facility: str = FACILITY) -> Condition:
+        if severity not in SEVERITY_CODE:
+            severity = _check(severity)
+        return super().__new__(cls, severity, ident.upper(), text, msgno, facility)
 
     def message(self) -> str:
         # format_message's line; severity and ident were checked and upper-cased when made
