@@ -181,3 +181,26 @@ def test_crashed_writers_temporaries_are_purged_by_the_next_write(tmp_path: Path
             assert listing(tmp_path) == sorted([writing, other_node, "A.TXT"])
         finally:
             alive.kill()
+
+
+def test_a_set_of_files_syncs_each_file_and_its_directory_once(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A certificate's set (key, chain, state) replaced with versions purged: each new file is
+    fsync'ed before it is renamed, the directory once after every rename and purge (it was
+    once a file, and again for each purge: six directory syncs a certificate)."""
+    real_fsync = os.fsync
+    synced: list[str] = []
+
+    def spying_fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    names = [tmp_path / "WUCME_K_A.PEM", tmp_path / "WUCME_C_A.PEM", tmp_path / "WUCME_S_A.JSON"]
+    for round_ in range(4):  # versions pile up to the keep count, then each write purges one
+        synced.clear()
+        monkeypatch.setattr(atomic.os, "fsync", spying_fsync)
+        files.write_versioned_set([(n, f"round {round_}".encode(), 0o600) for n in names], keep=2)
+        monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+        assert synced == ["file", "file", "file", "dir"]
+        assert all(n.read_bytes() == f"round {round_}".encode() for n in names)
+    assert all(len(versions(n)) == 3 for n in names)  # the file and two versions: purged

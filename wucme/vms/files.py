@@ -85,10 +85,11 @@ def versions(path: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 
 
 def purge(path: str | os.PathLike[str], keep: int | None = None,
-          earlier: list[tuple[int, Path]] | None = None) -> list[Path]:
+          earlier: list[tuple[int, Path]] | None = None, durable: bool = True) -> list[Path]:
     """PURGE /KEEP: remove the earlier versions beyond the *keep* newest; return those removed.
 
-    *earlier* is the versions on disk when the caller already listed them.
+    *earlier* is the versions on disk when the caller already listed them; not *durable*: the
+    caller fsyncs the directory itself (once for a set of files).
     """
     keep = keep_count() if keep is None else keep
     removed = []
@@ -98,7 +99,7 @@ def purge(path: str | os.PathLike[str], keep: int | None = None,
             removed.append(old)
         except FileNotFoundError:
             pass
-    if removed:
+    if removed and durable:
         fsync_dir(Path(path).parent)
     return removed
 
@@ -160,7 +161,9 @@ def write_versioned_set(
 
     A file system that fills up (ENOSPC) or any other failure while writing leaves every old
     file untouched and no temporary file: a certificate and its key are replaced as a pair or
-    not at all.  The renames need no space.
+    not at all.  The renames need no space.  Each file is fsync'ed before its rename; each
+    directory once after the last rename and purge (not once a file: a certificate's set
+    is three files in one directory).
     """
     keep = keep_count() if keep is None else keep
     temps: list[Path] = []
@@ -178,14 +181,23 @@ def write_versioned_set(
     for i, (tmp, (path, _, _)) in enumerate(zip(temps, files)):
         p = Path(path)
         try:
-            earlier = install_temp(tmp, p, functools.partial(_preserve, p) if keep > 0 else None)
+            earlier = install_temp(tmp, p, functools.partial(_preserve, p) if keep > 0 else None,
+                                   durable=False)
         except BaseException:
             for rest in temps[i + 1:]:
                 try:
                     os.unlink(rest)
                 except FileNotFoundError:
                     pass
+            _fsync_dirs(done)
             raise
-        purge(p, keep, earlier)
+        purge(p, keep, earlier, durable=False)
         done.append(p)
+    _fsync_dirs(done)
     return done
+
+
+def _fsync_dirs(paths: list[Path]) -> None:
+    """fsync each directory holding one of *paths*, once (the renames and purges in it)."""
+    for directory in dict.fromkeys(p.parent for p in paths):
+        fsync_dir(directory)
