@@ -154,10 +154,10 @@ import wucme.vms.files as files
 from tests.unit.test_repository_faults import make_cert, HOSTS
 from wucme.repository import Repository
 real = files.install_temp
-def install(tmp, path, before=None):
+def install(tmp, path, before=None, durable=True):
     if path.name.startswith("WUCME_S_"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(tmp, path, before)
+    return real(tmp, path, before, durable)
 files.install_temp = install
 pem, key = make_cert(0x2B)
 Repository({str(repo.path)!r}).save_certificate(HOSTS, key, pem, "http-01")
