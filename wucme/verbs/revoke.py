@@ -87,6 +87,15 @@ def run(cmd: Command, show: Show | None = None) -> Result:
 def _revoke(repo: Repository, path: Path, certs: list[x509.Certificate], managed: Managed | None,
             key: PrivateKey, code: int, name: str, show: Show | None) -> Result:
     serial = crypto.serial_hex(certs[0].serial_number)
+    if managed is not None:
+        # Read again under the lock: another revoke of this certificate may have ended while
+        # this one waited for it; the CA would only answer alreadyRevoked (RFC 8555 §7.6).
+        # keyCompromise still goes to the CA: a CA may let it replace an earlier reason.
+        state = repo.load_state(managed.hosts[0])
+        if state.status == "revoked" and state.serial == serial and code != REASONS["keyCompromise"]:
+            return Result("Revoke", show=show).say(
+                "I", "ALREADYREVOKED", f"certificate {serial} in {path.name} was revoked already "
+                f"({state.last_result}); nothing sent to the CA")
     with account_session(VerbLog(), key=key, retrieve=True) as a:
         cert_revoke_leaf(a, certs[0], code, str(path))  # the file stays where it is
     if managed is not None:
