@@ -24,6 +24,6 @@ setup(
     extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6"],
                     "cluster": ["psycopg[binary]>=3.1"]},
     cffi_modules=["native/build_ffi.py:lockmgr_ffi", "native/build_ffi.py:certscan_ffi",
-                  "native/build_ffi.py:splice_ffi"],
+                  "native/build_ffi.py:splice_ffi", "native/build_ffi.py:pkey_ffi"],
     entry_points={"console_scripts": ["wucme=wucme.entry:main"]},
 )
