@@ -20,6 +20,7 @@ import binascii
 import re
 from typing import TYPE_CHECKING, Any
 
+from wucme.core import der
 from wucme.vms.lnm import trnlnm
 
 try:
@@ -37,15 +38,16 @@ HAS_PKEY = _lib is not None
 #: A private key's PEM, whole file: the label names the form of the DER inside.
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----\n([A-Za-z0-9+/=\n]+)-----END \1-----\n")
 _FORMS = {b"PRIVATE KEY": 1, b"RSA PRIVATE KEY": 2, b"EC PRIVATE KEY": 3}  # pkey.h: PK_PKCS8, ...
+_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RFC 8017 appendix A.1
 #: Room for what pk_pkcs8() writes of an RSA-4096 key; larger keys ask again with the size.
 _PKCS8_CAP = 2560
 #: The longest signature: RSA-8192's (pk_sign asks for what the key can make, never more).
 _SIG_CAP = 1024
 
 
-def pem(label: str, der: bytes) -> bytes:
+def pem(label: str, data: bytes) -> bytes:
     """The PEM form (RFC 7468 §2) `cryptography` and OpenSSL write: 64 characters a line, LF."""
-    text = base64.b64encode(der)
+    text = base64.b64encode(data)
     lines = b"".join(text[i:i + 64] + b"\n" for i in range(0, len(text), 64))
     return b"-----BEGIN %s-----\n%s-----END %s-----\n" % (label.encode(), lines, label.encode())
 
@@ -65,6 +67,35 @@ def _out(fn: Any, key: Any, cap: int, secret: bool = False) -> bytes:
     if secret:
         _ffi.memmove(buf, bytes(cap), cap)
     return data
+
+
+def well_formed(form: int, data: bytes) -> bool:
+    """Does the private key DER *data* (of the pkey.h form *form*) have the versions and
+    INTEGERs `cryptography` reads: a PrivateKeyInfo of version 0 around one of the others; a
+    two-prime RSAPrivateKey of version 0 whose INTEGERs are non-negative and minimal; an
+    ECPrivateKey of version 1 that carries its public key?  libcrypto keeps the version and
+    the signs it read and writes them back, so pk_load()'s own test (that it writes the
+    same DER again) does not see them."""
+    try:
+        items = der.tlvs(data)
+        if len(items) != 1 or items[0][0] != der.SEQUENCE:
+            return False
+        fields = der.tlvs(items[0][1])
+        if form == 1:  # PKCS#8 (RFC 5208 §5): the inner key's form from the algorithm's OID
+            if len(fields) != 3 or fields[0] != (der.INTEGER, b"\x00") or fields[1][0] != der.SEQUENCE \
+                    or fields[2][0] != der.OCTET_STRING:
+                return False
+            algorithm = der.tlvs(fields[1][1])
+            oid = der.oid_text(algorithm[0][1]) if algorithm and algorithm[0][0] == der.OID else ""
+            inner = 2 if oid == _RSA_ENCRYPTION else 3 if oid == der.EC_PUBLIC_KEY else 0
+            return inner != 0 and well_formed(inner, fields[2][1])
+        if form == 2:  # RSAPrivateKey (RFC 8017 A.1.2): version, n, e, d, p, q, dP, dQ, qInv
+            return (len(fields) == 9 and fields[0] == (der.INTEGER, b"\x00")
+                    and all(tag == der.INTEGER and der.integer(value) >= 0 for tag, value in fields))
+        return (form == 3 and len(fields) in (3, 4) and fields[0] == (der.INTEGER, b"\x01")  # RFC 5915 §3
+                and fields[1][0] == der.OCTET_STRING and fields[-1][0] == der.CONTEXT_1)
+    except der.DerError:
+        return False
 
 
 class NativeKey:
@@ -144,12 +175,12 @@ class NativeKeys:
         if m is None or form is None:
             return None
         try:
-            der = base64.b64decode(m.group(2).replace(b"\n", b""), validate=True)
+            body = base64.b64decode(m.group(2).replace(b"\n", b""), validate=True)
         except (binascii.Error, ValueError):
             return None
-        if pem(m.group(1).decode(), der) != data:  # lines of 64, nothing else in the file
-            return None
-        handle = _lib.pk_load(form, der, len(der))
+        if pem(m.group(1).decode(), body) != data or not well_formed(form, body):
+            return None  # not lines of 64 with nothing else in the file; not what cryptography reads
+        handle = _lib.pk_load(form, body, len(body))
         return NativeKey(handle) if handle != _ffi.NULL else None
 
     def __repr__(self) -> str:
