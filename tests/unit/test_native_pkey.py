@@ -222,10 +222,9 @@ def test_csr_is_the_same_for_both_but_the_ecdsa_signature(kind: str, bits: int, 
     mine, theirs = (crypto.csr_gen(names, status_req, no_key_usage, k) for k in (native, twin))
     if kind == "RSA":
         assert mine == theirs
-    else:
-        (_, info, _), (_, algorithm, _), _ = der.elements(der.tlvs(mine)[0][1])
+    else:  # the request and the signature algorithm the same, the signature not
         assert der.elements(der.tlvs(theirs)[0][1])[:2] == der.elements(der.tlvs(mine)[0][1])[:2]
-        assert info and algorithm
+        assert mine != theirs
     csr = x509.load_der_x509_csr(mine)
     assert csr.is_signature_valid
     assert isinstance(csr.signature_hash_algorithm, hashes.SHA384 if bits == 384 else hashes.SHA256)
@@ -363,7 +362,8 @@ def test_a_mutated_key_the_native_loader_takes_is_the_twins_key(kind: str, form:
     path.write_bytes(pem)
     monkeypatch.setenv("WUCME_NO_NATIVE", "1")
     assert crypto.key_pem(crypto.key_load_own(path)) == native.pkcs8_pem()
-    assert native.pkcs8_pem() == cryptography_pem(key) or bytes(data) != body
+    if bytes(data) == body:  # the changes undid each other
+        assert native.pkcs8_pem() == cryptography_pem(key)
 
 
 MUTATE = {"P-256": ec.generate_private_key(ec.SECP256R1()), "P-384": ec.generate_private_key(ec.SECP384R1()),
