@@ -116,7 +116,7 @@ def bench_scan(here: Path, certs: int, rounds: int) -> Op:
 def bench_manage(work: Path, here: Path, certs: int, rounds: int) -> Op:
     """`python3 -m wucme manage` end to end (process CPU time), against a Pebble."""
     from bench_manage import run
-    from wucme.testing.pebble import Pebble
+    from harness.pebble import Pebble
     op = Op(f"`wucme manage` process ({certs} certificates, none due)", decides=False)
     with Pebble(work / "pebble", va_nosleep=True) as pebble:
         base = {k: v for k, v in os.environ.items()
