@@ -53,8 +53,9 @@ VENV = HERE / ".venv"
 STAMP = "wucme-setup.stamp"
 
 #: Debian packages the set-up, the tests and the demo use (real parts, not mocks).  python3-venv
-#: lets Debian's python3 make the environment; gcc, libc6-dev and python3-dev build native/.
-DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "pebble", "uacme", "apache2",
+#: lets Debian's python3 make the environment; gcc, libc6-dev, python3-dev and libssl-dev (the
+#: headers of the system's libcrypto, which native/pkey.c links) build native/.
+DEBIAN_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "libssl-dev", "pebble", "uacme", "apache2",
                    "nginx", "libnginx-mod-stream", "wrk", "openssl", "ca-certificates", "postgresql", "msmtp",
                    "chromium", "groff-base"]
 #: What the environment holds besides wucme: its dependencies, the test packages, and what
@@ -234,8 +235,10 @@ def test_env(env: dict[str, str]) -> dict[str, str]:
 
 #: What a production environment needs to build wucme (its own dependencies come from setup.py).
 BUILD_REQUIRES = ["setuptools>=64", "wheel", "cffi>=1.15"]
-#: The Debian packages a production install needs (python3-venv, the compiler for native/).
-DEBIAN_INSTALL_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "openssl", "ca-certificates"]
+#: The Debian packages a production install needs (python3-venv, the compiler and libcrypto's
+#: headers for native/).
+DEBIAN_INSTALL_PACKAGES = ["python3-venv", "gcc", "libc6-dev", "python3-dev", "libssl-dev", "openssl",
+                           "ca-certificates"]
 #: The first line of every file install writes outside the prefix, so uninstall removes only its own.
 MARK = "installed by wucme's build.py install"
 

@@ -4,7 +4,24 @@ The native helpers (native/*.c) are built through cffi by the builders in
 native/build_ffi.py; each has a pure-Python twin in wucme/_native/.  Only the
 package wucme is installed: the test harness (tests/harness) never is.
 """
+import os
+import shlex
+import subprocess
+import sysconfig
+
 from setuptools import find_packages, setup
+
+
+def _has_header(name: str) -> bool:
+    """Does the C compiler find the header *name*?  native/pkey.c needs libcrypto's (Debian's
+    libssl-dev); without them wucme is built without that helper, and its twin does the work."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    try:
+        return subprocess.run([*cc, "-E", "-"], input=f"#include <{name}>\n", capture_output=True,
+                              text=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
 
 setup(
     name="wucme",
@@ -24,6 +41,7 @@ setup(
     extras_require={"test": ["pytest>=7", "aiosmtpd>=1.4", "hypothesis>=6"],
                     "cluster": ["psycopg[binary]>=3.1"]},
     cffi_modules=["native/build_ffi.py:lockmgr_ffi", "native/build_ffi.py:certscan_ffi",
-                  "native/build_ffi.py:splice_ffi"],
+                  "native/build_ffi.py:splice_ffi",
+                  *(["native/build_ffi.py:pkey_ffi"] if _has_header("openssl/evp.h") else [])],
     entry_points={"console_scripts": ["wucme=wucme.entry:main"]},
 )

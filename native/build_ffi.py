@@ -14,14 +14,16 @@ from cffi import FFI
 NATIVE = Path(__file__).resolve().parent
 
 
-def _ffi(name: str) -> FFI:
-    """The builder of native/NAME.{h,c} as the module wucme._native._NAME."""
+def _ffi(name: str, libraries: tuple[str, ...] = ()) -> FFI:
+    """The builder of native/NAME.{h,c} as the module wucme._native._NAME, linked with
+    *libraries* (pkey: the system's libcrypto, whose headers come with libssl-dev)."""
     ffi = FFI()
     ffi.cdef((NATIVE / f"{name}.h").read_text())
     ffi.set_source(
         f"wucme._native._{name}",
         (NATIVE / f"{name}.c").read_text(),
         include_dirs=[str(NATIVE)],
+        libraries=list(libraries),
         extra_compile_args=["-O2", "-Wall"],
     )
     return ffi
@@ -30,3 +32,4 @@ def _ffi(name: str) -> FFI:
 lockmgr_ffi = _ffi("lockmgr")
 certscan_ffi = _ffi("certscan")
 splice_ffi = _ffi("splice")
+pkey_ffi = _ffi("pkey", ("crypto",))

@@ -3,6 +3,11 @@
 JWS and hashing live in wucme.core.jws; this module reads and writes PEM files, builds CSRs and
 inspects certificates for renewal (ARI identifiers, OCSP requests and responses). The HTTP
 exchanges of ari_check() and ocsp_check() belong to callers with a transport.
+
+wucme's own keys (key_gen, key_load_own) are NativeKeys on the system's libcrypto when the
+native module is built (wucme._native.pkey), so that `wucme issue` and the renewals never load
+`cryptography` and its second OpenSSL; `cryptography`, their twin, is imported where it is
+used: keys from elsewhere (key_load), X.509, OCSP.
 """
 
 from __future__ import annotations
@@ -15,12 +20,9 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Callable, Union
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-
-from wucme._native import certscan
+from wucme._native import certscan, pkey
 from wucme._native.certscan import CertInfo
+from wucme._native.pkey import NativeKey
 from wucme.core import der
 from wucme.core.b64 import b64url_encode
 from wucme.core.ident import is_ip  # port of crypto.c:is_ip(); one definition for all of wucme
@@ -30,9 +32,11 @@ from wucme.errors import WucmeError
 from wucme.vms.atomic import atomic_write
 
 if TYPE_CHECKING:
-    # Imported where used: reading keys (an account key, every pass) needs neither the X.509
-    # classes nor IDNA, whose import is most of this module's.
+    # Imported where used: making and reading wucme's own keys, CSRs and the chain's scan
+    # need none of `cryptography` when the native modules are built.
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509 import ocsp
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "key_bits_problem",
     "key_gen",
     "key_save",
+    "key_pem",
     "key_load",
     "key_load_own",
     "write_atomic",
@@ -64,7 +69,7 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_CURVES: dict[int, ec.EllipticCurve] = {256: ec.SECP256R1(), 384: ec.SECP384R1()}
+_EC_SIZES = (256, 384)
 _CURVE_BITS = {"secp256r1": 256, "secp384r1": 384}
 _RSA_MIN, _RSA_MAX = 2048, 8192
 
@@ -91,13 +96,20 @@ def key_bits_problem(type: str, bits: int) -> str | None:  # noqa: A002 - uacme'
             return "must be a multiple of 8 for RSA keys"
         return None
     if type == "EC":
-        return None if bits in _CURVES else "must be either 256 or 384 for EC keys"
+        return None if bits in _EC_SIZES else "must be either 256 or 384 for EC keys"
     return "belongs to an unknown key type (RSA or EC)"
+
+
+def _curve(bits: int) -> ec.EllipticCurve:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    return ec.SECP384R1() if bits == 384 else ec.SECP256R1()
 
 
 def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's parameter name
     """Port of crypto.c:key_gen(): a new RSA (2048..8192, multiple of 8) or EC (256/384) key.
 
+    A NativeKey (the system's libcrypto) unless the native module is missing or turned off
+    (WUCME_NO_NATIVE): then `cryptography`'s, as it does the work the native one could not.
     Differs: generation only; key_save() writes the file (uacme's key_gen did both).
     """
     if type not in ("RSA", "EC"):
@@ -105,9 +117,14 @@ def key_gen(type: str, bits: int) -> PrivateKey:  # noqa: A002 - uacme's paramet
     problem = key_bits_problem(type, bits)
     if problem:
         raise CryptoError(f"key size {bits} {problem}")
+    keys = pkey.backend()
+    key = keys.generate(type, bits) if keys is not None else None
+    if key is not None:
+        return key
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     if type == "RSA":
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return ec.generate_private_key(_CURVES[bits])
+    return ec.generate_private_key(_curve(bits))
 
 
 def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
@@ -123,15 +140,23 @@ def write_atomic(path: PathLike, data: bytes, mode: int = 0o600) -> None:
         raise CryptoError(f"cannot write {os.fspath(path)}: {exc.strerror}") from None
 
 
+def key_pem(key: PrivateKey) -> bytes:
+    """*key* as unencrypted PKCS#8 PEM, the form uacme and the servers read; a NativeKey's
+    is byte for byte what `cryptography` writes for the same key."""
+    if isinstance(key, NativeKey):
+        return key.pkcs8_pem()
+    from cryptography.hazmat.primitives import serialization
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def key_save(path: PathLike, key: PrivateKey, mode: int = 0o600) -> None:
     """Write *key* as unencrypted PKCS#8 PEM, atomically and with *mode* (uacme uses 0400).
 
     Port of the writing half of crypto.c:key_gen(); differs in being atomic (write_atomic()).
     """
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    write_atomic(path, pem, mode)
+    write_atomic(path, key_pem(key), mode)
 
 
 #: Compiled on first use (re's cache): only a key cryptography refuses is read with it.
@@ -147,6 +172,7 @@ def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
     rebuilt from them and must match the public key the file carries.  The file
     itself is left as it is, so uacme goes on reading it.
     """
+    from cryptography.hazmat.primitives.asymmetric import ec
     m = re.search(_PEM_EC_KEY, pem)
     if not m:
         return None
@@ -158,12 +184,12 @@ def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
     if bits is None or not 0 < parts.value < (1 << bits):
         return None
     try:
-        key = ec.derive_private_key(parts.value, _CURVES[bits])
+        key = ec.derive_private_key(parts.value, _curve(bits))
     except ValueError:
         return None
     if parts.public is not None:
         try:
-            theirs = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[bits], parts.public)
+            theirs = ec.EllipticCurvePublicKey.from_encoded_point(_curve(bits), parts.public)
         except ValueError:
             return None
         if theirs.public_numbers() != key.public_key().public_numbers():
@@ -173,6 +199,7 @@ def _ec_key_lenient(pem: bytes) -> ec.EllipticCurvePrivateKey | None:
 
 def _check_key(key: object, path: str) -> PrivateKey:
     """Port of crypto.c:rsa_params()/ec_params() as key_load() uses them: supported keys only."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     if isinstance(key, rsa.RSAPrivateKey):
         if not _RSA_MIN <= key.key_size <= _RSA_MAX:
             raise CryptoError(
@@ -195,8 +222,11 @@ def key_load(
     A missing file is generated (key_gen + key_save) only when *type* is given. *log* hears
     uacme's -v lines (loading, not found, generating, saved). Anything else
     that is not a usable key (garbage, DER, encrypted, a certificate, a weak key) raises
-    CryptoError and the file is left alone, never regenerated over.
+    CryptoError and the file is left alone, never regenerated over.  The key is always
+    `cryptography`'s (the uacme port's keys: GnuTLS's EC keys need _ec_key_lenient()).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
     path = os.fspath(path)
     say = log or (lambda _text: None)
     say(f"loading key from {path}")
@@ -237,14 +267,26 @@ def key_load_own(path: PathLike) -> PrivateKey:
     verb starts) guards against keys from elsewhere, and OpenSSL verifies its CRT result
     when it signs anyway.  A key this cannot read goes through key_load(), so the errors
     are key_load()'s.  Keys from elsewhere (uacme's confdir, -k) keep key_load().
+
+    A NativeKey when the native module reads the file (a key as wucme writes it: see
+    wucme._native.pkey); anything it does not read goes the `cryptography` way, as before.
     """
     where = os.fspath(path)
     try:
         with open(where, "rb") as f:
             data = f.read()
+    except OSError:
+        return key_load(where)
+    keys = pkey.backend()
+    native = keys.load_pem(data) if keys is not None else None
+    if native is not None:
+        return native
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    try:
         key = serialization.load_pem_private_key(data, password=None,
                                                  unsafe_skip_rsa_key_validation=True)
-    except (OSError, TypeError, ValueError, UnsupportedAlgorithm):
+    except (TypeError, ValueError, UnsupportedAlgorithm):
         return key_load(where)
     return _check_key(key, where)
 
@@ -307,12 +349,7 @@ def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: Private
     """
     if not names:
         raise CryptoError("csr_gen: no names")
-    if isinstance(key, rsa.RSAPrivateKey):
-        usage, algorithm = _USAGE_SIGN_ENCIPHER, _SIG_RSA_SHA256
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_BITS:
-        usage, algorithm = _USAGE_SIGN, _SIG_ECDSA[_CURVE_BITS[key.curve.name]]
-    else:
-        raise CryptoError("csr_gen: only RSA and EC P-256/P-384 keys are supported")
+    usage, algorithm, public, sign = _csr_signer(key)
     rdns = b""
     if not is_ip(names[0]):
         cn = _dns_alabel(names[0])
@@ -327,15 +364,37 @@ def csr_gen(names: list[str], status_req: bool, no_key_usage: bool, key: Private
         extensions.append(_extension(_TLS_FEATURE, False, _STATUS_REQUEST))
     attributes = der.tlv(der.CONTEXT_0, der.tlv(der.SEQUENCE, _EXTENSION_REQUEST + der.tlv(
         der.SET, der.tlv(der.SEQUENCE, b"".join(extensions)))))
+    info = der.tlv(der.SEQUENCE, b"\x02\x01\x00" + der.tlv(der.SEQUENCE, rdns) + public + attributes)
+    return der.tlv(der.SEQUENCE, info + algorithm + der.tlv(der.BIT_STRING, b"\x00" + sign(info)))
+
+
+def _csr_signer(key: PrivateKey) -> tuple[bytes, bytes, bytes, Callable[[bytes], bytes]]:
+    """What csr_gen() needs of *key*: its keyUsage bits, the signature algorithm, its DER
+    SubjectPublicKeyInfo and its sign(): SHA-256 with PKCS#1 v1.5 for RSA, ECDSA with
+    SHA-256 (P-256) or SHA-384 (P-384)."""
+    if isinstance(key, NativeKey):
+        if key.kind == "RSA":
+            return _USAGE_SIGN_ENCIPHER, _SIG_RSA_SHA256, key.public_der(), key.sign
+        return _USAGE_SIGN, _SIG_ECDSA[key.key_size], key.public_der(), key.sign
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    if isinstance(key, rsa.RSAPrivateKey):
+        rsa_key = key
+        usage, algorithm = _USAGE_SIGN_ENCIPHER, _SIG_RSA_SHA256
+
+        def sign(data: bytes) -> bytes:
+            return rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_BITS:
+        ec_key, bits = key, _CURVE_BITS[key.curve.name]
+        usage, algorithm = _USAGE_SIGN, _SIG_ECDSA[bits]
+
+        def sign(data: bytes) -> bytes:
+            return ec_key.sign(data, ec.ECDSA(hashes.SHA384() if bits == 384 else hashes.SHA256()))
+    else:
+        raise CryptoError("csr_gen: only RSA and EC P-256/P-384 keys are supported")
     public = key.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    info = der.tlv(der.SEQUENCE, b"\x02\x01\x00" + der.tlv(der.SEQUENCE, rdns) + public + attributes)
-    if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(info, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        bits = _CURVE_BITS[key.curve.name]
-        signature = key.sign(info, ec.ECDSA(hashes.SHA384() if bits == 384 else hashes.SHA256()))
-    return der.tlv(der.SEQUENCE, info + algorithm + der.tlv(der.BIT_STRING, b"\x00" + signature))
+    return usage, algorithm, public, sign
 
 
 def csr_requests_staple(csr: bytes) -> bool:
@@ -375,6 +434,8 @@ def csr_load(path: PathLike) -> tuple[bytes, list[str]]:
     Differs: the CSR's self-signature must verify (uacme leaves that to the CA).
     """
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -470,6 +531,7 @@ def cert_match(pem: bytes, prefix: bytes) -> bool:
     Differs: an empty prefix or an unreadable chain matches nothing.
     """
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
     if not prefix:
         return False
     try:
@@ -565,6 +627,7 @@ def ocsp_request(certs: list[x509.Certificate]) -> tuple[str, bytes] | None:
     None when there is no issuer or no OCSP URL in the AIA extension (nothing to ask).
     """
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
     if len(certs) < 2:
         return None
@@ -581,6 +644,8 @@ def ocsp_request(certs: list[x509.Certificate]) -> tuple[str, bytes] | None:
 def _verify(
     public_key: object, signature: bytes, data: bytes, digest: hashes.HashAlgorithm | None
 ) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
     try:
         if isinstance(public_key, rsa.RSAPublicKey) and digest is not None:
             public_key.verify(signature, data, padding.PKCS1v15(), digest)
@@ -598,6 +663,7 @@ def _verify(
 def _responder_keys(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> list[object]:
     """The issuer's key, plus keys of delegated responders the issuer signed (RFC 6960 §4.2.2.2)."""
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.x509.oid import ExtendedKeyUsageOID
     keys: list[object] = [issuer.public_key()]
     for cert in resp.certificates:
@@ -628,6 +694,7 @@ def ocsp_status(
     and the response echoes a nonce, it must match. Any failure is "unknown": like uacme,
     only a verified REVOKED stops a certificate from counting as valid (fail open).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.x509 import ocsp
     if len(certs) < 2:
         return "unknown"

@@ -26,10 +26,9 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import serialization
-
 from wucme import crypto, scanindex
 from wucme._native import certscan
+from wucme._native.pkey import NativeKey
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import fill_fd, write_temp
@@ -92,14 +91,15 @@ class NoPrivilege(WucmeError):
 
 
 def key_pem(key: crypto.PrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM, the form uacme and the servers read."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    """Unencrypted PKCS#8 PEM, the form uacme and the servers read (crypto.key_pem)."""
+    return crypto.key_pem(key)
 
 
 def key_description(key: Any) -> str:
     """`EC P-256`, `RSA 2048`: what the state file and `certificates` show."""
     size = getattr(key, "key_size", 0)
+    if isinstance(key, NativeKey):
+        return f"{'EC P-' if key.kind == 'EC' else 'RSA '}{size}"
     return f"EC P-{size}" if hasattr(key, "curve") else f"RSA {size}"
 
 

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wucme import crypto
+from wucme._native import pkey
 
 from .uacme_parity import PARITY, Tool, expect, new_accounts
 
@@ -101,3 +102,38 @@ def test_uacme_uses_the_ec_keys_wucme_writes(tools: tuple[Tool, Tool],
                "uacme with wucme's certificate key")
         leaf = x509.load_pem_x509_certificate((confdir / name / "cert.pem").read_bytes())
         assert spki(leaf) == spki(crypto.key_load(confdir / "private" / name / "key.pem"))
+
+
+@pytest.mark.parametrize("backend", ["native", "twin"])
+@pytest.mark.parametrize("kind,bits", [("EC", 256), ("EC", 384), ("RSA", 2048)])
+def test_uacme_uses_the_keys_either_backend_writes(tools: tuple[Tool, Tool], hook_scripts: dict[str, str],
+                                                   monkeypatch: pytest.MonkeyPatch, backend: str,
+                                                   kind: str, bits: int) -> None:
+    """An account key and a certificate key made and written by crypto.key_gen/key_save, on
+    the system's libcrypto (wucme._native.pkey) or with `cryptography` (WUCME_NO_NATIVE):
+    uacme (GnuTLS) registers with the one and issues with the other, and leaves both as they
+    were (it read them: it makes a key only where there is none)."""
+    if backend == "native":
+        if not pkey.HAS_PKEY:
+            pytest.skip("wucme._native._pkey not built")
+        monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
+    else:
+        monkeypatch.setenv("WUCME_NO_NATIVE", "1")
+    u, _ = tools
+    name = f"{kind.lower()}{bits}.example.org"
+    account, certkey = crypto.key_gen(kind, bits), crypto.key_gen(kind, bits)
+    assert isinstance(certkey, pkey.NativeKey) == (backend == "native")
+    (u.confdir / "private" / name).mkdir(parents=True, mode=0o700)
+    crypto.key_save(u.confdir / "private" / "key.pem", account, 0o400)
+    crypto.key_save(u.confdir / "private" / name / "key.pem", certkey, 0o400)
+    files = {p: p.read_bytes() for p in (u.confdir / "private").rglob("key.pem")}
+    expect(u("-y", "new", "keys@example.org"), 0, "uacme with wucme's account key")
+    expect(u("-t", kind, "-b", str(bits), "-h", hook_scripts["http-01"], "issue", name), 0,
+           "uacme with wucme's certificate key")
+    assert {p: p.read_bytes() for p in (u.confdir / "private").rglob("key.pem")} == files
+    leaf = x509.load_pem_x509_certificate((u.confdir / name / "cert.pem").read_bytes())
+    assert spki(leaf) == spki(crypto_key(certkey))
+
+
+def crypto_key(key: crypto.PrivateKey) -> object:
+    return key.to_cryptography() if isinstance(key, pkey.NativeKey) else key

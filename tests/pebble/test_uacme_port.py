@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.faultproxy import FaultProxy
@@ -141,7 +142,7 @@ def test_failed_validation_runs_failed_hook_and_exits_2(
 
 
 def test_issue_from_csr_file(run: UacmeRun, hook_scripts: dict[str, str], tmp_path: Path) -> None:
-    key = crypto.key_gen("EC", 256)
+    key = ec.generate_private_key(ec.SECP256R1())  # the request is built with cryptography's x509
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csr.example.org")]))
            .add_extension(x509.SubjectAlternativeName(

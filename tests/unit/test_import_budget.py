@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.pebble import Pebble
-from wucme._native import certscan
+from wucme._native import certscan, pkey
 from wucme.challenge.store import ChallengeStore
 
 #: Libraries and wucme parts neither path may import (a name or a package).
@@ -125,7 +125,7 @@ def test_the_budget_sees_a_heavy_import(env: dict[str, str], cgi_env: dict[str, 
     """The checks can fail: `issue` does need cryptography, and an admin page goes to the full
     script (wucme.web and the settings), and the same parse finds both."""
     _, names = added(ENTRY, ["issue", "/nosuchqualifier", "x.example.org"], env)
-    assert "cryptography" in heavy(names)
+    assert "wucme.crypto" in heavy(names)
     proc, names = added(ENTRY, [], dict(cgi_env, PATH_INFO="/admin/"))
     assert proc.returncode == 0
     assert {"wucme.web", "wucme.settings"} <= set(heavy(names)) and heavy(names, STDLIB_HEAVY)
@@ -138,24 +138,45 @@ ISSUE_NEVER = ("cryptography.x509", "idna", "OpenSSL", "requests", "wucme.renewa
                "wucme.load", "wucme.challenge.alpn", "wucme.challenge.tlsalpn", "wucme.web", "wucme.dclproc")
 
 
+def key_matches_chain(here: Path, host: str) -> bool:
+    """Do the key file and the chain `issue` wrote for *host* go together?  Read with
+    `cryptography`, with its full key check, whichever backend wrote them."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from wucme.repository import Repository
+    repo = Repository(here)
+    key = serialization.load_pem_private_key(repo.key_path(host).read_bytes(), None)
+    leaf = x509.load_pem_x509_certificates(repo.cert_path(host).read_bytes())[0]
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return bool(key.public_key().public_bytes(*fmt) == leaf.public_key().public_bytes(*fmt))
+
+
 @pytest.mark.pebble
-@pytest.mark.skipif(not certscan.HAS_CERTSCAN, reason="the native certificate scan is not built")
-def test_issue_imports_no_x509(env: dict[str, str], pebble: Pebble) -> None:
-    """A real `wucme issue` against Pebble, twice (a first certificate, then one for its first
-    name over it, whose old chain is read too): it needs `cryptography`'s keys and signatures, never its X.509."""
+@pytest.mark.skipif(not certscan.HAS_CERTSCAN or not pkey.HAS_PKEY,
+                    reason="the native certificate scan or keys are not built")
+def test_issue_imports_no_cryptography(env: dict[str, str], pebble: Pebble) -> None:
+    """A real `wucme register` and `wucme issue` against Pebble, twice (a first certificate, then
+    one for its first name over it, whose old chain is read too): the keys, the CSR and the
+    signatures are made on the system's libcrypto (wucme._native.pkey), the chain is read by the
+    native scan, so `cryptography`, and the OpenSSL of its own it loads, are never imported."""
     env = dict(env, WUCME_CA=pebble.directory_url, WUCME_CA_BUNDLE=pebble.ca_bundle,
                WUCME_CHALLENGE="http-01", WUCME_HTTP01=f"127.0.0.1:{pebble.http_port}")
     proc, names = added(ENTRY, ["register", "budget@example.org"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert heavy(names, ("cryptography",)) == [] and "wucme._native._pkey" in names
     for hosts in ("budget.example.org,www.budget.example.org", "budget.example.org"):
         proc, names = added(ENTRY, ["issue", "/noprogress", hosts], env)
         assert proc.returncode == 0 and "%WUCME-S-ISSUED" in proc.stdout, proc.stderr[-2000:]
-        assert "cryptography" in heavy(names) and "wucme.uacme.cert" in names
+        assert heavy(names, ("cryptography",)) == [] and "wucme.uacme.cert" in names
         assert heavy(names, ISSUE_NEVER) == []
+        assert key_matches_chain(Path(env["WUCME_HERE"]), "budget.example.org")
     # One name: one authorization, answered without a thread pool (concurrent.futures brings
     # logging); and no `idna` codec for the CA's ASCII host name (stringprep, unicodedata).
     assert heavy(names, ("concurrent", "logging", "encodings.idna", "stringprep", "unicodedata")) == []
-    # ... and without the native scanner, the twin reads the chain with cryptography.x509.
+    # ... and without the native modules the twins do it all with `cryptography` (its keys, its
+    # X.509 for the chain), reading the account key the native one wrote.
     proc, names = added(ENTRY, ["issue", "/noprogress", "budget.example.org"], dict(env, WUCME_NO_NATIVE="1"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "cryptography.x509" in names
+    assert proc.returncode == 0 and "%WUCME-S-ISSUED" in proc.stdout, proc.stderr[-2000:]
+    assert {"cryptography.x509", "cryptography.hazmat.primitives.asymmetric.ec"} <= names
+    assert key_matches_chain(Path(env["WUCME_HERE"]), "budget.example.org")

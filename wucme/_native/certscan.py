@@ -6,8 +6,9 @@ Both give the same CertInfo for the same file; the native one hands every chain 
 not fully understand, and every failure, to the twin, so errors are the twin's.  This is
 the only module of the scan where cffi's untyped objects appear.
 
-What remains of the crypto fast path: key loading, JWS signing, tls-alpn-01 certificates
-and CSRs were native too, and slower than `cryptography` (docs/performance.md).
+The crypto fast path's other helper is wucme._native.pkey (wucme's keys on the system's
+libcrypto); JWS signing in one call, tls-alpn-01 certificates and CSRs were native once
+too, and no faster than `cryptography` (docs/performance.md).
 """
 from __future__ import annotations
 

@@ -12,10 +12,9 @@ import os
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from cryptography.hazmat.primitives import serialization
-
 if TYPE_CHECKING:
-    # Imported where a file is read: a scan the index answers for reads none.
+    # Imported where a file is read: a scan the index answers for reads none, and `wucme
+    # issue` with the native modules none at all.
     from cryptography import x509
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----")
@@ -87,6 +86,7 @@ def cert_info(pem: bytes) -> CertInfo:
     if not _PEM_CERT.search(pem):
         raise NoCertificate("no PEM certificate")
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 
     try:
         leaf = x509.load_pem_x509_certificates(pem)[0]

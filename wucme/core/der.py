@@ -1,5 +1,6 @@
 """Just enough DER (ITU-T X.690) to read the private value out of an EC key file, write a
-PKCS#10 request, and find the public key of a certificate or request.
+PKCS#10 request, find the public key of a certificate or request, and read a public key
+and an ECDSA signature (the JWK and JWS of a key held by the system's libcrypto).
 
 `cryptography` refuses EC keys whose private octet string is not exactly the
 curve's size, and GnuTLS (Debian's uacme) writes it as a minimal signed integer:
@@ -172,3 +173,45 @@ def _first(der: bytes) -> bytes:
     if not outer or outer[0][0] != SEQUENCE:
         raise DerError("no signed part")
     return outer[0][1]
+
+
+# --- public keys and signatures (wucme.core.jws, for keys of wucme._native.pkey) ---------------
+
+
+def integer(content: bytes) -> int:
+    """A non-negative INTEGER's value from its content octets, which must be minimal (X.690
+    §8.3.2): no needless leading 00 or FF octet."""
+    if not content:
+        raise DerError("empty INTEGER")
+    if len(content) > 1 and ((content[0] == 0 and content[1] < 0x80)
+                             or (content[0] == 0xFF and content[1] >= 0x80)):
+        raise DerError("INTEGER not in its shortest form")
+    if content[0] & 0x80:
+        raise DerError("negative INTEGER")
+    return int.from_bytes(content, "big")
+
+
+def integers(der: bytes, count: int) -> list[int]:
+    """The *count* non-negative INTEGERs of the one SEQUENCE *der* is, and nothing else in it:
+    an ECDSA-Sig-Value r, s (RFC 3279 §2.2.3), an RSAPublicKey n, e (RFC 8017 A.1.1)."""
+    fields = tlvs(_one(der, SEQUENCE))
+    if len(fields) != count or any(tag != INTEGER for tag, _ in fields):
+        raise DerError(f"expected a SEQUENCE of {count} INTEGERs")
+    return [integer(content) for _, content in fields]
+
+
+def spki_parts(der: bytes) -> tuple[str, str | None, bytes]:
+    """A SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) taken apart: the algorithm's OID, the OID
+    of its parameters (the curve of an EC key, RFC 5480 §2.1.1) or None, and the public key
+    (the BIT STRING's octets: an RSAPublicKey, an EC point)."""
+    fields = tlvs(_one(der, SEQUENCE))
+    if len(fields) != 2 or fields[0][0] != SEQUENCE or fields[1][0] != BIT_STRING:
+        raise DerError("not a SubjectPublicKeyInfo")
+    alg = tlvs(fields[0][1])
+    if not alg or alg[0][0] != OID or len(alg) > 2:
+        raise DerError("bad AlgorithmIdentifier")
+    params = oid_text(alg[1][1]) if len(alg) == 2 and alg[1][0] == OID else None
+    bits = fields[1][1]
+    if not bits or bits[0] != 0:
+        raise DerError("bad public key bit string")
+    return oid_text(alg[0][1]), params, bits[1:]

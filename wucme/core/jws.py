@@ -11,13 +11,17 @@ import hashlib
 import hmac
 import json
 import re
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
+from wucme._native.pkey import NativeKey
+from wucme.core import der as _der
 from wucme.core.b64 import b64url_decode, b64url_encode
+
+if TYPE_CHECKING:
+    # Imported where a `cryptography` key is used: wucme's own keys are NativeKeys when the
+    # native module is built, and `wucme issue` then never loads `cryptography`'s OpenSSL.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 __all__ = [
     "PrivateKey",
@@ -37,17 +41,16 @@ __all__ = [
     "hmac_base64url",
 ]
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
-AnyKey = Union[PrivateKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey]
+#: A private key: the system libcrypto's (wucme._native.pkey) or `cryptography`'s.
+PrivateKey = Union["NativeKey", "rsa.RSAPrivateKey", "ec.EllipticCurvePrivateKey"]
+AnyKey = Union[PrivateKey, "rsa.RSAPublicKey", "ec.EllipticCurvePublicKey"]
 
-# JWS curve name, alg and hash per supported curve size (RFC 7518 §3.4, §6.2.1.1).
-_EC_PARAMS: dict[int, tuple[str, str, hashes.HashAlgorithm]] = {
-    256: ("P-256", "ES256", hashes.SHA256()),
-    384: ("P-384", "ES384", hashes.SHA384()),
-}
+# JWS curve name and alg per supported curve size (RFC 7518 §3.4, §6.2.1.1).
+_EC_PARAMS: dict[int, tuple[str, str]] = {256: ("P-256", "ES256"), 384: ("P-384", "ES384")}
 _EC_CURVES: dict[str, int] = {"secp256r1": 256, "secp384r1": 384}
 _SHA2 = {256: hashlib.sha256, 384: hashlib.sha384, 512: hashlib.sha512}
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RFC 8017 appendix A.1
 
 
 def _json(obj: Any, canonical: bool = False) -> str:
@@ -56,6 +59,8 @@ def _json(obj: Any, canonical: bool = False) -> str:
 
 
 def _public(key: AnyKey) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    """The public half of a `cryptography` key."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         return key.public_key()
     if isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
@@ -71,6 +76,12 @@ def _ec_bits(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> int
     return bits
 
 
+def _ec_hash(bits: int) -> hashes.HashAlgorithm:
+    """ES256's or ES384's hash, for a `cryptography` key."""
+    from cryptography.hazmat.primitives import hashes
+    return hashes.SHA384() if bits == 384 else hashes.SHA256()
+
+
 def _uint(value: int, size: int = 0) -> str:
     """Port of crypto.c:bn2str(): big-endian, leading zeros stripped, or left-padded to *size*."""
     length = max(size, (value.bit_length() + 7) // 8, 1)
@@ -80,6 +91,9 @@ def _uint(value: int, size: int = 0) -> str:
 def _alg(key: AnyKey) -> str:
     """The JWS alg of *key*, as jws_jwk() gives it, without exporting the JWK (every POST
     needs the alg; exporting the public numbers cost as much as a third of an ES256 signature)."""
+    if isinstance(key, NativeKey):
+        return "RS256" if key.kind == "RSA" else _EC_PARAMS[key.key_size][1]
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return "RS256"
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
@@ -89,6 +103,9 @@ def _alg(key: AnyKey) -> str:
 
 def key_type(key: AnyKey) -> str:
     """Port of crypto.c:key_type(): "RSA" or "EC" (P-256/P-384); others raise ValueError, not PK_NONE."""
+    if isinstance(key, NativeKey):
+        return key.kind
+    from cryptography.hazmat.primitives.asymmetric import rsa
     pub = _public(key)
     if isinstance(pub, rsa.RSAPublicKey):
         return "RSA"
@@ -96,17 +113,40 @@ def key_type(key: AnyKey) -> str:
     return "EC"
 
 
+def _native_jwk(key: NativeKey) -> tuple[dict[str, str], str]:
+    """jws_jwk() of a NativeKey, read from its SubjectPublicKeyInfo with wucme.core.der:
+    RSA n and e (RFC 8017 appendix A.1.1), or the EC point's x and y (SEC 1 §2.3.3,
+    uncompressed: 04 || x || y)."""
+    algorithm, params, public = _der.spki_parts(key.public_der())
+    if key.kind == "RSA":
+        if algorithm != _RSA_ENCRYPTION:
+            raise ValueError("not an RSA public key")
+        n, e = _der.integers(public, 2)
+        return {"kty": "RSA", "n": _uint(n), "e": _uint(e)}, "RS256"
+    bits = key.key_size
+    crv, alg = _EC_PARAMS[bits]
+    size = bits // 8
+    if algorithm != _der.EC_PUBLIC_KEY or _der.CURVE_OIDS.get(params or "") != f"secp{bits}r1" \
+            or len(public) != 1 + 2 * size or public[0] != 4:
+        raise ValueError(f"not an uncompressed P-{bits} public key")
+    return {"kty": "EC", "crv": crv, "x": b64url_encode(public[1:1 + size]),
+            "y": b64url_encode(public[1 + size:])}, alg
+
+
 def jws_jwk(key: AnyKey) -> tuple[dict[str, str], str]:
     """Port of crypto.c:jws_jwk(): the public JWK (RFC 7517/7518 §6) and the JWS alg for *key*.
 
     Differs: returns a dict, not JSON text, and accepts public keys too (thumbprint vectors).
     """
+    if isinstance(key, NativeKey):
+        return _native_jwk(key)
+    from cryptography.hazmat.primitives.asymmetric import rsa
     pub = _public(key)
     if isinstance(pub, rsa.RSAPublicKey):
         nums = pub.public_numbers()
         return {"kty": "RSA", "n": _uint(nums.n), "e": _uint(nums.e)}, "RS256"
     bits = _ec_bits(pub)
-    crv, alg, _ = _EC_PARAMS[bits]
+    crv, alg = _EC_PARAMS[bits]
     size = bits // 8
     point = pub.public_numbers()
     return {"kty": "EC", "crv": crv, "x": _uint(point.x, size), "y": _uint(point.y, size)}, alg
@@ -174,9 +214,10 @@ def _serialize(prot64: str, pay64: str, signature: bytes) -> bytes:
 def ec_decode(der: bytes, size: int) -> bytes:
     """Port of crypto.c:ec_decode(): DER ECDSA-Sig-Value -> fixed-length r||s (RFC 7518 §3.4).
 
-    *size* is the byte length of each of r and s (32 for P-256, 48 for P-384).
+    *size* is the byte length of each of r and s (32 for P-256, 48 for P-384).  The DER
+    (RFC 3279 §2.2.3) is read with wucme.core.der: strict, two non-negative INTEGERs.
     """
-    r, s = decode_dss_signature(der)
+    r, s = _der.integers(der, 2)
     if r.bit_length() > 8 * size or s.bit_length() > 8 * size:
         raise ValueError("ECDSA signature does not fit the curve size")
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
@@ -196,12 +237,18 @@ def jws_encode(
         raise ValueError(f"protected header alg does not match the {alg} key")
     prot64, pay64 = _flatten(protected, payload)
     data = f"{prot64}.{pay64}".encode("ascii")
+    if isinstance(key, NativeKey):
+        signature = key.sign(data)
+        if key.kind == "EC":
+            signature = ec_decode(signature, key.key_size // 8)
+        return _serialize(prot64, pay64, signature)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
     if isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     elif isinstance(key, ec.EllipticCurvePrivateKey):
         bits = _ec_bits(key)
-        der = key.sign(data, ec.ECDSA(_EC_PARAMS[bits][2]))
-        signature = ec_decode(der, bits // 8)
+        signature = ec_decode(key.sign(data, ec.ECDSA(_ec_hash(bits))), bits // 8)
     else:
         raise ValueError("signing needs an RSA or EC private key")
     return _serialize(prot64, pay64, signature)
