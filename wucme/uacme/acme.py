@@ -113,8 +113,10 @@ class AcmeSession:
     poll_first: float = 0.01
     poll_ceiling: float = 30.0
     poll_deadline: float = 1800.0
-    #: Parallel workers for authorizations and hooks (uacme: 1).
-    workers: int = 16
+    #: Parallel workers for authorizations and hooks (uacme: 1).  Eight, not more: on the
+    #: 2-CPU bench machine 16 made a 100-name issue slower (more GIL switches, a TLS
+    #: connection and a newNonce each; docs/performance.md), and the HTTP client keeps 8 idle.
+    workers: int = 8
     #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
     #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
     hook_order: str = "wucme"
@@ -161,7 +163,8 @@ def _transport(a: AcmeSession, method: str, url: str, body: bytes | None = None,
             a.log.warn(f"{method} {url} failed: {e}, retrying in {a.transport_retry_delay:g} s")
             a.sleep(a.transport_retry_delay)
             continue
-        a.log(3, f"{method} {url} -> {resp.status}\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers))
+        if a.log.on(3):
+            a.log(3, f"{method} {url} -> {resp.status}\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers))
         return resp
     raise AssertionError("unreachable")
 
@@ -175,7 +178,8 @@ def _reply(a: AcmeSession, resp: Response) -> AcmeReply:
         except (ValueError, RecursionError):  # ValueError: bad UTF-8, bad JSON, and since
             # Python 3.11 an integer of more than 4300 digits (int's conversion limit)
             raise ProtocolViolation(f"unparsable JSON from {resp.url}") from None
-        a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
+        if a.log.on(2):  # the dump of a 100-name order is 15 ms of CPU an issue when nobody reads it
+            a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
     return AcmeReply(resp.status, resp, data)
 
 
@@ -227,7 +231,7 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
     (newAccount, revoke with the certificate key; RFC 8555 §6.2).
     """
     _check_url(a, url)
-    if payload not in (None, ""):
+    if payload not in (None, "") and a.log.on(2):
         a.log(2, f"POST {url}: {json.dumps(payload)}")
     headers = {"Content-Type": JOSE_JSON}
     if accept:
@@ -241,7 +245,8 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
         else:
             protected = jws.jws_protected_jwk(nonce, url, a.key)
         body = jws.jws_encode(protected, payload, a.key)
-        a.log(3, f"JWS {body.decode()}")
+        if a.log.on(3):
+            a.log(3, f"JWS {body.decode()}")
         r = _reply(a, _transport(a, "POST", url, body, headers))
         if r.status == 400 and isinstance(r.problem(), BadNonce):
             badnonce += 1
