@@ -260,12 +260,22 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
         return r
 
 
-def acme_poll(a: AcmeSession, url: str, waiting: tuple[str, ...], what: str) -> AcmeReply:
+def acme_poll(a: AcmeSession, url: str, waiting: tuple[str, ...], what: str,
+              wait_first: AcmeReply | None = None) -> AcmeReply:
     """POST-as-GET `url` until its status leaves `waiting` (RFC 8555 §7.1.6, §7.5.1).
 
     Waits follow the session's backoff, or the server's Retry-After when it gives one.
+    *wait_first*: the answer that said the object is not there yet (a finalize answer saying
+    "processing", §7.4); when it carries a Retry-After, the first request waits for it.
+    Without one the first request goes at once: Pebble issues a one-name certificate before
+    it is asked (a first wait of the backoff's 10 ms made such an issue 10 ms slower).
     """
     backoff = a.backoff()
+    first = retry_after(wait_first.header("Retry-After"), 0) if wait_first is not None else 0
+    if wait_first is not None and first > 0:
+        pause = backoff.next(first) or 0.0
+        a.log(2, f"{what} {wait_first.jstr('status')}, waiting {pause:g} seconds")
+        a.sleep(pause)
     while True:
         r = acme_post(a, url, "").expect(200, what=f"poll {what} status at {url}")
         status = r.jstr("status")
