@@ -97,8 +97,8 @@ class ChallengeStore:
         else:
             self._directory = Path(directory) if directory is not None else default_store_dir()
         #: Crashed writers' temporaries are purged at this store's first write, not at each:
-        #: the scan of a directory holding a 100-name order's entries, before each of them,
-        #: was 5 to 10 ms of `wucme issue` (docs/performance.md); `purge` removes the rest.
+        #: a 100-name order scanned the directory holding its other entries before each one
+        #: (docs/performance.md); `purge` removes what comes later.
         self._purged = False
 
     @property

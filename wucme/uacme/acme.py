@@ -178,7 +178,7 @@ def _reply(a: AcmeSession, resp: Response) -> AcmeReply:
         except (ValueError, RecursionError):  # ValueError: bad UTF-8, bad JSON, and since
             # Python 3.11 an integer of more than 4300 digits (int's conversion limit)
             raise ProtocolViolation(f"unparsable JSON from {resp.url}") from None
-        if a.log.on(2):  # the dump of a 100-name order is 15 ms of CPU an issue when nobody reads it
+        if a.log.on(2):  # dumps of every answer: 15 ms of a 100-name issue, when nobody reads them
             a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
     return AcmeReply(resp.status, resp, data)
 
