@@ -22,7 +22,7 @@ from wucme.progress import Progress
 from wucme.repository import CertState, NoSpace, Repository
 from wucme.uacme.acme import AcmeSession
 from wucme.uacme.cert import cert_order
-from wucme.uacme.hook import Solver
+from wucme.uacme.hook import QUICK, Solver
 
 #: Seconds before the one more try to save a certificate the full file system refused.
 NOSPACE_RETRY_DELAY = 2.0
@@ -35,6 +35,14 @@ def new_key() -> crypto.PrivateKey:
     return crypto.key_gen(*settings.key_spec())
 
 
+def _as_quick_as(wrapper: Solver, solver: Solver) -> Solver:
+    """*wrapper*, marked quick when *solver* is (wucme.uacme.hook.QUICK), its own work being a
+    progress line or a lock taken once."""
+    if getattr(solver, QUICK, False):
+        setattr(wrapper, QUICK, True)
+    return wrapper
+
+
 def _tracked(solver: Solver, progress: Progress) -> Solver:
     """*solver*, reporting each answered authorization to *progress* (answering, valid, invalid)."""
     def solve(method: str, type: str, ident: str, token: str, auth: str) -> int:
@@ -45,7 +53,7 @@ def _tracked(solver: Solver, progress: Progress) -> Solver:
             else:
                 progress.update(ident, "valid" if method == "done" else "invalid")
         return rc
-    return solve
+    return _as_quick_as(solve, solver)
 
 
 def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
@@ -61,7 +69,7 @@ def _announcing(solver: Solver, announce: Callable[[], None]) -> Solver:
                 said = True
                 announce()
         return solver(method, type, ident, token, auth)
-    return solve
+    return _as_quick_as(solve, solver)
 
 
 class _LockGone(Exception):

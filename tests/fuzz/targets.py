@@ -58,12 +58,12 @@ def acme_json(data: bytes) -> None:
     """A CA's JSON answer as the uacme port decodes it (the 4300-digit integer limit)."""
     from wucme.http import Response
     from wucme.uacme.acme import _reply
+    from wucme.uacme.msg import Msg
 
     class _A:
-        def _keep_nonce(self, resp: object) -> None:
-            pass
+        log = Msg(0)  # quiet, as a session without -v
 
-        def log(self, level: int, text: str) -> None:
+        def _keep_nonce(self, resp: object) -> None:
             pass
 
     _reply(_A(), Response(200, [("Content-Type", "application/json")], data, "https://ca.test/x"))  # type: ignore[arg-type]

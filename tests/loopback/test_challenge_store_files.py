@@ -160,6 +160,27 @@ def test_purge_removes_debris_older_than_a_minute_and_no_younger(tmp_path: Path)
     assert sorted(os.listdir(tmp_path)) == [f"{TEMP_PREFIX}a-minute", f"{TEMP_PREFIX}just-written"]
 
 
+def test_a_crashed_writers_debris_goes_at_the_stores_first_write_and_later_debris_at_purge(
+        tmp_path: Path) -> None:
+    """A store scans its directory for crashed writers' temporaries once, at its first write, not
+    before every entry (a 100-name order's writes each scanned the others', docs/performance.md)."""
+    def debris(name: str) -> Path:
+        path = tmp_path / f"{TEMP_PREFIX}{name}"
+        path.write_text("partial")
+        os.utime(path, (time.time() - 7200,) * 2)  # two hours old: its writer is long gone
+        return path
+
+    store = ChallengeStore(tmp_path)
+    first = debris("before-the-first-write")
+    store.put(TOKEN, KEYAUTH, "www.example.org", "http-01")
+    assert not first.exists()
+    later = debris("after-the-first-write")
+    store.put("b" * 43, "b" * 43 + KEYAUTH[43:], "www.example.net", "http-01")
+    assert later.exists() and store.get("b" * 43) is not None
+    assert store.purge() == 1 and not later.exists()
+    assert ChallengeStore(tmp_path).get(TOKEN) == KEYAUTH  # the entries stay
+
+
 def test_purge_judges_expiry_by_the_time_it_is_given(tmp_path: Path) -> None:
     store = ChallengeStore(tmp_path)
     store.put(TOKEN, KEYAUTH, "a.example", "http-01", ttl=-60)  # expired a minute ago

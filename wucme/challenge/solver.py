@@ -95,6 +95,13 @@ class ChallengeSolver:
                              if where else f"cannot answer {cfg.type}: {e}", ident="NOLISTEN") from None
         return self
 
+    @property
+    def quick(self) -> bool:
+        """http-01 answers are files of the store's directory, written and removed at once: the
+        uacme port calls such a solver from one thread (wucme.uacme.hook.QUICK).  Answers in the
+        cluster's database, or for tls-alpn-01, are left to concurrent calls."""
+        return self.config.type == "http-01" and not self.store.shared
+
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
             self._server.stop()

@@ -106,7 +106,7 @@ class AcmeSession:
                  sleep: Callable[[float], None] = time.sleep, transport_retry_delay: float = 5.0,
                  rate_limit_default: float = 60.0, rate_limit_tries: int = 3, max_badnonce: int = 20,
                  poll_first: float = 0.01, poll_ceiling: float = 30.0, poll_deadline: float = 1800.0,
-                 workers: int = 16, hook_order: str = "wucme") -> None:
+                 workers: int = 8, hook_order: str = "wucme") -> None:
         self.transport = transport
         self.directory = directory
         self.key = key  # account key (or the certificate key, for revoke with CERTKEYFILE)
@@ -135,7 +135,9 @@ class AcmeSession:
         self.poll_first = poll_first
         self.poll_ceiling = poll_ceiling
         self.poll_deadline = poll_deadline
-        #: Parallel workers for authorizations and hooks (uacme: 1).
+        #: Parallel workers for authorizations and hooks (uacme: 1).  Eight, not more: on the
+        #: 2-CPU bench machine 16 made a 100-name issue slower (more GIL switches, a TLS
+        #: connection and a newNonce each; docs/performance.md), and the HTTP client keeps 8 idle.
         self.workers = workers
         #: Hook order (WUCME_HOOK_ORDER): "wucme", every begin, the challenges validated
         #: together, then every done; "uacme", uacme's sequence, one authorization at a time.
@@ -186,7 +188,8 @@ def _transport(a: AcmeSession, method: str, url: str, body: bytes | None = None,
             a.log.warn(f"{method} {url} failed: {e}, retrying in {a.transport_retry_delay:g} s")
             a.sleep(a.transport_retry_delay)
             continue
-        a.log(3, f"{method} {url} -> {resp.status}\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers))
+        if a.log.on(3):
+            a.log(3, f"{method} {url} -> {resp.status}\n" + "\n".join(f"{k}: {v}" for k, v in resp.headers))
         return resp
     raise AssertionError("unreachable")
 
@@ -200,7 +203,8 @@ def _reply(a: AcmeSession, resp: Response) -> AcmeReply:
         except (ValueError, RecursionError):  # ValueError: bad UTF-8, bad JSON, and since
             # Python 3.11 an integer of more than 4300 digits (int's conversion limit)
             raise ProtocolViolation(f"unparsable JSON from {resp.url}") from None
-        a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
+        if a.log.on(2):  # dumps of every answer: 15 ms of a 100-name issue, when nobody reads them
+            a.log(2, f"{resp.url}:\n{json.dumps(data, indent=1)[:20000]}")
     return AcmeReply(resp.status, resp, data)
 
 
@@ -252,7 +256,7 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
     (newAccount, revoke with the certificate key; RFC 8555 §6.2).
     """
     _check_url(a, url)
-    if payload not in (None, ""):
+    if payload not in (None, "") and a.log.on(2):
         a.log(2, f"POST {url}: {json.dumps(payload)}")
     headers = {"Content-Type": JOSE_JSON}
     if accept:
@@ -266,7 +270,8 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
         else:
             protected = jws.jws_protected_jwk(nonce, url, a.key)
         body = jws.jws_encode(protected, payload, a.key)
-        a.log(3, f"JWS {body.decode()}")
+        if a.log.on(3):
+            a.log(3, f"JWS {body.decode()}")
         r = _reply(a, _transport(a, "POST", url, body, headers))
         if r.status == 400 and isinstance(r.problem(), BadNonce):
             badnonce += 1
@@ -280,12 +285,22 @@ def acme_post(a: AcmeSession, url: str, payload: dict[str, Any] | str | None,
         return r
 
 
-def acme_poll(a: AcmeSession, url: str, waiting: tuple[str, ...], what: str) -> AcmeReply:
+def acme_poll(a: AcmeSession, url: str, waiting: tuple[str, ...], what: str,
+              wait_first: AcmeReply | None = None) -> AcmeReply:
     """POST-as-GET `url` until its status leaves `waiting` (RFC 8555 §7.1.6, §7.5.1).
 
     Waits follow the session's backoff, or the server's Retry-After when it gives one.
+    *wait_first*: the answer that said the object is not there yet (a finalize answer saying
+    "processing", §7.4); when it carries a Retry-After, the first request waits for it.
+    Without one the first request goes at once: Pebble issues a one-name certificate before
+    it is asked (a first wait of the backoff's 10 ms made such an issue 10 ms slower).
     """
     backoff = a.backoff()
+    first = retry_after(wait_first.header("Retry-After"), 0) if wait_first is not None else 0
+    if wait_first is not None and first > 0:
+        pause = backoff.next(first) or 0.0
+        a.log(2, f"{what} {wait_first.jstr('status')}, waiting {pause:g} seconds")
+        a.sleep(pause)
     while True:
         r = acme_post(a, url, "").expect(200, what=f"poll {what} status at {url}")
         status = r.jstr("status")

@@ -34,7 +34,7 @@ from wucme.core import jws
 from wucme.core.retry import retry_after
 from wucme.errors import PollTimeout, ProtocolViolation, WucmeError
 from wucme.uacme.acme import AcmeReply, AcmeSession, acme_post
-from wucme.uacme.hook import Solver, hook_run
+from wucme.uacme.hook import QUICK, Solver, hook_run
 from wucme.uacme.msg import scan_char
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url (RFC 8555 §8.1: >= 128 bits)
@@ -71,8 +71,8 @@ def key_auth_for(type: str, token: str, thumbprint: str) -> str:
     return ka
 
 
-def _map(a: AcmeSession, fn: Any, items: list[Any]) -> list[Any]:
-    if len(items) <= 1 or a.workers <= 1:
+def _map(a: AcmeSession, fn: Any, items: list[Any], serial: bool = False) -> list[Any]:
+    if serial or len(items) <= 1 or a.workers <= 1:
         return [fn(i) for i in items]
     # Only here: one authorization needs no pool, nor concurrent.futures' logging (0.8 MiB).
     from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +93,14 @@ def _one_at_a_time(solver: Solver | None) -> bool:
     """A hook program and the operator at the terminal answer one call at a time, as in uacme;
     wucme's own in-process solvers answer concurrently."""
     return solver is None
+
+
+def _quick(solver: Solver | None) -> bool:
+    """A solver marked `quick` (wucme.uacme.hook.QUICK: it answers at once, in this process, a
+    file written or removed) is called in the calling thread, in authorization order, with the
+    same outcome as concurrent calls: a pool of threads for a hundred such calls cost more than
+    the calls (about 10 ms each way for a 100-name issue, docs/performance.md)."""
+    return bool(getattr(solver, QUICK, False))
 
 
 def _hook(a: AcmeSession, solver: Solver | None, method: str, ch_type: str, ident: str, token: str,
@@ -196,7 +204,7 @@ def authorize(a: AcmeSession, authz_urls: list[str], order_url: str | None = Non
             if isinstance(chosen[-1], WucmeError):
                 break
     else:
-        chosen = _map(a, choose, pending)
+        chosen = _map(a, choose, pending, serial=_quick(solver))
     accepted = [c for c in chosen if isinstance(c, Challenge)]
     errors = [c for c in chosen if isinstance(c, WucmeError)]
     if errors:
@@ -327,7 +335,7 @@ def _finish(a: AcmeSession, chs: list[Challenge], solver: Solver | None, force_f
         for ch in chs:
             run(ch)
     else:
-        _map(a, run, chs)
+        _map(a, run, chs, serial=_quick(solver))
 
 
 __all__ = ["authorize", "key_auth_for", "Challenge", "AcmeReply", "Solver"]

@@ -37,9 +37,11 @@ _LINK_ALT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?alternate"?', re.I)
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
 
 
-def _poll_order(a: AcmeSession, url: str, waiting: tuple[str, ...], want: str) -> dict[str, Any]:
-    """POST-as-GET the order until it leaves `waiting` (RFC 8555 §7.4); it must reach `want`."""
-    r = acme_poll(a, url, waiting, "order")
+def _poll_order(a: AcmeSession, url: str, waiting: tuple[str, ...], want: str,
+                wait_first: AcmeReply | None = None) -> dict[str, Any]:
+    """POST-as-GET the order until it leaves `waiting` (RFC 8555 §7.4); it must reach `want`.
+    *wait_first*: the answer to wait out before the first request (acme_poll)."""
+    r = acme_poll(a, url, waiting, "order", wait_first)
     order = r.json if isinstance(r.json, dict) else {}
     status = order.get("status")
     if status != want:
@@ -115,7 +117,9 @@ def cert_order(a: AcmeSession, names: list[str], csr: bytes, replaces: str | Non
     r = acme_post(a, finalize, {"csr": b64url_encode(csr)}).expect(200, what=f"finalize order at {finalize}")
     order = r.json if isinstance(r.json, dict) else {}
     if order.get("status") != "valid":
-        order = _poll_order(a, orderurl, ("ready", "processing"), "valid")
+        # RFC 8555 §7.4: "processing": the certificate is being issued; poll after the time the
+        # answer's Retry-After gives, if any.
+        order = _poll_order(a, orderurl, ("ready", "processing"), "valid", wait_first=r)
     certurl = order.get("certificate")
     if not isinstance(certurl, str):
         raise ProtocolViolation("failed to parse certificate url")

@@ -28,6 +28,11 @@ from wucme.settings import hook_timeout
 #: solver(method, type, ident, token, auth) -> 0 accepted (or done), >0 declined, <0 abort.
 Solver = Callable[[str, str, str, str, str], int]
 
+#: The attribute that marks a Solver as quick: true when each call answers at once, in this
+#: process (a file written or removed), so that concurrent calls would gain nothing; the port
+#: then calls it from one thread (wucme.uacme.authorize).
+QUICK = "quick"
+
 
 def hook_run(prog: str, method: str, type: str, ident: str, token: str, auth: str,
              timeout: float | None = None, env: dict[str, str] | None = None) -> int:

@@ -23,6 +23,11 @@ class Msg:
         if level <= self.level:
             self.write(text)
 
+    def on(self, level: int) -> bool:
+        """Whether `msg(level, ...)` would be shown: costly texts (a JSON dump of every answer)
+        are made only then."""
+        return level <= self.level
+
     def write(self, text: str) -> None:
         stream = self.stream or sys.stderr
         with self._lock:

@@ -76,16 +76,19 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int, durable: bool = True) -> Path:
+def write_temp(directory: str | os.PathLike[str], data: bytes, mode: int, durable: bool = True,
+               purge: bool = True) -> Path:
     """Write *data* to a new temporary file in *directory*, durable (unless not *durable*) and
-    with *mode*.
+    with *mode*; crashed writers' temporaries are purged first unless not *purge* (a writer
+    that purged the directory once already).
 
     The file is created with O_EXCL and *mode* from the start, so key material is
     never readable by others even for an instant; fchmod then undoes the umask.  On
     any failure the temporary file is removed before the error propagates.
     """
     directory = Path(directory)
-    purge_temps(directory)
+    if purge:
+        purge_temps(directory)
     for _ in range(100):
         tmp = directory / f"{TEMP_PREFIX}{_NODE}-{os.getpid()}-{os.urandom(6).hex()}"
         try:
@@ -141,12 +144,13 @@ def install_temp(tmp: Path, path: Path, before: Callable[[], T] | None = None,
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *,
-                 durable: bool = True) -> Path:
+                 durable: bool = True, purge: bool = True) -> Path:
     """Replace *path* by a file holding *data*: temp in the same directory, fsync, rename, fsync dir.
 
     Not *durable*: no fsync, for a file that matters only while its writer runs (a challenge
     entry): readers still see the old file or the new one whole, and only a crash of the
-    machine can leave it torn or empty."""
+    machine can leave it torn or empty.  Not *purge*: crashed writers' temporaries are left
+    alone (write_temp)."""
     path = Path(path)
-    install_temp(write_temp(path.parent, data, mode, durable), path, durable=durable)
+    install_temp(write_temp(path.parent, data, mode, durable, purge), path, durable=durable)
     return path

@@ -176,13 +176,24 @@ def test_order_pending_then_ready_with_backoff(ca: FakeCA) -> None:
 
 
 def test_order_processing_after_finalize_with_retry_after(ca: FakeCA) -> None:
+    """RFC 8555 §7.4: "processing" - poll after the Retry-After of the answer, the finalize
+    answer's included: three answers say "processing" (finalize and two polls), three waits."""
     ca.order_processing_polls, ca.poll_retry_after = 2, "1"
     a = registered(ca)
     pem = order(ca, a)
-    assert waits(a) == [1.0, 1.0]
+    assert waits(a) == [1.0, 1.0, 1.0]
     assert ca.trail()[-5:] == ["POST finalize 200", "POST order 200", "POST order 200",
                                "POST order 200", "POST cert 200"]
     assert pem == issued(ca).chains[0]
+
+
+def test_a_finalize_answered_processing_without_retry_after_is_polled_at_once(ca: FakeCA) -> None:
+    """No Retry-After: the first poll goes at once (a CA as quick as Pebble has issued already)."""
+    ca.order_processing_polls = 1
+    a = registered(ca)
+    order(ca, a)
+    assert waits(a) == pytest.approx([0.01])
+    assert ca.trail()[-4:] == ["POST finalize 200", "POST order 200", "POST order 200", "POST cert 200"]
 
 
 def test_no_finalize_after_a_poll_timeout(ca: FakeCA) -> None:

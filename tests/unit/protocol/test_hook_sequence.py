@@ -244,6 +244,49 @@ def test_solvers_answer_concurrently_up_to_workers(ca: FakeCA, workers: int, nam
     assert answerer.most == {"begin": most, "done": most}
 
 
+class QuickOverlap(Overlap):
+    """An answerer marked quick (wucme.uacme.hook.QUICK), as ChallengeSolver is for http-01,
+    noting the threads that call it."""
+
+    quick = True
+
+    def __init__(self, ca: FakeCA, together: int) -> None:
+        super().__init__(ca, together)
+        self.threads: set[threading.Thread] = set()
+
+    def __call__(self, method: str, ch_type: str, ident: str, token: str, auth: str) -> int:
+        self.threads.add(threading.current_thread())
+        return super().__call__(method, ch_type, ident, token, auth)
+
+
+def test_a_quick_solver_is_called_from_one_thread_in_authorization_order(ca: FakeCA) -> None:
+    a = registered(ca, workers=16)
+    answerer = QuickOverlap(ca, 1)
+    names = [f"n{i}.test" for i in range(6)]
+    order_url, authzs = order_for(a, names)
+    authorize(a, authzs, order_url, **solve_with(a, answerer))
+    assert answerer.most == {"begin": 1, "done": 1} and answerer.threads == {threading.current_thread()}
+    assert answerer.methods() == [("begin", "http-01", n) for n in names] + [("done", "http-01", n) for n in names]
+
+
+class QuickAnswerer(Answerer):
+    quick = True
+
+
+def test_a_quick_solver_is_still_offered_every_name_and_each_begun_hears_failed(ca: FakeCA) -> None:
+    """Called from one thread, a quick solver sees what concurrent calls would: every name
+    offered (not uacme's stop at the first refusal), the first refusal raised, the others ended."""
+    a = registered(ca, workers=16)
+    answerer = QuickAnswerer(ca, decline=("b.test",))
+    order_url, authzs = order_for(a, ["a.test", "b.test", "c.test"])
+    with fails(WucmeError, "^%WUCME-E-NOCHALLENGE, no challenge accepted for b.test$"):
+        authorize(a, authzs, order_url, **solve_with(a, answerer))
+    assert [m for m in answerer.methods() if m[1] == "http-01"] == [
+        ("begin", "http-01", "a.test"), ("begin", "http-01", "b.test"), ("begin", "http-01", "c.test"),
+        ("failed", "http-01", "a.test"), ("failed", "http-01", "c.test")]
+    assert ca.requests("challenge") == []
+
+
 def test_a_hook_program_is_called_one_at_a_time(ca: FakeCA, tmp_path: Path) -> None:
     prog = hook(tmp_path, f"mkdir {tmp_path}/busy || exit 3; sleep 0.01; rmdir {tmp_path}/busy; exit 1")
     a = registered(ca, hook=prog, workers=16)
