@@ -174,6 +174,9 @@ def test_issue_imports_no_cryptography(env: dict[str, str], pebble: Pebble) -> N
     # One name: one authorization, answered without a thread pool (concurrent.futures brings
     # logging); and no `idna` codec for the CA's ASCII host name (stringprep, unicodedata).
     assert heavy(names, ("concurrent", "logging", "encodings.idna", "stringprep", "unicodedata")) == []
+    # Its records are named tuples and plain classes: no `dataclasses`, which brings `inspect`,
+    # `ast`, `dis` and `tokenize` (about 6 ms of a start on this machine).
+    assert heavy(names, ("dataclasses", "inspect", "ast")) == []
     # ... and without the native modules the twins do it all with `cryptography` (its keys, its
     # X.509 for the chain), reading the account key the native one wrote.
     proc, names = added(ENTRY, ["issue", "/noprogress", "budget.example.org"], dict(env, WUCME_NO_NATIVE="1"))
