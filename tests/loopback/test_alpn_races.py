@@ -136,3 +136,29 @@ def test_kill_9_of_the_master_its_workers_follow_and_a_new_server_starts_over_it
         if second is not None:
             stop_child(second, grace=10)
         backend.close()
+
+
+def test_a_server_answering_its_control_socket_has_written_its_pid(tmp_path: Path) -> None:
+    """Whoever finds the server on its control socket (an init script, `wucme alpn` started
+    again) finds its pid in the pid file too, at the first moment the socket answers, over a
+    stale file a killed server left (whose pid must never be read as the new one's)."""
+    backend = TlsBackend(write_self_signed(tmp_path))
+    try:
+        for round_ in range(10):
+            port, here = free_port(), tmp_path / f"round{round_}"
+            here.mkdir()
+            if round_ % 2:
+                (here / "alpn.pid").write_text("99999999\n")  # a killed server's, unlocked
+            proc = server(here, backend, port, "-n", "1")
+            try:
+                control = AlpnControl(here / "alpn.sock")
+                deadline = time.monotonic() + 30
+                while not control.available():
+                    assert proc.poll() is None and time.monotonic() < deadline, \
+                        proc.stderr.read() if proc.stderr else ""
+                    time.sleep(0.0005)
+                assert (here / "alpn.pid").read_text().strip() == str(proc.pid)
+            finally:
+                stop_child(proc, grace=10)
+    finally:
+        backend.close()

@@ -649,6 +649,10 @@ def server_main(o: Options, log: AlpnLog) -> int:
         if before is not None:
             log("NOTICE", _stale(o.pidfile, before))
         daemon = _daemonize(log) if o.daemon else None
+        # The pid before the control socket: whoever finds the server answering there finds
+        # its pid in the file too (it was written after the listeners, and a client of the
+        # socket could read the file truncated and empty).
+        _write_pid(pidfd)
         control_sock = _control_socket(o)
         cleanup_paths.append(o.socket)
         log("NOTICE", f"version {_version()} starting")
@@ -657,7 +661,6 @@ def server_main(o: Options, log: AlpnLog) -> int:
         listeners = _front_listeners(o, log)
         if not listeners:
             raise AlpnError("failed to listen to all address")
-        _write_pid(pidfd)
         table = AuthTable(o.max_auths, shared=_shared_store(log))
         # Built (its limits read from the logical name tables) before -u and -r take the
         # tables out of reach; each worker starts its own copy after the fork.
