@@ -67,12 +67,15 @@ class SimClock(FakeClock):
         super().wait_until(when)
 
 
-@dataclass
 class QuickRetry(AcmeSession):
     """The pause between tries on a transport failure (5 s, real time: the fake clock does not
     cover it) made short, so dropped and dripping days cost the simulation little."""
 
-    transport_retry_delay: float = 0.05
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        fields.setdefault("transport_retry_delay", 0.05)
+        super().__init__(*args, **fields)
 
 
 @dataclass
