@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from wucme import crypto, scanindex
 from wucme._native import certscan
-from wucme._native.pkey import NativeKey
+from wucme.core.jws import key_type
 from wucme.core.times import iso, utc_now
 from wucme.errors import WucmeError
 from wucme.vms.atomic import fill_fd, write_temp
@@ -90,17 +90,9 @@ class NoPrivilege(WucmeError):
     ident = "NOPRIV"
 
 
-def key_pem(key: crypto.PrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM, the form uacme and the servers read (crypto.key_pem)."""
-    return crypto.key_pem(key)
-
-
-def key_description(key: Any) -> str:
+def key_description(key: crypto.PrivateKey) -> str:
     """`EC P-256`, `RSA 2048`: what the state file and `certificates` show."""
-    size = getattr(key, "key_size", 0)
-    if isinstance(key, NativeKey):
-        return f"{'EC P-' if key.kind == 'EC' else 'RSA '}{size}"
-    return f"EC P-{size}" if hasattr(key, "curve") else f"RSA {size}"
+    return f"EC P-{key.key_size}" if key_type(key) == "EC" else f"RSA {key.key_size}"
 
 
 class CertState:
@@ -365,7 +357,7 @@ class Repository:
 
     def save_account_key(self, key: crypto.PrivateKey) -> Path:
         """Write a new account key, keeping the previous one as an earlier version."""
-        return write_versioned(self.account_key_path, key_pem(key), KEY_MODE)
+        return write_versioned(self.account_key_path, crypto.key_pem(key), KEY_MODE)
 
     # --- certificates -----------------------------------------------------------------------
 
@@ -381,7 +373,7 @@ class Repository:
         The renames go key, certificate, state: a kill between the last two leaves a state
         naming the old serial, which the next read reconciles with the certificate (_managed).
         """
-        pem = key_pem(key)
+        pem = crypto.key_pem(key)
         chain = chain_pem if chain_pem.endswith(b"\n") else chain_pem + b"\n"
         leaf = crypto.chain_info(chain)  # serial and notAfter, as the scan reads them
         state = self.load_state(hosts[0])

@@ -58,7 +58,8 @@ from wucme.obtain import obtain  # noqa: E402
 from wucme.session import account_session  # noqa: E402
 from wucme.settings import ChallengeConfig  # noqa: E402
 from wucme.uacme.msg import Msg  # noqa: E402
-from wucme.repository import CertState, Repository, key_pem  # noqa: E402
+from wucme.crypto import key_pem  # noqa: E402
+from wucme.repository import CertState, Repository  # noqa: E402
 from wucme.scanindex import RACY_SECONDS  # noqa: E402
 from wucme.uacme.account import account_new  # noqa: E402
 from wucme.vms.ods2 import ods2_name  # noqa: E402

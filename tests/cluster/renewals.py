@@ -31,7 +31,8 @@ from cryptography.x509.oid import NameOID
 from harness.faultproxy import FaultProxy
 from harness.pebble import Pebble
 from wucme.core.times import iso
-from wucme.repository import CertState, key_pem
+from wucme.crypto import key_pem
+from wucme.repository import CertState
 from wucme.vms.ods2 import ods2_name
 
 RENEWED = re.compile(r"%WUCME-S-RENEWED, (WUCME_C_\S+\.PEM) for")

@@ -15,7 +15,8 @@ from cryptography.x509.oid import NameOID
 
 from wucme import renewal, scanindex
 from wucme.core.times import renewal_threshold
-from wucme.repository import CertState, Managed, Repository, key_pem
+from wucme.crypto import key_pem
+from wucme.repository import CertState, Managed, Repository
 from wucme.vms.ods2 import ods2_name
 
 KEY = ec.generate_private_key(ec.SECP256R1())

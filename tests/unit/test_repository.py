@@ -15,7 +15,8 @@ from cryptography.x509.oid import NameOID
 
 from wucme.errors import WucmeError
 from wucme.renewal import due, threshold
-from wucme.repository import STATE_MODE, CertState, NoPrivilege, Repository, key_pem
+from wucme.crypto import key_pem
+from wucme.repository import STATE_MODE, CertState, NoPrivilege, Repository
 from wucme.settings import default_here
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -19,7 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from wucme import crypto, scanindex
 from wucme._native import certscan
-from wucme.repository import CertState, Managed, Repository, key_pem
+from wucme.crypto import key_pem
+from wucme.repository import CertState, Managed, Repository
 from wucme.vms.ods2 import ods2_name
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -17,7 +17,7 @@ import ipaddress
 import threading
 from typing import Any
 
-from wucme.vms.lnm import trnlnm
+from wucme._native import native_forced_off
 
 from . import certscan_pure as pure
 from .certscan_pure import CertInfo, NoCertificate, file_key
@@ -131,11 +131,6 @@ class NativeScanner(Scanner):
 
 PURE = Scanner()
 NATIVE = NativeScanner(_lib, _ffi) if _lib is not None else None
-
-
-def native_forced_off() -> bool:
-    """True when the logical name WUCME_NO_NATIVE is defined (read at each use)."""
-    return trnlnm("WUCME_NO_NATIVE") is not None
 
 
 def understood(pem: bytes) -> CertInfo | None:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from wucme.errors import WucmeError
-from wucme.vms.lnm import trnlnm
+from wucme._native import native_forced_off
 
 from . import lockmgr_pure
 
@@ -150,11 +150,6 @@ class LockBackend:
 
 PURE = LockBackend("pure", lockmgr_pure, None)
 NATIVE = LockBackend("native", _lib, _ffi) if _lib is not None else None
-
-
-def native_forced_off() -> bool:
-    """True when the logical name WUCME_NO_NATIVE is defined (read at each use)."""
-    return trnlnm("WUCME_NO_NATIVE") is not None
 
 
 def backend(native: bool | None = None) -> LockBackend:

@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from wucme.core import der
-from wucme.vms.lnm import trnlnm
+from wucme._native import native_forced_off
 
 try:
     from wucme._native._pkey import ffi as _ffi, lib as _lib
@@ -38,7 +38,6 @@ HAS_PKEY = _lib is not None
 #: A private key's PEM, whole file: the label names the form of the DER inside.
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----\n([A-Za-z0-9+/=\n]+)-----END \1-----\n")
 _FORMS = {b"PRIVATE KEY": 1, b"RSA PRIVATE KEY": 2, b"EC PRIVATE KEY": 3}  # pkey.h: PK_PKCS8, ...
-_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RFC 8017 appendix A.1
 #: Room for what pk_pkcs8() writes of an RSA-4096 key; larger keys ask again with the size.
 _PKCS8_CAP = 2560
 #: The longest signature: RSA-8192's (pk_sign asks for what the key can make, never more).
@@ -87,7 +86,7 @@ def well_formed(form: int, data: bytes) -> bool:
                 return False
             algorithm = der.tlvs(fields[1][1])
             oid = der.oid_text(algorithm[0][1]) if algorithm and algorithm[0][0] == der.OID else ""
-            inner = 2 if oid == _RSA_ENCRYPTION else 3 if oid == der.EC_PUBLIC_KEY else 0
+            inner = 2 if oid == der.RSA_ENCRYPTION else 3 if oid == der.EC_PUBLIC_KEY else 0
             return inner != 0 and well_formed(inner, fields[2][1])
         if form == 2:  # RSAPrivateKey (RFC 8017 A.1.2): version, n, e, d, p, q, dP, dQ, qInv
             return (len(fields) == 9 and fields[0] == (der.INTEGER, b"\x00")
@@ -188,11 +187,6 @@ class NativeKeys:
 
 
 NATIVE = NativeKeys() if HAS_PKEY else None
-
-
-def native_forced_off() -> bool:
-    """True when the logical name WUCME_NO_NATIVE is defined (read at each use)."""
-    return trnlnm("WUCME_NO_NATIVE") is not None
 
 
 def backend(native: bool | None = None) -> NativeKeys | None:

@@ -23,6 +23,9 @@ MAX_ARC_BYTES = 20
 #: id-ecPublicKey (RFC 5480 §2.1.1) and the two curves uacme makes keys on.
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 CURVE_OIDS = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
+#: rsaEncryption (RFC 8017 appendix A.1): the algorithm of an RSA key's SubjectPublicKeyInfo
+#: and PrivateKeyInfo.
+RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 
 
 class DerError(ValueError):

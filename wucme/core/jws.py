@@ -50,7 +50,6 @@ _EC_PARAMS: dict[int, tuple[str, str]] = {256: ("P-256", "ES256"), 384: ("P-384"
 _EC_CURVES: dict[str, int] = {"secp256r1": 256, "secp384r1": 384}
 _SHA2 = {256: hashlib.sha256, 384: hashlib.sha384, 512: hashlib.sha512}
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
-_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RFC 8017 appendix A.1
 
 
 def _json(obj: Any, canonical: bool = False) -> str:
@@ -119,7 +118,7 @@ def _native_jwk(key: NativeKey) -> tuple[dict[str, str], str]:
     uncompressed: 04 || x || y)."""
     algorithm, params, public = _der.spki_parts(key.public_der())
     if key.kind == "RSA":
-        if algorithm != _RSA_ENCRYPTION:
+        if algorithm != _der.RSA_ENCRYPTION:
             raise ValueError("not an RSA public key")
         n, e = _der.integers(public, 2)
         return {"kty": "RSA", "n": _uint(n), "e": _uint(e)}, "RS256"
