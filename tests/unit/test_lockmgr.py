@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.native import require_built
 from harness.pebble import stop_child
 
 import wucme._native.lockmgr as lmmod
@@ -44,12 +45,8 @@ def granted(lm: LockManager, mode: LockMode, resource: str = "R") -> bool:
 
 
 def test_native_is_the_one_in_use_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = list((Path(lmmod.__file__).parent).glob("_lockmgr*.so"))
-    if built:  # an extension that is there but fails to import must not pass unseen
-        assert lmmod.HAS_LOCKMGR, built
+    require_built("lockmgr", lmmod.HAS_LOCKMGR, "native lock manager")
     monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
-    if not lmmod.HAS_LOCKMGR:
-        pytest.skip("native lock manager not built")
     from wucme._native import _lockmgr  # type: ignore[attr-defined]
 
     be = lmmod.backend()

@@ -23,6 +23,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.native import require_built
 import wucme._native.certscan as cs
 from wucme import crypto
 from wucme.repository import CertState, Repository
@@ -46,11 +47,7 @@ def be(request: pytest.FixtureRequest) -> cs.Scanner:
 
 
 def test_native_is_the_one_in_use_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = list(Path(cs.__file__).parent.glob("_certscan*.so"))
-    if built:  # an extension that is there but fails to import must not pass unseen
-        assert cs.HAS_CERTSCAN, built
-    if not cs.HAS_CERTSCAN:
-        pytest.skip("native certificate scan not built")
+    require_built("certscan", cs.HAS_CERTSCAN, "native certificate scan")
     monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
     assert cs.backend() is cs.NATIVE
     monkeypatch.setenv("WUCME_NO_NATIVE", "1")

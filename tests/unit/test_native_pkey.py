@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.native import require_built
 import wucme._native.pkey as pk
 from wucme import crypto
 from wucme.core import der, jws
@@ -63,11 +64,7 @@ def cryptography_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> byt
 
 
 def test_native_is_the_one_in_use_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = list(Path(pk.__file__).parent.glob("_pkey*.so"))
-    if built:  # an extension that is there but fails to import must not pass unseen
-        assert pk.HAS_PKEY, built
-    if not pk.HAS_PKEY:
-        pytest.skip("native keys not built")
+    require_built("pkey", pk.HAS_PKEY, "native keys")
     monkeypatch.delenv("WUCME_NO_NATIVE", raising=False)
     assert pk.backend() is pk.NATIVE and is_native(crypto.key_gen("EC", 256))
     monkeypatch.setenv("WUCME_NO_NATIVE", "1")
